@@ -1,0 +1,378 @@
+"""Plans and target files: TOML -> frozen dataclasses, validated at the edge.
+
+Unknown keys and bad values raise :class:`~edgebench.errors.ConfigError` naming the file, the key and the
+allowed values. Names (datasets, models, attacks, backends, targets) are checked against their registries
+so that a typo fails before any work starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from edgebench.errors import ConfigError, EdgebenchError
+
+
+def _where(source: str, key: str) -> str:
+    return f"{source}: {key}" if key else source
+
+
+class _Table:
+    """A TOML table being validated: typed getters that record which keys were used."""
+
+    def __init__(self, raw: Any, source: str, key: str) -> None:
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{_where(source, key)}: expected a table, got {type(raw).__name__}")
+        self.raw, self.source, self.key = raw, source, key
+        self.used: set[str] = set()
+
+    def path(self, name: str) -> str:
+        return f"{self.key}.{name}" if self.key else name
+
+    def _fail(self, name: str, msg: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {self.path(name)}: {msg}")
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = None, *, required: bool = False) -> Any:
+        self.used.add(name)
+        if name not in self.raw:
+            if required:
+                raise self._fail(name, "is required")
+            return default
+        value = self.raw[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) and bool not in kinds:
+            raise self._fail(name, f"must be {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
+        if not isinstance(value, kinds):
+            raise self._fail(name, f"must be {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
+        return value
+
+    def number(self, name: str, default: float | None, *, lo: float | None = None, hi: float | None = None,
+               integer: bool = False, lo_open: bool = False, required: bool = False) -> Any:
+        value = self.get(name, int if integer else (int, float), default, required=required)
+        if value is None:
+            return None
+        if not integer and not math.isfinite(value):
+            raise self._fail(name, f"must be finite, got {value!r}")
+        if lo is not None and (value < lo or (lo_open and value == lo)):
+            raise self._fail(name, f"must be {'>' if lo_open else '>='} {lo}, got {value!r}")
+        if hi is not None and value > hi:
+            raise self._fail(name, f"must be <= {hi}, got {value!r}")
+        return value
+
+    def choice(self, name: str, allowed: list[str], default: str | None = None, *, required: bool = False) -> Any:
+        value = self.get(name, str, default, required=required)
+        if value is not None and value not in allowed:
+            import difflib
+
+            close = difflib.get_close_matches(value, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise self._fail(name, f"{value!r} is not one of {allowed}{hint}")
+        return value
+
+    def table(self, name: str) -> _Table:
+        self.used.add(name)
+        return _Table(self.raw.get(name, {}), self.source, self.path(name))
+
+    def rest(self) -> dict[str, Any]:
+        """The keys not read by a getter (passed through as parameters, checked by their consumer)."""
+        return {k: v for k, v in self.raw.items() if k not in self.used}
+
+    def done(self, allowed_extra: tuple[str, ...] = ()) -> None:
+        unknown = [k for k in self.raw if k not in self.used and k not in allowed_extra]
+        if unknown:
+            allowed = sorted(self.used | set(allowed_extra))
+            raise ConfigError(f"{self.source}: {self.path(unknown[0])}: unknown key; allowed keys here: {allowed}")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """``[data]``: the dataset, its loader parameters and the deterministic subset sizes."""
+
+    dataset: str = "digits"
+    params: dict[str, Any] = field(default_factory=dict)
+    n_train: int | None = None
+    n_test: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """``[[models]]``: a zoo architecture, a user torch factory (``package.module:factory``) or a ready
+    ONNX file. ``attack_source`` names the model whose adversarial examples this one is evaluated on
+    (default: itself, white-box); an ONNX model has no gradients and must name one."""
+
+    name: str
+    arch: str | None = None
+    factory: str | None = None
+    onnx: str | None = None
+    checkpoint: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    attack_source: str | None = None
+
+    @property
+    def source(self) -> str:
+        return self.attack_source or self.name
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """``[[attacks]]``: registry name, ε list, the number of test samples attacked, and parameters."""
+
+    name: str
+    label: str
+    eps: tuple[float, ...]
+    n: int | None = None
+    batch_size: int = 256
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """``[[targets]]``: a target (name in ``targets/`` or a path to a target file) and its backends."""
+
+    target: str
+    backends: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """``[measure]``: the accuracy-pass batch size, the latency protocol and the parity tolerance."""
+
+    batch_size: int = 128
+    warmup: int = 20
+    min_runs: int = 200
+    min_duration_s: float = 1.0
+    max_runs: int = 1_000_000
+    parity_atol: float = 1e-4
+    parity_n: int = 256
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A whole experiment: data × models × attacks × targets, plus the measurement protocol."""
+
+    name: str
+    source: str
+    seed: int = 0
+    data: DataSpec = DataSpec()
+    models: tuple[ModelSpec, ...] = ()
+    attacks: tuple[AttackSpec, ...] = ()
+    targets: tuple[TargetSpec, ...] = ()
+    measure: MeasureSpec = MeasureSpec()
+    quick: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("source")
+        return d
+
+    def digest(self) -> str:
+        """Content hash of the resolved plan (not of the file's text: formatting does not matter)."""
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _eps_list(t: _Table) -> tuple[float, ...]:
+    raw = t.get("eps", (int, float, list), [0.0])
+    values = raw if isinstance(raw, list) else [raw]
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise t._fail("eps", f"must be a number or list of numbers >= 0, got {raw!r}")
+    return tuple(float(v) for v in values)
+
+
+def _parse_models(raw: list[Any], source: str) -> tuple[ModelSpec, ...]:
+    from edgebench.models import MODELS
+
+    models = []
+    for i, item in enumerate(raw):
+        t = _Table(item, source, f"models[{i}]")
+        name = t.get("name", str, required=True)
+        arch, factory, onnx = t.get("arch", str), t.get("factory", str), t.get("onnx", str)
+        given = [k for k, v in (("arch", arch), ("factory", factory), ("onnx", onnx)) if v]
+        if len(given) != 1:
+            raise t._fail("arch", f"give exactly one of 'arch' (a zoo model: {MODELS.names()}), 'factory' "
+                                  f"('package.module:function') or 'onnx' (a file); got {given or 'none'}")
+        if arch:
+            MODELS.get(arch, where=f"{source}: {t.path('arch')}")
+        if factory and ":" not in factory:
+            raise t._fail("factory", f"must be 'package.module:function', got {factory!r}")
+        spec = ModelSpec(
+            name=name, arch=arch, factory=factory, onnx=onnx, checkpoint=t.get("checkpoint", str),
+            params=t.get("params", dict, {}), train=_parse_train(t.table("train")),
+            attack_source=t.get("attack_source", str),
+        )
+        t.done()
+        models.append(spec)
+    names = [m.name for m in models]
+    for i, m in enumerate(models):
+        if names.count(m.name) > 1:
+            raise ConfigError(f"{source}: models[{i}].name: {m.name!r} is used twice; names must be unique")
+        if m.attack_source is not None and m.attack_source not in names:
+            raise ConfigError(f"{source}: models[{i}].attack_source: {m.attack_source!r} is not a model of this "
+                              f"plan; allowed: {names}")
+        src = next(s for s in models if s.name == m.source)
+        if src.onnx:
+            raise ConfigError(f"{source}: models[{i}]: {src.name!r} is an ONNX file and cannot craft white-box "
+                              "attacks; set attack_source to a torch model of the plan (a surrogate)")
+    return tuple(models)
+
+
+def _parse_train(t: _Table) -> dict[str, Any]:
+    from edgebench.models.train import TrainConfig
+
+    cfg = {
+        "epochs": t.number("epochs", 10, lo=0, integer=True),
+        "batch_size": t.number("batch_size", 64, lo=1, integer=True),
+        "lr": t.number("lr", 1e-3, lo=0, lo_open=True),
+        "weight_decay": t.number("weight_decay", 0.0, lo=0),
+        "optimizer": t.choice("optimizer", ["adam", "sgd"], "adam"),
+    }
+    t.done()
+    TrainConfig(**cfg)
+    return cfg
+
+
+def _parse_attacks(raw: list[Any], source: str) -> tuple[AttackSpec, ...]:
+    from edgebench.attacks import ATTACKS
+    from edgebench.attacks.base import check_params
+
+    attacks = []
+    for i, item in enumerate(raw):
+        t = _Table(item, source, f"attacks[{i}]")
+        name = t.get("name", str, required=True)
+        cls = ATTACKS.get(name, where=f"{source}: {t.path('name')}")
+        spec = AttackSpec(
+            name=name, label=t.get("label", str, name), eps=_eps_list(t),
+            n=t.number("n", None, lo=1, integer=True), batch_size=t.number("batch_size", 256, lo=1, integer=True),
+            params=t.rest(),
+        )
+        check_params(cls, spec.params, where=f"{source}: attacks[{i}]")
+        try:
+            cls(**spec.params)
+        except EdgebenchError as exc:
+            raise ConfigError(f"{source}: attacks[{i}]: {exc}") from None
+        except TypeError as exc:
+            raise ConfigError(f"{source}: attacks[{i}]: bad parameter ({exc})") from None
+        attacks.append(spec)
+    labels = [a.label for a in attacks]
+    for i, a in enumerate(attacks):
+        if labels.count(a.label) > 1:
+            raise ConfigError(f"{source}: attacks[{i}].label: {a.label!r} is used twice; give each a distinct label")
+    return tuple(attacks)
+
+
+def _parse_targets(raw: list[Any], source: str) -> tuple[TargetSpec, ...]:
+    from edgebench.runtime import BACKENDS
+    from edgebench.targets import load_target
+
+    targets = []
+    for i, item in enumerate(raw):
+        t = _Table(item, source, f"targets[{i}]")
+        name = t.get("target", str, required=True)
+        target = load_target(name, where=f"{source}: {t.path('target')}")
+        backends = t.get("backends", list, list(target.backends))
+        for b in backends:
+            BACKENDS.get(b, where=f"{source}: {t.path('backends')}")
+            if b not in target.backends:
+                raise t._fail("backends", f"target {target.name!r} has no backend {b!r}; it has "
+                                          f"{list(target.backends)} (add it to {target.source})")
+        t.done()
+        targets.append(TargetSpec(target=name, backends=tuple(backends)))
+    return tuple(targets)
+
+
+def _parse_measure(t: _Table) -> MeasureSpec:
+    spec = MeasureSpec(
+        batch_size=t.number("batch_size", 128, lo=1, integer=True),
+        warmup=t.number("warmup", 20, lo=0, integer=True),
+        min_runs=t.number("min_runs", 200, lo=1, integer=True),
+        min_duration_s=t.number("min_duration_s", 1.0, lo=0),
+        max_runs=t.number("max_runs", 1_000_000, lo=1, integer=True),
+        parity_atol=t.number("parity_atol", 1e-4, lo=0),
+        parity_n=t.number("parity_n", 256, lo=1, integer=True),
+    )
+    t.done()
+    return spec
+
+
+def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan:
+    """Validate a plan document. With ``quick``, the plan's ``[quick]`` table overrides its sizes:
+    ``n_train``, ``n_test``, ``epochs``, ``attack_n`` (the plan's declared quick size)."""
+    top = _Table(raw, source, "")
+    head = top.table("plan")
+    name = head.get("name", str, Path(source).stem)
+    seed = head.number("seed", 0, lo=0, integer=True)
+    head.done()
+    d = top.table("data")
+    from edgebench.data import DATASETS
+
+    dataset = d.get("dataset", str, "digits")
+    DATASETS.get(dataset, where=f"{source}: data.dataset")
+    data = DataSpec(dataset=dataset, n_train=d.number("n_train", None, lo=1, integer=True),
+                    n_test=d.number("n_test", None, lo=1, integer=True),
+                    seed=d.number("seed", seed, lo=0, integer=True), params=d.rest())
+    q = top.table("quick")
+    quick_cfg = {
+        "n_train": q.number("n_train", None, lo=1, integer=True),
+        "n_test": q.number("n_test", None, lo=1, integer=True),
+        "epochs": q.number("epochs", None, lo=0, integer=True),
+        "attack_n": q.number("attack_n", None, lo=1, integer=True),
+    }
+    q.done()
+    models = _parse_models(top.get("models", list, []), source)
+    attacks = _parse_attacks(top.get("attacks", list, []), source)
+    targets = _parse_targets(top.get("targets", list, []), source)
+    measure = _parse_measure(top.table("measure"))
+    top.done()
+    if not models:
+        raise ConfigError(f"{source}: models: the plan has no [[models]] entry; add at least one")
+    plan = Plan(name=name, source=source, seed=seed, data=data, models=models, attacks=attacks, targets=targets,
+                measure=measure, quick={k: v for k, v in quick_cfg.items() if v is not None})
+    return apply_quick(plan) if quick else plan
+
+
+def apply_quick(plan: Plan) -> Plan:
+    """The plan at its declared quick size (smaller subsets, fewer epochs); named ``<name>-quick``."""
+    from dataclasses import replace
+
+    q = plan.quick
+    data = replace(plan.data, n_train=q.get("n_train", plan.data.n_train), n_test=q.get("n_test", plan.data.n_test))
+    models = tuple(replace(m, train={**m.train, "epochs": q.get("epochs", m.train.get("epochs"))}) for m in plan.models)
+    attacks = tuple(replace(a, n=min(a.n or q["attack_n"], q["attack_n"]) if "attack_n" in q else a.n)
+                    for a in plan.attacks)
+    return replace(plan, name=f"{plan.name}-quick", data=data, models=models, attacks=attacks)
+
+
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read {what} file ({exc})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+
+def default_plan_text() -> str:
+    """The embedded default plan (digits, zero downloads)."""
+    return resources.files("edgebench.plans").joinpath("default.toml").read_text()
+
+
+def load_plan(path: str | Path | None = None, *, quick: bool = False) -> Plan:
+    """Load and validate a plan file; ``None`` loads the embedded default plan."""
+    if path is None:
+        return parse_plan(tomllib.loads(default_plan_text()), "default plan", quick=quick)
+    p = Path(path)
+    return parse_plan(_read_toml(p, "plan"), str(p), quick=quick)

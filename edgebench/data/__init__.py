@@ -1,0 +1,77 @@
+"""Data sets: a registry of loaders, each returning a :class:`Dataset` of float32 NCHW images in [0, 1].
+
+Built-in loaders (registered when first looked up): ``digits`` (scikit-learn's bundled 8x8 digits),
+``mnist`` and ``fashion-mnist`` (IDX files, downloaded on first use), ``synthetic`` (tiny learnable data
+for tests) and ``npz`` (the user's own arrays). Torch-free.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from edgebench.data.base import Dataset, data_home, validate_arrays
+from edgebench.errors import ConfigError
+from edgebench.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DATASETS", "Dataset", "data_home", "load_dataset", "validate_arrays"]
+
+DATASETS: Registry[Callable[..., Dataset]] = Registry(
+    "dataset",
+    modules=(
+        "edgebench.data.digits",
+        "edgebench.data.idx",
+        "edgebench.data.synthetic",
+        "edgebench.data.npz",
+    ),
+)
+
+
+def load_dataset(name: str, *, where: str = "", **params: Any) -> Dataset:
+    """Load the data set registered as ``name``, passing ``params`` to its loader.
+
+    ``where`` says where the name and parameters came from (``"plan.toml: dataset"``) for messages.
+
+    Raises:
+        UnknownNameError: no data set is registered as ``name`` (the message suggests close names).
+        ConfigError: a parameter the loader does not take, a missing required one, or a bad value.
+        DataError: the data is missing, corrupt or invalid.
+    """
+    loader = DATASETS.get(name, where=where)
+    prefix = f"{where}: " if where else ""
+    _check_params(loader, name, params, prefix)
+    logger.debug("loading dataset %r with %r", name, params)
+    try:
+        return loader(**params)
+    except ConfigError as exc:
+        if prefix and not str(exc).startswith(prefix):
+            raise type(exc)(f"{prefix}dataset {name!r}: {exc}") from exc
+        raise
+
+
+def _check_params(loader: Callable[..., Dataset], name: str, params: dict[str, Any], prefix: str) -> None:
+    """Raise :class:`ConfigError` for parameters ``loader`` does not accept or required ones not given."""
+    sig = inspect.signature(loader)
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    accepted = {p.name: p for p in sig.parameters.values() if p.kind in kinds}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+    allowed = ", ".join(sorted(accepted)) or "(none)"
+    if not takes_any:
+        for key in params:
+            if key not in accepted:
+                close = difflib.get_close_matches(key, list(accepted), n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(
+                    f"{prefix}dataset {name!r} has no parameter {key!r}{hint}. Allowed parameters: {allowed}"
+                )
+    missing = [k for k, p in accepted.items() if p.default is inspect.Parameter.empty and k not in params]
+    if missing:
+        raise ConfigError(
+            f"{prefix}dataset {name!r} needs parameter(s) {', '.join(repr(m) for m in missing)}. "
+            f"Allowed parameters: {allowed}"
+        )

@@ -1,0 +1,67 @@
+"""ONNX export with a dynamic batch axis, and the parity check against the torch twin."""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgebench.errors import ArtifactError
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+
+
+def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: Path, *, opset: int = OPSET) -> Path:
+    """Write ``model`` to ``path`` as ONNX with input ``x`` of shape ``(batch, *input_shape)`` and output
+    ``logits``; the batch axis is dynamic. Uses the TorchScript-based exporter (``dynamo=False``), which
+    needs no extra packages and handles every zoo model; the result is checked with ``onnx.checker``."""
+    import onnx
+
+    model = model.eval()
+    example = torch.zeros(1, *input_shape)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (example,), buf, input_names=["x"], output_names=["logits"], opset_version=opset,
+            dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
+        )
+    proto = onnx.load_from_string(buf.getvalue())
+    onnx.checker.check_model(proto)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def onnx_parity(model: nn.Module, path: Path, x: np.ndarray, *, atol: float = 1e-4) -> dict[str, Any]:
+    """Compare ONNX Runtime's logits with the torch twin's on real inputs ``x``.
+
+    Returns ``max_abs_diff`` of the logits, ``top1_agreement`` (fraction of equal argmax), the sample
+    count, the tolerance and ``ok`` (``max_abs_diff <= atol``). A parity failure is recorded and flagged
+    in the report, never hidden.
+    """
+    from edgebench.models.train import predict_logits
+    from edgebench.runtime import create_backend
+
+    backend = create_backend("onnxruntime")
+    try:
+        backend.load(path)
+    except ArtifactError:
+        raise
+    ref = predict_logits(model, x)
+    got = np.concatenate([backend.predict(np.ascontiguousarray(x[i:i + 256], dtype=np.float32))
+                          for i in range(0, len(x), 256)])
+    diff = float(np.max(np.abs(ref - got))) if len(x) else 0.0
+    agree = float(np.mean(ref.argmax(1) == got.argmax(1))) if len(x) else 1.0
+    result = {"backend": "onnxruntime", "n": int(len(x)), "max_abs_diff": diff, "top1_agreement": agree,
+              "atol": atol, "ok": bool(diff <= atol)}
+    if not result["ok"]:
+        log.warning("parity: %s differs from its torch twin by %.3g (> %.3g)", path, diff, atol)
+    return result

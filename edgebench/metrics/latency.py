@@ -1,0 +1,39 @@
+"""Latency statistics from per-inference samples (DESIGN.md, "Latency").
+
+Percentiles are taken from the sorted samples with linear interpolation (numpy's default), as
+benchmark_app and MLPerf loadgen report them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LATENCY_FIELDS = ("mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")
+
+
+def latency_summary(samples_ns: np.ndarray, *, first_ns: int | None = None, duration_s: float | None = None,
+                    batch_size: int = 1) -> dict[str, float | int | None]:
+    """Summarise per-inference wall times given in nanoseconds.
+
+    Returns mean, std (ddof=1), min, p50, p90, p99 and max in milliseconds, the first inference (measured
+    separately, before warm-up) in milliseconds, the run count, the timed duration and the throughput in
+    samples per second (``batch_size * runs / duration``).
+    """
+    s = np.asarray(samples_ns, dtype=np.float64) / 1e6
+    if s.size == 0:
+        raise ValueError("no latency samples")
+    p50, p90, p99 = np.percentile(s, [50, 90, 99])
+    total_s = float(s.sum() / 1e3) if duration_s is None else float(duration_s)
+    return {
+        "mean_ms": float(s.mean()),
+        "std_ms": float(s.std(ddof=1)) if s.size > 1 else 0.0,
+        "min_ms": float(s.min()),
+        "p50_ms": float(p50),
+        "p90_ms": float(p90),
+        "p99_ms": float(p99),
+        "max_ms": float(s.max()),
+        "first_ms": None if first_ns is None else first_ns / 1e6,
+        "runs": int(s.size),
+        "duration_s": total_s,
+        "throughput_per_s": batch_size * s.size / total_s if total_s > 0 else None,
+    }

@@ -1,0 +1,69 @@
+"""Accuracy and robustness metrics from raw predictions (DESIGN.md, "Definitions"), with 95 % Wilson
+intervals and McNemar's exact test for paired comparisons. Pure numpy, torch-free."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+Z95 = 1.959963984540054
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a proportion ``k/n`` (Wilson 1927); ``(nan, nan)`` when ``n == 0``."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def proportion(mask: np.ndarray) -> dict[str, float | int]:
+    """A proportion with its sample count and 95 % Wilson interval."""
+    n, k = int(mask.size), int(np.count_nonzero(mask))
+    lo, hi = wilson(k, n)
+    return {"value": k / n if n else math.nan, "k": k, "n": n, "lo": lo, "hi": hi}
+
+
+def clean_accuracy(pred: np.ndarray, y: np.ndarray) -> dict[str, float | int]:
+    """``clean_acc``: fraction of test samples classified correctly."""
+    return proportion(np.asarray(pred) == np.asarray(y))
+
+
+def robust_accuracy(adv_pred: np.ndarray, y: np.ndarray) -> dict[str, float | int]:
+    """``robust_acc``: fraction of adversarial samples classified correctly (against the true label)."""
+    return proportion(np.asarray(adv_pred) == np.asarray(y))
+
+
+def attack_success_rate(clean_pred: np.ndarray, adv_pred: np.ndarray, y: np.ndarray,
+                        target: np.ndarray | None = None) -> dict[str, float | int]:
+    """``asr``: among samples classified correctly when clean, the fraction misclassified once perturbed
+    (untargeted), or the fraction that reach ``target`` (targeted)."""
+    ok = np.asarray(clean_pred) == np.asarray(y)
+    hit = (np.asarray(adv_pred) != y) if target is None else (np.asarray(adv_pred) == target)
+    return proportion(hit[ok])
+
+
+def vulnerability(clean_acc: float, robust_acc: float) -> float:
+    """``(clean_acc − robust_acc) / clean_acc``."""
+    return (clean_acc - robust_acc) / clean_acc if clean_acc > 0 else math.nan
+
+
+def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float | int]:
+    """McNemar's exact test on paired per-sample correctness of two models on the same samples.
+
+    ``b`` = samples A gets right and B wrong, ``c`` = the reverse; under H0 they are Binomial(b + c, 1/2).
+    Returns b, c and the two-sided exact p-value.
+    """
+    a, b_ = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    b = int(np.count_nonzero(a & ~b_))
+    c = int(np.count_nonzero(~a & b_))
+    n = b + c
+    if n == 0:
+        return {"b": 0, "c": 0, "p_value": 1.0}
+    k = min(b, c)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
+    return {"b": b, "c": c, "p_value": min(1.0, 2 * tail)}

@@ -1,0 +1,85 @@
+"""One :class:`Registry` per extension point (datasets, models, attacks, backends, transports, ...).
+
+Entries are registered at their definition site with ``@REGISTRY.register("name")``; lookups of unknown
+names raise :class:`~edgebench.errors.UnknownNameError` listing close matches and every known name.
+A registry can name modules to import lazily on first lookup, so that ``import edgebench`` stays cheap
+and heavy dependencies load only when an entry of theirs is used. Torch-free.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from edgebench.errors import ConfigError, UnknownNameError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A name -> entry mapping for one extension point.
+
+    Args:
+        kind: what the entries are, used in error messages ("attack", "dataset", ...).
+        modules: modules whose import registers the built-in entries; imported on first lookup.
+    """
+
+    def __init__(self, kind: str, *, modules: tuple[str, ...] = ()) -> None:
+        self.kind = kind
+        self._modules = modules
+        self._entries: dict[str, T] = {}
+        self._loaded = False
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator registering ``obj`` under ``name``; a duplicate name is an error."""
+
+        def deco(obj: T) -> T:
+            existing = self._entries.get(name)
+            if existing is not None and existing is not obj:
+                raise ConfigError(f"{self.kind} {name!r} is registered twice ({existing!r} and {obj!r})")
+            self._entries[name] = obj
+            return obj
+
+        return deco
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            for module in self._modules:
+                importlib.import_module(module)
+
+    def get(self, name: str, *, where: str = "") -> T:
+        """Return the entry ``name``, or raise an error with "did you mean" and the known names.
+
+        ``where`` says where the name came from (``"plan.toml: attacks[1].name"``) for the message.
+        """
+        self._load()
+        try:
+            return self._entries[name]
+        except KeyError:
+            pass
+        known = sorted(self._entries)
+        close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        prefix = f"{where}: " if where else ""
+        raise UnknownNameError(
+            f"{prefix}unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {', '.join(known)}"
+        ) from None
+
+    def names(self) -> list[str]:
+        """Every registered name, sorted."""
+        self._load()
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        self._load()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def items(self) -> list[tuple[str, T]]:
+        self._load()
+        return sorted(self._entries.items())

@@ -1,0 +1,106 @@
+"""Markdown and JSON rendering of a run, from its store alone."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from edgebench.store import Store
+
+
+def _f(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _ci(rec: dict[str, Any], key: str) -> str:
+    v = rec.get(key)
+    if v is None:
+        return "–"
+    return f"{v:.3f} [{rec.get(key + '_lo', math.nan):.3f}, {rec.get(key + '_hi', math.nan):.3f}]"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(store: Store, run_id: str) -> str:
+    run = store.run(run_id) or {}
+    results = store.results(run_id)
+    clean = [r for r in results if r["attack"] == "none"]
+    adv = [r for r in results if r["attack"] != "none"]
+    out = [f"# edgebench report: {run_id}", "",
+           f"Plan `{run.get('plan_name')}` (hash `{(run.get('plan_hash') or '')[:12]}`), edgebench "
+           f"{run.get('edgebench_version')}, status **{run.get('status')}**.", ""]
+    problems = [s for s in store.stages(run_id) if s["status"] in ("failed", "skipped")]
+    if problems:
+        out += ["## What did not finish", ""]
+        out += [f"- `{s['stage']}`: {s['status']} — {s['info'].get('note', '')}" for s in problems]
+        out.append("")
+    out += ["## Clean accuracy and latency", "",
+            "Accuracy with its sample count and 95 % Wilson interval; latency is batch-1 wall time of one "
+            "inference on the target, in ms.", "",
+            _table(["model", "variant", "target", "backend", "n", "clean_acc [95 % CI]", "mean ± std", "p50",
+                    "p90", "p99", "first", "runs", "throughput/s"],
+                   [[r["model"], r["variant"], r["target"], r["backend"], str(int(r["n"])), _ci(r, "clean_acc"),
+                     f"{_f(r['mean_ms'])} ± {_f(r['std_ms'])}", _f(r["p50_ms"]), _f(r["p90_ms"]), _f(r["p99_ms"]),
+                     _f(r["first_ms"]), _f(r["runs"] and int(r["runs"])), _f(r["throughput_per_s"], 0)]
+                    for r in clean]), ""]
+    if adv:
+        out += ["## Robustness", "",
+                "`asr`: among samples classified correctly when clean, the fraction misclassified once perturbed. "
+                "`host asr`: the same examples on the host torch twin; `gap` = device asr − host asr.", "",
+                _table(["model", "target", "backend", "attack", "threat", "ε", "n", "robust_acc [95 % CI]",
+                        "asr [95 % CI]", "host asr", "gap", "mean L∞", "mean L2"],
+                       [[r["model"], r["target"], r["backend"], r["attack"], r["threat"] or "", f"{r['eps']:g}",
+                         str(int(r["n"])), _ci(r, "robust_acc"), _ci(r, "asr"), _f(r["host_asr"]),
+                         _f(r["deployment_gap"]), _f(r["mean_linf"]), _f(r["mean_l2"])] for r in adv]), ""]
+    arts = store.artifacts(run_id)
+    if arts:
+        out += ["## Artifacts and parity", "",
+                "Parity: max |Δlogit| between ONNX Runtime and the torch twin on real test inputs.", "",
+                _table(["model", "variant", "format", "size (bytes)", "sha256", "max abs Δ", "top-1 agreement", "ok"],
+                       [[a["model"], a["variant"], a["format"], str(a["size_bytes"]), a["sha256"][:12],
+                         _f(a["parity_max_abs_diff"], 2 if a["parity_max_abs_diff"] is None else 8),
+                         _f(a["parity_top1_agreement"]),
+                         {1: "yes", 0: "**NO**"}.get(a["parity_ok"], "–")] for a in arts]), ""]
+    envs = store.environments(run_id)
+    if envs:
+        out += ["## Environment", ""]
+        seen = set()
+        for e in envs:
+            k = (e["target"], e["backend"])
+            if k in seen:
+                continue
+            seen.add(k)
+            env, info = e["environment"].get("before", {}), e["backend_info"]
+            out.append(f"- **{e['target']} / {e['backend']}**: {env.get('cpu_model')} ({env.get('cpu_count')} cpus), "
+                       f"{env.get('os')}, Python {env.get('python')}, {info.get('backend')} "
+                       f"{info.get('runtime_version')}, providers {info.get('providers')}, threads "
+                       f"{info.get('intra_op_num_threads')}, precision {info.get('precision')}, governor "
+                       f"{env.get('governor')}. Energy: not measured (no power sensor configured).")
+        out.append("")
+    return "\n".join(out)
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_report(store: Store, run_id: str, run_dir: Path) -> list[Path]:
+    """Write ``results.json`` (flat records) and ``report.md`` into ``run_dir``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    records = [{k: v for k, v in r.items() if k != "run_id"} | {"run_id": run_id} for r in store.results(run_id)]
+    _write(run_dir / "results.json", json.dumps(records, indent=1))
+    _write(run_dir / "report.md", render_markdown(store, run_id))
+    return [run_dir / "results.json", run_dir / "report.md"]

@@ -1,0 +1,1 @@
+"""Plan execution: stages, the content-addressed artifact cache, resumable runs. Host side."""

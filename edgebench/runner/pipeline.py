@@ -1,0 +1,456 @@
+"""The pipeline of DESIGN.md for one plan: data -> models -> export + parity -> clean and adversarial
+test sets -> device jobs -> scores -> store -> report.
+
+Host stages are pure functions of their inputs, cached by content hash (:mod:`edgebench.runner.cache`);
+device jobs are recorded in the run's store with the hash of everything they ran, so re-running the same
+plan (same run id) skips finished work, and an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgebench import __version__
+from edgebench.agent.job import Job, LatencyProtocol, TestSet, sha256_file
+from edgebench.config import AttackSpec, ModelSpec, Plan, TargetSpec
+from edgebench.data import Dataset, load_dataset
+from edgebench.errors import ArtifactError, ConfigError, DataError
+from edgebench.runner.cache import Cache, code_fingerprint, content_key
+from edgebench.runner.stages import Outcome, Stage, execute
+from edgebench.store import Store
+
+log = logging.getLogger("edgebench")
+
+VARIANT = "base"  # compressed variants arrive with the compression stage
+
+
+@dataclass
+class Built:
+    """A finished model stage: the torch twin (None for an ONNX-only model), its ONNX artifact and card."""
+
+    name: str
+    key: str
+    onnx: Path
+    card: dict[str, Any]
+    torch_model: Any = None
+    note: str = ""
+
+
+@dataclass
+class AdvSets:
+    """Adversarial test sets crafted on one source model by one attack, one ``.npz`` per ε."""
+
+    source: str
+    attack: AttackSpec
+    key: str
+    files: list[Path]
+    info: dict[str, Any]
+    note: str = ""
+
+
+@dataclass
+class DeviceRun:
+    name: str
+    outputs: Path
+    result: dict[str, Any]
+    testsets: list[dict[str, Any]]
+    note: str = ""
+
+
+@dataclass
+class RunSummary:
+    """What :func:`run_plan` returns."""
+
+    run_id: str
+    run_dir: Path
+    records: list[dict[str, Any]]
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a stage or model name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
+
+
+def default_run_id(plan: Plan) -> str:
+    return f"{slug(plan.name)}-{plan.digest()[:10]}"
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+class Pipeline:
+    """Expands a plan into stages and runs them."""
+
+    def __init__(self, plan: Plan, *, out_dir: Path, run_id: str | None = None, cache: Cache | None = None) -> None:
+        self.plan = plan
+        self.run_id = run_id or default_run_id(plan)
+        if slug(self.run_id) != self.run_id:
+            raise ConfigError(f"run id {self.run_id!r}: use letters, digits, '.', '_' and '-' only")
+        self.run_dir = Path(out_dir) / self.run_id
+        self.cache = cache or Cache()
+        self.data: Dataset | None = None
+        self.outcome = Outcome()
+
+    # ---------------------------------------------------------------------------------------------
+    def stages(self) -> list[Stage]:
+        plan = self.plan
+        st: list[Stage] = [Stage("data", self._data, describe=f"load {plan.data.dataset}")]
+        for m in plan.models:
+            st.append(Stage(f"model/{m.name}", lambda m=m: self._model(m), ("data",)))
+        st.append(Stage("testset/clean", self._clean_set, ("data",)))
+        sources = list(dict.fromkeys(m.source for m in plan.models))
+        for src in sources:
+            for a in plan.attacks:
+                st.append(Stage(f"craft/{src}/{a.label}", lambda s=src, a=a: self._craft(s, a), (f"model/{src}",)))
+        for t in plan.targets:
+            for b in t.backends:
+                for m in plan.models:
+                    deps = (f"model/{m.name}", "testset/clean", *(f"craft/{m.source}/{a.label}" for a in plan.attacks))
+                    st.append(Stage(f"device/{t.target}/{b}/{m.name}",
+                                    lambda t=t, b=b, m=m: self._device(t, b, m), deps))
+        return st
+
+    def run(self) -> RunSummary:
+        t0 = time.perf_counter()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "plan.json").write_text(json.dumps(self.plan.as_dict(), indent=1, default=str))
+        with Store.open(self.run_dir / "results.sqlite") as store:
+            self.store = store
+            store.begin_run(self.run_id, plan_name=self.plan.name, plan_hash=self.plan.digest(),
+                            plan=self.plan.as_dict(), version=__version__)
+            status = "interrupted"
+            try:
+                execute(self.stages(), on_status=self._record_stage, outcome=self.outcome)
+                records = self._score()
+                store.put_results(self.run_id, records)
+                status = "failed" if self.outcome.failed else "done"
+            finally:
+                store.finish_run(self.run_id, status)
+            from edgebench.report.render import write_report
+
+            write_report(store, self.run_id, self.run_dir)
+        return RunSummary(self.run_id, self.run_dir, records, dict(self.outcome.failed), dict(self.outcome.skipped),
+                          time.perf_counter() - t0)
+
+    def _record_stage(self, name: str, status: str, note: str, seconds: float) -> None:
+        if name.startswith("device/") and status == "done":
+            return  # recorded with its key by the stage itself
+        prev = self.store.stage(self.run_id, name)
+        key = prev["key"] if prev else ""
+        self.store.set_stage(self.run_id, name, key=key, status=status, info={"note": note, "seconds": seconds})
+
+    # stages ---------------------------------------------------------------------------------------
+    def _data(self) -> Dataset:
+        d = self.plan.data
+        ds = load_dataset(d.dataset, where=f"{self.plan.source}: data", **d.params)
+        if d.n_train is not None or d.n_test is not None:
+            ds = ds.subset(n_train=d.n_train, n_test=d.n_test, seed=d.seed)
+        self.data = ds
+        return ds
+
+    @property
+    def ds(self) -> Dataset:
+        assert self.data is not None
+        return self.data
+
+    def _model(self, spec: ModelSpec) -> Built:
+        return self._import_onnx(spec) if spec.onnx else self._torch_model(spec)
+
+    def _torch_model(self, spec: ModelSpec) -> Built:
+        import torch
+
+        from edgebench.models import create_model
+        from edgebench.models.train import TrainConfig, predict_logits, seeded, train
+        from edgebench.models.user import build_from_factory, load_state_dict
+
+        ds = self.ds
+        where = f"{self.plan.source}: models[{spec.name}]"
+        ckpt = Path(spec.checkpoint) if spec.checkpoint else None
+        cfg = TrainConfig(seed=self.plan.seed, **spec.train)
+        spec_key = {"arch": spec.arch, "factory": spec.factory, "params": spec.params, "train": vars(cfg),
+                    "data": ds.fingerprint(), "checkpoint": sha256_file(ckpt) if ckpt and ckpt.is_file() else None,
+                    "code": code_fingerprint("edgebench.models.train", "edgebench.models.zoo")}
+        key = content_key("model", spec_key)
+
+        def build() -> Any:
+            seeded(self.plan.seed)
+            if spec.arch:
+                x = ds.x_train
+                mean = tuple(float(v) for v in x.mean(axis=(0, 2, 3))) if len(x) else (0.0,)
+                std = tuple(max(float(v), 1e-3) for v in x.std(axis=(0, 2, 3))) if len(x) else (1.0,)
+                return create_model(spec.arch, input_shape=ds.shape, num_classes=ds.num_classes, mean=mean,
+                                    std=std, where=where, **spec.params)
+            return build_from_factory(spec.factory or "", spec.params, where=where)
+
+        entry = self.cache.get("model", key)
+        model = build()
+        if entry is None:
+            with self.cache.build("model", key) as tmp:
+                if ckpt is not None:
+                    load_state_dict(model, ckpt, where=where)
+                    history: list[dict] = []
+                else:
+                    if not len(ds.x_train):
+                        raise DataError(f"{where}: the data set has no training samples and no checkpoint was given")
+                    history = train(model, ds.x_train, ds.y_train, cfg, desc=f"train {spec.name}")
+                acc = float(np.mean(predict_logits(model, ds.x_test).argmax(1) == ds.y_test))
+                torch.save(model.state_dict(), tmp / "model.pt")
+                (tmp / "train.json").write_text(json.dumps({"history": history, "host_clean_acc": acc,
+                                                            "spec": spec_key}, indent=1, default=str))
+            entry = self.cache.path("model", key)
+            cached = False
+        else:
+            cached = True
+        load_state_dict(model, entry / "model.pt", where=where)
+        model.eval()
+        info = json.loads((entry / "train.json").read_text())
+        built = self._export(spec, model, key)
+        built.note = f"host clean acc {info['host_clean_acc']:.4f}{' (cached)' if cached else ''}"
+        return built
+
+    def _export(self, spec: ModelSpec, model: Any, model_key: str) -> Built:
+        from edgebench.export.card import ModelCard
+        from edgebench.export.onnx import OPSET, export_onnx, onnx_parity
+
+        ds, m = self.ds, self.plan.measure
+        key = content_key("onnx", {"model": model_key, "opset": OPSET, "parity_n": m.parity_n, "atol": m.parity_atol,
+                                  "code": code_fingerprint("edgebench.export.onnx")})
+        entry = self.cache.get("onnx", key)
+        if entry is None:
+            with self.cache.build("onnx", key) as tmp:
+                path = export_onnx(model, ds.shape, tmp / "model.onnx")
+                parity = onnx_parity(model, path, ds.x_test[:m.parity_n], atol=m.parity_atol)
+                card = ModelCard(
+                    name=spec.name, format="onnx", input_shape=ds.shape, num_classes=ds.num_classes,
+                    classes=ds.classes, sha256=sha256_file(path), size_bytes=path.stat().st_size,
+                    provenance={"arch": spec.arch, "factory": spec.factory, "model_key": model_key,
+                                "dataset": ds.name, "data_fingerprint": ds.fingerprint(), "plan": self.plan.name,
+                                "edgebench": __version__, "torch": __import__("torch").__version__},
+                    parity=parity)
+                card.save(path)
+            entry = self.cache.path("onnx", key)
+        return self._register_artifact(spec, entry / "model.onnx", key, model)
+
+    def _register_artifact(self, spec: ModelSpec, path: Path, key: str, model: Any) -> Built:
+        from edgebench.export.card import card_path
+
+        card = json.loads(card_path(path).read_text())
+        self.store.put_artifact(self.run_id, model=spec.name, variant=VARIANT, format="onnx", path=str(path),
+                                sha256=card["sha256"], size_bytes=card["size_bytes"], parity=card["parity"], card=card)
+        return Built(spec.name, key, path, card, model)
+
+    def _import_onnx(self, spec: ModelSpec) -> Built:
+        """A ready ONNX file: checked by loading it in ONNX Runtime, copied into the cache with a card.
+        It has no torch twin, so it is evaluated on adversarial examples of its ``attack_source``."""
+        from edgebench.export.card import ModelCard
+        from edgebench.runtime import create_backend
+
+        ds = self.ds
+        src = Path(spec.onnx or "")
+        where = f"{self.plan.source}: models[{spec.name}].onnx"
+        if not src.is_file():
+            raise ArtifactError(f"{where}: {src} not found")
+        digest = sha256_file(src)
+        key = content_key("onnx-import", {"sha256": digest, "data": ds.fingerprint()})
+        entry = self.cache.get("onnx", key)
+        if entry is None:
+            backend = create_backend("onnxruntime")
+            try:
+                backend.load(src)
+            except ArtifactError as exc:
+                raise ArtifactError(f"{where}: {exc}") from None
+            want = tuple(backend.input_shape[1:])
+            if len(want) != len(ds.shape) or any(w is not None and w != s for w, s in zip(want, ds.shape)):
+                raise DataError(f"{where}: the model takes inputs of shape {want}, the test set has {ds.shape}")
+            out = backend.predict(ds.x_test[:2])
+            if out.ndim != 2 or out.shape[1] != ds.num_classes:
+                raise DataError(f"{where}: the model outputs shape {tuple(out.shape)}, expected (N, {ds.num_classes})")
+            with self.cache.build("onnx", key) as tmp:
+                shutil.copyfile(src, tmp / "model.onnx")
+                ModelCard(name=spec.name, format="onnx", input_shape=ds.shape, num_classes=ds.num_classes,
+                          classes=ds.classes, sha256=digest, size_bytes=src.stat().st_size,
+                          provenance={"imported_from": str(src.resolve())},
+                          parity={"note": "no torch twin: imported ONNX model"}).save(tmp / "model.onnx")
+            entry = self.cache.path("onnx", key)
+        return self._register_artifact(spec, entry / "model.onnx", key, None)
+
+    def _clean_set(self) -> Path:
+        ds = self.ds
+        key = content_key("testset", {"data": ds.fingerprint()})
+        entry = self.cache.get("testset", key)
+        if entry is None:
+            with self.cache.build("testset", key) as tmp:
+                _save_npz(tmp / "clean.npz", x=ds.x_test.astype(np.float32), y=ds.y_test)
+            entry = self.cache.path("testset", key)
+        return entry / "clean.npz"
+
+    def _attack_n(self, attack: AttackSpec) -> int:
+        return min(attack.n or len(self.ds.x_test), len(self.ds.x_test))
+
+    def _craft(self, source: str, attack: AttackSpec) -> AdvSets:
+        import torch
+
+        from edgebench.attacks import create_attack
+
+        built: Built = self.outcome.values[f"model/{source}"]
+        ds = self.ds
+        n = self._attack_n(attack)
+        from edgebench.attacks import ATTACKS
+
+        code = code_fingerprint(ATTACKS.get(attack.name).__module__, "edgebench.attacks.base",
+                                "edgebench.attacks._gradient")
+        key = content_key("adv", {"model": built.key, "attack": attack.name, "params": attack.params,
+                                  "eps": attack.eps, "n": n, "data": ds.fingerprint(), "code": code})
+        entry = self.cache.get("adv", key)
+        cached = entry is not None
+        if entry is None:
+            atk = create_attack(attack.name, where=f"{self.plan.source}: attacks[{attack.label}]", **attack.params)
+            x, y = ds.x_test[:n], ds.y_test[:n]
+            parts = []
+            t0 = time.perf_counter()
+            torch.manual_seed(self.plan.seed)
+            for i in range(0, n, attack.batch_size):
+                parts.append(atk(built.torch_model, x[i:i + attack.batch_size], y[i:i + attack.batch_size],
+                                 eps=list(attack.eps)))
+            seconds = time.perf_counter() - t0
+            x_adv = np.concatenate([p.x_adv for p in parts], axis=1)
+            pred = np.concatenate([p.pred for p in parts], axis=1)
+            success = np.concatenate([p.success for p in parts], axis=1)
+            linf = np.concatenate([p.linf for p in parts], axis=1)
+            l2 = np.concatenate([p.l2 for p in parts], axis=1)
+            info = {"attack": parts[0].attack if parts else repr(atk), "source": source, "eps": list(attack.eps),
+                    "n": n, "seconds": seconds,
+                    "forward_passes": sum(p.passes.forward for p in parts),
+                    "backward_passes": sum(p.passes.backward for p in parts),
+                    "host_success_rate": success.mean(axis=1).tolist(),
+                    "mean_linf": linf.mean(axis=1).tolist(), "mean_l2": l2.mean(axis=1).tolist()}
+            with self.cache.build("adv", key) as tmp:
+                for k in range(len(attack.eps)):
+                    _save_npz(tmp / f"eps{k}.npz", x=x_adv[k].astype(np.float32), y=y, host_pred=pred[k])
+                (tmp / "attack.json").write_text(json.dumps(info, indent=1))
+            entry = self.cache.path("adv", key)
+        info = json.loads((entry / "attack.json").read_text())
+        rates = ", ".join(f"ε={e:g}: {r:.3f}" for e, r in zip(attack.eps, info["host_success_rate"]))
+        took = " (cached)" if cached else f" in {info['seconds']:.1f} s"
+        note = f"host success {rates}{took}"
+        return AdvSets(source, attack, key, [entry / f"eps{k}.npz" for k in range(len(attack.eps))], info, note)
+
+    def _device(self, tspec: TargetSpec, backend: str, spec: ModelSpec) -> DeviceRun:
+        from edgebench.targets import TRANSPORTS, load_target
+
+        target = load_target(tspec.target)
+        built: Built = self.outcome.values[f"model/{spec.name}"]
+        clean: Path = self.outcome.values["testset/clean"]
+        name = f"device/{tspec.target}/{backend}/{spec.name}"
+        sets = [{"name": "clean", "path": clean, "attack": "none", "eps": 0.0, "source": spec.name}]
+        for a in self.plan.attacks:
+            adv: AdvSets = self.outcome.values[f"craft/{spec.source}/{a.label}"]
+            for k, e in enumerate(a.eps):
+                sets.append({"name": f"{a.label}@{e:g}", "path": adv.files[k], "attack": a.label, "eps": e,
+                             "source": spec.source, "adv_key": adv.key, "k": k})
+        m = self.plan.measure
+        proto = LatencyProtocol(warmup=m.warmup, min_runs=m.min_runs, min_duration_s=m.min_duration_s,
+                                max_runs=m.max_runs)
+        options = target.backends.get(backend, {})
+        key = content_key("device", {"artifact": built.card["sha256"], "sets": [str(s["path"]) for s in sets],
+                                     "backend": backend, "options": options, "protocol": vars(proto),
+                                     "batch": m.batch_size, "target": target.name, "transport": target.transport})
+        out_dir = self.run_dir / "raw" / slug(name.removeprefix("device/"))
+        prev = self.store.stage(self.run_id, name)
+        if prev and prev["status"] == "done" and prev["key"] == key and (out_dir / "outputs.npz").is_file() \
+                and (out_dir / "result.json").is_file():
+            result = json.loads((out_dir / "result.json").read_text())
+            return DeviceRun(name, out_dir / "outputs.npz", result, sets, note="already measured in this run")
+        job = Job(job_id=key, artifact=str(built.onnx), backend=backend, output_dir=str(out_dir),
+                  testsets=tuple(TestSet(s["name"], str(s["path"])) for s in sets), backend_options=options,
+                  batch_size=m.batch_size, latency=proto, artifact_sha256=built.card["sha256"])
+        transport = TRANSPORTS.get(target.transport)(target)
+        started = time.time()
+        result, outputs = transport.run_job(job, out_dir)
+        self.store.put_environment(self.run_id, target=target.name, backend=backend, model=spec.name,
+                                   variant=VARIANT, backend_info=result["backend"], environment=result["environment"])
+        lat = result.get("latency") or {}
+        note = f"p50 {lat.get('p50_ms', float('nan')):.3f} ms over {lat.get('runs', 0)} runs"
+        self.store.set_stage(self.run_id, name, key=key, status="done", started=started,
+                             info={"note": note, "seconds": time.time() - started})
+        return DeviceRun(name, outputs, result, sets, note=note)
+
+    # scoring --------------------------------------------------------------------------------------
+    def _score(self) -> list[dict[str, Any]]:
+        """Metrics from the raw device outputs (and host predictions for the deployment gap)."""
+        from edgebench.metrics.robustness import attack_success_rate, clean_accuracy, robust_accuracy
+
+        records: list[dict[str, Any]] = []
+        for t in self.plan.targets:
+            for b in t.backends:
+                for spec in self.plan.models:
+                    run: DeviceRun | None = self.outcome.values.get(f"device/{t.target}/{b}/{spec.name}")
+                    if run is None:
+                        continue
+                    built: Built = self.outcome.values[f"model/{spec.name}"]
+                    lat = {k: v for k, v in (run.result.get("latency") or {}).items()
+                           if k in ("mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms",
+                                    "first_ms", "runs", "duration_s", "throughput_per_s")}
+                    with np.load(run.outputs, allow_pickle=False) as raw:
+                        logits = {ts["name"]: raw[ts["key"]] for ts in run.result["testsets"]}
+                    y = self.ds.y_test
+                    clean_pred = logits["clean"].argmax(1)
+                    ca = clean_accuracy(clean_pred, y)
+                    base = {"model": spec.name, "variant": VARIANT, "backend": b, "target": t.target, **lat}
+                    records.append({**base, "attack": "none", "eps": 0.0, "n": ca["n"], "clean_acc": ca["value"],
+                                    "clean_acc_lo": ca["lo"], "clean_acc_hi": ca["hi"], "source": spec.name,
+                                    "threat": "clean"})
+                    host_clean = None
+                    for s in run.testsets[1:]:
+                        adv_pred = logits[s["name"]].argmax(1)
+                        n = len(adv_pred)
+                        yy, cp = y[:n], clean_pred[:n]
+                        ca_n, ra, asr = clean_accuracy(cp, yy), robust_accuracy(adv_pred, yy), \
+                            attack_success_rate(cp, adv_pred, yy)
+                        adv: AdvSets = self.outcome.values[f"craft/{spec.source}/{s['attack']}"]
+                        host_asr = None
+                        if built.torch_model is not None:
+                            host_adv = self._host_pred(built, spec, s)
+                            if host_clean is None:
+                                from edgebench.models.train import predict_logits
+
+                                host_clean = predict_logits(built.torch_model, self.ds.x_test).argmax(1)
+                            host_asr = attack_success_rate(host_clean[:n], host_adv, yy)["value"]
+                        records.append({
+                            **base, "attack": s["attack"], "eps": s["eps"], "n": n,
+                            "clean_acc": ca_n["value"], "clean_acc_lo": ca_n["lo"], "clean_acc_hi": ca_n["hi"],
+                            "robust_acc": ra["value"], "robust_acc_lo": ra["lo"], "robust_acc_hi": ra["hi"],
+                            "asr": asr["value"], "asr_lo": asr["lo"], "asr_hi": asr["hi"], "asr_n": asr["n"],
+                            "host_asr": host_asr,
+                            "deployment_gap": None if host_asr is None else asr["value"] - host_asr,
+                            "source": spec.source, "threat": "white-box" if spec.source == spec.name else "transfer",
+                            "mean_linf": adv.info["mean_linf"][s["k"]], "mean_l2": adv.info["mean_l2"][s["k"]],
+                        })
+        return records
+
+    def _host_pred(self, built: Built, spec: ModelSpec, s: dict[str, Any]) -> np.ndarray:
+        with np.load(s["path"], allow_pickle=False) as f:
+            if spec.source == spec.name:
+                return f["host_pred"]
+            from edgebench.models.train import predict_logits
+
+            return predict_logits(built.torch_model, f["x"]).argmax(1)
+
+
+def run_plan(plan: Plan, *, out_dir: Path = Path("reports"), run_id: str | None = None) -> RunSummary:
+    """Run ``plan``; results land in ``out_dir/<run-id>/``. Re-running resumes."""
+    return Pipeline(plan, out_dir=out_dir, run_id=run_id).run()

@@ -1,0 +1,23 @@
+"""DEVICE SIDE: inference backends. Imports numpy and, lazily, one runtime library; never torch.
+
+A backend ``load``s an artifact and ``predict``s batches; timing, warm-up and stop rules belong to the
+agent (the load generator), never to the backend (MLPerf's SUT / loadgen split).
+"""
+
+from __future__ import annotations
+
+from edgebench.registry import Registry
+from edgebench.runtime.base import Backend
+
+BACKENDS: Registry[type[Backend]] = Registry(
+    "backend", modules=("edgebench.runtime.onnxruntime", "edgebench.runtime.null")
+)
+
+
+def create_backend(name: str, *, where: str = "", **options: object) -> Backend:
+    """Instantiate the backend ``name`` with its options (unknown options are an error)."""
+    cls = BACKENDS.get(name, where=where)
+    return cls(**options)
+
+
+__all__ = ["BACKENDS", "Backend", "create_backend"]

@@ -1,0 +1,121 @@
+"""ONNX Runtime backend. Torch-free; imports ``onnxruntime`` only when instantiated."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgebench.errors import ArtifactError, ConfigError, DeviceError
+from edgebench.runtime import BACKENDS
+from edgebench.runtime.base import Backend
+
+_OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+@BACKENDS.register("onnxruntime")
+class OnnxRuntimeBackend(Backend):
+    """ONNX Runtime ``InferenceSession``.
+
+    Args:
+        providers: execution providers in order of preference; each must be available in the installed
+            build (``onnxruntime.get_available_providers()``).
+        intra_op_num_threads: threads inside one operator; 0 lets ONNX Runtime choose.
+        inter_op_num_threads: threads across operators; 0 lets ONNX Runtime choose.
+        graph_optimization_level: one of ``disable``, ``basic``, ``extended``, ``all``.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        *,
+        providers: list[str] | tuple[str, ...] = ("CPUExecutionProvider",),
+        intra_op_num_threads: int = 0,
+        inter_op_num_threads: int = 0,
+        graph_optimization_level: str = "all",
+    ) -> None:
+        import onnxruntime as ort
+
+        self._ort = ort
+        available = ort.get_available_providers()
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise DeviceError(
+                f"onnxruntime: execution provider(s) {missing} are not available in this build "
+                f"(onnxruntime {ort.__version__}); available: {available}. "
+                "Install a build that has them or change 'providers' in the target file."
+            )
+        if graph_optimization_level not in _OPT_LEVELS:
+            raise ConfigError(
+                f"onnxruntime: graph_optimization_level {graph_optimization_level!r} is not one of {_OPT_LEVELS}"
+            )
+        for key, value in (("intra_op_num_threads", intra_op_num_threads),
+                           ("inter_op_num_threads", inter_op_num_threads)):
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"onnxruntime: {key} must be an integer >= 0, got {value!r}")
+        self.providers = list(providers)
+        self.intra_op_num_threads = intra_op_num_threads
+        self.inter_op_num_threads = inter_op_num_threads
+        self.graph_optimization_level = graph_optimization_level
+        self._session: Any = None
+        self._input_name = ""
+        self._output_names: list[str] = []
+        self._path: Path | None = None
+
+    def load(self, path: Path) -> None:
+        ort = self._ort
+        path = Path(path)
+        if not path.is_file():
+            raise ArtifactError(f"{path}: model file not found; re-run the export stage or fix the path")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.intra_op_num_threads
+        opts.inter_op_num_threads = self.inter_op_num_threads
+        opts.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[self.graph_optimization_level]
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(path), sess_options=opts, providers=self.providers)
+        except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ArtifactError(
+                f"{path}: onnxruntime cannot load this model ({first}); the file is corrupt or not ONNX — "
+                "delete it and re-run the export"
+            ) from None
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            raise ArtifactError(f"{path}: expected a model with one input, found {len(inputs)}")
+        self._input_name = inputs[0].name
+        self._output_names = [o.name for o in self._session.get_outputs()][:1]
+        self._path = path
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        shape = self._session.get_inputs()[0].shape
+        return tuple(d if isinstance(d, int) else None for d in shape)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self._session.run(self._output_names, {self._input_name: x})[0]
+
+    def bind(self, x: np.ndarray) -> Callable[[], Any]:
+        run = self._session.run
+        names = self._output_names
+        feed = {self._input_name: np.ascontiguousarray(x, dtype=np.float32)}
+        return lambda: run(names, feed)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "runtime_version": self._ort.__version__,
+            "providers": self._session.get_providers() if self._session else self.providers,
+            "intra_op_num_threads": self.intra_op_num_threads,
+            "inter_op_num_threads": self.inter_op_num_threads,
+            "graph_optimization_level": self.graph_optimization_level,
+            "precision": "fp32",
+        }

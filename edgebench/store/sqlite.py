@@ -1,0 +1,167 @@
+"""SQLite results store (``reports/<run-id>/results.sqlite``).
+
+Tables: ``meta`` (schema version), ``runs``, ``stages`` (what finished, for resuming), ``artifacts``
+(files, sizes, hashes, parity), ``results`` (one flat record per model × variant × attack × ε × backend ×
+target) and ``environments``. Every write is one transaction, keyed so that a resumed run replaces a row
+instead of duplicating it. WAL mode lets a reader watch a run in progress.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from edgebench.errors import EdgebenchError
+
+SCHEMA_VERSION = 1
+
+RESULT_KEY = ("model", "variant", "attack", "eps", "backend", "target")
+RESULT_FIELDS = (
+    "n", "clean_acc", "clean_acc_lo", "clean_acc_hi", "robust_acc", "robust_acc_lo", "robust_acc_hi",
+    "asr", "asr_lo", "asr_hi", "asr_n", "host_asr", "deployment_gap", "source", "threat",
+    "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "first_ms", "runs", "duration_s",
+    "throughput_per_s", "mean_linf", "mean_l2",
+)
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, plan_name TEXT, plan_hash TEXT, plan TEXT, edgebench_version TEXT,
+    created REAL, finished REAL, status TEXT);
+CREATE TABLE IF NOT EXISTS stages (
+    run_id TEXT, stage TEXT, key TEXT, status TEXT, started REAL, finished REAL, info TEXT,
+    PRIMARY KEY (run_id, stage));
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id TEXT, model TEXT, variant TEXT, format TEXT, path TEXT, sha256 TEXT, size_bytes INTEGER,
+    parity_max_abs_diff REAL, parity_top1_agreement REAL, parity_ok INTEGER, card TEXT,
+    PRIMARY KEY (run_id, model, variant, format));
+CREATE TABLE IF NOT EXISTS results (
+    run_id TEXT, {", ".join(f"{k} {'REAL' if k == 'eps' else 'TEXT'}" for k in RESULT_KEY)},
+    {", ".join(f"{f} {'TEXT' if f in ('source', 'threat') else 'REAL'}" for f in RESULT_FIELDS)},
+    PRIMARY KEY (run_id, {", ".join(RESULT_KEY)}));
+CREATE TABLE IF NOT EXISTS environments (
+    run_id TEXT, target TEXT, backend TEXT, model TEXT, variant TEXT, backend_info TEXT, environment TEXT,
+    PRIMARY KEY (run_id, target, backend, model, variant));
+"""
+
+
+class Store:
+    """One run's results. Open with :meth:`open`; use as a context manager to close it."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = True) -> Store:
+        path = Path(path)
+        if not create and not path.is_file():
+            raise EdgebenchError(f"{path}: no results store here")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(path, timeout=30.0)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            with conn:
+                conn.executescript(_SCHEMA)
+                row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                if row is None:
+                    conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                elif int(row[0]) != SCHEMA_VERSION:
+                    raise EdgebenchError(f"{path}: results store of schema {row[0]}, this edgebench reads "
+                                         f"{SCHEMA_VERSION}; use the edgebench version that wrote it")
+        except sqlite3.DatabaseError as exc:
+            raise EdgebenchError(f"{path}: not a readable results store ({exc}); move it away and re-run") from None
+        return cls(path, conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # runs -----------------------------------------------------------------------------------------
+    def begin_run(self, run_id: str, *, plan_name: str, plan_hash: str, plan: dict[str, Any], version: str) -> None:
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO runs (run_id, plan_name, plan_hash, plan, edgebench_version, created, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'running') ON CONFLICT(run_id) DO UPDATE SET status='running'",
+                (run_id, plan_name, plan_hash, json.dumps(plan, default=str), version, time.time()))
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        with self.conn:
+            self.conn.execute("UPDATE runs SET finished=?, status=? WHERE run_id=?", (time.time(), status, run_id))
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        return dict(row) if row else None
+
+    # stages ---------------------------------------------------------------------------------------
+    def stage(self, run_id: str, stage: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM stages WHERE run_id=? AND stage=?", (run_id, stage)).fetchone()
+        if row is None:
+            return None
+        d = dict(row)
+        d["info"] = json.loads(d["info"]) if d["info"] else {}
+        return d
+
+    def set_stage(self, run_id: str, stage: str, *, key: str, status: str, info: dict[str, Any] | None = None,
+                  started: float | None = None) -> None:
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO stages VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, stage) DO UPDATE SET "
+                "key=excluded.key, status=excluded.status, started=excluded.started, finished=excluded.finished, "
+                "info=excluded.info",
+                (run_id, stage, key, status, started or time.time(), time.time(), json.dumps(info or {}, default=str)))
+
+    def stages(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM stages WHERE run_id=? ORDER BY started", (run_id,)).fetchall()
+        return [dict(r) | {"info": json.loads(r["info"]) if r["info"] else {}} for r in rows]
+
+    # artifacts, environments, results --------------------------------------------------------------
+    def put_artifact(self, run_id: str, *, model: str, variant: str, format: str, path: str, sha256: str,
+                     size_bytes: int, parity: dict[str, Any], card: dict[str, Any]) -> None:
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, model, variant, format, path, sha256, size_bytes, parity.get("max_abs_diff"),
+                 parity.get("top1_agreement"), None if "ok" not in parity else int(bool(parity["ok"])),
+                 json.dumps(card, default=str)))
+
+    def artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM artifacts WHERE run_id=? ORDER BY model, variant, format",
+                                 (run_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def put_environment(self, run_id: str, *, target: str, backend: str, model: str, variant: str,
+                        backend_info: dict[str, Any], environment: dict[str, Any]) -> None:
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO environments VALUES (?, ?, ?, ?, ?, ?, ?)",
+                              (run_id, target, backend, model, variant, json.dumps(backend_info),
+                               json.dumps(environment)))
+
+    def environments(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM environments WHERE run_id=? ORDER BY target, backend, model",
+                                 (run_id,)).fetchall()
+        return [dict(r) | {"backend_info": json.loads(r["backend_info"]), "environment": json.loads(r["environment"])}
+                for r in rows]
+
+    def put_results(self, run_id: str, records: list[dict[str, Any]]) -> None:
+        """Insert or replace flat result records (one transaction)."""
+        cols = ("run_id", *RESULT_KEY, *RESULT_FIELDS)
+        sql = f"INSERT OR REPLACE INTO results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        with self.conn:
+            self.conn.executemany(sql, [(run_id, *(r.get(c) for c in cols[1:])) for r in records])
+
+    def results(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT * FROM results WHERE run_id=? ORDER BY model, variant, target, backend, attack, eps",
+            (run_id,)).fetchall()
+        return [dict(r) for r in rows]

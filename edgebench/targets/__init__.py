@@ -1,0 +1,116 @@
+"""Targets (the devices a plan runs on) and their transports. Host side.
+
+A target is a TOML file: ``targets/<name>.toml`` in the working folder, a folder named by
+``EDGEBENCH_TARGETS``, or one shipped with edgebench (``local``). Users add devices by copying one.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from edgebench.errors import ConfigError, UnknownNameError
+from edgebench.registry import Registry
+
+TRANSPORTS: Registry[Any] = Registry("transport", modules=("edgebench.targets.local",))
+
+
+@dataclass(frozen=True)
+class Target:
+    """A device: how to reach it (transport and its options), which Python runs the agent there, and each
+    backend's options (threads, providers)."""
+
+    name: str
+    source: str
+    transport: str = "local"
+    description: str = ""
+    python: str = ""
+    transport_options: dict[str, Any] = field(default_factory=dict)
+    backends: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timeout_s: float = 3600.0
+
+
+def _search_dirs() -> list[Path]:
+    dirs = [Path(p) for p in os.environ.get("EDGEBENCH_TARGETS", "").split(os.pathsep) if p]
+    dirs.append(Path.cwd() / "targets")
+    return dirs
+
+
+def _builtin(name: str) -> str | None:
+    res = resources.files("edgebench.targets").joinpath("builtin", f"{name}.toml")
+    return res.read_text() if res.is_file() else None
+
+
+def available_targets() -> dict[str, str]:
+    """Every target name that :func:`load_target` finds, with where it comes from."""
+    found: dict[str, str] = {}
+    for d in reversed(_search_dirs()):
+        if d.is_dir():
+            found.update({p.stem: str(p) for p in sorted(d.glob("*.toml"))})
+    for res in resources.files("edgebench.targets").joinpath("builtin").iterdir():
+        if res.name.endswith(".toml"):
+            found.setdefault(res.name[:-5], f"built-in {res.name}")
+    return dict(sorted(found.items()))
+
+
+def load_target(name: str, *, where: str = "") -> Target:
+    """Find and validate the target ``name`` (or a path to a ``.toml`` file)."""
+    text, source = None, ""
+    if name.endswith(".toml"):
+        p = Path(name)
+        if not p.is_file():
+            raise ConfigError(f"{where or name}: target file {p} not found")
+        text, source = p.read_text(), str(p)
+    else:
+        for d in _search_dirs():
+            p = d / f"{name}.toml"
+            if p.is_file():
+                text, source = p.read_text(), str(p)
+                break
+        else:
+            text, source = _builtin(name), f"built-in target {name}"
+    if text is None:
+        known = list(available_targets())
+        import difflib
+
+        close = difflib.get_close_matches(name, known, n=2)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise UnknownNameError(f"{where + ': ' if where else ''}unknown target {name!r}.{hint} Known targets: "
+                               f"{', '.join(known)} (add targets/{name}.toml to define it)")
+    return parse_target(text, source)
+
+
+def parse_target(text: str, source: str) -> Target:
+    from edgebench.config import _Table
+    from edgebench.runtime import BACKENDS
+
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML ({exc})") from None
+    top = _Table(raw, source, "")
+    t = top.table("target")
+    name = t.get("name", str, required=True)
+    transport = t.get("transport", str, "local")
+    TRANSPORTS.get(transport, where=f"{source}: target.transport")
+    target = Target(
+        name=name, source=source, transport=transport, description=t.get("description", str, ""),
+        python=t.get("python", str, ""), timeout_s=t.number("timeout_s", 3600.0, lo=0, lo_open=True),
+        transport_options=t.get("transport_options", dict, {}),
+    )
+    t.done()
+    backends = top.get("backends", dict, {})
+    for b, opts in backends.items():
+        BACKENDS.get(b, where=f"{source}: backends.{b}")
+        if not isinstance(opts, dict):
+            raise ConfigError(f"{source}: backends.{b}: expected a table of options")
+    top.done()
+    if not backends:
+        raise ConfigError(f"{source}: backends: a target needs at least one [backends.NAME] table")
+    from dataclasses import replace
+
+    return replace(target, backends=backends)
