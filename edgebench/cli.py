@@ -25,9 +25,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     summary = run_plan(plan, out_dir=args.out, run_id=args.run_id)
     log.info("run %s finished in %.1f s: %s", summary.run_id, summary.seconds, summary.run_dir / "report.md")
     if summary.failed:
-        first = next(iter(summary.failed.items()))
-        print(f"edgebench: {len(summary.failed)} stage(s) failed, e.g. {first[0]}: {first[1]} "
-              f"(finished results are in {summary.run_dir})", file=sys.stderr)
+        for stage, why in summary.failed.items():
+            print(f"edgebench: {stage} failed: {why}", file=sys.stderr)
+        print(f"edgebench: {len(summary.failed)} stage(s) failed; finished results are in {summary.run_dir}",
+              file=sys.stderr)
         return 1
     print(summary.run_dir / "report.md")
     return 0

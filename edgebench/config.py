@@ -316,7 +316,10 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
     from edgebench.data import DATASETS
 
     dataset = d.get("dataset", str, "digits")
-    DATASETS.get(dataset, where=f"{source}: data.dataset")
+    from edgebench.registry import check_kwargs
+
+    check_kwargs(DATASETS.get(dataset, where=f"{source}: data.dataset"), d.rest(), what=f"dataset {dataset!r}",
+                 where=f"{source}: data")
     data = DataSpec(dataset=dataset, n_train=d.number("n_train", None, lo=1, integer=True),
                     n_test=d.number("n_test", None, lo=1, integer=True),
                     seed=d.number("seed", seed, lo=0, integer=True), params=d.rest())

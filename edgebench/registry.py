@@ -83,3 +83,28 @@ class Registry(Generic[T]):
     def items(self) -> list[tuple[str, T]]:
         self._load()
         return sorted(self._entries.items())
+
+
+def check_kwargs(func: Callable[..., object], params: dict[str, object], *, what: str, where: str = "") -> None:
+    """Raise :class:`ConfigError` for keyword parameters ``func`` does not take, or required ones missing.
+
+    ``what`` names the entry ("attack 'pgd'"), ``where`` where the parameters came from ("plan.toml: ...").
+    """
+    import inspect
+
+    sig = inspect.signature(func)
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    accepted = {n: p for n, p in sig.parameters.items() if p.kind in kinds and n != "self"}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+    allowed = ", ".join(sorted(accepted)) or "(none)"
+    prefix = f"{where}: " if where else ""
+    if not takes_any:
+        for key in params:
+            if key not in accepted:
+                close = difflib.get_close_matches(key, list(accepted), n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"{prefix}{what} has no parameter {key!r}{hint}. Allowed parameters: {allowed}")
+    missing = [k for k, p in accepted.items() if p.default is inspect.Parameter.empty and k not in params]
+    if missing:
+        raise ConfigError(f"{prefix}{what} needs parameter(s) {', '.join(map(repr, missing))}. "
+                          f"Allowed parameters: {allowed}")

@@ -8,7 +8,6 @@ returns an :class:`AttackResult`.
 from __future__ import annotations
 
 import abc
-import inspect
 import logging
 import warnings
 from collections.abc import Iterator, Sequence
@@ -20,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgebench.errors import AttackError, ConfigError
+from edgebench.errors import AttackError
+from edgebench.registry import check_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +57,7 @@ class AttackResult:
 
 def check_params(cls: type, params: dict[str, Any], *, where: str) -> None:
     """Raise :class:`ConfigError` for parameters the attack's constructor does not take."""
-    sig = inspect.signature(cls.__init__)
-    allowed = [n for n, p in sig.parameters.items() if p.kind == p.KEYWORD_ONLY]
-    bad = [k for k in params if k not in allowed]
-    if bad:
-        raise ConfigError(f"{where}: unknown parameter(s) {bad} for attack {cls.name!r}; allowed: {allowed}")
+    check_kwargs(cls.__init__, params, what=f"attack {cls.name!r}", where=where)
 
 
 @contextmanager

@@ -7,15 +7,13 @@ for tests) and ``npz`` (the user's own arrays). Torch-free.
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from edgebench.data.base import Dataset, data_home, validate_arrays
 from edgebench.errors import ConfigError
-from edgebench.registry import Registry
+from edgebench.registry import Registry, check_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +42,7 @@ def load_dataset(name: str, *, where: str = "", **params: Any) -> Dataset:
     """
     loader = DATASETS.get(name, where=where)
     prefix = f"{where}: " if where else ""
-    _check_params(loader, name, params, prefix)
+    check_kwargs(loader, params, what=f"dataset {name!r}", where=where)
     logger.debug("loading dataset %r with %r", name, params)
     try:
         return loader(**params)
@@ -52,26 +50,3 @@ def load_dataset(name: str, *, where: str = "", **params: Any) -> Dataset:
         if prefix and not str(exc).startswith(prefix):
             raise type(exc)(f"{prefix}dataset {name!r}: {exc}") from exc
         raise
-
-
-def _check_params(loader: Callable[..., Dataset], name: str, params: dict[str, Any], prefix: str) -> None:
-    """Raise :class:`ConfigError` for parameters ``loader`` does not accept or required ones not given."""
-    sig = inspect.signature(loader)
-    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    accepted = {p.name: p for p in sig.parameters.values() if p.kind in kinds}
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
-    allowed = ", ".join(sorted(accepted)) or "(none)"
-    if not takes_any:
-        for key in params:
-            if key not in accepted:
-                close = difflib.get_close_matches(key, list(accepted), n=1, cutoff=0.6)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ConfigError(
-                    f"{prefix}dataset {name!r} has no parameter {key!r}{hint}. Allowed parameters: {allowed}"
-                )
-    missing = [k for k, p in accepted.items() if p.default is inspect.Parameter.empty and k not in params]
-    if missing:
-        raise ConfigError(
-            f"{prefix}dataset {name!r} needs parameter(s) {', '.join(repr(m) for m in missing)}. "
-            f"Allowed parameters: {allowed}"
-        )

@@ -1,0 +1,117 @@
+"""Plan and target validation: every bad value is one ConfigError naming the file, the key and the
+allowed values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgebench.config import load_plan
+from edgebench.errors import ConfigError, UnknownNameError
+from edgebench.targets import load_target
+
+BASE = """
+[plan]
+name = "t"
+[data]
+dataset = "digits"
+[[models]]
+name = "m"
+arch = "digits_cnn"
+[[attacks]]
+name = "fgsm"
+eps = [0.1]
+[[targets]]
+target = "local"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "plan.toml"
+    p.write_text(text)
+    return p
+
+
+def test_default_plan_is_valid_and_resolves() -> None:
+    plan = load_plan()
+    assert plan.name == "default"
+    assert plan.data.dataset == "digits"
+    assert [a.name for a in plan.attacks] == ["fgsm", "pgd"]
+    assert plan.attacks[1].params == {"steps": 20, "random_start": True}
+    assert plan.targets[0].backends == ("onnxruntime",)
+    quick = load_plan(quick=True)
+    assert quick.name == "default-quick" and quick.models[0].train["epochs"] == 10
+    assert quick.digest() != plan.digest()
+
+
+def test_plan_digest_ignores_formatting(tmp_path: Path) -> None:
+    a = load_plan(write(tmp_path, BASE))
+    b = load_plan(write(tmp_path, BASE.replace("eps = [0.1]", "eps   =   [ 0.1 ]  # same")))
+    c = load_plan(write(tmp_path, BASE.replace("eps = [0.1]", "eps = [0.2]")))
+    assert a.digest() == b.digest() != c.digest()
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("[data]", "[data]\nbogus = 1"), "data: dataset 'digits' has no parameter 'bogus'"),
+        (("[data]", "[plan2]\n[data]"), "plan2: unknown key; allowed keys here:"),
+        (('dataset = "digits"', 'dataset = "digitz"'), "Did you mean 'digits'"),
+        (('arch = "digits_cnn"', 'arch = "digits_cnnn"'), "models[0].arch"),
+        (('name = "fgsm"', 'name = "fgsn"'), "Did you mean 'fgsm'"),
+        (("eps = [0.1]", "eps = [-0.1]"), "attacks[0].eps: must be a number or list of numbers >= 0"),
+        (("eps = [0.1]", 'eps = "big"'), "attacks[0].eps"),
+        (("eps = [0.1]", "eps = [0.1]\nstepz = 3"), "attack 'fgsm' has no parameter 'stepz'"),
+        (('target = "local"', 'target = "locall"'), "Did you mean 'local'"),
+        (('target = "local"', 'target = "local"\nbackends = ["openvinoo"]'), "unknown backend 'openvinoo'"),
+        (('name = "t"', 'name = "t"\nseed = -1'), "plan.seed: must be >= 0"),
+        (('arch = "digits_cnn"', 'arch = "digits_cnn"\ntrain = { lr = 0 }'), "models[0].train.lr: must be > 0"),
+        (('arch = "digits_cnn"', 'arch = "digits_cnn"\ntrain = { epoch = 3 }'), "models[0].train.epoch: unknown key"),
+        (('arch = "digits_cnn"', 'arch = "digits_cnn"\nonnx = "m.onnx"'), "give exactly one of"),
+        (('arch = "digits_cnn"', 'arch = "digits_cnn"\nattack_source = "nobody"'), "'nobody' is not a model"),
+        (("[data]", "[measure]\nmin_runs = 0\n[data]"), "measure.min_runs: must be >= 1"),
+        (("[data]", "[data]\n[data.x]"), "dataset 'digits' has no parameter 'x'"),
+    ],
+)
+def test_bad_plans_name_file_and_key(tmp_path: Path, edit: tuple[str, str], expected: str) -> None:
+    path = write(tmp_path, BASE.replace(*edit, 1))
+    with pytest.raises(ConfigError) as info:
+        load_plan(path)
+    msg = str(info.value)
+    assert str(path) in msg
+    assert expected in msg
+    assert "\n" not in msg
+
+
+def test_onnx_model_needs_a_surrogate(tmp_path: Path) -> None:
+    text = BASE.replace('arch = "digits_cnn"', 'onnx = "m.onnx"')
+    with pytest.raises(ConfigError, match="cannot craft white-box attacks; set attack_source"):
+        load_plan(write(tmp_path, text))
+    text += '\n[[models]]\nname = "s"\narch = "digits_cnn"\n'
+    plan = load_plan(write(tmp_path, text.replace('onnx = "m.onnx"', 'onnx = "m.onnx"\nattack_source = "s"')))
+    assert plan.models[0].source == "s" and plan.models[1].source == "s"
+
+
+def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_plan(write(tmp_path, "[plan\nname="))
+    with pytest.raises(ConfigError, match="plan file not found"):
+        load_plan(tmp_path / "nope.toml")
+
+
+def test_targets_builtin_and_user_defined(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    local = load_target("local")
+    assert local.transport == "local" and "onnxruntime" in local.backends
+    (tmp_path / "pi.toml").write_text('[target]\nname = "pi"\n[backends.onnxruntime]\nintra_op_num_threads = 4\n')
+    monkeypatch.setenv("EDGEBENCH_TARGETS", str(tmp_path))
+    pi = load_target("pi")
+    assert pi.backends["onnxruntime"]["intra_op_num_threads"] == 4
+    with pytest.raises(UnknownNameError, match="Known targets: .*local"):
+        load_target("nowhere")
+    (tmp_path / "bad.toml").write_text('[target]\nname = "bad"\ntransport = "carrier-pigeon"\n[backends.null]\n')
+    with pytest.raises(UnknownNameError, match="bad.toml: target.transport: unknown transport"):
+        load_target("bad")
+    (tmp_path / "empty.toml").write_text('[target]\nname = "empty"\n')
+    with pytest.raises(ConfigError, match="at least one"):
+        load_target("empty")
