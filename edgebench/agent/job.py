@@ -101,6 +101,8 @@ def _load_testset(ts: TestSet, input_shape: tuple[int | None, ...], artifact: st
     except ValueError as exc:
         raise DataError(f"{path}: cannot read test set {ts.name!r} ({exc}); pickled arrays are refused") from None
     expected = tuple(input_shape[1:])
+    if input_shape == (None,):  # the backend does not know the model's input (null backend without a card)
+        expected, input_shape = tuple(x.shape[1:]), (None, *x.shape[1:])
     if x.ndim != len(input_shape) or any(e is not None and e != a for e, a in zip(expected, x.shape[1:])):
         raise DataError(
             f"{path}: test set {ts.name!r} has samples of shape {tuple(x.shape[1:])}, but the model "

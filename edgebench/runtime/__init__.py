@@ -6,8 +6,7 @@ agent (the load generator), never to the backend (MLPerf's SUT / loadgen split).
 
 from __future__ import annotations
 
-from edgebench.errors import ConfigError
-from edgebench.registry import Registry
+from edgebench.registry import Registry, check_kwargs
 from edgebench.runtime.base import Backend
 
 BACKENDS: Registry[type[Backend]] = Registry(
@@ -17,14 +16,8 @@ BACKENDS: Registry[type[Backend]] = Registry(
 
 def create_backend(name: str, *, where: str = "", **options: object) -> Backend:
     """Instantiate the backend ``name`` with its options (unknown options are an error)."""
-    import inspect
-
     cls = BACKENDS.get(name, where=where)
-    allowed = [n for n, p in inspect.signature(cls.__init__).parameters.items() if p.kind == p.KEYWORD_ONLY]
-    unknown = [k for k in options if k not in allowed]
-    if unknown:
-        prefix = f"{where}: " if where else ""
-        raise ConfigError(f"{prefix}backend {name!r} has no option(s) {unknown}; allowed: {allowed}")
+    check_kwargs(cls.__init__, options, what=f"backend {name!r}", where=where)
     return cls(**options)
 
 

@@ -26,6 +26,8 @@ RESULT_FIELDS = (
     "throughput_per_s", "mean_linf", "mean_l2",
 )
 
+_TYPES = {"source": "TEXT", "threat": "TEXT", "n": "INTEGER", "asr_n": "INTEGER", "runs": "INTEGER"}
+
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -40,7 +42,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
     PRIMARY KEY (run_id, model, variant, format));
 CREATE TABLE IF NOT EXISTS results (
     run_id TEXT, {", ".join(f"{k} {'REAL' if k == 'eps' else 'TEXT'}" for k in RESULT_KEY)},
-    {", ".join(f"{f} {'TEXT' if f in ('source', 'threat') else 'REAL'}" for f in RESULT_FIELDS)},
+    {", ".join(f"{f} {_TYPES.get(f, 'REAL')}" for f in RESULT_FIELDS)},
     PRIMARY KEY (run_id, {", ".join(RESULT_KEY)}));
 CREATE TABLE IF NOT EXISTS environments (
     run_id TEXT, target TEXT, backend TEXT, model TEXT, variant TEXT, backend_info TEXT, environment TEXT,
