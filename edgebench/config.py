@@ -136,6 +136,25 @@ class AttackSpec:
 
 
 @dataclass(frozen=True)
+class CompressSpec:
+    """One variant of ``[[compress]]``: the method, the variant's name, the base model it compresses and
+    the method's parameters (a list given for a scalar parameter expands into one variant per value)."""
+
+    method: str
+    variant: str
+    model: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """``[export]``: OpenVINO IR beside every ONNX artifact, and an fp16-compressed IR as well."""
+
+    openvino: bool = True
+    fp16: bool = False
+
+
+@dataclass(frozen=True)
 class TargetSpec:
     """``[[targets]]``: a target (name in ``targets/`` or a path to a target file) and its backends."""
 
@@ -165,6 +184,8 @@ class Plan:
     seed: int = 0
     data: DataSpec = DataSpec()
     models: tuple[ModelSpec, ...] = ()
+    compress: tuple[CompressSpec, ...] = ()
+    export: ExportSpec = ExportSpec()
     attacks: tuple[AttackSpec, ...] = ()
     targets: tuple[TargetSpec, ...] = ()
     measure: MeasureSpec = MeasureSpec()
@@ -224,6 +245,72 @@ def _parse_models(raw: list[Any], source: str) -> tuple[ModelSpec, ...]:
             raise ConfigError(f"{source}: models[{i}]: {src.name!r} is an ONNX file and cannot craft white-box "
                               "attacks; set attack_source to a torch model of the plan (a surrogate)")
     return tuple(models)
+
+
+def _sweepable(cls: Any) -> set[str]:
+    """Parameters of a method that take one scalar (a list given for them is a sweep)."""
+    import inspect
+
+    return {n for n, p in inspect.signature(cls.__init__).parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and "list" not in str(p.annotation)}
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _parse_compress(raw: list[Any], source: str, models: tuple[ModelSpec, ...]) -> tuple[CompressSpec, ...]:
+    import itertools
+
+    from edgebench.compress import COMPRESSORS, create_compressor
+
+    torch_models = [m.name for m in models if not m.onnx]
+    specs: list[CompressSpec] = []
+    for i, item in enumerate(raw):
+        t = _Table(item, source, f"compress[{i}]")
+        method = t.get("method", str, required=True)
+        cls = COMPRESSORS.get(method, where=f"{source}: {t.path('method')}")
+        label = t.get("label", str, method)
+        model = t.get("model", str)
+        if model is not None and model not in [m.name for m in models]:
+            raise t._fail("model", f"{model!r} is not a model of this plan; allowed: {[m.name for m in models]}")
+        if model is not None and model not in torch_models:
+            raise t._fail("model", f"{model!r} is an ONNX file; compression needs a torch model ({torch_models})")
+        if model is None and not torch_models:
+            raise t._fail("model", "the plan has no torch model to compress (ONNX models cannot be compressed)")
+        params = t.rest()
+        sweep = {k: v for k, v in params.items() if isinstance(v, list) and k in _sweepable(cls)}
+        for k, v in sweep.items():
+            if not v:
+                raise t._fail(k, "an empty list gives no variant; give a value or a non-empty list")
+        keys = list(sweep)
+        for combo in itertools.product(*(sweep[k] for k in keys)) if keys else [()]:
+            values = dict(zip(keys, combo))
+            suffix = "-".join(_fmt(v) if len(keys) == 1 else f"{k}{_fmt(v)}" for k, v in values.items())
+            variant = f"{label}-{suffix}" if suffix else label
+            p = {**params, **values}
+            try:
+                create_compressor(method, where=f"{source}: compress[{i}]", **p)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: compress[{i}] (variant {variant!r}): "
+                                  f"{str(exc).split(': compress[' + str(i) + ']: ')[-1]}") from None
+            for m in [model] if model else torch_models:
+                specs.append(CompressSpec(method=method, variant=variant, model=m, params=p))
+    seen: set[tuple[str, str]] = set()
+    for s in specs:
+        if (s.model, s.variant) in seen:
+            raise ConfigError(f"{source}: compress: variant {s.variant!r} of model {s.model!r} is defined twice; "
+                              "give the entries distinct labels")
+        if s.variant == "base":
+            raise ConfigError(f"{source}: compress: 'base' names the uncompressed model; choose another label")
+        seen.add((s.model, s.variant))
+    return tuple(specs)
+
+
+def _parse_export(t: _Table) -> ExportSpec:
+    spec = ExportSpec(openvino=t.get("openvino", bool, True), fp16=t.get("fp16", bool, False))
+    t.done()
+    return spec
 
 
 def _parse_train(t: _Table) -> dict[str, Any]:
@@ -306,7 +393,7 @@ def _parse_measure(t: _Table) -> MeasureSpec:
 
 def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan:
     """Validate a plan document. With ``quick``, the plan's ``[quick]`` table overrides its sizes:
-    ``n_train``, ``n_test``, ``epochs``, ``attack_n`` (the plan's declared quick size)."""
+    ``n_train``, ``n_test``, ``epochs``, ``attack_n``, ``compress_epochs`` (the plan's declared quick size)."""
     top = _Table(raw, source, "")
     head = top.table("plan")
     name = head.get("name", str, Path(source).stem)
@@ -329,16 +416,20 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
         "n_test": q.number("n_test", None, lo=1, integer=True),
         "epochs": q.number("epochs", None, lo=0, integer=True),
         "attack_n": q.number("attack_n", None, lo=1, integer=True),
+        "compress_epochs": q.number("compress_epochs", None, lo=0, integer=True),
     }
     q.done()
     models = _parse_models(top.get("models", list, []), source)
+    compress = _parse_compress(top.get("compress", list, []), source, models)
+    export = _parse_export(top.table("export"))
     attacks = _parse_attacks(top.get("attacks", list, []), source)
     targets = _parse_targets(top.get("targets", list, []), source)
     measure = _parse_measure(top.table("measure"))
     top.done()
     if not models:
         raise ConfigError(f"{source}: models: the plan has no [[models]] entry; add at least one")
-    plan = Plan(name=name, source=source, seed=seed, data=data, models=models, attacks=attacks, targets=targets,
+    plan = Plan(name=name, source=source, seed=seed, data=data, models=models, compress=compress, export=export,
+                attacks=attacks, targets=targets,
                 measure=measure, quick={k: v for k, v in quick_cfg.items() if v is not None})
     return apply_quick(plan) if quick else plan
 
@@ -352,7 +443,14 @@ def apply_quick(plan: Plan) -> Plan:
     models = tuple(replace(m, train={**m.train, "epochs": q.get("epochs", m.train.get("epochs"))}) for m in plan.models)
     attacks = tuple(replace(a, n=min(a.n or q["attack_n"], q["attack_n"]) if "attack_n" in q else a.n)
                     for a in plan.attacks)
-    return replace(plan, name=f"{plan.name}-quick", data=data, models=models, attacks=attacks)
+    cap = q.get("compress_epochs")
+    compress = tuple(replace(c, params={k: min(v, cap) if k in _EPOCH_KEYS and isinstance(v, int) else v
+                                        for k, v in c.params.items()}) if cap is not None else c
+                     for c in plan.compress)
+    return replace(plan, name=f"{plan.name}-quick", data=data, models=models, attacks=attacks, compress=compress)
+
+
+_EPOCH_KEYS = ("epochs", "epochs_per_step")
 
 
 def _read_toml(path: Path, what: str) -> dict[str, Any]:

@@ -37,3 +37,7 @@ class AttackError(EdgebenchError):
 
 class DeviceError(EdgebenchError):
     """A target could not run a job: unreachable, missing runtime, agent failure."""
+
+
+class CompressError(EdgebenchError):
+    """A compression method cannot handle a model or a layer; names the variant and the layer."""

@@ -45,3 +45,22 @@ class ModelCard:
 
 def card_path(artifact: Path) -> Path:
     return Path(artifact).with_suffix(".card.json")
+
+
+def artifact_files(path: Path) -> list[Path]:
+    """The files an artifact consists of: ``[model.xml, model.bin]`` for an OpenVINO IR, ``[path]`` otherwise."""
+    path = Path(path)
+    if path.suffix.lower() == ".xml":
+        return [path, path.with_suffix(".bin")]
+    return [path]
+
+
+def artifact_size(path: Path) -> int:
+    """Bytes on disk of all of an artifact's files (the IR's ``.xml`` plus its ``.bin``)."""
+    files = artifact_files(path)
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        from edgebench.errors import ArtifactError
+
+        raise ArtifactError(f"{path}: artifact file(s) {missing} not found; re-run the export stage")
+    return sum(p.stat().st_size for p in files)

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgebench.export.parity import compare_logits
+
 log = logging.getLogger(__name__)
 
 OPSET = 17
@@ -53,10 +55,4 @@ def onnx_parity(model: nn.Module, path: Path, x: np.ndarray, *, atol: float = 1e
     ref = predict_logits(model, x)
     got = np.concatenate([backend.predict(np.ascontiguousarray(x[i:i + 256], dtype=np.float32))
                           for i in range(0, len(x), 256)])
-    diff = float(np.max(np.abs(ref - got))) if len(x) else 0.0
-    agree = float(np.mean(ref.argmax(1) == got.argmax(1))) if len(x) else 1.0
-    result = {"backend": "onnxruntime", "n": int(len(x)), "max_abs_diff": diff, "top1_agreement": agree,
-              "atol": atol, "ok": bool(diff <= atol)}
-    if not result["ok"]:
-        log.warning("parity: %s differs from its torch twin by %.3g (> %.3g)", path, diff, atol)
-    return result
+    return compare_logits(ref, got, backend="onnxruntime", atol=atol, what=str(path))

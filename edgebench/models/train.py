@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,8 +40,17 @@ def _progress(iterable: range, desc: str) -> object:
     return tqdm(iterable, desc=desc, disable=not sys.stderr.isatty(), leave=False)
 
 
-def train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, *, desc: str = "train") -> list[dict]:
-    """Train ``model`` in place on ``(x, y)`` with cross-entropy; return per-epoch loss and accuracy.
+Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, *, desc: str = "train",
+          loss: Loss | None = None, after_step: Callable[[], None] | None = None,
+          params: list[nn.Parameter] | None = None) -> list[dict]:
+    """Train ``model`` in place on ``(x, y)``; return per-epoch loss and accuracy.
+
+    ``loss(logits, xb, yb)`` replaces cross-entropy (distillation, adversarial mixing); ``after_step`` runs
+    after every optimizer step (compression methods use it to re-impose their constraints: INQ's frozen
+    powers of two, DNS masks); ``params`` restricts the optimizer to some parameters.
 
     Determinism: the shuffling order comes from a generator seeded with ``cfg.seed`` and the weights
     were initialized under the same seed by the caller (:func:`seeded`).
@@ -48,12 +58,13 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, *, d
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
     gen = torch.Generator().manual_seed(cfg.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     if cfg.optimizer == "adam":
         opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
+    ce = nn.CrossEntropyLoss()
+    loss_fn: Loss = loss or (lambda logits, _xb, yb: ce(logits, yb))
     history = []
     model.train()
     for epoch in _progress(range(cfg.epochs), desc):  # type: ignore[attr-defined]
@@ -64,10 +75,12 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, *, d
             xb, yb = xt[idx], yt[idx]
             opt.zero_grad(set_to_none=True)
             logits = model(xb)
-            loss = loss_fn(logits, yb)
-            loss.backward()
+            value = loss_fn(logits, xb, yb)
+            value.backward()
             opt.step()
-            loss_sum += float(loss.detach()) * len(idx)
+            if after_step is not None:
+                after_step()
+            loss_sum += float(value.detach()) * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
             total += len(idx)
         history.append({"epoch": epoch + 1, "loss": loss_sum / max(total, 1), "train_acc": correct / max(total, 1)})

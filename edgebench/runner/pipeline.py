@@ -21,7 +21,7 @@ import numpy as np
 
 from edgebench import __version__
 from edgebench.agent.job import Job, LatencyProtocol, TestSet, sha256_file
-from edgebench.config import AttackSpec, ModelSpec, Plan, TargetSpec
+from edgebench.config import AttackSpec, CompressSpec, ModelSpec, Plan, TargetSpec
 from edgebench.data import Dataset, load_dataset
 from edgebench.errors import ArtifactError, ConfigError, DataError
 from edgebench.runner.cache import Cache, code_fingerprint, content_key
@@ -30,19 +30,51 @@ from edgebench.store import Store
 
 log = logging.getLogger("edgebench")
 
-VARIANT = "base"  # compressed variants arrive with the compression stage
+BASE = "base"  # the variant name of an uncompressed model
+
+# the artifact format each backend runs, in order of preference
+BACKEND_FORMATS = {"openvino": ("openvino", "onnx")}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One deployable model: a plan model and one of its variants (``base`` or a compressed one)."""
+
+    model: str
+    variant: str = BASE
+
+    @property
+    def id(self) -> str:
+        return self.model if self.variant == BASE else f"{self.model}/{self.variant}"
+
+    @property
+    def stage(self) -> str:
+        """The stage that builds it."""
+        return f"model/{self.model}" if self.variant == BASE else f"compress/{self.model}/{self.variant}"
 
 
 @dataclass
 class Built:
-    """A finished model stage: the torch twin (None for an ONNX-only model), its ONNX artifact and card."""
+    """A finished model or variant: the torch twin (None for an ONNX-only model), its artifacts
+    (``{"onnx": path, "openvino": xml path, ...}``) and their cards."""
 
-    name: str
+    unit: Unit
     key: str
-    onnx: Path
-    card: dict[str, Any]
+    artifacts: dict[str, Path]
+    cards: dict[str, dict[str, Any]]
     torch_model: Any = None
     note: str = ""
+
+    @property
+    def onnx(self) -> Path:
+        return self.artifacts["onnx"]
+
+    def artifact_for(self, backend: str) -> tuple[str, Path]:
+        for fmt in BACKEND_FORMATS.get(backend, ("onnx",)):
+            if fmt in self.artifacts:
+                return fmt, self.artifacts[fmt]
+        raise ArtifactError(f"{self.unit.id}: no artifact that backend {backend!r} can run "
+                            f"(have {sorted(self.artifacts)})")
 
 
 @dataclass
@@ -106,22 +138,41 @@ class Pipeline:
         self.outcome = Outcome()
 
     # ---------------------------------------------------------------------------------------------
+    def units(self) -> list[Unit]:
+        """Every deployable model of the plan: each model's base, then its compressed variants."""
+        out = [Unit(m.name) for m in self.plan.models]
+        return out + [Unit(c.model, c.variant) for c in self.plan.compress]
+
+    def source_of(self, unit: Unit) -> Unit:
+        """Whose adversarial examples ``unit`` is evaluated on: a variant's own twin (white-box,
+        compression-aware), a base model's ``attack_source`` (itself unless a surrogate is named)."""
+        if unit.variant != BASE:
+            return unit
+        return Unit(self._spec(unit.model).source)
+
+    def _spec(self, model: str) -> ModelSpec:
+        return next(m for m in self.plan.models if m.name == model)
+
     def stages(self) -> list[Stage]:
         plan = self.plan
         st: list[Stage] = [Stage("data", self._data, describe=f"load {plan.data.dataset}")]
         for m in plan.models:
             st.append(Stage(f"model/{m.name}", lambda m=m: self._model(m), ("data",)))
+        for c in plan.compress:
+            st.append(Stage(Unit(c.model, c.variant).stage, lambda c=c: self._compress(c), (f"model/{c.model}",)))
         st.append(Stage("testset/clean", self._clean_set, ("data",)))
-        sources = list(dict.fromkeys(m.source for m in plan.models))
+        units = self.units()
+        sources = list(dict.fromkeys(self.source_of(u) for u in units))
         for src in sources:
             for a in plan.attacks:
-                st.append(Stage(f"craft/{src}/{a.label}", lambda s=src, a=a: self._craft(s, a), (f"model/{src}",)))
+                st.append(Stage(f"craft/{src.id}/{a.label}", lambda s=src, a=a: self._craft(s, a), (src.stage,)))
         for t in plan.targets:
             for b in t.backends:
-                for m in plan.models:
-                    deps = (f"model/{m.name}", "testset/clean", *(f"craft/{m.source}/{a.label}" for a in plan.attacks))
-                    st.append(Stage(f"device/{t.target}/{b}/{m.name}",
-                                    lambda t=t, b=b, m=m: self._device(t, b, m), deps))
+                for u in units:
+                    src = self.source_of(u)
+                    deps = (u.stage, "testset/clean", *(f"craft/{src.id}/{a.label}" for a in plan.attacks))
+                    st.append(Stage(f"device/{t.target}/{b}/{u.id}", lambda t=t, b=b, u=u: self._device(t, b, u),
+                                    deps))
         return st
 
     def run(self) -> RunSummary:
@@ -173,9 +224,8 @@ class Pipeline:
     def _torch_model(self, spec: ModelSpec) -> Built:
         import torch
 
-        from edgebench.models import create_model
         from edgebench.models.train import TrainConfig, predict_logits, seeded, train
-        from edgebench.models.user import build_from_factory, load_state_dict
+        from edgebench.models.user import load_state_dict
 
         ds = self.ds
         where = f"{self.plan.source}: models[{spec.name}]"
@@ -186,18 +236,9 @@ class Pipeline:
                     "code": code_fingerprint("edgebench.models.train", "edgebench.models.zoo")}
         key = content_key("model", spec_key)
 
-        def build() -> Any:
-            seeded(self.plan.seed)
-            if spec.arch:
-                x = ds.x_train
-                mean = tuple(float(v) for v in x.mean(axis=(0, 2, 3))) if len(x) else (0.0,)
-                std = tuple(max(float(v), 1e-3) for v in x.std(axis=(0, 2, 3))) if len(x) else (1.0,)
-                return create_model(spec.arch, input_shape=ds.shape, num_classes=ds.num_classes, mean=mean,
-                                    std=std, where=where, **spec.params)
-            return build_from_factory(spec.factory or "", spec.params, where=where)
-
         entry = self.cache.get("model", key)
-        model = build()
+        seeded(self.plan.seed)
+        model = self._base_builder(spec)()
         if entry is None:
             with self.cache.build("model", key) as tmp:
                 if ckpt is not None:
@@ -218,40 +259,160 @@ class Pipeline:
         load_state_dict(model, entry / "model.pt", where=where)
         model.eval()
         info = json.loads((entry / "train.json").read_text())
-        built = self._export(spec, model, key)
+        built = self._export(Unit(spec.name), model, key, provenance={"arch": spec.arch, "factory": spec.factory})
         built.note = f"host clean acc {info['host_clean_acc']:.4f}{' (cached)' if cached else ''}"
+        self._store_variant(built, method="none", params={}, info={"train": info.get("history", [])[-1:]})
         return built
 
-    def _export(self, spec: ModelSpec, model: Any, model_key: str) -> Built:
-        from edgebench.export.card import ModelCard
+    def _base_builder(self, spec: ModelSpec) -> Any:
+        """A function building a fresh, untrained instance of the model ``spec`` (normalization included)."""
+        from edgebench.models import create_model
+        from edgebench.models.user import build_from_factory
+
+        ds = self.ds
+        where = f"{self.plan.source}: models[{spec.name}]"
+
+        def build() -> Any:
+            if spec.arch:
+                x = ds.x_train
+                mean = tuple(float(v) for v in x.mean(axis=(0, 2, 3))) if len(x) else (0.0,)
+                std = tuple(max(float(v), 1e-3) for v in x.std(axis=(0, 2, 3))) if len(x) else (1.0,)
+                return create_model(spec.arch, input_shape=ds.shape, num_classes=ds.num_classes, mean=mean,
+                                    std=std, where=where, **spec.params)
+            return build_from_factory(spec.factory or "", spec.params, where=where)
+
+        return build
+
+    def _export(self, unit: Unit, model: Any, model_key: str, *, provenance: dict[str, Any],
+                compressed: Any = None) -> Built:
+        """ONNX (always) and OpenVINO IR (fp32, and fp16 if asked) of the twin ``model`` — or the method's
+        own artifacts (int8 QDQ) — each checked against the twin and described by a card."""
+        from edgebench.export.card import ModelCard, artifact_files
         from edgebench.export.onnx import OPSET, export_onnx, onnx_parity
 
-        ds, m = self.ds, self.plan.measure
-        key = content_key("onnx", {"model": model_key, "opset": OPSET, "parity_n": m.parity_n, "atol": m.parity_atol,
-                                  "code": code_fingerprint("edgebench.export.onnx")})
-        entry = self.cache.get("onnx", key)
+        ds, m, ex = self.ds, self.plan.measure, self.plan.export
+        atol = compressed.parity_atol if compressed is not None and compressed.parity_atol is not None \
+            else m.parity_atol
+        precision = compressed.precision if compressed is not None else "f32"
+        key = content_key("export", {"model": model_key, "opset": OPSET, "parity_n": m.parity_n, "atol": atol,
+                                     "openvino": ex.openvino, "fp16": ex.fp16,
+                                     "code": code_fingerprint("edgebench.export.onnx", "edgebench.export.openvino")})
+        formats = ["onnx"] + (["openvino"] if ex.openvino else []) + (["openvino-fp16"] if ex.openvino and ex.fp16
+                                                                       else [])
+        files = {"onnx": "model.onnx", "openvino": "model-ov.xml", "openvino-fp16": "model-ov-fp16.xml"}
+        entry = self.cache.get("export", key)
         if entry is None:
-            with self.cache.build("onnx", key) as tmp:
-                path = export_onnx(model, ds.shape, tmp / "model.onnx")
-                parity = onnx_parity(model, path, ds.x_test[:m.parity_n], atol=m.parity_atol)
-                card = ModelCard(
-                    name=spec.name, format="onnx", input_shape=ds.shape, num_classes=ds.num_classes,
-                    classes=ds.classes, sha256=sha256_file(path), size_bytes=path.stat().st_size,
-                    provenance={"arch": spec.arch, "factory": spec.factory, "model_key": model_key,
-                                "dataset": ds.name, "data_fingerprint": ds.fingerprint(), "plan": self.plan.name,
-                                "edgebench": __version__, "torch": __import__("torch").__version__},
-                    parity=parity)
-                card.save(path)
-            entry = self.cache.path("onnx", key)
-        return self._register_artifact(spec, entry / "model.onnx", key, model)
+            x_par = ds.x_test[:m.parity_n]
+            with self.cache.build("export", key) as tmp:
+                for fmt in formats:
+                    path = tmp / files[fmt]
+                    if fmt == "onnx":
+                        custom = compressed.export_onnx if compressed is not None else None
+                        (custom or (lambda p: export_onnx(model, ds.shape, p)))(path)
+                        parity = onnx_parity(model, path, x_par, atol=atol)
+                        prec = precision
+                    else:
+                        from edgebench.export.openvino import export_openvino, openvino_parity
 
-    def _register_artifact(self, spec: ModelSpec, path: Path, key: str, model: Any) -> Built:
-        from edgebench.export.card import card_path
+                        custom = compressed.export_openvino if compressed is not None else None
+                        fp16 = fmt == "openvino-fp16"
+                        (custom or (lambda p, fp16=fp16: export_openvino(model, ds.shape, p, fp16=fp16)))(path)
+                        parity = openvino_parity(model, path, x_par, atol=max(atol, 1e-2) if fp16 else atol)
+                        prec = "f16 weights" if fp16 else precision
+                    parts = artifact_files(path)
+                    card = ModelCard(
+                        name=unit.id, format=fmt, input_shape=ds.shape, num_classes=ds.num_classes,
+                        classes=ds.classes, sha256=sha256_file(path), size_bytes=sum(f.stat().st_size for f in parts),
+                        provenance={**provenance, "model": unit.model, "variant": unit.variant, "precision": prec,
+                                    "model_key": model_key, "dataset": ds.name, "data_fingerprint": ds.fingerprint(),
+                                    "plan": self.plan.name, "edgebench": __version__,
+                                    "torch": __import__("torch").__version__},
+                        parity=parity)
+                    card.save(path)
+            entry = self.cache.path("export", key)
+        return self._register_artifacts(unit, {f: entry / files[f] for f in formats}, key, model)
 
-        card = json.loads(card_path(path).read_text())
-        self.store.put_artifact(self.run_id, model=spec.name, variant=VARIANT, format="onnx", path=str(path),
-                                sha256=card["sha256"], size_bytes=card["size_bytes"], parity=card["parity"], card=card)
-        return Built(spec.name, key, path, card, model)
+    def _register_artifacts(self, unit: Unit, paths: dict[str, Path], key: str, model: Any) -> Built:
+        from edgebench.compress.stats import file_stats
+        from edgebench.export.card import artifact_files, card_path
+
+        cards = {}
+        for fmt, path in paths.items():
+            card = json.loads(card_path(path).read_text())
+            card["deflate_bytes"] = file_stats(artifact_files(path))["deflate_bytes"]
+            self.store.put_artifact(self.run_id, model=unit.model, variant=unit.variant, format=fmt, path=str(path),
+                                    sha256=card["sha256"], size_bytes=card["size_bytes"], parity=card["parity"],
+                                    card=card)
+            cards[fmt] = card
+        return Built(unit, key, dict(paths), cards, model)
+
+    def _store_variant(self, built: Built, *, method: str, params: dict[str, Any], info: dict[str, Any]) -> None:
+        """Parameters, MACs, sizes, DEFLATE, ΔW and weight histograms of a built unit, into the store."""
+        if built.torch_model is None:
+            stats: dict[str, Any] = {}
+        else:
+            from edgebench.compress.stats import model_stats
+
+            base = None
+            if built.unit.variant != BASE:
+                base = self.outcome.values[f"model/{built.unit.model}"].torch_model
+            stats = model_stats(built.torch_model, self.ds.shape, base=base)
+        stats["artifacts"] = {fmt: {"size_bytes": c["size_bytes"], "deflate_bytes": c["deflate_bytes"],
+                                    "precision": c.get("provenance", {}).get("precision")}
+                              for fmt, c in built.cards.items()}
+        self.store.put_variant(self.run_id, model=built.unit.model, variant=built.unit.variant, method=method,
+                               params=params, info=info, stats=stats)
+
+    def _compress(self, c: CompressSpec) -> Built:
+        """Apply a compression method to a trained base; cache the twin; export and check it."""
+        import torch
+
+        from edgebench.compress import COMPRESSORS, create_compressor
+        from edgebench.compress.base import CompressContext, Compressed
+        from edgebench.models.train import TrainConfig, predict_logits, seeded
+
+        unit = Unit(c.model, c.variant)
+        base: Built = self.outcome.values[f"model/{c.model}"]
+        spec = self._spec(c.model)
+        ds = self.ds
+        where = f"{self.plan.source}: compress (variant {c.variant!r} of model {c.model!r})"
+        method = create_compressor(c.method, where=where, **c.params)
+        key = content_key("variant", {"base": base.key, "method": c.method, "params": c.params, "seed": self.plan.seed,
+                                      "code": code_fingerprint(COMPRESSORS.get(c.method).__module__,
+                                                               "edgebench.compress.base")})
+        ctx = CompressContext(x_train=ds.x_train, y_train=ds.y_train, input_shape=ds.shape,
+                              num_classes=ds.num_classes, train=TrainConfig(seed=self.plan.seed, **spec.train),
+                              seed=self.plan.seed, where=where, build_base=self._base_builder(spec))
+        entry = self.cache.get("variant", key)
+        cached = entry is not None
+        if entry is None:
+            seeded(self.plan.seed)
+            t0 = time.perf_counter()
+            result = method.apply(base.torch_model, ctx)
+            seconds = time.perf_counter() - t0
+            result.model.eval()
+            acc = float(np.mean(predict_logits(result.model, ds.x_test).argmax(1) == ds.y_test))
+            with self.cache.build("variant", key) as tmp:
+                # the twin's class may be built by the method (pruned shapes, hashed layers, NNCF hooks): the
+                # whole module is pickled; it is only ever loaded from this cache, whose files are hash-checked
+                torch.save(result.model, tmp / "twin.pt")
+                (tmp / "variant.json").write_text(json.dumps(
+                    {"info": result.info, "history": result.history, "host_clean_acc": acc, "seconds": seconds,
+                     "parity_atol": result.parity_atol, "precision": result.precision}, indent=1, default=str))
+            entry = self.cache.path("variant", key)
+        meta = json.loads((entry / "variant.json").read_text())
+        if cached:
+            twin = torch.load(entry / "twin.pt", weights_only=False).eval()
+            result = Compressed(model=twin, info=meta["info"], parity_atol=meta["parity_atol"],
+                                precision=meta["precision"])
+        method.attach(result, base.torch_model, ctx)
+        built = self._export(unit, result.model, key, compressed=result,
+                             provenance={"method": c.method, "params": c.params, "base_key": base.key})
+        self._store_variant(built, method=c.method, params=c.params,
+                            info={**meta["info"], "seconds": meta["seconds"], "host_clean_acc": meta["host_clean_acc"],
+                                  "history": meta["history"]})
+        built.note = f"host clean acc {meta['host_clean_acc']:.4f}{' (cached)' if cached else ''}"
+        return built
 
     def _import_onnx(self, spec: ModelSpec) -> Built:
         """A ready ONNX file: checked by loading it in ONNX Runtime, copied into the cache with a card.
@@ -286,7 +447,9 @@ class Pipeline:
                           provenance={"imported_from": str(src.resolve())},
                           parity={"note": "no torch twin: imported ONNX model"}).save(tmp / "model.onnx")
             entry = self.cache.path("onnx", key)
-        return self._register_artifact(spec, entry / "model.onnx", key, None)
+        built = self._register_artifacts(Unit(spec.name), {"onnx": entry / "model.onnx"}, key, None)
+        self._store_variant(built, method="none", params={}, info={"imported_from": str(src)})
+        return built
 
     def _clean_set(self) -> Path:
         ds = self.ds
@@ -301,12 +464,12 @@ class Pipeline:
     def _attack_n(self, attack: AttackSpec) -> int:
         return min(attack.n or len(self.ds.x_test), len(self.ds.x_test))
 
-    def _craft(self, source: str, attack: AttackSpec) -> AdvSets:
+    def _craft(self, source: Unit, attack: AttackSpec) -> AdvSets:
         import torch
 
         from edgebench.attacks import create_attack
 
-        built: Built = self.outcome.values[f"model/{source}"]
+        built: Built = self.outcome.values[source.stage]
         ds = self.ds
         n = self._attack_n(attack)
         from edgebench.attacks import ATTACKS
@@ -332,7 +495,7 @@ class Pipeline:
             success = np.concatenate([p.success for p in parts], axis=1)
             linf = np.concatenate([p.linf for p in parts], axis=1)
             l2 = np.concatenate([p.l2 for p in parts], axis=1)
-            info = {"attack": parts[0].attack if parts else repr(atk), "source": source, "eps": list(attack.eps),
+            info = {"attack": parts[0].attack if parts else repr(atk), "source": source.id, "eps": list(attack.eps),
                     "n": n, "seconds": seconds,
                     "forward_passes": sum(p.passes.forward for p in parts),
                     "backward_passes": sum(p.passes.backward for p in parts),
@@ -347,26 +510,29 @@ class Pipeline:
         rates = ", ".join(f"ε={e:g}: {r:.3f}" for e, r in zip(attack.eps, info["host_success_rate"]))
         took = " (cached)" if cached else f" in {info['seconds']:.1f} s"
         note = f"host success {rates}{took}"
-        return AdvSets(source, attack, key, [entry / f"eps{k}.npz" for k in range(len(attack.eps))], info, note)
+        return AdvSets(source.id, attack, key, [entry / f"eps{k}.npz" for k in range(len(attack.eps))], info, note)
 
-    def _device(self, tspec: TargetSpec, backend: str, spec: ModelSpec) -> DeviceRun:
+    def _device(self, tspec: TargetSpec, backend: str, unit: Unit) -> DeviceRun:
         from edgebench.targets import TRANSPORTS, load_target
 
         target = load_target(tspec.target)
-        built: Built = self.outcome.values[f"model/{spec.name}"]
+        built: Built = self.outcome.values[unit.stage]
+        fmt, artifact = built.artifact_for(backend)
+        card = built.cards[fmt]
         clean: Path = self.outcome.values["testset/clean"]
-        name = f"device/{tspec.target}/{backend}/{spec.name}"
-        sets = [{"name": "clean", "path": clean, "attack": "none", "eps": 0.0, "source": spec.name}]
+        src = self.source_of(unit)
+        name = f"device/{tspec.target}/{backend}/{unit.id}"
+        sets = [{"name": "clean", "path": clean, "attack": "none", "eps": 0.0, "source": unit.id}]
         for a in self.plan.attacks:
-            adv: AdvSets = self.outcome.values[f"craft/{spec.source}/{a.label}"]
+            adv: AdvSets = self.outcome.values[f"craft/{src.id}/{a.label}"]
             for k, e in enumerate(a.eps):
                 sets.append({"name": f"{a.label}@{e:g}", "path": adv.files[k], "attack": a.label, "eps": e,
-                             "source": spec.source, "adv_key": adv.key, "k": k})
+                             "source": src.id, "adv_key": adv.key, "k": k})
         m = self.plan.measure
         proto = LatencyProtocol(warmup=m.warmup, min_runs=m.min_runs, min_duration_s=m.min_duration_s,
                                 max_runs=m.max_runs)
         options = target.backends.get(backend, {})
-        key = content_key("device", {"artifact": built.card["sha256"], "sets": [str(s["path"]) for s in sets],
+        key = content_key("device", {"artifact": card["sha256"], "sets": [str(s["path"]) for s in sets],
                                      "backend": backend, "options": options, "protocol": vars(proto),
                                      "batch": m.batch_size, "target": target.name, "transport": target.transport})
         out_dir = self.run_dir / "raw" / slug(name.removeprefix("device/"))
@@ -375,16 +541,17 @@ class Pipeline:
                 and (out_dir / "result.json").is_file():
             result = json.loads((out_dir / "result.json").read_text())
             return DeviceRun(name, out_dir / "outputs.npz", result, sets, note="already measured in this run")
-        job = Job(job_id=key, artifact=str(built.onnx), backend=backend, output_dir=str(out_dir),
+        job = Job(job_id=key, artifact=str(artifact), backend=backend, output_dir=str(out_dir),
                   testsets=tuple(TestSet(s["name"], str(s["path"])) for s in sets), backend_options=options,
-                  batch_size=m.batch_size, latency=proto, artifact_sha256=built.card["sha256"])
+                  batch_size=m.batch_size, latency=proto, artifact_sha256=card["sha256"])
         transport = TRANSPORTS.get(target.transport)(target)
         started = time.time()
         result, outputs = transport.run_job(job, out_dir)
-        self.store.put_environment(self.run_id, target=target.name, backend=backend, model=spec.name,
-                                   variant=VARIANT, backend_info=result["backend"], environment=result["environment"])
+        self.store.put_environment(self.run_id, target=target.name, backend=backend, model=unit.model,
+                                   variant=unit.variant, backend_info={**result["backend"], "format": fmt},
+                                   environment=result["environment"])
         lat = result.get("latency") or {}
-        note = f"p50 {lat.get('p50_ms', float('nan')):.3f} ms over {lat.get('runs', 0)} runs"
+        note = f"p50 {lat.get('p50_ms', float('nan')):.3f} ms over {lat.get('runs', 0)} runs ({fmt})"
         self.store.set_stage(self.run_id, name, key=key, status="done", started=started,
                              info={"note": note, "seconds": time.time() - started})
         return DeviceRun(name, outputs, result, sets, note=note)
@@ -393,43 +560,43 @@ class Pipeline:
     def _score(self) -> list[dict[str, Any]]:
         """Metrics from the raw device outputs (and host predictions for the deployment gap)."""
         from edgebench.metrics.robustness import attack_success_rate, clean_accuracy, robust_accuracy
+        from edgebench.models.train import predict_logits
 
         records: list[dict[str, Any]] = []
+        host_clean: dict[Unit, np.ndarray] = {}
         for t in self.plan.targets:
             for b in t.backends:
-                for spec in self.plan.models:
-                    run: DeviceRun | None = self.outcome.values.get(f"device/{t.target}/{b}/{spec.name}")
+                for unit in self.units():
+                    run: DeviceRun | None = self.outcome.values.get(f"device/{t.target}/{b}/{unit.id}")
                     if run is None:
                         continue
-                    built: Built = self.outcome.values[f"model/{spec.name}"]
+                    built: Built = self.outcome.values[unit.stage]
+                    src = self.source_of(unit)
+                    y = self.ds.y_test
                     lat = {k: v for k, v in (run.result.get("latency") or {}).items()
                            if k in ("mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms",
                                     "first_ms", "runs", "duration_s", "throughput_per_s")}
                     with np.load(run.outputs, allow_pickle=False) as raw:
                         logits = {ts["name"]: raw[ts["key"]] for ts in run.result["testsets"]}
-                    y = self.ds.y_test
                     clean_pred = logits["clean"].argmax(1)
                     ca = clean_accuracy(clean_pred, y)
-                    base = {"model": spec.name, "variant": VARIANT, "backend": b, "target": t.target, **lat}
+                    base = {"model": unit.model, "variant": unit.variant, "backend": b, "target": t.target, **lat}
                     records.append({**base, "attack": "none", "eps": 0.0, "n": ca["n"], "clean_acc": ca["value"],
-                                    "clean_acc_lo": ca["lo"], "clean_acc_hi": ca["hi"], "source": spec.name,
+                                    "clean_acc_lo": ca["lo"], "clean_acc_hi": ca["hi"], "source": unit.id,
                                     "threat": "clean"})
-                    host_clean = None
                     for s in run.testsets[1:]:
                         adv_pred = logits[s["name"]].argmax(1)
                         n = len(adv_pred)
                         yy, cp = y[:n], clean_pred[:n]
                         ca_n, ra, asr = clean_accuracy(cp, yy), robust_accuracy(adv_pred, yy), \
                             attack_success_rate(cp, adv_pred, yy)
-                        adv: AdvSets = self.outcome.values[f"craft/{spec.source}/{s['attack']}"]
+                        adv: AdvSets = self.outcome.values[f"craft/{src.id}/{s['attack']}"]
                         host_asr = None
                         if built.torch_model is not None:
-                            host_adv = self._host_pred(built, spec, s)
-                            if host_clean is None:
-                                from edgebench.models.train import predict_logits
-
-                                host_clean = predict_logits(built.torch_model, self.ds.x_test).argmax(1)
-                            host_asr = attack_success_rate(host_clean[:n], host_adv, yy)["value"]
+                            host_adv = self._host_pred(built, src == unit, s)
+                            if unit not in host_clean:
+                                host_clean[unit] = predict_logits(built.torch_model, self.ds.x_test).argmax(1)
+                            host_asr = attack_success_rate(host_clean[unit][:n], host_adv, yy)["value"]
                         records.append({
                             **base, "attack": s["attack"], "eps": s["eps"], "n": n,
                             "clean_acc": ca_n["value"], "clean_acc_lo": ca_n["lo"], "clean_acc_hi": ca_n["hi"],
@@ -437,14 +604,15 @@ class Pipeline:
                             "asr": asr["value"], "asr_lo": asr["lo"], "asr_hi": asr["hi"], "asr_n": asr["n"],
                             "host_asr": host_asr,
                             "deployment_gap": None if host_asr is None else asr["value"] - host_asr,
-                            "source": spec.source, "threat": "white-box" if spec.source == spec.name else "transfer",
+                            "source": src.id, "threat": "white-box" if src == unit else "transfer",
                             "mean_linf": adv.info["mean_linf"][s["k"]], "mean_l2": adv.info["mean_l2"][s["k"]],
                         })
         return records
 
-    def _host_pred(self, built: Built, spec: ModelSpec, s: dict[str, Any]) -> np.ndarray:
+    def _host_pred(self, built: Built, own: bool, s: dict[str, Any]) -> np.ndarray:
+        """The twin's predictions on an adversarial set: stored with the set when it was crafted on the twin."""
         with np.load(s["path"], allow_pickle=False) as f:
-            if spec.source == spec.name:
+            if own:
                 return f["host_pred"]
             from edgebench.models.train import predict_logits
 

@@ -10,7 +10,7 @@ from edgebench.registry import Registry, check_kwargs
 from edgebench.runtime.base import Backend
 
 BACKENDS: Registry[type[Backend]] = Registry(
-    "backend", modules=("edgebench.runtime.onnxruntime", "edgebench.runtime.null")
+    "backend", modules=("edgebench.runtime.onnxruntime", "edgebench.runtime.openvino", "edgebench.runtime.null")
 )
 
 

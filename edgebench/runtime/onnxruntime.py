@@ -117,5 +117,5 @@ class OnnxRuntimeBackend(Backend):
             "intra_op_num_threads": self.intra_op_num_threads,
             "inter_op_num_threads": self.inter_op_num_threads,
             "graph_optimization_level": self.graph_optimization_level,
-            "precision": "fp32",
+            "precision": "f32",
         }

@@ -1,7 +1,9 @@
 """SQLite results store (``reports/<run-id>/results.sqlite``).
 
 Tables: ``meta`` (schema version), ``runs``, ``stages`` (what finished, for resuming), ``artifacts``
-(files, sizes, hashes, parity), ``results`` (one flat record per model × variant × attack × ε × backend ×
+(files, sizes, hashes, parity), ``variants`` (each model and compressed variant: method, parameters, the
+method's facts and the statistics of :mod:`edgebench.compress.stats`),
+``results`` (one flat record per model × variant × attack × ε × backend ×
 target) and ``environments``. Every write is one transaction, keyed so that a resumed run replaces a row
 instead of duplicating it. WAL mode lets a reader watch a run in progress.
 """
@@ -16,7 +18,7 @@ from typing import Any
 
 from edgebench.errors import EdgebenchError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 RESULT_KEY = ("model", "variant", "attack", "eps", "backend", "target")
 RESULT_FIELDS = (
@@ -40,6 +42,9 @@ CREATE TABLE IF NOT EXISTS artifacts (
     run_id TEXT, model TEXT, variant TEXT, format TEXT, path TEXT, sha256 TEXT, size_bytes INTEGER,
     parity_max_abs_diff REAL, parity_top1_agreement REAL, parity_ok INTEGER, card TEXT,
     PRIMARY KEY (run_id, model, variant, format));
+CREATE TABLE IF NOT EXISTS variants (
+    run_id TEXT, model TEXT, variant TEXT, method TEXT, params TEXT, info TEXT, stats TEXT,
+    PRIMARY KEY (run_id, model, variant));
 CREATE TABLE IF NOT EXISTS results (
     run_id TEXT, {", ".join(f"{k} {'REAL' if k == 'eps' else 'TEXT'}" for k in RESULT_KEY)},
     {", ".join(f"{f} {_TYPES.get(f, 'REAL')}" for f in RESULT_FIELDS)},
@@ -141,6 +146,18 @@ class Store:
         rows = self.conn.execute("SELECT * FROM artifacts WHERE run_id=? ORDER BY model, variant, format",
                                  (run_id,)).fetchall()
         return [dict(r) for r in rows]
+
+    def put_variant(self, run_id: str, *, model: str, variant: str, method: str, params: dict[str, Any],
+                    info: dict[str, Any], stats: dict[str, Any]) -> None:
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO variants VALUES (?, ?, ?, ?, ?, ?, ?)",
+                              (run_id, model, variant, method, json.dumps(params, default=str),
+                               json.dumps(info, default=str), json.dumps(stats, default=str)))
+
+    def variants(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM variants WHERE run_id=? ORDER BY model, variant != 'base', variant",
+                                 (run_id,)).fetchall()
+        return [dict(r) | {k: json.loads(r[k]) for k in ("params", "info", "stats")} for r in rows]
 
     def put_environment(self, run_id: str, *, target: str, backend: str, model: str, variant: str,
                         backend_info: dict[str, Any], environment: dict[str, Any]) -> None:

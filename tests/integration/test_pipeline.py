@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from edgebench.cli import main
+from edgebench.store.sqlite import SCHEMA_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,7 +85,7 @@ def test_run_then_rerun_resumes(tmp_path: Path, caplog: pytest.LogCaptureFixture
     report = (run_dir / "report.md").read_text()
     assert "## Robustness" in report and "| cnn | base | onnx |" in report and "| yes |" in report
     with sqlite3.connect(run_dir / "results.sqlite") as db:
-        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("1",)
+        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (str(SCHEMA_VERSION),)
         before = db.execute("SELECT finished FROM stages WHERE stage LIKE 'device/%'").fetchall()
 
     # the same plan again: nothing is measured again, nothing duplicated
