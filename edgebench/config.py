@@ -256,7 +256,10 @@ def _sweepable(cls: Any) -> set[str]:
 
 
 def _fmt(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
+    """A swept value as part of a variant name ("1/8" -> "1_8")."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{v:g}" if isinstance(v, float) else str(v))
 
 
 def _parse_compress(raw: list[Any], source: str, models: tuple[ModelSpec, ...]) -> tuple[CompressSpec, ...]:
@@ -271,6 +274,8 @@ def _parse_compress(raw: list[Any], source: str, models: tuple[ModelSpec, ...]) 
         method = t.get("method", str, required=True)
         cls = COMPRESSORS.get(method, where=f"{source}: {t.path('method')}")
         label = t.get("label", str, method)
+        if not label or _fmt(label) != label:
+            raise t._fail("label", f"{label!r}: use letters, digits, '.', '_' and '-' only (it names files)")
         model = t.get("model", str)
         if model is not None and model not in [m.name for m in models]:
             raise t._fail("model", f"{model!r} is not a model of this plan; allowed: {[m.name for m in models]}")

@@ -47,14 +47,16 @@ class Compressed:
     """A variant. ``model`` is the torch twin (eval mode) that host attacks differentiate through;
     ``info`` holds the method's facts (grid, schedule, channel counts, sparsity), stored with the variant.
 
-    ``export_onnx`` / ``export_openvino`` replace the default export of ``model`` where the deployable
-    artifact is not the twin itself (int8: QDQ ONNX and an int8 IR from the fake-quantized twin);
+    ``deploy`` is the module exported for the devices when it is not the twin itself (hashed layers deploy
+    as dense virtual weights); ``export_onnx`` / ``export_openvino`` replace the default export where the
+    artifact is made another way (int8: a QDQ ONNX model quantized from the fp32 export);
     ``parity_atol`` loosens the parity tolerance where the twin only simulates the artifact's arithmetic.
     """
 
     model: nn.Module
     info: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    deploy: nn.Module | None = None
     export_onnx: Callable[[Path], Path] | None = None
     export_openvino: Callable[[Path], Path] | None = None
     parity_atol: float | None = None
@@ -76,6 +78,16 @@ class Compressor(abc.ABC):
         """Attach artifact exporters that cannot be cached with the twin (closures over the base model and
         calibration data); called after :meth:`apply` and after loading a cached twin. Default: none."""
         return None
+
+    def save_twin(self, twin: nn.Module, path: Path) -> None:
+        """Write the twin to the artifact cache. Its classes may be built by the method (pruned shapes,
+        hashed layers), so the whole module is pickled; :meth:`load_twin` reads it back only from the cache,
+        whose files are hash-checked before use — never from a user-supplied path."""
+        torch.save(twin, path)
+
+    def load_twin(self, path: Path, model: nn.Module) -> nn.Module:
+        """Read a twin written by :meth:`save_twin` (``model`` is the base, for methods that rebuild)."""
+        return torch.load(path, weights_only=False).eval()
 
     def params(self) -> dict[str, Any]:
         """The configured parameters, for the variant record."""

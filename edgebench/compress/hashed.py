@@ -385,6 +385,12 @@ class Hashed(Compressor):
                 per_layer[name] = {"virtual": n_virtual, "real": hashed.buckets, "rate": hashed.buckets / n_virtual}
                 if self.init == "distill":
                     per_layer[name]["init_rel_error"] = hashed.fit_(layer.weight, layer.bias)
+                    # averaging ~1/rate mixed-sign weights per bucket shrinks ||phi(W)|| by ~sqrt(rate): restore
+                    # the layer's norm so the distillation starts from the base's activation scale
+                    with torch.no_grad():
+                        fitted = hashed.weight_virtual().norm()
+                        if fitted > 0:
+                            hashed.w.mul_(layer.weight.norm() / fitted)
                 _replace(twin, name, hashed)
 
         epochs = self.epochs if self.epochs is not None else ctx.train.epochs
@@ -417,6 +423,10 @@ class Hashed(Compressor):
         if self.init == "distill":
             info.update(temperature=self.temperature, alpha=self.alpha)
         return Compressed(model=twin, info=info, history=history)
+
+    def attach(self, compressed: Compressed, model: nn.Module, ctx: CompressContext) -> None:
+        """Devices run the dense virtual weights (plain Conv/Gemm), not the gather of the twin."""
+        compressed.deploy = to_dense(compressed.model)
 
 
 def _distillation(teacher: nn.Module, temperature: float, alpha: float) -> Loss:

@@ -69,6 +69,20 @@ class Int8(Compressor):
                     f"{self.preset!r})", "calibration_size": len(batches), "quantizers": quantizers,
             "engine": f"nncf {nncf.__version__}"})
 
+    def save_twin(self, twin: nn.Module, path: Path) -> None:
+        """NNCF's quantizers do not pickle: store NNCF's own config of the wrapped model and its state."""
+        from nncf.torch import get_config
+
+        torch.save({"config": get_config(twin), "state": twin.state_dict()}, path)
+
+    def load_twin(self, path: Path, model: nn.Module) -> nn.Module:
+        from nncf.torch import load_from_config
+
+        saved = torch.load(path, weights_only=False)  # written by save_twin into the hash-checked cache only
+        twin = load_from_config(clone(model), saved["config"])
+        twin.load_state_dict(saved["state"])
+        return twin.eval()
+
     def _calibration(self, ctx: CompressContext) -> list[np.ndarray]:
         if len(ctx.x_train) == 0:
             raise ctx.fail("int8 calibration needs training samples; the data set has none")

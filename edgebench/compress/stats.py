@@ -37,15 +37,15 @@ def _weighted_kind(m: nn.Module) -> str | None:
 
 def effective_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     """``{layer: weight}`` as the layer computes with it: the materialized virtual weights of hashed
-    layers (``virtual_weight()``), the fake-quantized weights of an NNCF int8 twin, else ``.weight``."""
+    layers (``weight_virtual()``), the fake-quantized weights of an NNCF int8 twin, else ``.weight``."""
     hooks = _nncf_weight_quantizers(model)
     out: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for name, m in model.named_modules():
             if _weighted_kind(m) is None or "__nncf_hooks" in name:
                 continue
-            if hasattr(m, "virtual_weight"):
-                w = m.virtual_weight()
+            if hasattr(m, "weight_virtual"):
+                w = m.weight_virtual()
             elif isinstance(getattr(m, "weight", None), torch.Tensor):
                 w = m.weight
             else:

@@ -58,17 +58,23 @@ def render_markdown(store: Store, run_id: str) -> str:
         out += ["## Robustness", "",
                 "`asr`: among samples classified correctly when clean, the fraction misclassified once perturbed. "
                 "`host asr`: the same examples on the host torch twin; `gap` = device asr − host asr.", "",
-                _table(["model", "target", "backend", "attack", "threat", "ε", "n", "robust_acc [95 % CI]",
+                _table(["model", "variant", "target", "backend", "attack", "threat", "ε", "n", "robust_acc [95 % CI]",
                         "asr [95 % CI]", "host asr", "gap", "mean L∞", "mean L2"],
-                       [[r["model"], r["target"], r["backend"], r["attack"], r["threat"] or "", f"{r['eps']:g}",
+                       [[r["model"], r["variant"], r["target"], r["backend"], r["attack"], r["threat"] or "",
+                         f"{r['eps']:g}",
                          str(int(r["n"])), _ci(r, "robust_acc"), _ci(r, "asr"), _f(r["host_asr"]),
                          _f(r["deployment_gap"]), _f(r["mean_linf"]), _f(r["mean_l2"])] for r in adv]), ""]
+    out += _variants_section(store.variants(run_id), clean)
     arts = store.artifacts(run_id)
     if arts:
         out += ["## Artifacts and parity", "",
-                "Parity: max |Δlogit| between ONNX Runtime and the torch twin on real test inputs.", "",
-                _table(["model", "variant", "format", "size (bytes)", "sha256", "max abs Δ", "top-1 agreement", "ok"],
-                       [[a["model"], a["variant"], a["format"], str(a["size_bytes"]), a["sha256"][:12],
+                "Parity: max |Δlogit| between the artifact's runtime (ONNX Runtime for ONNX, OpenVINO at f32 for IR) "
+                "and the torch twin on real test inputs; precision is what the artifact computes in.", "",
+                _table(["model", "variant", "format", "precision", "size (bytes)", "sha256", "max abs Δ",
+                        "top-1 agreement", "ok"],
+                       [[a["model"], a["variant"], a["format"],
+                         str(json.loads(a["card"]).get("provenance", {}).get("precision", "–")), str(a["size_bytes"]),
+                         a["sha256"][:12],
                          _f(a["parity_max_abs_diff"], 2 if a["parity_max_abs_diff"] is None else 8),
                          _f(a["parity_top1_agreement"]),
                          {1: "yes", 0: "**NO**"}.get(a["parity_ok"], "–")] for a in arts]), ""]
@@ -84,11 +90,78 @@ def render_markdown(store: Store, run_id: str) -> str:
             env, info = e["environment"].get("before", {}), e["backend_info"]
             out.append(f"- **{e['target']} / {e['backend']}**: {env.get('cpu_model')} ({env.get('cpu_count')} cpus), "
                        f"{env.get('os')}, Python {env.get('python')}, {info.get('backend')} "
-                       f"{info.get('runtime_version')}, providers {info.get('providers')}, threads "
-                       f"{info.get('intra_op_num_threads')}, precision {info.get('precision')}, governor "
+                       f"{info.get('runtime_version')}, {_device_desc(info)}, precision {info.get('precision')}, "
+                       f"governor "
                        f"{env.get('governor')}. Energy: not measured (no power sensor configured).")
         out.append("")
     return "\n".join(out)
+
+
+def _device_desc(info: dict[str, Any]) -> str:
+    if "providers" in info:
+        return f"providers {info.get('providers')}, threads {info.get('intra_op_num_threads')}"
+    return (f"device {info.get('device')} {info.get('device_name') or ''}".rstrip()
+            + f", hint {info.get('performance_hint')}, streams {info.get('num_streams')}, "
+              f"threads {info.get('inference_num_threads')}")
+
+
+def _variants_section(variants: list[dict[str, Any]], clean: list[dict[str, Any]]) -> list[str]:
+    """Size, sparsity, MACs and DEFLATE per variant (seed 002, Table IV), ΔW per layer (seed 003, eq. 2) and
+    the weight range per layer (seed 000, Fig. 6)."""
+    if not variants:
+        return []
+    bases = {v["model"]: v for v in variants if v["variant"] == "base"}
+    acc = {}
+    for r in clean:
+        acc.setdefault((r["model"], r["variant"]), r)
+
+    def rate(v: dict[str, Any], key: str) -> str:
+        b = bases.get(v["model"])
+        num = (b or {}).get("stats", {}).get(key) if b else None
+        den = v["stats"].get(key)
+        return f"{num / den:.2f}×" if num and den else "–"
+
+    def onnx_rate(v: dict[str, Any]) -> str:
+        b = bases.get(v["model"])
+        num = (b or {}).get("stats", {}).get("artifacts", {}).get("onnx", {}).get("deflate_bytes")
+        den = v["stats"].get("artifacts", {}).get("onnx", {}).get("deflate_bytes")
+        return f"{num / den:.2f}×" if num and den else "–"
+
+    rows = []
+    for v in variants:
+        st, onnx = v["stats"], v["stats"].get("artifacts", {}).get("onnx", {})
+        params = ", ".join(f"{k}={val}" for k, val in v["params"].items()) or "–"
+        dev = acc.get((v["model"], v["variant"]))
+        rows.append([v["model"], v["variant"], v["method"], params, _f(st.get("params")), _f(st.get("nonzeros")),
+                     _f(st.get("macs")), _f(onnx.get("size_bytes")), _f(onnx.get("deflate_bytes")), onnx_rate(v),
+                     rate(v, "weight_deflate_bytes"), _f(v["info"].get("host_clean_acc"), 4),
+                     _ci(dev, "clean_acc") if dev else "–"])
+    out = ["## Variants: size and compression", "",
+           "Parameters and non-zeros of the torch twin, MACs of one inference, the ONNX artifact's size and its "
+           "DEFLATE'd size (zlib level 9; seed 002, Table IV); `rate` = base ÷ variant for the ONNX file after "
+           "DEFLATE and for the layer weights alone after DEFLATE. Clean accuracy on the host twin and on the "
+           "first target.", "",
+           _table(["model", "variant", "method", "parameters", "params", "non-zeros", "MACs", "ONNX bytes",
+                   "DEFLATE bytes", "rate (ONNX)", "rate (weights)", "host acc", "device acc [95 % CI]"], rows), ""]
+    deltas = [v for v in variants if v["stats"].get("delta_w_spectral")]
+    if deltas:
+        layers = list(deltas[0]["stats"]["delta_w_spectral"])
+        out += ["### ‖ΔW‖₂ per layer", "",
+                "Largest singular value of W_variant − W_base (seed 003, eq. 2; > 1 marks a layer that may amplify "
+                "the quantization error); – where the shapes differ (pruned channels).", "",
+                _table(["model", "variant", *layers],
+                       [[v["model"], v["variant"], *(_f(v["stats"]["delta_w_spectral"].get(n), 4) for n in layers)]
+                        for v in deltas]), ""]
+    with_w = [v for v in variants if v["stats"].get("weights")]
+    if with_w:
+        out += ["### Weights per layer", "",
+                "Range, standard deviation and number of distinct values of each layer's effective weights (seed "
+                "000, Fig. 6: hashing widens the range); the full histograms are in the store (`variants.stats`).", "",
+                _table(["model", "variant", "layer", "min", "max", "std", "zeros", "distinct"],
+                       [[v["model"], v["variant"], n, _f(w["min"], 4), _f(w["max"], 4), _f(w["std"], 4),
+                         _f(w["zeros"]), str(w["distinct"])]
+                        for v in with_w for n, w in v["stats"]["weights"].items()]), ""]
+    return out
 
 
 def _write(path: Path, text: str) -> None:

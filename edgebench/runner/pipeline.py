@@ -294,6 +294,7 @@ class Pipeline:
         atol = compressed.parity_atol if compressed is not None and compressed.parity_atol is not None \
             else m.parity_atol
         precision = compressed.precision if compressed is not None else "f32"
+        deploy = compressed.deploy if compressed is not None and compressed.deploy is not None else model
         key = content_key("export", {"model": model_key, "opset": OPSET, "parity_n": m.parity_n, "atol": atol,
                                      "openvino": ex.openvino, "fp16": ex.fp16,
                                      "code": code_fingerprint("edgebench.export.onnx", "edgebench.export.openvino")})
@@ -308,7 +309,7 @@ class Pipeline:
                     path = tmp / files[fmt]
                     if fmt == "onnx":
                         custom = compressed.export_onnx if compressed is not None else None
-                        (custom or (lambda p: export_onnx(model, ds.shape, p)))(path)
+                        (custom or (lambda p: export_onnx(deploy, ds.shape, p)))(path)
                         parity = onnx_parity(model, path, x_par, atol=atol)
                         prec = precision
                     else:
@@ -316,7 +317,7 @@ class Pipeline:
 
                         custom = compressed.export_openvino if compressed is not None else None
                         fp16 = fmt == "openvino-fp16"
-                        (custom or (lambda p, fp16=fp16: export_openvino(model, ds.shape, p, fp16=fp16)))(path)
+                        (custom or (lambda p, fp16=fp16: export_openvino(deploy, ds.shape, p, fp16=fp16)))(path)
                         parity = openvino_parity(model, path, x_par, atol=max(atol, 1e-2) if fp16 else atol)
                         prec = "f16 weights" if fp16 else precision
                     parts = artifact_files(path)
@@ -365,7 +366,6 @@ class Pipeline:
 
     def _compress(self, c: CompressSpec) -> Built:
         """Apply a compression method to a trained base; cache the twin; export and check it."""
-        import torch
 
         from edgebench.compress import COMPRESSORS, create_compressor
         from edgebench.compress.base import CompressContext, Compressed
@@ -393,16 +393,14 @@ class Pipeline:
             result.model.eval()
             acc = float(np.mean(predict_logits(result.model, ds.x_test).argmax(1) == ds.y_test))
             with self.cache.build("variant", key) as tmp:
-                # the twin's class may be built by the method (pruned shapes, hashed layers, NNCF hooks): the
-                # whole module is pickled; it is only ever loaded from this cache, whose files are hash-checked
-                torch.save(result.model, tmp / "twin.pt")
+                method.save_twin(result.model, tmp / "twin.pt")
                 (tmp / "variant.json").write_text(json.dumps(
                     {"info": result.info, "history": result.history, "host_clean_acc": acc, "seconds": seconds,
                      "parity_atol": result.parity_atol, "precision": result.precision}, indent=1, default=str))
             entry = self.cache.path("variant", key)
         meta = json.loads((entry / "variant.json").read_text())
         if cached:
-            twin = torch.load(entry / "twin.pt", weights_only=False).eval()
+            twin = method.load_twin(entry / "twin.pt", base.torch_model)
             result = Compressed(model=twin, info=meta["info"], parity_atol=meta["parity_atol"],
                                 precision=meta["precision"])
         method.attach(result, base.torch_model, ctx)
