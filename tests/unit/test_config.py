@@ -115,3 +115,49 @@ def test_targets_builtin_and_user_defined(tmp_path: Path, monkeypatch: pytest.Mo
     (tmp_path / "empty.toml").write_text('[target]\nname = "empty"\n')
     with pytest.raises(ConfigError, match="at least one"):
         load_target("empty")
+
+
+COMPRESS = BASE + """
+[[compress]]
+method = "filter_pruning"
+label = "fp"
+ratio = [0.1, 0.5]
+steps = 2
+[[compress]]
+method = "hashed"
+rate = ["1/8", 0.015625]
+[[compress]]
+method = "inq"
+schedule = [0.5, 1.0]
+"""
+
+
+def test_compress_entries_expand_sweeps_into_named_variants(tmp_path: Path) -> None:
+    plan = load_plan(write(tmp_path, COMPRESS))
+    assert [(c.method, c.variant, c.model) for c in plan.compress] == [
+        ("filter_pruning", "fp-0.1", "m"), ("filter_pruning", "fp-0.5", "m"),
+        ("hashed", "hashed-1_8", "m"), ("hashed", "hashed-0.015625", "m"), ("inq", "inq", "m")]
+    assert plan.compress[1].params == {"ratio": 0.5, "steps": 2}
+    assert plan.compress[4].params == {"schedule": [0.5, 1.0]}  # a list parameter is not a sweep
+    quick = load_plan(write(tmp_path, COMPRESS + "[quick]\ncompress_epochs = 0\n"), quick=True)
+    assert quick.compress[0].params == {"ratio": 0.1, "steps": 2}  # no epochs key: nothing to cap
+    assert load_plan(write(tmp_path, COMPRESS.replace("steps = 2", "epochs_per_step = 5") +
+                           "[quick]\ncompress_epochs = 1\n"), quick=True).compress[0].params["epochs_per_step"] == 1
+
+
+@pytest.mark.parametrize(("entry", "expected"), [
+    ('method = "prune"', r"compress\[0\]\.method: unknown compression method 'prune'"),
+    ('method = "filter_pruning"\nratio = 1.5', r"compress\[0\] \(variant 'filter_pruning'\).*ratio must be a number "
+                                                r"in \(0, 1\), got 1.5"),
+    ('method = "filter_pruning"\nratio = [0.5, 0.0]', r"variant 'filter_pruning-0'.*ratio must be"),
+    ('method = "kbit"\nbits = 12', r"variant 'kbit'.*bits must be an integer in 1..8, got 12"),
+    ('method = "kbit"\nbits = 4\nbitz = 2', r"compression method 'kbit' has no parameter 'bitz' \(did you mean 'bits'"),
+    ('method = "kbit"', r"needs parameter\(s\) 'bits'"),
+    ('method = "kbit"\nbits = 4\nmodel = "other"', r"compress\[0\]\.model: 'other' is not a model of this plan"),
+    ('method = "kbit"\nbits = 4\nlabel = "a/b"', r"compress\[0\]\.label: 'a/b': use letters"),
+    ('method = "kbit"\nbits = [4, 4]', r"variant 'kbit-4' of model 'm' is defined twice"),
+])
+def test_bad_compress_entries(tmp_path: Path, entry: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected) as info:
+        load_plan(write(tmp_path, BASE + "[[compress]]\n" + entry + "\n"))
+    assert str(info.value).startswith(str(tmp_path / "plan.toml"))

@@ -1,0 +1,263 @@
+"""Compression methods on real data (scikit-learn's digits): grids, schedules, masks, physical channel
+removal, NNCF int8 with straight-through gradients, statistics, and the errors a user can cause."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from edgebench.compress import COMPRESSORS, create_compressor
+from edgebench.compress.base import CompressContext, recalibrate_batchnorm
+from edgebench.compress.dns import surgery_update
+from edgebench.compress.filter_pruning import filter_importance
+from edgebench.compress.inq import inq_exponents, quantize_pow2
+from edgebench.compress.kbit import quantize_linear
+from edgebench.compress.stats import (
+    count_macs,
+    deflate_size,
+    effective_weights,
+    model_stats,
+    spectral_delta,
+    weight_histograms,
+)
+from edgebench.data import load_dataset
+from edgebench.errors import CompressError, ConfigError, UnknownNameError
+from edgebench.models import create_model
+from edgebench.models.train import TrainConfig, predict_logits, seeded, train
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def base(digits):
+    seeded(0)
+    m = create_model("digits_cnn", input_shape=digits.shape, num_classes=10)
+    train(m, digits.x_train, digits.y_train, TrainConfig(epochs=8))
+    return m
+
+
+def ctx_for(ds, **kw) -> CompressContext:
+    return CompressContext(ds.x_train, ds.y_train, ds.shape, 10, TrainConfig(epochs=8), seed=0, where="test", **kw)
+
+
+def acc(model, ds) -> float:
+    return float(np.mean(predict_logits(model, ds.x_test).argmax(1) == ds.y_test))
+
+
+def state(model) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_registry_lists_every_method() -> None:
+    assert COMPRESSORS.names() == ["dns", "filter_pruning", "hashed", "inq", "int8", "kbit", "magnitude_pruning"]
+    with pytest.raises(UnknownNameError, match="did you mean 'kbit'|Did you mean 'kbit'"):
+        COMPRESSORS.get("kbits")
+
+
+# k-bit ----------------------------------------------------------------------------------------------------
+def test_kbit_grids_by_hand() -> None:
+    w = torch.tensor([-1.0, -0.4, -0.1, 0.0, 0.2, 0.55, 1.0])
+    # zero grid, 2 bits: levels {-1, 0, 1} * (clip / 1)
+    assert quantize_linear(w, bits=2, grid="zero", clip=torch.tensor(1.0)).tolist() == [-1, 0, 0, 0, 0, 1, 1]
+    # no-zero grid, 1 bit: levels ±clip (top level at clip)
+    assert quantize_linear(w, bits=1, grid="nozero", clip=torch.tensor(1.0)).tolist() == [-1, -1, -1, 1, 1, 1, 1]
+    # no-zero grid, 2 bits, clip 1.5: step 1, levels ±0.5, ±1.5
+    w = torch.tensor([-1.2, -0.4, -0.1, 0.0, 0.2, 0.55, 1.2, 9.0])
+    q = quantize_linear(w, bits=2, grid="nozero", clip=torch.tensor(1.5))
+    assert q.tolist() == [-1.5, -0.5, -0.5, 0.5, 0.5, 0.5, 1.5, 1.5]
+
+
+@pytest.mark.parametrize(("bits", "grid", "gran"), [(2, "zero", "channel"), (3, "zero", "tensor"),
+                                                     (1, "nozero", "channel"), (4, "nozero", "tensor")])
+def test_kbit_puts_every_weight_on_its_grid(base, digits, bits, grid, gran) -> None:
+    before = state(base)
+    out = create_compressor("kbit", bits=bits, grid=grid, granularity=gran).apply(base, ctx_for(digits))
+    levels = 2 ** bits - (1 if grid == "zero" else 0)
+    for name, layer in out.model.named_modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            rows = layer.weight.detach().flatten(1) if gran == "channel" else layer.weight.detach().reshape(1, -1)
+            assert max(len(torch.unique(r)) for r in rows) <= levels, name
+            if grid == "zero" and bits <= 3:
+                assert (layer.weight == 0).any(), name
+    assert out.info["levels"] == levels and "levels" in out.info["grid"]
+    assert all(torch.equal(before[k], v) for k, v in base.state_dict().items())  # the base is untouched
+
+
+def test_kbit_accuracy_rises_with_bits(base, digits) -> None:
+    accs = {b: acc(create_compressor("kbit", bits=b).apply(base, ctx_for(digits)).model, digits) for b in (2, 8)}
+    assert accs[8] == pytest.approx(acc(base, digits), abs=0.01)
+    assert accs[2] < accs[8]
+
+
+def test_kbit_bad_parameters() -> None:
+    with pytest.raises(ConfigError, match="bits must be an integer in 1..8, got 9"):
+        create_compressor("kbit", bits=9)
+    with pytest.raises(ConfigError, match="grid 'zero' needs bits >= 2"):
+        create_compressor("kbit", bits=1)
+    with pytest.raises(ConfigError, match="granularity 'layer' is not one of"):
+        create_compressor("kbit", bits=4, granularity="layer")
+    with pytest.raises(ConfigError, match="has no parameter 'bit'"):
+        create_compressor("kbit", bit=4)
+
+
+# INQ -------------------------------------------------------------------------------------------------------
+def test_inq_power_of_two_rule_by_hand() -> None:
+    w = torch.tensor([0.9, -0.3, 0.05, 0.07, 2.0, -0.74, 0.76])
+    # n1 = 0, n2 = -3: P = {±1, ±1/2, ±1/4, ±1/8, 0}; below 1/16 -> 0
+    assert quantize_pow2(w, 0, -3).tolist() == [1.0, -0.25, 0.0, 0.125, 1.0, -0.5, 1.0]
+    assert inq_exponents(torch.tensor([0.9, -0.2]), 5) == (0, -7)  # floor(log2(1.2)) = 0, 0 + 1 - 8
+
+
+def test_inq_ends_on_powers_of_two_and_keeps_accuracy(base, digits) -> None:
+    out = create_compressor("inq", bits=4, epochs_per_step=1).apply(base, ctx_for(digits))
+    for name, layer in out.model.named_modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            w = layer.weight.detach()
+            nz = w[w != 0].abs()
+            assert torch.allclose(torch.log2(nz), torch.round(torch.log2(nz))), name  # powers of two
+            n1, n2 = out.info["per_layer"][name]["n1"], out.info["per_layer"][name]["n2"]
+            assert nz.max() <= 2.0 ** n1 and nz.min() >= 2.0 ** n2
+            assert len(torch.unique(w)) <= 2 * (n1 - n2 + 1) + 1
+    assert len([h for h in out.history if "inq_step" in h]) == 3  # retraining after 50, 75, 87.5 %
+    assert acc(out.model, digits) >= acc(base, digits) - 0.03
+
+
+def test_inq_bad_schedule() -> None:
+    with pytest.raises(ConfigError, match="schedule must be an increasing list"):
+        create_compressor("inq", schedule=[0.5, 0.4, 1.0])
+    with pytest.raises(ConfigError, match="ending with 1.0"):
+        create_compressor("inq", schedule=[0.5, 0.75])
+
+
+# DNS -------------------------------------------------------------------------------------------------------
+def test_dns_hysteresis_prunes_and_splices() -> None:
+    w = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+    mask = torch.tensor([1.0, 1, 1, 1, 1, 0, 1, 0, 0, 0])
+    new = surgery_update(w, mask, 0.5, 0.1)  # t = quantile 0.5 = 4.5: a = 4.05, b = 4.95
+    # below a: pruned; at or above b: spliced back (5..9 were pruned); 4.0 < a: pruned
+    assert new.tolist() == [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]
+    band = surgery_update(torch.tensor([4.4, 4.6, 0.0, 9.0]), torch.tensor([0.0, 1.0, 1.0, 1.0]), 0.5, 0.5)
+    assert band[:2].tolist() == [0.0, 1.0]  # inside [a, b): unchanged
+
+
+def test_dns_reaches_its_sparsity(base, digits) -> None:
+    out = create_compressor("dns", sparsity=0.6, epochs=2, lr=1e-3).apply(base, ctx_for(digits))
+    for name, info in out.info["per_layer"].items():
+        assert 0.5 <= info["sparsity"] <= 0.7, name
+    assert out.info["mask_updates"] > 0
+    assert not any("parametrizations" in n for n, _ in out.model.named_parameters())
+    assert acc(out.model, digits) >= acc(base, digits) - 0.05
+
+
+# unstructured pruning through NNCF ---------------------------------------------------------------------------
+@pytest.mark.parametrize("scope", ["local", "global"])
+def test_nncf_magnitude_pruning(base, digits, scope) -> None:
+    before = state(base)
+    out = create_compressor("magnitude_pruning", ratio=0.6, scope=scope, epochs=1).apply(base, ctx_for(digits))
+    assert not any("nncf" in n for n, _ in out.model.named_modules())  # masks baked, no hooks left
+    sp = {n: i["sparsity"] for n, i in out.info["per_layer"].items()}
+    if scope == "local":
+        assert all(abs(v - 0.6) < 0.02 for v in sp.values()), sp
+    else:
+        weights = effective_weights(out.model)
+        total = sum(w.numel() for w in weights.values())
+        assert sum(int((w == 0).sum()) for w in weights.values()) / total == pytest.approx(0.6, abs=0.02)
+        assert max(sp.values()) - min(sp.values()) > 0.05  # one global threshold prunes layers unequally
+    assert all(torch.equal(before[k], v) for k, v in base.state_dict().items())
+    assert acc(out.model, digits) >= acc(base, digits) - 0.08
+
+
+# filter pruning --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("criterion", ["L1", "L2", "geometric_median"])
+def test_filter_pruning_removes_the_least_important_filters(base, digits, criterion) -> None:
+    out = create_compressor("filter_pruning", ratio=0.5, criterion=criterion, epochs_per_step=0).apply(
+        base, ctx_for(digits))
+    convs = [m for m in out.model.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [8, 16]
+    assert out.info["per_layer"]["features.0"] == {"channels_before": [1, 16], "channels_after": [1, 8]}
+    assert out.info["per_layer"]["head.0"]["channels_after"][0] == 16 * 4 * 4  # the flatten follows
+    # the kept filters of the first convolution are the most important ones, physically copied
+    scores = filter_importance(base.features[0].weight, criterion)
+    keep = torch.sort(torch.argsort(scores, descending=True)[:8]).values
+    assert torch.equal(out.model.features[0].weight, base.features[0].weight[keep])
+    assert model_stats(out.model, digits.shape)["params"] < sum(p.numel() for p in base.parameters()) * 0.6
+
+
+def test_filter_pruning_iterative_with_finetuning_keeps_accuracy(base, digits) -> None:
+    out = create_compressor("filter_pruning", ratio=0.5, steps=2, epochs_per_step=2).apply(base, ctx_for(digits))
+    assert [h["prune_step"] for h in out.history] == [1, 1, 2, 2]
+    assert acc(out.model, digits) >= acc(base, digits) - 0.05
+
+
+def test_filter_pruning_recalibrates_batchnorm_and_rejects_grouped_convs(digits) -> None:
+    seeded(0)
+    bn = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(512, 10))
+    out = create_compressor("filter_pruning", ratio=0.5, epochs_per_step=0).apply(bn, ctx_for(digits))
+    assert out.info["batchnorm_recalibrated"] == 1 and out.model[1].num_features == 4
+    with torch.no_grad():
+        feats = out.model[0](torch.from_numpy(digits.x_train[:4096]))
+    assert torch.allclose(out.model[1].running_mean, feats.mean((0, 2, 3)), atol=1e-4)
+    grouped = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1, groups=2), nn.Flatten(),
+                            nn.Linear(256, 10))
+    with pytest.raises(CompressError, match=r"test: layer '1': grouped convolution \(groups=2\)"):
+        create_compressor("filter_pruning", ratio=0.5).apply(grouped, ctx_for(digits))
+    assert recalibrate_batchnorm(nn.Linear(2, 2), digits.x_train) == 0
+
+
+def test_ratio_outside_the_open_interval_is_rejected() -> None:
+    for bad in (0, 1, 1.5, -0.1, True, "half"):
+        with pytest.raises(ConfigError, match="ratio must be a number in \\(0, 1\\)"):
+            create_compressor("filter_pruning", ratio=bad)
+
+
+def test_layer_pattern_that_matches_nothing_names_the_layers(base, digits) -> None:
+    with pytest.raises(CompressError, match=r"pattern 'classifier\.\*' matches no .*'features\.0'"):
+        create_compressor("kbit", bits=4, layers=["classifier.*"]).apply(base, ctx_for(digits))
+
+
+# int8 ------------------------------------------------------------------------------------------------------
+def test_int8_twin_is_attackable_and_round_trips(base, digits, tmp_path) -> None:
+    method = create_compressor("int8", calibration_size=64)
+    out = method.apply(base, ctx_for(digits))
+    x = torch.from_numpy(digits.x_test[:32]).requires_grad_(True)
+    loss = nn.functional.cross_entropy(out.model(x), torch.from_numpy(digits.y_test[:32]))
+    (g,) = torch.autograd.grad(loss, x)
+    assert torch.isfinite(g).all() and (g.abs().flatten(1).sum(1) > 0).float().mean() > 0.9  # straight-through
+    assert acc(out.model, digits) >= acc(base, digits) - 0.02
+    # the quantized weights the twin computes with sit on an int8 grid per output channel
+    w = effective_weights(out.model)["features.2"]
+    steps = w.flatten(1).abs().amax(1) / 127
+    assert torch.allclose(w.flatten(1) / steps[:, None], torch.round(w.flatten(1) / steps[:, None]), atol=1e-3)
+    method.save_twin(out.model, tmp_path / "twin.pt")
+    again = method.load_twin(tmp_path / "twin.pt", base)
+    assert np.array_equal(predict_logits(again, digits.x_test[:64]), predict_logits(out.model, digits.x_test[:64]))
+    # the ONNX artifact: QDQ int8, run by ONNX Runtime, close to the twin
+    import onnx
+
+    from edgebench.export.onnx import onnx_parity
+
+    method.attach(out, base, ctx_for(digits))
+    path = out.export_onnx(tmp_path / "q.onnx")
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    parity = onnx_parity(out.model, path, digits.x_test[:256], atol=out.parity_atol)
+    assert parity["ok"] and parity["top1_agreement"] >= 0.98
+
+
+# statistics ------------------------------------------------------------------------------------------------
+def test_statistics_by_hand(base, digits) -> None:
+    # digits_cnn: 8·8·16·9 + 8·8·32·(16·9) + 512·64 + 64·10 multiply-accumulates
+    assert count_macs(base, digits.shape) == 9216 + 294912 + 32768 + 640
+    assert spectral_delta({"a": torch.zeros(2, 2)}, {"a": torch.diag(torch.tensor([3.0, 1.0]))}) == {"a": 3.0}
+    assert spectral_delta({"a": torch.zeros(2, 2)}, {"a": torch.zeros(3, 2)}) == {"a": None}
+    h = weight_histograms({"a": torch.tensor([-1.0, 0.0, 0.0, 0.5, 1.0])}, bins=4)["a"]
+    assert sum(h["counts"]) == 5 and h["zeros"] == 0.4 and h["distinct"] == 4 and h["edges"][0] == -1.0
+    assert deflate_size(bytes(10_000)) < 100 < deflate_size(np.random.default_rng(0).bytes(10_000)) - 9_000
+    st = model_stats(base, digits.shape, base=base)
+    assert st["params"] == st["nonzeros"] == sum(p.numel() for p in base.parameters())
+    assert set(st["delta_w_spectral"].values()) == {0.0}
