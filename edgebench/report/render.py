@@ -133,16 +133,18 @@ def _variants_section(variants: list[dict[str, Any]], clean: list[dict[str, Any]
         params = ", ".join(f"{k}={val}" for k, val in v["params"].items()) or "–"
         dev = acc.get((v["model"], v["variant"]))
         rows.append([v["model"], v["variant"], v["method"], params, _f(st.get("params")), _f(st.get("nonzeros")),
-                     _f(st.get("macs")), _f(onnx.get("size_bytes")), _f(onnx.get("deflate_bytes")), onnx_rate(v),
-                     rate(v, "weight_deflate_bytes"), _f(v["info"].get("host_clean_acc"), 4),
+                     _f(st.get("macs")), _f(onnx.get("size_bytes")), _f(onnx.get("deflate_bytes")), rate(v, "params"),
+                     onnx_rate(v), rate(v, "weight_deflate_bytes"), _f(v["info"].get("host_clean_acc"), 4),
                      _ci(dev, "clean_acc") if dev else "–"])
     out = ["## Variants: size and compression", "",
            "Parameters and non-zeros of the torch twin, MACs of one inference, the ONNX artifact's size and its "
-           "DEFLATE'd size (zlib level 9; seed 002, Table IV); `rate` = base ÷ variant for the ONNX file after "
-           "DEFLATE and for the layer weights alone after DEFLATE. Clean accuracy on the host twin and on the "
+           "DEFLATE'd size (zlib level 6; seed 002, Table IV); `rate` = base ÷ variant: for the stored parameters "
+           "(hashed layers store only their real weights but deploy dense virtual weights), for the ONNX file "
+           "after DEFLATE and for the layer weights alone after DEFLATE. Clean accuracy on the host twin and on the "
            "first target.", "",
            _table(["model", "variant", "method", "parameters", "params", "non-zeros", "MACs", "ONNX bytes",
-                   "DEFLATE bytes", "rate (ONNX)", "rate (weights)", "host acc", "device acc [95 % CI]"], rows), ""]
+                   "DEFLATE bytes", "rate (params)", "rate (ONNX)",
+                   "rate (weights)", "host acc", "device acc [95 % CI]"], rows), ""]
     deltas = [v for v in variants if v["stats"].get("delta_w_spectral")]
     if deltas:
         layers = list(deltas[0]["stats"]["delta_w_spectral"])

@@ -34,6 +34,8 @@ method = "kbit"
 label = "broken"
 bits = 4
 layers = ["classifier.*"]
+[export]
+fp16 = true
 [[attacks]]
 name = "fgsm"
 eps = [0.1]
@@ -78,11 +80,12 @@ def test_variants_run_end_to_end_and_a_broken_one_is_isolated(tmp_path: Path, ca
     assert variants["fp"]["info"]["per_layer"]["features.0"]["channels_after"] == [1, 8]
     assert base["weight_deflate_bytes"] / kbit["weight_deflate_bytes"] > 2.5
     assert kbit["params"] == base["params"] and max(kbit["delta_w_spectral"].values()) > 0
-    assert set(kbit["artifacts"]) == {"onnx", "openvino"}
+    assert set(kbit["artifacts"]) == {"onnx", "openvino", "openvino-fp16"}
+    assert 0.4 < kbit["artifacts"]["openvino-fp16"]["size_bytes"] / kbit["artifacts"]["openvino"]["size_bytes"] < 0.6
     assert "broken" not in variants
     # every artifact matches its twin, on both runtimes
     assert {(a["variant"], a["format"]) for a in arts} == {
-        (v, f) for v in ("base", "kbit", "fp") for f in ("onnx", "openvino")}
+        (v, f) for v in ("base", "kbit", "fp") for f in ("onnx", "openvino", "openvino-fp16")}
     assert all(a["parity_ok"] == 1 and a["parity_top1_agreement"] == 1.0 for a in arts)
     ov = [e for e in envs if e["backend"] == "openvino"]
     assert ov and all(e["backend_info"]["precision"] == "f32" and e["backend_info"]["format"] == "openvino"
