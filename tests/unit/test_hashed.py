@@ -151,13 +151,15 @@ def test_apply_does_not_modify_base_and_is_deterministic() -> None:
 def test_distill_init_is_least_squares_fit() -> None:
     base = _tiny()
     out = Hashed(rate=1.0, epochs=0).apply(base, _empty_ctx((1, 8, 8)))
-    # rate 1: as many buckets as weights, but collisions remain; the fit is the per-bucket mean of xi * W
+    # rate 1: as many buckets as weights, but collisions remain; the fit is the per-bucket mean of xi * W,
+    # times one per-layer factor that restores the layer's norm ||phi(W)|| = ||W||
     layer = out.model.get_submodule("head.2")
     w = base.get_submodule("head.2").weight.detach()
-    for k in (0, 5, 17):
-        mask = layer.index == k
-        if mask.any():
-            assert torch.isclose(layer.w[k], (layer.sign[mask] * w[mask]).mean(), atol=1e-7)
+    means = torch.zeros_like(layer.w).index_add_(0, layer.index.reshape(-1), (layer.sign * w).reshape(-1))
+    means /= torch.bincount(layer.index.reshape(-1), minlength=layer.buckets).clamp(min=1)
+    scale = w.norm() / (means[layer.index] * layer.sign).norm()
+    assert torch.allclose(layer.w, means * scale, atol=1e-6)
+    assert torch.isclose(layer.weight_virtual().norm(), w.norm(), rtol=1e-5)
     assert torch.equal(layer.bias, base.get_submodule("head.2").bias)
     assert 0 <= out.info["per_layer"]["head.2"]["init_rel_error"] < 1
 
