@@ -26,6 +26,7 @@ class ModelCard:
     input_range: tuple[float, float] = (0.0, 1.0)
     sha256: str = ""
     size_bytes: int = 0
+    deflate_bytes: int = 0
     provenance: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,6 @@ import torch
 from torch import nn
 
 from edgebench.export.parity import compare_logits
-
-log = logging.getLogger(__name__)
 
 OPSET = 17
 

@@ -287,6 +287,7 @@ class Pipeline:
                 compressed: Any = None) -> Built:
         """ONNX (always) and OpenVINO IR (fp32, and fp16 if asked) of the twin ``model`` — or the method's
         own artifacts (int8 QDQ) — each checked against the twin and described by a card."""
+        from edgebench.compress.stats import file_stats
         from edgebench.export.card import ModelCard, artifact_files
         from edgebench.export.onnx import OPSET, export_onnx, onnx_parity
 
@@ -320,10 +321,11 @@ class Pipeline:
                         (custom or (lambda p, fp16=fp16: export_openvino(deploy, ds.shape, p, fp16=fp16)))(path)
                         parity = openvino_parity(model, path, x_par, atol=max(atol, 1e-2) if fp16 else atol)
                         prec = "f16 weights" if fp16 else precision
-                    parts = artifact_files(path)
+                    sizes = file_stats(artifact_files(path))
                     card = ModelCard(
                         name=unit.id, format=fmt, input_shape=ds.shape, num_classes=ds.num_classes,
-                        classes=ds.classes, sha256=sha256_file(path), size_bytes=sum(f.stat().st_size for f in parts),
+                        classes=ds.classes, sha256=sha256_file(path), size_bytes=sizes["size_bytes"],
+                        deflate_bytes=sizes["deflate_bytes"],
                         provenance={**provenance, "model": unit.model, "variant": unit.variant, "precision": prec,
                                     "model_key": model_key, "dataset": ds.name, "data_fingerprint": ds.fingerprint(),
                                     "plan": self.plan.name, "edgebench": __version__,
@@ -334,13 +336,11 @@ class Pipeline:
         return self._register_artifacts(unit, {f: entry / files[f] for f in formats}, key, model)
 
     def _register_artifacts(self, unit: Unit, paths: dict[str, Path], key: str, model: Any) -> Built:
-        from edgebench.compress.stats import file_stats
-        from edgebench.export.card import artifact_files, card_path
+        from edgebench.export.card import card_path
 
         cards = {}
         for fmt, path in paths.items():
             card = json.loads(card_path(path).read_text())
-            card["deflate_bytes"] = file_stats(artifact_files(path))["deflate_bytes"]
             self.store.put_artifact(self.run_id, model=unit.model, variant=unit.variant, format=fmt, path=str(path),
                                     sha256=card["sha256"], size_bytes=card["size_bytes"], parity=card["parity"],
                                     card=card)
@@ -358,7 +358,7 @@ class Pipeline:
             if built.unit.variant != BASE:
                 base = self.outcome.values[f"model/{built.unit.model}"].torch_model
             stats = model_stats(built.torch_model, self.ds.shape, base=base)
-        stats["artifacts"] = {fmt: {"size_bytes": c["size_bytes"], "deflate_bytes": c["deflate_bytes"],
+        stats["artifacts"] = {fmt: {"size_bytes": c["size_bytes"], "deflate_bytes": c.get("deflate_bytes"),
                                     "precision": c.get("provenance", {}).get("precision")}
                               for fmt, c in built.cards.items()}
         self.store.put_variant(self.run_id, model=built.unit.model, variant=built.unit.variant, method=method,
@@ -415,6 +415,7 @@ class Pipeline:
     def _import_onnx(self, spec: ModelSpec) -> Built:
         """A ready ONNX file: checked by loading it in ONNX Runtime, copied into the cache with a card.
         It has no torch twin, so it is evaluated on adversarial examples of its ``attack_source``."""
+        from edgebench.compress.stats import file_stats
         from edgebench.export.card import ModelCard
         from edgebench.runtime import create_backend
 
@@ -441,7 +442,7 @@ class Pipeline:
             with self.cache.build("onnx", key) as tmp:
                 shutil.copyfile(src, tmp / "model.onnx")
                 ModelCard(name=spec.name, format="onnx", input_shape=ds.shape, num_classes=ds.num_classes,
-                          classes=ds.classes, sha256=digest, size_bytes=src.stat().st_size,
+                          classes=ds.classes, sha256=digest, **file_stats([src]),
                           provenance={"imported_from": str(src.resolve())},
                           parity={"note": "no torch twin: imported ONNX model"}).save(tmp / "model.onnx")
             entry = self.cache.path("onnx", key)
