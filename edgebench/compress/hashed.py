@@ -136,8 +136,12 @@ class _HashedLayer(nn.Module):
             self.bias.uniform_(-bound, bound, generator=generator)
 
     def weight_virtual(self) -> torch.Tensor:
-        """The virtual weight ``phi(W) = W_h ⊙ xi`` (eq. 3): a gather of ``w`` by ``h``, times ``xi``."""
-        return self.w[self.index] * self.sign
+        """The virtual weight ``phi(W) = W_h ⊙ xi`` (eq. 3): a gather of ``w`` by ``h``, times ``xi``.
+
+        ``index_select`` rather than ``w[index]``: its backward (``index_add_``) sums the gradients of the
+        virtual weights sharing a bucket in a fixed order, while advanced indexing's backward on CPU does not
+        with more than two threads, and the same seed must give the same twin on any machine."""
+        return self.w.index_select(0, self.index.reshape(-1)).view(self.index.shape) * self.sign
 
     @torch.no_grad()
     def fit_(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> float:

@@ -86,7 +86,11 @@ def test_variants_run_end_to_end_and_a_broken_one_is_isolated(tmp_path: Path, ca
     # every artifact matches its twin, on both runtimes
     assert {(a["variant"], a["format"]) for a in arts} == {
         (v, f) for v in ("base", "kbit", "fp") for f in ("onnx", "openvino", "openvino-fp16")}
-    assert all(a["parity_ok"] == 1 and a["parity_top1_agreement"] == 1.0 for a in arts)
+    # fp32 artifacts agree on every argmax; fp16 weights may flip a near-tie (seen: 1 of 256 with 8 threads)
+    bad = [(a["variant"], a["format"], a["parity_max_abs_diff"], a["parity_top1_agreement"]) for a in arts
+           if not (a["parity_ok"] == 1
+                   and a["parity_top1_agreement"] >= (0.99 if a["format"].endswith("fp16") else 1.0))]
+    assert not bad
     ov = [e for e in envs if e["backend"] == "openvino"]
     assert ov and all(e["backend_info"]["precision"] == "f32" and e["backend_info"]["format"] == "openvino"
                       for e in ov)
