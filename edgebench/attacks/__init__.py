@@ -11,7 +11,7 @@ from typing import Any
 
 from edgebench.registry import Registry
 
-ATTACKS: Registry[Any] = Registry("attack", modules=("edgebench.attacks.fgsm", "edgebench.attacks.pgd"))
+ATTACKS: Registry[Any] = Registry("attack", modules=("edgebench.attacks.*",))
 
 
 def create_attack(name: str, *, where: str = "", **params: Any) -> Any:

@@ -1,6 +1,9 @@
-"""Shared machinery of the gradient attacks: loss gradient w.r.t. the input, projections, random start."""
+"""Shared machinery of the gradient attacks: objectives, their gradient w.r.t. the input, projections and
+random starts. Each attack file keeps only its own update rule."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -9,26 +12,76 @@ from torch import nn
 from edgebench.attacks.base import Passes
 from edgebench.errors import AttackError
 
+# an objective to *ascend*: (logits, labels, target or None) -> per-sample loss, shape (N,)
+Objective = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
-def loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
-                  passes: Passes, *, attack: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradient of the attack objective w.r.t. ``x`` and the logits at ``x`` (one forward + one backward).
 
-    Untargeted: ascend the cross-entropy of the true label. Targeted: descend the cross-entropy of the
-    target (returned as the gradient of its negative, so callers always ascend).
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """Untargeted: the cross-entropy of the true label. Targeted: minus that of the target."""
+    if target is None:
+        return F.cross_entropy(logits, y, reduction="none")
+    return -F.cross_entropy(logits, target, reduction="none")
+
+
+def dlr(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """Difference of Logits Ratio (Croce & Hein, ICML 2020, eqs. 5 and 6), shift- and scale-invariant.
+
+    Untargeted: ``-(z_y - max_{i≠y} z_i) / (z_π1 - z_π3)``; targeted: ``-(z_y - z_t) / (z_π1 - (z_π3 + z_π4)/2)``,
+    with ``π`` the logits sorted in decreasing order. Needs at least 3 (untargeted) or 4 (targeted) classes.
     """
+    srt = logits.sort(dim=1, descending=True).values
+    z_y = logits.gather(1, y[:, None]).squeeze(1)
+    if target is None:
+        other = logits.clone()
+        other.scatter_(1, y[:, None], float("-inf"))
+        return -(z_y - other.amax(1)) / (srt[:, 0] - srt[:, 2] + 1e-12)
+    z_t = logits.gather(1, target[:, None]).squeeze(1)
+    return -(z_y - z_t) / (srt[:, 0] - 0.5 * (srt[:, 2] + srt[:, 3]) + 1e-12)
+
+
+def margin(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """Carlini–Wagner's margin on logits, to ascend: untargeted ``max_{i≠y} z_i − z_y``; targeted
+    ``z_t − max_{i≠t} z_i``. Positive exactly when the attack succeeds."""
+    goal = y if target is None else target
+    z_goal = logits.gather(1, goal[:, None]).squeeze(1)
+    other = logits.clone()
+    other.scatter_(1, goal[:, None], float("-inf"))
+    best_other = other.amax(1)
+    return best_other - z_goal if target is None else z_goal - best_other
+
+
+OBJECTIVES: dict[str, Objective] = {"ce": cross_entropy, "dlr": dlr, "margin": margin}
+
+
+def no_gradient(attack: str, exc: BaseException) -> AttackError:
+    return AttackError(f"attack {attack!r}: the model gives no gradient w.r.t. its input ({exc}); "
+                       "white-box attacks need a differentiable torch model — use a transfer attack")
+
+
+def objective_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
+                       passes: Passes, *, attack: str, objective: Objective = cross_entropy,
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradient of the summed ``objective`` w.r.t. ``x``, the logits and the per-sample objective at ``x``
+    (one forward + one backward). Callers always ascend."""
     x = x.detach().requires_grad_(True)
     logits = model(x)
     passes.forward += 1
-    loss = F.cross_entropy(logits, y, reduction="sum") if target is None else \
-        -F.cross_entropy(logits, target, reduction="sum")
+    loss = objective(logits, y, target)
     try:
-        (grad,) = torch.autograd.grad(loss, x)
+        (grad,) = torch.autograd.grad(loss.sum(), x)
     except RuntimeError as exc:
-        raise AttackError(f"attack {attack!r}: the model gives no gradient w.r.t. its input ({exc}); "
-                          "white-box attacks need a differentiable torch model — use a transfer attack") from None
+        raise no_gradient(attack, exc) from None
     passes.backward += 1
-    return grad, logits.detach()
+    return grad, logits.detach(), loss.detach()
+
+
+def loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
+                  passes: Passes, *, attack: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient of the cross-entropy objective w.r.t. ``x`` and the logits at ``x`` (one forward + one
+    backward). Untargeted: ascend the cross-entropy of the true label. Targeted: descend that of the target
+    (returned as the gradient of its negative, so callers always ascend)."""
+    grad, logits, _ = objective_gradient(model, x, y, target, passes, attack=attack)
+    return grad, logits
 
 
 def project_linf(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -36,7 +89,50 @@ def project_linf(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tens
     return torch.clamp(torch.minimum(torch.maximum(x_adv, x - eps), x + eps), 0.0, 1.0)
 
 
+def project_l2(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Project onto the L2 ball of radius ``eps`` around ``x``, then onto the input box [0, 1]."""
+    delta = x_adv - x
+    norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+    factor = (eps / norms).clamp(max=1.0).view(-1, *([1] * (x.ndim - 1)))
+    return torch.clamp(x + delta * factor, 0.0, 1.0)
+
+
+def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    """Project onto the ``norm`` ball (``linf`` or ``l2``) of radius ``eps`` around ``x`` and onto [0, 1];
+    ``eps = inf`` only clips to the box."""
+    if eps == float("inf"):
+        return torch.clamp(x_adv, 0.0, 1.0)
+    if norm == "linf":
+        return project_linf(x_adv, x, eps)
+    if norm == "l2":
+        return project_l2(x_adv, x, eps)
+    raise ValueError(f"project: norm {norm!r} has no projection (use 'linf' or 'l2')")
+
+
+def normalize_l2(g: torch.Tensor) -> torch.Tensor:
+    """``g / ||g||_2`` per sample (zero where ``g`` is zero)."""
+    return g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (g.ndim - 1)))
+
+
 def random_start_linf(x: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:
     """Uniform sample in the L∞ ball of radius ``eps`` around ``x``, clipped to [0, 1]."""
     noise = torch.rand(x.shape, generator=generator, dtype=x.dtype) * (2 * eps) - eps
     return torch.clamp(x + noise, 0.0, 1.0)
+
+
+def random_start_l2(x: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:
+    """Uniform sample in the L2 ball of radius ``eps`` around ``x`` (direction uniform on the sphere, radius
+    ``eps · u^(1/d)``), clipped to [0, 1]."""
+    d = x[0].numel()
+    direction = normalize_l2(torch.randn(x.shape, generator=generator, dtype=x.dtype))
+    radius = eps * torch.rand(len(x), generator=generator, dtype=x.dtype).pow(1.0 / d)
+    return torch.clamp(x + direction * radius.view(-1, *([1] * (x.ndim - 1))), 0.0, 1.0)
+
+
+def first_success(best: torch.Tensor, best_pred: torch.Tensor, done: torch.Tensor, x_now: torch.Tensor,
+                  pred: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> None:
+    """Keep, per sample, the first iterate that succeeds (in place on ``best``, ``best_pred``, ``done``)."""
+    hit = ~done & ((pred != y) if target is None else (pred == target))
+    if hit.any():
+        best[hit], best_pred[hit] = x_now[hit], pred[hit]
+        done |= hit

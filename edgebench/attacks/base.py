@@ -3,6 +3,14 @@
 Subclasses implement :meth:`Attack.run` for one ε; :meth:`Attack.__call__` (final) checks the inputs,
 freezes the model (eval mode, parameters without gradients, restored afterwards), runs every ε and
 returns an :class:`AttackResult`.
+
+Three kinds of attack share this base:
+
+* **budgeted** (FGSM, PGD, …): ``run`` is called once per ε, the budget in the attack's ``norm``.
+* **minimal** (``minimal = True``: CW-L2, DeepFool): they look for the smallest perturbation, so ``run`` is
+  called once with ``eps = inf`` and the result at each finite ε is that perturbation projected onto the
+  ε-ball (and re-evaluated: one forward per ε), as Foolbox does. ``eps = inf`` keeps it unprojected.
+* **sequence** attacks (JSMA) override :meth:`Attack.run_all` and produce every ε in one pass.
 """
 
 from __future__ import annotations
@@ -38,7 +46,9 @@ class AttackResult:
     """What an attack call returns. Arrays have a leading ε axis ``K`` and a sample axis ``N``.
 
     ``success[k, n]``: the model misclassifies ``x_adv[k, n]`` (untargeted) or assigns it the target.
-    ``pred[k, n]``: the attacked model's top-1 on ``x_adv[k, n]``. ``linf``, ``l2``: perturbation norms.
+    ``pred[k, n]``: the attacked model's top-1 on ``x_adv[k, n]``. ``linf``, ``l2``: perturbation norms;
+    ``l0``: the number of input features changed (by more than 1e-6). ``norm``: the attack's budget norm.
+    ``passes``: forward and backward passes spent, each counting one batch.
     """
 
     attack: str
@@ -50,9 +60,16 @@ class AttackResult:
     l2: np.ndarray
     targeted: bool = False
     passes: Passes = field(default_factory=Passes)
+    l0: np.ndarray | None = None
+    norm: str = "linf"
 
     def success_rate(self) -> np.ndarray:
         return self.success.mean(axis=1)
+
+    def norms(self) -> np.ndarray:
+        """The perturbation norms in the attack's own norm (``linf``, ``l2`` or ``l0``), shape ``(K, N)``."""
+        got = {"linf": self.linf, "l2": self.l2, "l0": self.l0}.get(self.norm)
+        return self.linf if got is None else got
 
 
 def check_params(cls: type, params: dict[str, Any], *, where: str) -> None:
@@ -76,12 +93,29 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
+def predict(model: nn.Module, x: torch.Tensor, passes: Passes) -> torch.Tensor:
+    """The model's top-1 on ``x`` (one forward, counted)."""
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    passes.forward += 1
+    return pred
+
+
 class Attack(abc.ABC):
-    """Base of every attack. Subclasses set ``name`` and ``norm`` and implement :meth:`run`."""
+    """Base of every attack. Subclasses set ``name`` and ``norm`` and implement :meth:`run`.
+
+    ``norm``: the norm of ε — ``linf``, ``l2``, ``l0`` (ε is the fraction of input features that may change)
+    or ``none`` (noise baselines: ε is the noise scale). ``minimal``: see the module docstring.
+    ``universal``: one perturbation for all the inputs of a call (UAP), so callers must not split a set into
+    batches.
+    """
 
     name: ClassVar[str] = "?"
     norm: ClassVar[str] = "linf"
     targeted_ok: ClassVar[bool] = True
+    minimal: ClassVar[bool] = False
+    universal: ClassVar[bool] = False
+    needs_gradient: ClassVar[bool] = True
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in sorted(vars(self).items()) if not k.startswith("_"))
@@ -93,6 +127,32 @@ class Attack(abc.ABC):
         """Craft adversarial inputs for one ``eps``; return ``(x_adv, pred)`` with ``pred`` the model's
         top-1 on ``x_adv``. ``target`` is given for targeted attacks. Count passes in ``passes``."""
 
+    def run_all(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: tuple[float, ...],
+                target: torch.Tensor | None, passes: Passes) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Every ε of a call: ``(x_advs, preds)``, one entry per ε. The default calls :meth:`run` per ε (once
+        for a minimal attack, then projects); sequence attacks override it."""
+        from edgebench.attacks._gradient import project
+
+        xs: list[torch.Tensor] = []
+        preds: list[torch.Tensor] = []
+        found: tuple[torch.Tensor, torch.Tensor] | None = None
+        for e in eps:
+            if e == 0.0:
+                x_adv, pred = x.clone(), predict(model, x, passes)
+            elif self.minimal:
+                if found is None:
+                    found = self.run(model, x, y, eps=float("inf"), target=target, passes=passes)
+                if np.isfinite(e):
+                    x_adv = project(found[0], x, e, self.norm)
+                    pred = predict(model, x_adv, passes)
+                else:
+                    x_adv, pred = found
+            else:
+                x_adv, pred = self.run(model, x, y, eps=e, target=target, passes=passes)
+            xs.append(x_adv.detach())
+            preds.append(pred.detach())
+        return xs, preds
+
     @final
     def __call__(self, model: nn.Module, x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, *,
                  eps: float | Sequence[float], target: torch.Tensor | np.ndarray | None = None) -> AttackResult:
@@ -102,33 +162,29 @@ class Attack(abc.ABC):
         self._validate(x, y, eps_list, target)
         tgt = None if target is None else torch.as_tensor(np.asarray(target), dtype=torch.int64)
         passes = Passes()
-        xs, preds = [], []
         with frozen(model):
             self._check_logits(model, x[:8])
-            for e in eps_list:
-                if e == 0.0:
-                    with torch.no_grad():
-                        pred = model(x).argmax(1)
-                    passes.forward += 1
-                    x_adv = x.clone()
-                else:
-                    x_adv, pred = self.run(model, x, y, eps=e, target=tgt, passes=passes)
-                xs.append(x_adv.detach())
-                preds.append(pred.detach())
-        x_adv_all = torch.stack(xs)
-        pred_all = torch.stack(preds)
+            xs, preds = self.run_all(model, x, y, eps=eps_list, target=tgt, passes=passes)
+        x_adv_all = torch.stack([t.detach() for t in xs])
+        pred_all = torch.stack([t.detach() for t in preds])
         success = (pred_all == tgt) if tgt is not None else (pred_all != y)
         delta = (x_adv_all - x.unsqueeze(0)).flatten(2)
         return AttackResult(
             attack=repr(self), eps=eps_list, x_adv=x_adv_all.numpy(), success=success.numpy(),
             pred=pred_all.numpy(), linf=delta.abs().amax(2).numpy(), l2=delta.norm(dim=2).numpy(),
-            targeted=tgt is not None, passes=passes,
+            targeted=tgt is not None, passes=passes, l0=(delta.abs() > 1e-6).sum(2).numpy(), norm=self.norm,
         )
 
     def _validate(self, x: torch.Tensor, y: torch.Tensor, eps: tuple[float, ...], target: Any) -> None:
         where = f"attack {self.name!r}"
-        if any(not np.isfinite(e) or e < 0 for e in eps):
-            raise AttackError(f"{where}: eps must be finite and >= 0, got {list(eps)}")
+        if any(np.isnan(e) or e < 0 for e in eps):
+            raise AttackError(f"{where}: eps must be >= 0, got {list(eps)}")
+        if not self.minimal and any(np.isinf(e) for e in eps):
+            raise AttackError(f"{where}: eps = inf only makes sense for a minimal-perturbation attack "
+                              f"(cw, deepfool); give {self.name!r} a finite budget")
+        if self.norm == "l0" and any(e > 1 for e in eps):
+            raise AttackError(f"{where}: eps is the fraction of input features that may change, in [0, 1]; "
+                              f"got {list(eps)}")
         if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
             raise AttackError(f"{where}: inputs must lie in [0, 1] (got min {float(x.min()):.4g}, "
                               f"max {float(x.max()):.4g}); scale the data, the model normalizes inside")
@@ -136,8 +192,15 @@ class Attack(abc.ABC):
             raise AttackError(f"{where}: inputs hold NaN or inf")
         if y.ndim != 1 or len(y) != len(x):
             raise AttackError(f"{where}: labels must have shape ({len(x)},), got {tuple(y.shape)}")
-        if target is not None and not self.targeted_ok:
-            raise AttackError(f"{where}: this attack has no targeted mode")
+        if target is not None:
+            if not self.targeted_ok:
+                raise AttackError(f"{where}: this attack has no targeted mode; drop 'target'")
+            t = np.asarray(target)
+            if t.shape != (len(x),):
+                raise AttackError(f"{where}: target must have shape ({len(x)},), got {t.shape}")
+            if np.any(t == np.asarray(y)):
+                raise AttackError(f"{where}: a target equals the true label for {int(np.sum(t == np.asarray(y)))} "
+                                  "samples; choose targets different from the labels")
 
     def _check_logits(self, model: nn.Module, x: torch.Tensor) -> None:
         """Warn when the model looks like it returns probabilities: attacks need logits."""

@@ -19,7 +19,7 @@ from torch import nn
 
 from edgebench.attacks import ATTACKS
 from edgebench.attacks._gradient import loss_gradient
-from edgebench.attacks.base import Attack, Passes
+from edgebench.attacks.base import Attack, Passes, predict
 
 
 @ATTACKS.register("fgsm")
@@ -36,7 +36,4 @@ class FGSM(Attack):
             target: torch.Tensor | None, passes: Passes) -> tuple[torch.Tensor, torch.Tensor]:
         grad, _ = loss_gradient(model, x, y, target, passes, attack=self.name)
         x_adv = torch.clamp(x + eps * grad.sign(), 0.0, 1.0)
-        with torch.no_grad():
-            pred = model(x_adv).argmax(1)
-        passes.forward += 1
-        return x_adv, pred
+        return x_adv, predict(model, x_adv, passes)

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from edgebench.attacks import ATTACKS
-from edgebench.attacks._gradient import loss_gradient, project_linf, random_start_linf
-from edgebench.attacks.base import Attack, Passes
+from edgebench.attacks._gradient import first_success, loss_gradient, project_linf, random_start_linf
+from edgebench.attacks.base import Attack, Passes, predict
 from edgebench.errors import ConfigError
 
 
@@ -63,18 +63,11 @@ class PGD(Attack):
         best = x.clone()
         best_pred = torch.full_like(y, -1)
         done = torch.zeros(len(x), dtype=torch.bool)
-        goal = y if target is None else target
         for _ in range(self.steps):
             grad, logits = loss_gradient(model, x_adv, y, target, passes, attack=self.name)
-            pred = logits.argmax(1)
-            hit = ~done & ((pred != goal) if target is None else (pred == goal))
-            if hit.any():
-                best[hit], best_pred[hit] = x_adv[hit], pred[hit]
-                done |= hit
+            first_success(best, best_pred, done, x_adv, logits.argmax(1), y, target)
             x_adv = project_linf(x_adv + alpha * grad.sign(), x, eps)
-        with torch.no_grad():
-            last_pred = model(x_adv).argmax(1)
-        passes.forward += 1
+        last_pred = predict(model, x_adv, passes)
         keep = ~done
         best[keep], best_pred[keep] = x_adv[keep], last_pred[keep]
         return best, best_pred
