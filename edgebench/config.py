@@ -123,9 +123,21 @@ class ModelSpec:
         return self.attack_source or self.name
 
 
+THREATS = ("white-box", "transfer", "matrix")
+TARGETINGS = ("none", "next", "random")
+
+
 @dataclass(frozen=True)
 class AttackSpec:
-    """``[[attacks]]``: registry name, ε list, the number of test samples attacked, and parameters."""
+    """``[[attacks]]``: registry name, ε list, the number of test samples attacked, and parameters.
+
+    ``threat``: where the examples are crafted — ``white-box`` (on each victim's own torch twin: the
+    compression-aware attack), ``transfer`` (on ``surrogate``, by default each victim's uncompressed base,
+    evaluated on every variant) and ``matrix`` (every torch model and variant of the plan crafts, every one
+    is evaluated: the transferability table). ``min_eps``: per sample, the smallest ε of the grid at which
+    the attack succeeds (Algorithm 1 of Liu et al. 2018). ``targeted``: ``none``, ``next`` (label + 1 mod
+    classes) or ``random`` (seeded, never the label). ``round_8bit``: store the adversarial sets rounded to
+    k/255 (default float32, unrounded)."""
 
     name: str
     label: str
@@ -133,6 +145,11 @@ class AttackSpec:
     n: int | None = None
     batch_size: int = 256
     params: dict[str, Any] = field(default_factory=dict)
+    threat: tuple[str, ...] = ("white-box",)
+    surrogate: str | None = None
+    min_eps: bool = False
+    targeted: str = "none"
+    round_8bit: bool = False
 
 
 @dataclass(frozen=True)
@@ -201,13 +218,24 @@ class Plan:
         return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _eps_list(t: _Table) -> tuple[float, ...]:
+def _eps_list(t: _Table, *, allow_inf: bool = False) -> tuple[float, ...]:
     raw = t.get("eps", (int, float, list), [0.0])
     values = raw if isinstance(raw, list) else [raw]
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise t._fail("eps", f"must be a number or list of numbers >= 0, got {raw!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or v < 0 or (
+                math.isinf(v) and not allow_inf):
+            more = " (inf only for minimal attacks: cw, deepfool)" if not allow_inf else ""
+            raise t._fail("eps", f"must be a number or list of numbers >= 0{more}, got {raw!r}")
     return tuple(float(v) for v in values)
+
+
+def _threats(t: _Table) -> tuple[str, ...]:
+    raw = t.get("threat", (str, list), ["white-box"])
+    values = [raw] if isinstance(raw, str) else raw
+    bad = [v for v in values if v not in THREATS]
+    if bad or not values:
+        raise t._fail("threat", f"{bad or values!r}: choose from {list(THREATS)} (one or a list)")
+    return tuple(dict.fromkeys(values))
 
 
 def _parse_models(raw: list[Any], source: str) -> tuple[ModelSpec, ...]:
@@ -343,10 +371,17 @@ def _parse_attacks(raw: list[Any], source: str) -> tuple[AttackSpec, ...]:
         name = t.get("name", str, required=True)
         cls = ATTACKS.get(name, where=f"{source}: {t.path('name')}")
         spec = AttackSpec(
-            name=name, label=t.get("label", str, name), eps=_eps_list(t),
+            name=name, label=t.get("label", str, name), eps=_eps_list(t, allow_inf=cls.minimal),
             n=t.number("n", None, lo=1, integer=True), batch_size=t.number("batch_size", 256, lo=1, integer=True),
+            threat=_threats(t), surrogate=t.get("surrogate", str), min_eps=t.get("min_eps", bool, False),
+            targeted=t.choice("targeted", list(TARGETINGS), "none"), round_8bit=t.get("round_8bit", bool, False),
             params=t.rest(),
         )
+        if spec.targeted != "none" and not cls.targeted_ok:
+            raise ConfigError(f"{source}: {t.path('targeted')}: attack {name!r} has no targeted mode")
+        if spec.surrogate is not None and "transfer" not in spec.threat:
+            raise ConfigError(f"{source}: {t.path('surrogate')}: a surrogate is used by threat 'transfer'; add it "
+                              "to threat or drop surrogate")
         check_params(cls, spec.params, where=f"{source}: attacks[{i}]")
         try:
             cls(**spec.params)
@@ -360,6 +395,17 @@ def _parse_attacks(raw: list[Any], source: str) -> tuple[AttackSpec, ...]:
         if labels.count(a.label) > 1:
             raise ConfigError(f"{source}: attacks[{i}].label: {a.label!r} is used twice; give each a distinct label")
     return tuple(attacks)
+
+
+def _check_surrogates(attacks: tuple[AttackSpec, ...], models: tuple[ModelSpec, ...],
+                      compress: tuple[CompressSpec, ...], source: str) -> None:
+    """A surrogate names a torch model or variant of the plan: ``model`` or ``model/variant``."""
+    torch_models = {m.name for m in models if not m.onnx}
+    units = sorted(torch_models | {f"{c.model}/{c.variant}" for c in compress if c.model in torch_models})
+    for i, a in enumerate(attacks):
+        if a.surrogate is not None and a.surrogate not in units:
+            raise ConfigError(f"{source}: attacks[{i}].surrogate: {a.surrogate!r} is not a torch model or variant "
+                              f"of this plan; choose one of {units}")
 
 
 def _parse_targets(raw: list[Any], source: str) -> tuple[TargetSpec, ...]:
@@ -433,6 +479,7 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
     top.done()
     if not models:
         raise ConfigError(f"{source}: models: the plan has no [[models]] entry; add at least one")
+    _check_surrogates(attacks, models, compress, source)
     plan = Plan(name=name, source=source, seed=seed, data=data, models=models, compress=compress, export=export,
                 attacks=attacks, targets=targets,
                 measure=measure, quick={k: v for k, v in quick_cfg.items() if v is not None})

@@ -70,3 +70,32 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float | i
     k = min(b, c)
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
     return {"b": b, "c": c, "p_value": min(1.0, 2 * tail)}
+
+
+def minimal_eps(eps: np.ndarray, success: np.ndarray, norms_at_inf: np.ndarray | None = None) -> np.ndarray:
+    """Per sample, the smallest ε of the grid at which the attack succeeded (Algorithm 1 of Liu et al. 2018:
+    raise ε until the attack succeeds or the upper bound — the largest ε — is reached); ``inf`` where it never
+    did. ``eps`` has shape ``(K,)`` and ``success`` ``(K, N)``. An ``inf`` entry of the grid is an unbounded
+    minimal-perturbation attack (CW, DeepFool): where it succeeded, the sample's value is the norm of the
+    perturbation it found (``norms_at_inf``, shape ``(N,)``) if that is smaller."""
+    eps = np.asarray(eps, dtype=float)
+    success = np.asarray(success, dtype=bool)
+    out = np.full(success.shape[1], np.inf)
+    for k in np.argsort(eps, kind="stable"):
+        e = eps[k]
+        if np.isinf(e):
+            if norms_at_inf is not None:
+                out = np.where(success[k], np.minimum(out, norms_at_inf), out)
+            continue
+        out = np.where(success[k] & (out > e), e, out)
+    return out
+
+
+def summarize_min_eps(values: np.ndarray) -> dict[str, float | int]:
+    """Distribution of per-sample minimal ε: ``n``, ``found`` (finite) and its share, quantiles over all
+    samples (``inf`` where the bound was never reached, so a quantile can be ``inf``), mean over found."""
+    v = np.asarray(values, dtype=float)
+    n, found = int(v.size), int(np.isfinite(v).sum())
+    q = {f"p{p}": float(np.quantile(v, p / 100, method="lower")) if n else math.nan for p in (10, 25, 50, 75, 90)}
+    return {"n": n, "found": found, "found_share": found / n if n else math.nan, **q,
+            "mean_found": float(v[np.isfinite(v)].mean()) if found else math.nan}

@@ -45,6 +45,7 @@ def render_markdown(store: Store, run_id: str) -> str:
         out += ["## What did not finish", ""]
         out += [f"- `{s['stage']}`: {s['status']} — {s['info'].get('note', '')}" for s in problems]
         out.append("")
+    out += _flags_section(store.flags(run_id))
     out += ["## Clean accuracy and latency", "",
             "Accuracy with its sample count and 95 % Wilson interval; latency is batch-1 wall time of one "
             "inference on the target, in ms.", "",
@@ -58,12 +59,14 @@ def render_markdown(store: Store, run_id: str) -> str:
         out += ["## Robustness", "",
                 "`asr`: among samples classified correctly when clean, the fraction misclassified once perturbed. "
                 "`host asr`: the same examples on the host torch twin; `gap` = device asr − host asr.", "",
-                _table(["model", "variant", "target", "backend", "attack", "threat", "ε", "n", "robust_acc [95 % CI]",
-                        "asr [95 % CI]", "host asr", "gap", "mean L∞", "mean L2"],
+                _table(["model", "variant", "target", "backend", "attack", "threat", "source", "ε", "n",
+                        "robust_acc [95 % CI]", "asr [95 % CI]", "host asr", "gap", "mean L∞", "mean L2"],
                        [[r["model"], r["variant"], r["target"], r["backend"], r["attack"], r["threat"] or "",
-                         f"{r['eps']:g}",
+                         r["source"] or "", f"{r['eps']:g}",
                          str(int(r["n"])), _ci(r, "robust_acc"), _ci(r, "asr"), _f(r["host_asr"]),
                          _f(r["deployment_gap"]), _f(r["mean_linf"]), _f(r["mean_l2"])] for r in adv]), ""]
+        out += _transfer_section(adv)
+    out += _min_eps_section(store.min_eps(run_id))
     out += _variants_section(store.variants(run_id), clean)
     arts = store.artifacts(run_id)
     if arts:
@@ -95,6 +98,59 @@ def render_markdown(store: Store, run_id: str) -> str:
                        f"{env.get('governor')}. Energy: not measured (no power sensor configured).")
         out.append("")
     return "\n".join(out)
+
+
+def _flags_section(flags: list[dict[str, Any]]) -> list[str]:
+    """What makes a number untrustworthy, first; healthy gradient checks in one line."""
+    bad = [f for f in flags if f["kind"] != "gradient-check"]
+    ok = [f for f in flags if f["kind"] == "gradient-check"]
+    if not flags:
+        return []
+    out = ["## Trust flags", ""]
+    out += [f"- **{f['kind']}**: {f['message']}" for f in bad] or ["- no suspected gradient masking."]
+    if ok:
+        out.append(f"- input gradients checked and healthy on: {', '.join(f['source'] for f in ok)}.")
+    return out + [""]
+
+
+def _transfer_section(adv: list[dict[str, Any]]) -> list[str]:
+    """Transferability tables (seed 002, Table III): asr on each victim (column) of the examples crafted on
+    each source (row), per attack and ε, for the first target and backend that ran them."""
+    groups: dict[tuple[str, str, str, float], dict[tuple[str, str], float]] = {}
+    for r in adv:
+        victim = r["model"] if r["variant"] == "base" else f"{r['model']}/{r['variant']}"
+        groups.setdefault((r["target"], r["backend"], r["attack"], r["eps"]), {})[(r["source"], victim)] = r["asr"]
+    out: list[str] = []
+    for (target, backend, attack, eps), cells in groups.items():
+        sources = sorted({s for s, _ in cells})
+        if len(sources) < 2:
+            continue
+        victims = sorted({v for _, v in cells})
+        if not out:
+            out = ["## Transferability", "",
+                   "asr on the victim (column) of the examples crafted on the source (row); the diagonal is "
+                   "white-box.", ""]
+        out += [f"**{attack} at ε={eps:g}** ({target} / {backend})", "",
+                _table(["source \\ victim", *victims],
+                       [[s, *(_f(cells.get((s, v))) for v in victims)] for s in sources]), ""]
+    return out
+
+
+def _min_eps_section(rows: list[dict[str, Any]]) -> list[str]:
+    """Distribution of the per-sample minimal ε (seed 000, Algorithm 1) among clean-correct samples."""
+    if not rows:
+        return []
+    def q(v: Any) -> str:
+        return "–" if v is None else ("> max" if isinstance(v, float) and math.isinf(v) else _f(v))
+    return ["## Minimal ε", "",
+            "Per sample, the smallest ε of the grid at which the attack succeeds on the device (Algorithm 1 of "
+            "Liu et al. 2018), among samples classified correctly when clean; `> max`: not reached within the grid.",
+            "", _table(["model", "variant", "target", "backend", "attack", "source", "n", "found", "p10", "p25",
+                        "median", "p75", "p90", "host median"],
+                       [[r["model"], r["variant"], r["target"], r["backend"], r["attack"], r["source"], str(r["n"]),
+                         f"{r['found']} ({_f(r.get('found_share'))})", q(r.get("p10")), q(r.get("p25")),
+                         q(r.get("p50")), q(r.get("p75")), q(r.get("p90")), q((r.get("host") or {}).get("p50"))]
+                        for r in rows]), ""]
 
 
 def _device_desc(info: dict[str, Any]) -> str:

@@ -110,6 +110,11 @@ class RunSummary:
     seconds: float = 0.0
 
 
+def _parse_unit(text: str) -> Unit:
+    model, _, variant = text.partition("/")
+    return Unit(model, variant or BASE)
+
+
 def slug(text: str) -> str:
     """A file-name-safe form of a stage or model name."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
@@ -153,6 +158,23 @@ class Pipeline:
     def _spec(self, model: str) -> ModelSpec:
         return next(m for m in self.plan.models if m.name == model)
 
+    def torch_units(self) -> list[Unit]:
+        """The units with a torch twin: the ones that can craft white-box examples."""
+        return [u for u in self.units() if not self._spec(u.model).onnx]
+
+    def sources_for(self, unit: Unit, attack: AttackSpec) -> list[Unit]:
+        """The models whose ``attack`` examples ``unit`` is evaluated on, per the attack's threat models:
+        white-box (:meth:`source_of`), transfer (the surrogate, by default the victim's base or its
+        ``attack_source``) and matrix (every torch unit). The first is the white-box one when asked."""
+        out: list[Unit] = []
+        if "white-box" in attack.threat or "matrix" in attack.threat:
+            out.append(self.source_of(unit))
+        if "transfer" in attack.threat:
+            out.append(_parse_unit(attack.surrogate) if attack.surrogate else self.source_of(Unit(unit.model)))
+        if "matrix" in attack.threat:
+            out.extend(self.torch_units())
+        return list(dict.fromkeys(out))
+
     def stages(self) -> list[Stage]:
         plan = self.plan
         st: list[Stage] = [Stage("data", self._data, describe=f"load {plan.data.dataset}")]
@@ -162,15 +184,14 @@ class Pipeline:
             st.append(Stage(Unit(c.model, c.variant).stage, lambda c=c: self._compress(c), (f"model/{c.model}",)))
         st.append(Stage("testset/clean", self._clean_set, ("data",)))
         units = self.units()
-        sources = list(dict.fromkeys(self.source_of(u) for u in units))
-        for src in sources:
-            for a in plan.attacks:
+        for a in plan.attacks:
+            for src in dict.fromkeys(s for u in units for s in self.sources_for(u, a)):
                 st.append(Stage(f"craft/{src.id}/{a.label}", lambda s=src, a=a: self._craft(s, a), (src.stage,)))
         for t in plan.targets:
             for b in t.backends:
                 for u in units:
-                    src = self.source_of(u)
-                    deps = (u.stage, "testset/clean", *(f"craft/{src.id}/{a.label}" for a in plan.attacks))
+                    crafts = (f"craft/{s.id}/{a.label}" for a in plan.attacks for s in self.sources_for(u, a))
+                    deps = (u.stage, "testset/clean", *dict.fromkeys(crafts))
                     st.append(Stage(f"device/{t.target}/{b}/{u.id}", lambda t=t, b=b, u=u: self._device(t, b, u),
                                     deps))
         return st
@@ -186,8 +207,10 @@ class Pipeline:
             status = "interrupted"
             try:
                 execute(self.stages(), on_status=self._record_stage, outcome=self.outcome)
-                records = self._score()
+                records, min_eps, flags = self._score()
                 store.put_results(self.run_id, records)
+                store.put_min_eps(self.run_id, min_eps)
+                store.put_flags(self.run_id, flags)
                 status = "failed" if self.outcome.failed else "done"
             finally:
                 store.finish_run(self.run_id, status)
@@ -463,46 +486,71 @@ class Pipeline:
     def _attack_n(self, attack: AttackSpec) -> int:
         return min(attack.n or len(self.ds.x_test), len(self.ds.x_test))
 
+    def _targets(self, attack: AttackSpec, y: np.ndarray) -> np.ndarray | None:
+        """The target class per sample for a targeted attack: the same for every source (so transfer
+        compares like with like), never the true label."""
+        c = self.ds.num_classes
+        if attack.targeted == "next":
+            return (y + 1) % c
+        if attack.targeted == "random":
+            rng = np.random.default_rng([self.plan.seed, len(y), *attack.label.encode()])
+            return (y + rng.integers(1, c, size=len(y))) % c
+        return None
+
     def _craft(self, source: Unit, attack: AttackSpec) -> AdvSets:
+        """Adversarial test sets of ``attack`` crafted on ``source``'s torch twin: one float32 ``.npz`` per ε
+        (``x``, ``y``, the twin's ``host_pred``, per-sample ``success`` and norms, ``target`` if targeted)."""
         import torch
 
-        from edgebench.attacks import create_attack
+        from edgebench.attacks import ATTACKS, create_attack
+        from edgebench.models.train import predict_logits
 
         built: Built = self.outcome.values[source.stage]
         ds = self.ds
         n = self._attack_n(attack)
-        from edgebench.attacks import ATTACKS
-
-        code = code_fingerprint(ATTACKS.get(attack.name).__module__, "edgebench.attacks.base",
-                                "edgebench.attacks._gradient")
+        cls = ATTACKS.get(attack.name)
+        code = code_fingerprint(cls.__module__, "edgebench.attacks.base", "edgebench.attacks._gradient")
         key = content_key("adv", {"model": built.key, "attack": attack.name, "params": attack.params,
-                                  "eps": attack.eps, "n": n, "data": ds.fingerprint(), "code": code})
+                                  "eps": attack.eps, "n": n, "data": ds.fingerprint(), "code": code,
+                                  "targeted": attack.targeted, "round_8bit": attack.round_8bit,
+                                  "seed": self.plan.seed})
         entry = self.cache.get("adv", key)
         cached = entry is not None
         if entry is None:
             atk = create_attack(attack.name, where=f"{self.plan.source}: attacks[{attack.label}]", **attack.params)
             x, y = ds.x_test[:n], ds.y_test[:n]
+            target = self._targets(attack, y)
+            step = n if cls.universal else attack.batch_size  # one perturbation for the whole set
             parts = []
             t0 = time.perf_counter()
             torch.manual_seed(self.plan.seed)
-            for i in range(0, n, attack.batch_size):
-                parts.append(atk(built.torch_model, x[i:i + attack.batch_size], y[i:i + attack.batch_size],
-                                 eps=list(attack.eps)))
+            for i in range(0, n, step):
+                parts.append(atk(built.torch_model, x[i:i + step], y[i:i + step], eps=list(attack.eps),
+                                 target=None if target is None else target[i:i + step]))
             seconds = time.perf_counter() - t0
-            x_adv = np.concatenate([p.x_adv for p in parts], axis=1)
-            pred = np.concatenate([p.pred for p in parts], axis=1)
-            success = np.concatenate([p.success for p in parts], axis=1)
-            linf = np.concatenate([p.linf for p in parts], axis=1)
-            l2 = np.concatenate([p.l2 for p in parts], axis=1)
+            cat = {f: np.concatenate([getattr(p, f) for p in parts], axis=1)
+                   for f in ("x_adv", "pred", "success", "linf", "l2", "l0")}
+            if attack.round_8bit:  # what an 8-bit image pipeline would deliver: re-predict, re-measure
+                cat["x_adv"] = np.round(cat["x_adv"] * 255.0).astype(np.float32) / 255.0
+                cat["pred"] = np.stack([predict_logits(built.torch_model, xa).argmax(1) for xa in cat["x_adv"]])
+                cat["success"] = (cat["pred"] != y) if target is None else (cat["pred"] == target)
+                delta = np.abs(cat["x_adv"] - x[None]).reshape(len(attack.eps), n, -1)
+                cat["linf"], cat["l2"] = delta.max(2), np.sqrt((delta ** 2).sum(2))
+                cat["l0"] = (delta > 1e-6).sum(2)
             info = {"attack": parts[0].attack if parts else repr(atk), "source": source.id, "eps": list(attack.eps),
-                    "n": n, "seconds": seconds,
+                    "n": n, "seconds": seconds, "norm": atk.norm, "targeted": attack.targeted,
+                    "round_8bit": attack.round_8bit,
                     "forward_passes": sum(p.passes.forward for p in parts),
                     "backward_passes": sum(p.passes.backward for p in parts),
-                    "host_success_rate": success.mean(axis=1).tolist(),
-                    "mean_linf": linf.mean(axis=1).tolist(), "mean_l2": l2.mean(axis=1).tolist()}
+                    "host_success_rate": cat["success"].mean(axis=1).tolist(),
+                    "mean_linf": cat["linf"].mean(axis=1).tolist(), "mean_l2": cat["l2"].mean(axis=1).tolist(),
+                    "mean_l0": cat["l0"].mean(axis=1).tolist()}
             with self.cache.build("adv", key) as tmp:
                 for k in range(len(attack.eps)):
-                    _save_npz(tmp / f"eps{k}.npz", x=x_adv[k].astype(np.float32), y=y, host_pred=pred[k])
+                    extra = {} if target is None else {"target": target}
+                    _save_npz(tmp / f"eps{k}.npz", x=cat["x_adv"][k].astype(np.float32), y=y,
+                              host_pred=cat["pred"][k], success=cat["success"][k], linf=cat["linf"][k],
+                              l2=cat["l2"][k], l0=cat["l0"][k], **extra)
                 (tmp / "attack.json").write_text(json.dumps(info, indent=1))
             entry = self.cache.path("adv", key)
         info = json.loads((entry / "attack.json").read_text())
@@ -519,14 +567,14 @@ class Pipeline:
         fmt, artifact = built.artifact_for(backend)
         card = built.cards[fmt]
         clean: Path = self.outcome.values["testset/clean"]
-        src = self.source_of(unit)
         name = f"device/{tspec.target}/{backend}/{unit.id}"
         sets = [{"name": "clean", "path": clean, "attack": "none", "eps": 0.0, "source": unit.id}]
         for a in self.plan.attacks:
-            adv: AdvSets = self.outcome.values[f"craft/{src.id}/{a.label}"]
-            for k, e in enumerate(a.eps):
-                sets.append({"name": f"{a.label}@{e:g}", "path": adv.files[k], "attack": a.label, "eps": e,
-                             "source": src.id, "adv_key": adv.key, "k": k})
+            for src in self.sources_for(unit, a):
+                adv: AdvSets = self.outcome.values[f"craft/{src.id}/{a.label}"]
+                for k, e in enumerate(a.eps):
+                    sets.append({"name": f"{a.label}@{e:g} from {src.id}", "path": adv.files[k], "attack": a.label,
+                                 "eps": e, "source": src.id, "adv_key": adv.key, "k": k})
         m = self.plan.measure
         proto = LatencyProtocol(warmup=m.warmup, min_runs=m.min_runs, min_duration_s=m.min_duration_s,
                                 max_runs=m.max_runs)
@@ -556,13 +604,17 @@ class Pipeline:
         return DeviceRun(name, outputs, result, sets, note=note)
 
     # scoring --------------------------------------------------------------------------------------
-    def _score(self) -> list[dict[str, Any]]:
-        """Metrics from the raw device outputs (and host predictions for the deployment gap)."""
+    def _score(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """Metrics from the raw device outputs (and host predictions for the deployment gap): result records,
+        minimal-ε distributions (attacks with ``min_eps``) and trust flags."""
         from edgebench.metrics.robustness import attack_success_rate, clean_accuracy, robust_accuracy
         from edgebench.models.train import predict_logits
 
         records: list[dict[str, Any]] = []
+        min_eps: list[dict[str, Any]] = []
+        flags: list[dict[str, Any]] = []
         host_clean: dict[Unit, np.ndarray] = {}
+        attacks = {a.label: a for a in self.plan.attacks}
         for t in self.plan.targets:
             for b in t.backends:
                 for unit in self.units():
@@ -570,7 +622,6 @@ class Pipeline:
                     if run is None:
                         continue
                     built: Built = self.outcome.values[unit.stage]
-                    src = self.source_of(unit)
                     y = self.ds.y_test
                     lat = {k: v for k, v in (run.result.get("latency") or {}).items()
                            if k in ("mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms",
@@ -583,19 +634,28 @@ class Pipeline:
                     records.append({**base, "attack": "none", "eps": 0.0, "n": ca["n"], "clean_acc": ca["value"],
                                     "clean_acc_lo": ca["lo"], "clean_acc_hi": ca["hi"], "source": unit.id,
                                     "threat": "clean"})
+                    if built.torch_model is not None and unit not in host_clean:
+                        host_clean[unit] = predict_logits(built.torch_model, self.ds.x_test).argmax(1)
+                    per_sample: dict[tuple[str, str], list[dict[str, Any]]] = {}
                     for s in run.testsets[1:]:
+                        with np.load(s["path"], allow_pickle=False) as f:
+                            target = f["target"] if "target" in f.files else None
+                            norm_key = {"linf": "linf", "l2": "l2", "l0": "l0"}.get(
+                                self.outcome.values[f"craft/{s['source']}/{s['attack']}"].info.get("norm", ""), "linf")
+                            norms = f[norm_key] if norm_key in f.files else None
+                            host_adv = None
+                            if built.torch_model is not None:
+                                host_adv = f["host_pred"] if s["source"] == unit.id else \
+                                    predict_logits(built.torch_model, f["x"]).argmax(1)
                         adv_pred = logits[s["name"]].argmax(1)
                         n = len(adv_pred)
                         yy, cp = y[:n], clean_pred[:n]
-                        ca_n, ra, asr = clean_accuracy(cp, yy), robust_accuracy(adv_pred, yy), \
-                            attack_success_rate(cp, adv_pred, yy)
-                        adv: AdvSets = self.outcome.values[f"craft/{src.id}/{s['attack']}"]
-                        host_asr = None
-                        if built.torch_model is not None:
-                            host_adv = self._host_pred(built, src == unit, s)
-                            if unit not in host_clean:
-                                host_clean[unit] = predict_logits(built.torch_model, self.ds.x_test).argmax(1)
-                            host_asr = attack_success_rate(host_clean[unit][:n], host_adv, yy)["value"]
+                        ca_n, ra = clean_accuracy(cp, yy), robust_accuracy(adv_pred, yy)
+                        asr = attack_success_rate(cp, adv_pred, yy, target)
+                        host_asr = None if host_adv is None else \
+                            attack_success_rate(host_clean[unit][:n], host_adv, yy, target)["value"]
+                        adv: AdvSets = self.outcome.values[f"craft/{s['source']}/{s['attack']}"]
+                        threat = "white-box" if s["source"] == unit.id else "transfer"
                         records.append({
                             **base, "attack": s["attack"], "eps": s["eps"], "n": n,
                             "clean_acc": ca_n["value"], "clean_acc_lo": ca_n["lo"], "clean_acc_hi": ca_n["hi"],
@@ -603,19 +663,92 @@ class Pipeline:
                             "asr": asr["value"], "asr_lo": asr["lo"], "asr_hi": asr["hi"], "asr_n": asr["n"],
                             "host_asr": host_asr,
                             "deployment_gap": None if host_asr is None else asr["value"] - host_asr,
-                            "source": src.id, "threat": "white-box" if src == unit else "transfer",
+                            "source": s["source"], "threat": threat,
                             "mean_linf": adv.info["mean_linf"][s["k"]], "mean_l2": adv.info["mean_l2"][s["k"]],
                         })
-        return records
+                        hit = (adv_pred != yy) if target is None else (adv_pred == target)
+                        host_hit = None if host_adv is None else \
+                            ((host_adv != yy) if target is None else (host_adv == target))
+                        per_sample.setdefault((s["attack"], s["source"]), []).append(
+                            {"eps": s["eps"], "ok": cp == yy, "hit": hit, "norms": norms, "threat": threat,
+                             "host_ok": None if host_adv is None else host_clean[unit][:n] == yy, "host_hit": host_hit})
+                    where = {k: base[k] for k in ("model", "variant", "backend", "target")}
+                    for (label, src), rows in per_sample.items():
+                        if attacks[label].min_eps:
+                            min_eps.append({**where, "attack": label, "source": src, "threat": rows[0]["threat"],
+                                            **_min_eps_record(rows)})
+                    flags.extend(_whitebox_below_transfer(where, unit.id, per_sample))
+        flags.extend(self._gradient_flags())
+        return records, min_eps, flags
 
-    def _host_pred(self, built: Built, own: bool, s: dict[str, Any]) -> np.ndarray:
-        """The twin's predictions on an adversarial set: stored with the set when it was crafted on the twin."""
-        with np.load(s["path"], allow_pickle=False) as f:
-            if own:
-                return f["host_pred"]
-            from edgebench.models.train import predict_logits
+    def _gradient_flags(self) -> list[dict[str, Any]]:
+        """Gradient health of every torch twin that crafted white-box examples."""
+        from edgebench.attacks.checks import MASKING_SHARE, gradient_health, masked
 
-            return predict_logits(built.torch_model, f["x"]).argmax(1)
+        if not self.plan.attacks:
+            return []
+        out = []
+        n = min(len(self.ds.x_test), 1000)
+        crafted = {s.removeprefix("craft/").rsplit("/", 1)[0] for s in self.outcome.values if s.startswith("craft/")}
+        for unit in self.torch_units():
+            built: Built | None = self.outcome.values.get(unit.stage)
+            if built is None or built.torch_model is None or unit.id not in crafted:
+                continue
+            health = gradient_health(built.torch_model, self.ds.x_test[:n], self.ds.y_test[:n])
+            flagged = masked(health)
+            out.append({"kind": "gradient-masking" if flagged else "gradient-check", "model": unit.model,
+                        "variant": unit.variant, "backend": "", "target": "", "attack": "", "eps": 0.0,
+                        "source": unit.id, "detail": health,
+                        "message": (f"{unit.id}: {health['zero_share']:.1%} of input gradients are zero and "
+                                    f"{health['nonfinite_share']:.1%} non-finite (flag above {MASKING_SHARE:.0%}); "
+                                    "white-box results may overstate robustness — compare transfer and "
+                                    "margin-loss (cw, apgd dlr) attacks") if flagged else
+                                   f"{unit.id}: input gradients healthy ({health['zero_share']:.1%} zero, "
+                                   f"{health['nonfinite_share']:.1%} non-finite)"})
+        return out
+
+def _min_eps_record(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-sample minimal ε over an attack's grid, on the device and on the host twin, among the samples the
+    victim classifies correctly when clean (the others need no attack)."""
+    from edgebench.metrics.robustness import minimal_eps, summarize_min_eps
+
+    eps = np.array([r["eps"] for r in rows])
+    inf = [i for i, e in enumerate(eps) if np.isinf(e)]
+    norms = rows[inf[0]]["norms"] if inf else None
+    ok = rows[0]["ok"]
+    values = minimal_eps(eps, np.stack([r["hit"] for r in rows]), norms)[ok]
+    out: dict[str, Any] = {"eps_grid": eps.tolist(), **summarize_min_eps(values),
+                           "values": [float(v) if np.isfinite(v) else None for v in values]}
+    if rows[0]["host_hit"] is not None:
+        host = minimal_eps(eps, np.stack([r["host_hit"] for r in rows]), norms)[rows[0]["host_ok"]]
+        out["host"] = {**summarize_min_eps(host), "values": [float(v) if np.isfinite(v) else None for v in host]}
+    return out
+
+
+def _whitebox_below_transfer(where: dict[str, Any], victim: str,
+                             per_sample: dict[tuple[str, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Flag an ε where examples transferred from another model fool the victim significantly more often
+    (McNemar, p < 0.05, on the same samples) than its own white-box examples: the white-box attack is not
+    finding the gradient's way, a classic sign of gradient masking (AutoAttack flags the same for Square)."""
+    from edgebench.metrics.robustness import mcnemar, proportion
+
+    out = []
+    for (label, src), rows in per_sample.items():
+        own = per_sample.get((label, victim))
+        if src == victim or own is None:
+            continue
+        for wb, tr in zip(own, rows):
+            ok = wb["ok"]
+            a, b = proportion(wb["hit"][ok]), proportion(tr["hit"][ok])
+            test = mcnemar(wb["hit"][ok], tr["hit"][ok])
+            if a["value"] < b["value"] and test["p_value"] < 0.05:
+                out.append({**where, "kind": "whitebox-below-transfer", "attack": label, "eps": wb["eps"],
+                            "source": src, "detail": {"whitebox_asr": a["value"], "transfer_asr": b["value"],
+                                                      "n": a["n"], **test},
+                            "message": (f"{victim} on {where['backend']}/{where['target']}: {label} at ε={wb['eps']:g} "
+                                        f"transferred from {src} succeeds {b['value']:.1%} vs {a['value']:.1%} "
+                                        f"white-box (McNemar p={test['p_value']:.2g}): suspect gradient masking")})
+    return out
 
 
 def run_plan(plan: Plan, *, out_dir: Path = Path("reports"), run_id: str | None = None) -> RunSummary:

@@ -3,9 +3,12 @@
 Tables: ``meta`` (schema version), ``runs``, ``stages`` (what finished, for resuming), ``artifacts``
 (files, sizes, hashes, parity), ``variants`` (each model and compressed variant: method, parameters, the
 method's facts and the statistics of :mod:`edgebench.compress.stats`),
-``results`` (one flat record per model × variant × attack × ε × backend ×
-target) and ``environments``. Every write is one transaction, keyed so that a resumed run replaces a row
-instead of duplicating it. WAL mode lets a reader watch a run in progress.
+``results`` (one flat record per model × variant × attack × ε × backend × target × source: the source is
+the model the adversarial examples were crafted on, so white-box and transfer rows live side by side),
+``environments``, ``min_eps`` (per-sample minimal-ε distributions) and ``flags`` (what makes a number
+untrustworthy: gradient masking, white-box weaker than transfer). Every write is one transaction, keyed so
+that a resumed run replaces a row instead of duplicating it. WAL mode lets a reader watch a run in
+progress. A store of schema 2 is migrated in place on opening.
 """
 
 from __future__ import annotations
@@ -18,17 +21,22 @@ from typing import Any
 
 from edgebench.errors import EdgebenchError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
-RESULT_KEY = ("model", "variant", "attack", "eps", "backend", "target")
+RESULT_KEY = ("model", "variant", "attack", "eps", "backend", "target", "source")
 RESULT_FIELDS = (
     "n", "clean_acc", "clean_acc_lo", "clean_acc_hi", "robust_acc", "robust_acc_lo", "robust_acc_hi",
-    "asr", "asr_lo", "asr_hi", "asr_n", "host_asr", "deployment_gap", "source", "threat",
+    "asr", "asr_lo", "asr_hi", "asr_n", "host_asr", "deployment_gap", "threat",
     "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "first_ms", "runs", "duration_s",
     "throughput_per_s", "mean_linf", "mean_l2",
 )
 
 _TYPES = {"source": "TEXT", "threat": "TEXT", "n": "INTEGER", "asr_n": "INTEGER", "runs": "INTEGER"}
+
+_RESULTS_TABLE = f"""results (
+    run_id TEXT, {", ".join(f"{k} {'REAL' if k == 'eps' else 'TEXT'}" for k in RESULT_KEY)},
+    {", ".join(f"{f} {_TYPES.get(f, 'REAL')}" for f in RESULT_FIELDS)},
+    PRIMARY KEY (run_id, {", ".join(RESULT_KEY)}))"""
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,14 +53,32 @@ CREATE TABLE IF NOT EXISTS artifacts (
 CREATE TABLE IF NOT EXISTS variants (
     run_id TEXT, model TEXT, variant TEXT, method TEXT, params TEXT, info TEXT, stats TEXT,
     PRIMARY KEY (run_id, model, variant));
-CREATE TABLE IF NOT EXISTS results (
-    run_id TEXT, {", ".join(f"{k} {'REAL' if k == 'eps' else 'TEXT'}" for k in RESULT_KEY)},
-    {", ".join(f"{f} {_TYPES.get(f, 'REAL')}" for f in RESULT_FIELDS)},
-    PRIMARY KEY (run_id, {", ".join(RESULT_KEY)}));
+CREATE TABLE IF NOT EXISTS {_RESULTS_TABLE};
 CREATE TABLE IF NOT EXISTS environments (
     run_id TEXT, target TEXT, backend TEXT, model TEXT, variant TEXT, backend_info TEXT, environment TEXT,
     PRIMARY KEY (run_id, target, backend, model, variant));
+CREATE TABLE IF NOT EXISTS min_eps (
+    run_id TEXT, model TEXT, variant TEXT, backend TEXT, target TEXT, attack TEXT, source TEXT, threat TEXT,
+    n INTEGER, found INTEGER, p50 REAL, data TEXT,
+    PRIMARY KEY (run_id, model, variant, backend, target, attack, source));
+CREATE TABLE IF NOT EXISTS flags (
+    run_id TEXT, kind TEXT, model TEXT, variant TEXT, backend TEXT, target TEXT, attack TEXT, eps REAL,
+    source TEXT, message TEXT, detail TEXT,
+    PRIMARY KEY (run_id, kind, model, variant, backend, target, attack, eps, source));
 """
+
+
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Schema 3 adds ``source`` to the results key (transfer rows) and the min_eps and flags tables."""
+    cols = ", ".join(("run_id", *RESULT_KEY, *RESULT_FIELDS))
+    old = ", ".join(("run_id", *(c if c != "source" else "COALESCE(source, model)" for c in RESULT_KEY),
+                     *RESULT_FIELDS))
+    conn.execute("ALTER TABLE results RENAME TO results_v2")
+    conn.execute(f"CREATE TABLE {_RESULTS_TABLE}")
+    conn.execute(f"INSERT INTO results ({cols}) SELECT {old} FROM results_v2")
+    conn.execute("DROP TABLE results_v2")
+    conn.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+
 
 
 class Store:
@@ -78,6 +104,8 @@ class Store:
                 row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                 if row is None:
                     conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                elif int(row[0]) == 2:
+                    _migrate_2_to_3(conn)
                 elif int(row[0]) != SCHEMA_VERSION:
                     raise EdgebenchError(f"{path}: results store of schema {row[0]}, this edgebench reads "
                                          f"{SCHEMA_VERSION}; use the edgebench version that wrote it")
@@ -181,6 +209,34 @@ class Store:
 
     def results(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.conn.execute(
-            "SELECT * FROM results WHERE run_id=? ORDER BY model, variant, target, backend, attack, eps",
+            "SELECT * FROM results WHERE run_id=? ORDER BY model, variant, target, backend, attack, source, eps",
             (run_id,)).fetchall()
         return [dict(r) for r in rows]
+
+    def put_min_eps(self, run_id: str, records: list[dict[str, Any]]) -> None:
+        """Minimal-ε distributions: key columns, the summary's n, found and median, the rest as JSON."""
+        key = ("model", "variant", "backend", "target", "attack", "source")
+        with self.conn:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO min_eps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, *(r[k] for k in key), r.get("threat"), r["n"], r["found"], r["p50"],
+                  json.dumps({k: v for k, v in r.items() if k not in key})) for r in records])
+
+    def min_eps(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM min_eps WHERE run_id=? ORDER BY model, variant, target, backend, "
+                                 "attack, source", (run_id,)).fetchall()
+        return [{k: r[k] for k in r.keys() if k != "data"} | json.loads(r["data"]) for r in rows]
+
+    def put_flags(self, run_id: str, flags: list[dict[str, Any]]) -> None:
+        """Trust flags (gradient masking, white-box below transfer, healthy-gradient notes)."""
+        key = ("kind", "model", "variant", "backend", "target", "attack", "eps", "source")
+        with self.conn:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO flags VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, *(f.get(k, "") for k in key), f["message"], json.dumps(f.get("detail", {}), default=str))
+                 for f in flags])
+
+    def flags(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM flags WHERE run_id=? ORDER BY kind, model, variant, backend, target,"
+                                 " attack, eps", (run_id,)).fetchall()
+        return [dict(r) | {"detail": json.loads(r["detail"])} for r in rows]

@@ -176,7 +176,7 @@ def test_bad_input_is_one_line_and_keeps_results(tmp_path: Path, capsys: pytest.
     bad = tmp_path / "bad.toml"
     bad.write_text(write_plan(tmp_path).read_text().replace('name = "pgd"', 'name = "pgdd"'))
     code, err = _run_cli(["run", str(bad), "--out", str(out)], capsys)
-    assert code == 2 and "unknown attack 'pgdd'. Did you mean 'pgd'?" in err
+    assert code == 2 and "unknown attack 'pgdd'. Did you mean 'pgd'" in err
     assert err.count("\n") == 1 and "Traceback" not in err and not out.exists()
 
     # a missing and a corrupt ONNX model: their stages fail with one line naming the file; the rest is stored

@@ -1,0 +1,50 @@
+"""Checks that a white-box evaluation can be trusted, in the spirit of AutoAttack's flags (Croce & Hein,
+ICML 2020, and their ``flags_doc``): gradient attacks are only as strong as the gradients they get.
+
+``gradient_health`` measures, on clean inputs, the share of samples whose input gradient of the
+cross-entropy is exactly zero (saturated softmax, non-differentiable quantizers without a straight-through
+estimator, ``argmax``/rounding inside the graph) or non-finite. A large share means the white-box numbers
+are an upper bound on robustness, not a measurement of it: try a transfer or a margin-loss attack.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgebench.attacks._gradient import cross_entropy, objective_gradient
+from edgebench.attacks.base import Passes, frozen
+
+# share of samples with a zero or non-finite input gradient above which a victim is flagged
+MASKING_SHARE = 0.05
+
+
+def gradient_health(model: nn.Module, x: np.ndarray, y: np.ndarray, *, batch_size: int = 256) -> dict[str, Any]:
+    """``n``, ``zero_share``, ``nonfinite_share`` and ``median_grad_l1`` (per-sample L1 norm of the input
+    gradient of the cross-entropy) on ``x``; one forward + backward per batch."""
+    zero = nonfinite = 0
+    norms: list[np.ndarray] = []
+    passes = Passes()
+    with frozen(model):
+        for i in range(0, len(x), batch_size):
+            xb = torch.as_tensor(x[i:i + batch_size], dtype=torch.float32)
+            yb = torch.as_tensor(y[i:i + batch_size], dtype=torch.int64)
+            grad, _, _ = objective_gradient(model, xb, yb, None, passes, attack="gradient check",
+                                            objective=cross_entropy)
+            flat = grad.flatten(1)
+            finite = torch.isfinite(flat).all(1)
+            nonfinite += int((~finite).sum())
+            zero += int((finite & (flat.abs().amax(1) == 0)).sum())
+            norms.append(flat.abs().sum(1).numpy())
+    n = len(x)
+    l1 = np.concatenate(norms) if norms else np.zeros(0)
+    return {"n": n, "zero_share": zero / n if n else 0.0, "nonfinite_share": nonfinite / n if n else 0.0,
+            "median_grad_l1": float(np.median(l1[np.isfinite(l1)])) if np.isfinite(l1).any() else float("nan")}
+
+
+def masked(health: dict[str, Any], share: float = MASKING_SHARE) -> bool:
+    """Whether ``health`` (from :func:`gradient_health`) should be flagged as possible gradient masking."""
+    return health["zero_share"] + health["nonfinite_share"] > share
