@@ -3,14 +3,16 @@ random starts. Each attack file keeps only its own update rule."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgebench.attacks.base import Passes
-from edgebench.errors import AttackError
+from edgebench.attacks.base import Passes, predict
+from edgebench.errors import AttackError, ConfigError
 
 # an objective to *ascend*: (logits, labels, target or None) -> per-sample loss, shape (N,)
 Objective = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
@@ -136,3 +138,43 @@ def first_success(best: torch.Tensor, best_pred: torch.Tensor, done: torch.Tenso
     if hit.any():
         best[hit], best_pred[hit] = x_now[hit], pred[hit]
         done |= hit
+
+
+def check_iterative(attack: str, steps: Any, rel_stepsize: Any, abs_stepsize: Any) -> None:
+    """Validate the hyper-parameters every iterative attack shares (ConfigError naming the attack)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"attack {attack!r}: steps must be >= 1, got {steps!r} (an integer)")
+    for key, value in (("rel_stepsize", rel_stepsize), ("abs_stepsize", abs_stepsize)):
+        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                      and 0 < value < math.inf):
+            raise ConfigError(f"attack {attack!r}: {key} must be a finite number > 0, got {value!r}")
+
+
+def step_size(eps: float, steps: int, rel_stepsize: float | None, abs_stepsize: float | None,
+              default_rel: float) -> float:
+    """α: ``abs_stepsize`` if given, else ``rel_stepsize · ε``, else ``default_rel / steps · ε``."""
+    if abs_stepsize is not None:
+        return abs_stepsize
+    return (rel_stepsize if rel_stepsize is not None else default_rel / steps) * eps
+
+
+def iterate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None, passes: Passes, *,
+            attack: str, start: torch.Tensor, steps: int,
+            update: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+            objective: Objective = cross_entropy) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loop of the iterative attacks: ``x_{t+1} = update(x_t, ∇_x objective(x_t))`` from ``start``.
+
+    Per sample, the first iterate that succeeds is kept (the forward pass of each step already shows it, so
+    this costs nothing), otherwise the last one. Cost: ``steps`` forward+backward passes and one forward on
+    the last iterate. Returns ``(x_adv, pred)``."""
+    x_adv = start
+    best, best_pred = x.clone(), torch.full_like(y, -1)
+    done = torch.zeros(len(x), dtype=torch.bool)
+    for _ in range(steps):
+        grad, logits, _ = objective_gradient(model, x_adv, y, target, passes, attack=attack, objective=objective)
+        first_success(best, best_pred, done, x_adv, logits.argmax(1), y, target)
+        x_adv = update(x_adv, grad)
+    last_pred = predict(model, x_adv, passes)
+    keep = ~done
+    best[keep], best_pred[keep] = x_adv[keep], last_pred[keep]
+    return best, best_pred

@@ -22,9 +22,8 @@ import torch
 from torch import nn
 
 from edgebench.attacks import ATTACKS
-from edgebench.attacks._gradient import first_success, loss_gradient, project_linf, random_start_linf
-from edgebench.attacks.base import Attack, Passes, predict
-from edgebench.errors import ConfigError
+from edgebench.attacks._gradient import check_iterative, iterate, project_linf, random_start_linf, step_size
+from edgebench.attacks.base import Attack, Passes
 
 
 @ATTACKS.register("pgd")
@@ -41,13 +40,11 @@ class PGD(Attack):
 
     name = "pgd"
     norm = "linf"
+    default_rel = 2.5  # α = default_rel / steps · ε unless a step size is given
 
     def __init__(self, *, steps: int = 40, rel_stepsize: float | None = None, abs_stepsize: float | None = None,
                  random_start: bool = True, seed: int = 0) -> None:
-        if steps < 1:
-            raise ConfigError(f"attack 'pgd': steps must be >= 1, got {steps}")
-        if (rel_stepsize is not None and rel_stepsize <= 0) or (abs_stepsize is not None and abs_stepsize <= 0):
-            raise ConfigError("attack 'pgd': step sizes must be > 0")
+        check_iterative(self.name, steps, rel_stepsize, abs_stepsize)
         self.steps = steps
         self.rel_stepsize = rel_stepsize
         self.abs_stepsize = abs_stepsize
@@ -56,18 +53,8 @@ class PGD(Attack):
 
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
             target: torch.Tensor | None, passes: Passes) -> tuple[torch.Tensor, torch.Tensor]:
-        rel = self.rel_stepsize if self.rel_stepsize is not None else 2.5 / self.steps
-        alpha = self.abs_stepsize if self.abs_stepsize is not None else rel * eps
+        alpha = step_size(eps, self.steps, self.rel_stepsize, self.abs_stepsize, default_rel=self.default_rel)
         gen = torch.Generator().manual_seed(self.seed)
-        x_adv = random_start_linf(x, eps, gen) if self.random_start else x.clone()
-        best = x.clone()
-        best_pred = torch.full_like(y, -1)
-        done = torch.zeros(len(x), dtype=torch.bool)
-        for _ in range(self.steps):
-            grad, logits = loss_gradient(model, x_adv, y, target, passes, attack=self.name)
-            first_success(best, best_pred, done, x_adv, logits.argmax(1), y, target)
-            x_adv = project_linf(x_adv + alpha * grad.sign(), x, eps)
-        last_pred = predict(model, x_adv, passes)
-        keep = ~done
-        best[keep], best_pred[keep] = x_adv[keep], last_pred[keep]
-        return best, best_pred
+        start = random_start_linf(x, eps, gen) if self.random_start else x.clone()
+        return iterate(model, x, y, target, passes, attack=self.name, start=start, steps=self.steps,
+                       update=lambda x_t, grad: project_linf(x_t + alpha * grad.sign(), x, eps))

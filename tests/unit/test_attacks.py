@@ -275,7 +275,7 @@ def test_create_attack_rejects_unknown_parameter_and_name() -> None:
         PGD(steps=0)
     with pytest.raises(ConfigError, match="steps"):
         create_attack("pgd", steps=0)
-    with pytest.raises(ConfigError, match="step size"):
+    with pytest.raises(ConfigError, match="rel_stepsize must be a finite number > 0"):
         PGD(rel_stepsize=-1.0)
     pgd = create_attack("pgd", steps=5, seed=3)
     assert isinstance(pgd, PGD) and pgd.steps == 5 and pgd.seed == 3

@@ -114,3 +114,25 @@ def test_schema_2_store_is_migrated_with_source_in_the_key(tmp_path: Path) -> No
         store.put_results("r", [{**rows[0], "source": "cnn/kbit", "threat": "transfer", "asr": 0.3}])
         assert sorted(r["source"] for r in store.results("r")) == ["cnn", "cnn/kbit"]
     assert sqlite3.connect(path).execute("SELECT value FROM meta").fetchone()[0] == "3"
+
+
+def test_minimal_eps_search_matches_the_full_grid_and_costs_less(trained_digits) -> None:
+    from edgebench.attacks.fgsm import FGSM
+    from edgebench.attacks.search import minimal_eps_search
+
+    model, x, y = trained_digits
+    grid = [0.05, 0.1, 0.2, 0.3, 0.5]
+    found = minimal_eps_search(FGSM(), model, x, y, eps=grid)
+    full = FGSM()(model, x, y, eps=grid)
+    # FGSM at each ε is deterministic, so the search equals the first success read off the full grid
+    np.testing.assert_array_equal(found.eps_min, minimal_eps(np.array(grid), full.success))
+    assert np.isfinite(found.eps_min).mean() > 0.9 and (found.eps_min == 0.05).any()
+    for k, e in enumerate(grid):
+        at = found.eps_min == e
+        np.testing.assert_array_equal(found.x_adv[at], full.x_adv[k][at])
+    assert np.all(np.abs(found.x_adv - x).reshape(len(x), -1).max(1) <= np.where(np.isinf(found.eps_min), 0,
+                                                                                  found.eps_min) + 1e-6)
+    # only unbroken samples are attacked again
+    assert found.attacked == sum(int((found.eps_min >= e).sum()) for e in grid) < len(x) * len(grid) / 2
+    with pytest.raises(Exception, match="grid must hold values > 0"):
+        minimal_eps_search(FGSM(), model, x, y, eps=[0.0, 0.1])
