@@ -118,7 +118,7 @@ def normalize_l2(g: torch.Tensor) -> torch.Tensor:
 
 def random_start_linf(x: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:
     """Uniform sample in the L∞ ball of radius ``eps`` around ``x``, clipped to [0, 1]."""
-    noise = torch.rand(x.shape, generator=generator, dtype=x.dtype) * (2 * eps) - eps
+    noise = (torch.rand(x.shape, generator=generator, dtype=x.dtype) * (2 * eps) - eps).to(x.device)
     return torch.clamp(x + noise, 0.0, 1.0)
 
 
@@ -126,8 +126,8 @@ def random_start_l2(x: torch.Tensor, eps: float, generator: torch.Generator) -> 
     """Uniform sample in the L2 ball of radius ``eps`` around ``x`` (direction uniform on the sphere, radius
     ``eps · u^(1/d)``), clipped to [0, 1]."""
     d = x[0].numel()
-    direction = normalize_l2(torch.randn(x.shape, generator=generator, dtype=x.dtype))
-    radius = eps * torch.rand(len(x), generator=generator, dtype=x.dtype).pow(1.0 / d)
+    direction = normalize_l2(torch.randn(x.shape, generator=generator, dtype=x.dtype)).to(x.device)
+    radius = eps * torch.rand(len(x), generator=generator, dtype=x.dtype).pow(1.0 / d).to(x.device)
     return torch.clamp(x + direction * radius.view(-1, *([1] * (x.ndim - 1))), 0.0, 1.0)
 
 
@@ -169,7 +169,7 @@ def iterate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Te
     the last iterate. Returns ``(x_adv, pred)``."""
     x_adv = start
     best, best_pred = x.clone(), torch.full_like(y, -1)
-    done = torch.zeros(len(x), dtype=torch.bool)
+    done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     for _ in range(steps):
         grad, logits, _ = objective_gradient(model, x_adv, y, target, passes, attack=attack, objective=objective)
         first_success(best, best_pred, done, x_adv, logits.argmax(1), y, target)

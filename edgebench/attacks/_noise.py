@@ -60,10 +60,10 @@ class NoiseAttack(Attack):
         gen = torch.Generator().manual_seed(self.seed)
         best = x.clone()
         best_pred = torch.full_like(y, -1)
-        done = torch.zeros(len(x), dtype=torch.bool)
+        done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         x_noisy, pred = x, best_pred
         for _ in range(self.repeats):
-            x_noisy = torch.clamp(x + eps * self.unit_noise(x.shape, gen).to(x.dtype), 0.0, 1.0)
+            x_noisy = torch.clamp(x + eps * self.unit_noise(x.shape, gen).to(x.device, x.dtype), 0.0, 1.0)
             pred = predict(model, x_noisy, passes)
             first_success(best, best_pred, done, x_noisy, pred, y, None)
         keep = ~done

@@ -146,8 +146,8 @@ class APGD(Attack):
         gen = torch.Generator().manual_seed(self.seed)
         best = x.clone()
         best_pred = torch.full_like(y, -1)
-        best_f = torch.full((len(x),), float("-inf"))
-        done = torch.zeros(len(x), dtype=torch.bool)
+        best_f = torch.full((len(x),), float("-inf"), device=x.device)
+        done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         for _ in range(self.n_restarts):
             idx = (~done).nonzero().squeeze(1)
             if len(idx) == 0:
@@ -188,14 +188,14 @@ class APGD(Attack):
         grad, logits, f_cur = objective_gradient(model, x_cur, y, target, passes, attack=self.name, objective=objective)
         pred = logits.argmax(1)
         first, first_pred = x.clone(), torch.full_like(y, -1)
-        hit = torch.zeros(len(x), dtype=torch.bool)
+        hit = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         first_success(first, first_pred, hit, x_cur, pred, y, target)
         x_max, g_max, f_max, pred_max = x_cur.clone(), grad.clone(), f_cur.clone(), pred.clone()
 
-        eta = torch.full((len(x),), 2.0 * eps, dtype=x.dtype)
+        eta = torch.full((len(x),), 2.0 * eps, dtype=x.dtype, device=x.device)
         marks = set(checkpoints(self.steps))
-        last_mark, n_up = 0, torch.zeros(len(x))
-        f_max_at_mark, halved_at_mark = f_max.clone(), torch.zeros(len(x), dtype=torch.bool)
+        last_mark, n_up = 0, torch.zeros(len(x), device=x.device)
+        f_max_at_mark, halved_at_mark = f_max.clone(), torch.zeros(len(x), dtype=torch.bool, device=x.device)
         x_prev = x_cur
         for k in range(self.steps):  # makes x_{k+1}
             z = proj(x_cur + eta.view(shape) * direction(grad))

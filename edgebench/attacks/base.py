@@ -161,12 +161,18 @@ class Attack(abc.ABC):
         eps_list = (float(eps),) if isinstance(eps, (int, float)) else tuple(float(e) for e in eps)
         self._validate(x, y, eps_list, target)
         tgt = None if target is None else torch.as_tensor(np.asarray(target), dtype=torch.int64)
+        # run where the model lives (CPU or CUDA); random draws come from CPU generators, so a seed gives the
+        # same start on either
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        x, y = x.to(device), y.to(device)
+        tgt = None if tgt is None else tgt.to(device)
         passes = Passes()
         with frozen(model):
             self._check_logits(model, x[:8])
             xs, preds = self.run_all(model, x, y, eps=eps_list, target=tgt, passes=passes)
-        x_adv_all = torch.stack([t.detach() for t in xs])
-        pred_all = torch.stack([t.detach() for t in preds])
+        x_adv_all = torch.stack([t.detach() for t in xs]).cpu()
+        pred_all = torch.stack([t.detach() for t in preds]).cpu()
+        x, y, tgt = x.cpu(), y.cpu(), None if tgt is None else tgt.cpu()
         success = (pred_all == tgt) if tgt is not None else (pred_all != y)
         delta = (x_adv_all - x.unsqueeze(0)).flatten(2)
         return AttackResult(
@@ -209,6 +215,6 @@ class Attack(abc.ABC):
         with torch.no_grad():
             out = model(x)
         if out.ndim == 2 and out.shape[1] > 1 and bool((out >= 0).all()) and bool(
-                torch.allclose(out.sum(1), torch.ones(len(out)), atol=1e-3)):
+                torch.allclose(out.sum(1), torch.ones(len(out), device=out.device), atol=1e-3)):
             warnings.warn(f"attack {self.name!r}: the model's outputs are non-negative and sum to 1 — it seems "
                           "to return probabilities; attacks need logits (drop the final softmax)", stacklevel=3)

@@ -134,15 +134,15 @@ class CarliniWagnerL2(Attack):
         n = len(x)
         w_start = torch.atanh((2 * x - 1) * _SMOOTH)
         best = x.clone()
-        best_l2 = torch.full((n,), float("inf"), dtype=x.dtype)
-        c = torch.full((n,), self.initial_const, dtype=x.dtype)
-        lo = torch.zeros(n, dtype=x.dtype)
-        hi = torch.full((n,), _C_UPPER, dtype=x.dtype)
+        best_l2 = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)
+        c = torch.full((n,), self.initial_const, dtype=x.dtype, device=x.device)
+        lo = torch.zeros(n, dtype=x.dtype, device=x.device)
+        hi = torch.full((n,), _C_UPPER, dtype=x.dtype, device=x.device)
         check_every = max(self.steps // 10, 1)
         for _ in range(self.binary_search_steps):
             w = w_start.clone().requires_grad_(True)
             opt = torch.optim.Adam([w], lr=self.lr)
-            succeeded = torch.zeros(n, dtype=torch.bool)
+            succeeded = torch.zeros(n, dtype=torch.bool, device=x.device)
             prev = float("inf")
             for step in range(self.steps):
                 x_adv = (torch.tanh(w) + 1) / 2

@@ -83,7 +83,7 @@ class DeepFool(Attack):
             raise AttackError("attack 'deepfool': this attack has no targeted mode; drop 'target'")
         x_adv = x.clone()
         r_tot = torch.zeros_like(x)
-        active = torch.arange(len(x))
+        active = torch.arange(len(x), device=x.device)
         others: torch.Tensor | None = None  # (N, candidates − 1) class indices, from the clean logits
         for it in range(self.max_iter + 1):
             xa = x_adv[active].detach().requires_grad_(it < self.max_iter)
@@ -112,7 +112,7 @@ class DeepFool(Attack):
         shape = (-1,) + (1,) * (xa.ndim - 1)
         z_y = logits.gather(1, ya[:, None]).squeeze(1)
         n, k = others.shape
-        best_dist = torch.full((n,), float("inf"))
+        best_dist = torch.full((n,), float("inf"), device=xa.device)
         best_w = torch.zeros_like(xa)
         for j in range(k):
             f = logits.gather(1, others[:, j : j + 1]).squeeze(1) - z_y

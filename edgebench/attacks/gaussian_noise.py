@@ -37,4 +37,4 @@ class GaussianNoise(NoiseAttack):
     norm = "none"
 
     def unit_noise(self, shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
-        return torch.randn(shape, generator=generator)
+        return torch.randn(shape, generator=generator)  # on the CPU generator; the caller moves it

@@ -121,7 +121,7 @@ class UAP(Attack):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         alpha = eps / self.inner_steps
         gen = torch.Generator().manual_seed(self.seed)
-        delta = torch.zeros((1, *x.shape[1:]), dtype=x.dtype)
+        delta = torch.zeros((1, *x.shape[1:]), dtype=x.dtype, device=x.device)
         best: tuple[float, torch.Tensor, torch.Tensor] = (-1.0, x, y)
         for _ in range(self.max_epochs):
             x_adv = torch.clamp(x + delta, 0.0, 1.0)
@@ -131,7 +131,7 @@ class UAP(Attack):
                 return x_adv, pred
             if rate >= best[0]:
                 best = (rate, x_adv, pred)
-            perm = torch.randperm(len(x), generator=gen)
+            perm = torch.randperm(len(x), generator=gen).to(x.device)
             for start in range(0, len(x), self.batch_size):
                 idx = perm[start : start + self.batch_size]
                 xb, yb = x[idx], y[idx]
