@@ -131,6 +131,7 @@ def main() -> None:
     )
     print(table(times, "art_cw"))
     print()
+    fooled = {}
     for name, xa in last.items():
         with torch.no_grad():
             pred = model(torch.from_numpy(xa)).argmax(1).numpy()
@@ -138,10 +139,19 @@ def main() -> None:
         l2 = np.linalg.norm((xa - x_np).reshape(len(x_np), -1), axis=1)
         mean_l2 = float(l2[ok].mean()) if ok.any() else 0.0
         newly = ok & (l2 > 0)
+        fooled[name] = (newly, l2)
         print(
             f"{name}: success {ok.mean():.3f} (clean error {1 - clean_acc:.3f}), mean L2 of successes {mean_l2:.4f}, "
             f"of new successes {float(l2[newly].mean()) if newly.any() else 0.0:.4f}"
         )
+
+    (a, l2_a), (b, l2_b) = fooled.values()
+    both = a & b
+    names = " / ".join(fooled)
+    print(
+        f"on the {int(both.sum())} images both newly fool: mean L2 {names} "
+        f"{float(l2_a[both].mean()) if both.any() else 0.0:.4f} / {float(l2_b[both].mean()) if both.any() else 0.0:.4f}"
+    )
 
 
 if __name__ == "__main__":
