@@ -194,7 +194,7 @@ class ArtAttack(Attack):
         if target is not None and "targeted" not in self._accepted:
             raise AttackError(f"{_WHERE}: ART's {self.attack} has no targeted mode; drop 'target'")
         if not len(x):
-            return x.clone(), torch.zeros(0, dtype=torch.int64)
+            return x.clone(), torch.zeros(0, dtype=torch.int64, device=x.device)
         try:
             from art.estimators.classification import PyTorchClassifier
         except ImportError:
@@ -219,10 +219,10 @@ class ArtAttack(Attack):
             attack = self._cls(classifier, **kwargs)
         except (ValueError, TypeError) as exc:  # ART's parameter checks (EstimatorError is a TypeError)
             raise ConfigError(f"{_WHERE}: ART's {self.attack} rejected {kwargs}: {exc}") from exc
-        labels = (y if target is None else target).numpy()
+        labels = (y if target is None else target).cpu().numpy()
         onehot = np.eye(n_classes, dtype=np.float32)[labels]
         x_adv = attack.generate(x=x.detach().cpu().numpy().astype(np.float32), y=onehot)
-        x_adv_t = torch.as_tensor(np.asarray(x_adv), dtype=x.dtype).reshape(x.shape)
+        x_adv_t = torch.as_tensor(np.asarray(x_adv), dtype=x.dtype).reshape(x.shape).to(x.device)
         return x_adv_t, predict(model, x_adv_t, passes)
 
     def _kwargs(self, eps: float, n: int) -> dict[str, Any]:
