@@ -118,7 +118,9 @@ class Attack(abc.ABC):
     needs_gradient: ClassVar[bool] = True
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in sorted(vars(self).items()) if not k.startswith("_"))
+        # hyper-parameters only: not instance copies of class facts (norm set from norm_p, minimal, ...)
+        params = ", ".join(f"{k}={v!r}" for k, v in sorted(vars(self).items())
+                           if not k.startswith("_") and not hasattr(type(self), k))
         return f"{type(self).__name__}({params})"
 
     @abc.abstractmethod
