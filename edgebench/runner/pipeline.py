@@ -614,6 +614,7 @@ class Pipeline:
         min_eps: list[dict[str, Any]] = []
         flags: list[dict[str, Any]] = []
         host_clean: dict[Unit, np.ndarray] = {}
+        host_transfer: dict[tuple[Unit, Path], np.ndarray] = {}  # the twin's predictions on others' examples
         attacks = {a.label: a for a in self.plan.attacks}
         for t in self.plan.targets:
             for b in t.backends:
@@ -638,15 +639,20 @@ class Pipeline:
                         host_clean[unit] = predict_logits(built.torch_model, self.ds.x_test).argmax(1)
                     per_sample: dict[tuple[str, str], list[dict[str, Any]]] = {}
                     for s in run.testsets[1:]:
+                        adv: AdvSets = self.outcome.values[f"craft/{s['source']}/{s['attack']}"]
+                        norm = adv.info["norm"] if adv.info["norm"] in ("l2", "l0") else "linf"
                         with np.load(s["path"], allow_pickle=False) as f:
                             target = f["target"] if "target" in f.files else None
-                            norm_key = {"linf": "linf", "l2": "l2", "l0": "l0"}.get(
-                                self.outcome.values[f"craft/{s['source']}/{s['attack']}"].info.get("norm", ""), "linf")
-                            norms = f[norm_key] if norm_key in f.files else None
+                            norms = f[norm]
                             host_adv = None
                             if built.torch_model is not None:
-                                host_adv = f["host_pred"] if s["source"] == unit.id else \
-                                    predict_logits(built.torch_model, f["x"]).argmax(1)
+                                if s["source"] == unit.id:
+                                    host_adv = f["host_pred"]
+                                else:  # the same on every backend and target: predict once
+                                    if (unit, s["path"]) not in host_transfer:
+                                        host_transfer[(unit, s["path"])] = predict_logits(
+                                            built.torch_model, f["x"]).argmax(1)
+                                    host_adv = host_transfer[(unit, s["path"])]
                         adv_pred = logits[s["name"]].argmax(1)
                         n = len(adv_pred)
                         yy, cp = y[:n], clean_pred[:n]
@@ -654,7 +660,6 @@ class Pipeline:
                         asr = attack_success_rate(cp, adv_pred, yy, target)
                         host_asr = None if host_adv is None else \
                             attack_success_rate(host_clean[unit][:n], host_adv, yy, target)["value"]
-                        adv: AdvSets = self.outcome.values[f"craft/{s['source']}/{s['attack']}"]
                         threat = "white-box" if s["source"] == unit.id else "transfer"
                         records.append({
                             **base, "attack": s["attack"], "eps": s["eps"], "n": n,
@@ -689,10 +694,10 @@ class Pipeline:
             return []
         out = []
         n = min(len(self.ds.x_test), 1000)
-        crafted = {s.removeprefix("craft/").rsplit("/", 1)[0] for s in self.outcome.values if s.startswith("craft/")}
+        crafted = {src for u in self.units() for a in self.plan.attacks for src in self.sources_for(u, a)}
         for unit in self.torch_units():
             built: Built | None = self.outcome.values.get(unit.stage)
-            if built is None or built.torch_model is None or unit.id not in crafted:
+            if built is None or built.torch_model is None or unit not in crafted:
                 continue
             health = gradient_health(built.torch_model, self.ds.x_test[:n], self.ds.y_test[:n])
             flagged = masked(health)
