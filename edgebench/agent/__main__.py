@@ -1,4 +1,8 @@
-"""``python -m edgebench.agent run JOB.json`` — run one job on this device (see :mod:`edgebench.agent`).
+"""``python -m edgebench.agent`` (or ``python agent-<hash>.pyz``, the bundle the host ships) — the device side.
+
+``run JOB.json`` runs one job on this device (see :mod:`edgebench.agent`); ``info`` prints what this device
+can do as JSON (``--backends`` and ``--power`` take the target's tables as JSON, ``--path`` the work folder
+whose free disk to report).
 
 Exit codes: 0 done; 3 the job failed for a reason the user can fix (``result.json`` says which);
 4 an internal error. One line on stderr either way.
@@ -20,14 +24,21 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="run a job file")
     run.add_argument("job", type=Path)
-    sub.add_parser("info", help="print this device's environment and backends as JSON")
+    info = sub.add_parser("info", help="print this device's environment, runtimes and sensor as JSON")
+    info.add_argument("--backends", default="{}", help="the target's [backends] tables as JSON")
+    info.add_argument("--power", default="{}", help="the target's [power] table as JSON")
+    info.add_argument("--path", default=".", help="the work folder (its free disk is reported)")
     args = parser.parse_args(argv)
 
     if args.cmd == "info":
-        from edgebench.agent.envinfo import environment
-        from edgebench.runtime import BACKENDS
+        from edgebench.agent.info import device_report
 
-        print(json.dumps({"environment": environment(), "backends": BACKENDS.names()}, indent=1))
+        try:
+            backends, power = json.loads(args.backends), json.loads(args.power)
+        except json.JSONDecodeError as exc:
+            print(f"edgebench-agent: info: bad JSON option ({exc})", file=sys.stderr)
+            return 3
+        print(json.dumps(device_report(backends=backends, power=power, path=args.path), indent=1, default=str))
         return 0
 
     try:
@@ -40,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     except EdgebenchError as exc:
         write_error(job.output_dir, job.job_id, exc)
         print(f"edgebench-agent: {exc}", file=sys.stderr)
+        return 3
+    except OSError as exc:  # a full disk, a permission: the user can fix it
+        write_error(job.output_dir, job.job_id, exc)
+        print(f"edgebench-agent: {exc.strerror or exc} ({exc.filename or job.output_dir}); free space or fix "
+              "permissions on the device", file=sys.stderr)
         return 3
     except Exception as exc:  # report, never hang the host
         write_error(job.output_dir, job.job_id, exc)

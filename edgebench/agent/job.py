@@ -1,7 +1,14 @@
-"""The versioned host <-> agent job protocol, and the agent's two passes. Torch-free.
+"""The versioned host <-> agent job protocol, and the agent's passes. Torch-free.
 
-A job is a JSON document; the agent answers with ``result.json`` plus ``outputs.npz``. Protocol versions
-are integers; the agent refuses a job of another version with a message saying which it speaks.
+A job is a JSON document; the agent answers in the job's output folder with ``result.json`` and one raw
+output file per pass (``set-<i>.npy``: per-sample logits of test set ``i``; ``latency_ns.npy``: per-inference
+wall times), so metrics are computed on the host from raw outputs (MLPerf's accuracy-checker split).
+
+Protocol versions are integers; the agent refuses a job of another version with a message saying which it
+speaks. Version 2 (this one) streams test sets in chunks of ``batch_size`` samples, writes each output as
+soon as its pass ends and is resumable: a job run again into the same output folder (a dropped SSH
+connection, a killed agent) skips the passes already finished for the same job, and a second agent started
+on the same folder waits for the first (a file lock) instead of measuring beside it.
 """
 
 from __future__ import annotations
@@ -11,21 +18,24 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgebench.errors import ConfigError, DataError, EdgebenchError
+from edgebench.errors import ConfigError, DataError, DeviceError, EdgebenchError
 from edgebench.metrics.latency import latency_summary
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 @dataclass(frozen=True)
 class TestSet:
-    """One test set file (``.npz`` with float32 ``x`` in [0, 1]; ``y`` optional, unused by the agent)."""
+    """One test set file (``.npz`` holding float32 ``x`` in [0, 1], or a ``.npy``); other arrays are unused
+    by the agent."""
 
     name: str
     path: str
@@ -45,6 +55,22 @@ class LatencyProtocol:
 
 
 @dataclass(frozen=True)
+class EnergyProtocol:
+    """Energy protocol (MLPerf Tiny's energy rules, scaled): an idle baseline of ``idle_s`` seconds, then
+    ``windows`` timed windows of at least ``min_window_s`` seconds of back-to-back batch-1 inferences while
+    a thread samples the target's power ``sensor`` at ``rate_hz``. A window shorter than ``min_window_s``
+    or holding fewer than ``min_samples`` readings is flagged invalid, never reported silently."""
+
+    sensor: str = "none"
+    options: dict[str, Any] = field(default_factory=dict)
+    rate_hz: float = 10.0
+    idle_s: float = 5.0
+    min_window_s: float = 10.0
+    windows: int = 3
+    min_samples: int = 10
+
+
+@dataclass(frozen=True)
 class Job:
     """What the host asks of a target."""
 
@@ -56,11 +82,18 @@ class Job:
     backend_options: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 128
     latency: LatencyProtocol = LatencyProtocol()
+    energy: EnergyProtocol = EnergyProtocol()
     artifact_sha256: str = ""
     protocol: int = PROTOCOL_VERSION
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
+
+    def digest(self) -> str:
+        """What the job asks, whatever folder it runs in: finished passes are reused only for the same digest."""
+        raw = asdict(self)
+        raw.pop("output_dir")
+        return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "job") -> Job:
@@ -68,6 +101,8 @@ class Job:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{source}: not valid JSON ({exc})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: a job is a JSON object")
         if raw.get("protocol") != PROTOCOL_VERSION:
             raise ConfigError(
                 f"{source}: job protocol {raw.get('protocol')!r}, this agent speaks {PROTOCOL_VERSION}; "
@@ -76,6 +111,7 @@ class Job:
         try:
             raw["testsets"] = tuple(TestSet(**t) for t in raw.get("testsets", ()))
             raw["latency"] = LatencyProtocol(**raw.get("latency", {}))
+            raw["energy"] = EnergyProtocol(**raw.get("energy", {}))
             return cls(**raw)
         except TypeError as exc:
             raise ConfigError(f"{source}: malformed job ({exc})") from None
@@ -89,34 +125,33 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _load_testset(ts: TestSet, input_shape: tuple[int | None, ...], artifact: str) -> np.ndarray:
+def _check_testset(ts: TestSet, input_shape: tuple[int | None, ...], artifact: str) -> int:
+    """Check the test set's sample shape against the model's from the file header; return its size."""
+    from edgebench.agent.stream import testset_shape
+
     path = Path(ts.path)
     if not path.is_file():
         raise DataError(f"{path}: test set {ts.name!r} not found")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if "x" not in data.files:
-                raise DataError(f"{path}: no array 'x' in test set {ts.name!r} (has {data.files})")
-            x = np.ascontiguousarray(data["x"], dtype=np.float32)
-    except ValueError as exc:
-        raise DataError(f"{path}: cannot read test set {ts.name!r} ({exc}); pickled arrays are refused") from None
+    shape = testset_shape(path)
     expected = tuple(input_shape[1:])
     if input_shape == (None,):  # the backend does not know the model's input (null backend without a card)
-        expected, input_shape = tuple(x.shape[1:]), (None, *x.shape[1:])
-    if x.ndim != len(input_shape) or any(e is not None and e != a for e, a in zip(expected, x.shape[1:])):
+        expected, input_shape = tuple(shape[1:]), (None, *shape[1:])
+    if len(shape) != len(input_shape) or any(e is not None and e != a for e, a in zip(expected, shape[1:])):
         raise DataError(
-            f"{path}: test set {ts.name!r} has samples of shape {tuple(x.shape[1:])}, but the model "
+            f"{path}: test set {ts.name!r} has samples of shape {tuple(shape[1:])}, but the model "
             f"{artifact} takes {tuple('?' if e is None else e for e in expected)}"
         )
-    bad = int(np.count_nonzero(~np.isfinite(x)))
-    if bad:
-        raise DataError(f"{path}: test set {ts.name!r} holds {bad} NaN/inf values; fix the data")
-    return x
+    return int(shape[0])
 
 
-def _accuracy_pass(backend: Any, x: np.ndarray, batch_size: int) -> np.ndarray:
-    chunks = [backend.predict(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-    return np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros((0, 0), np.float32)
+def _accuracy_pass(backend: Any, path: Path, n: int, batch_size: int, out: Path) -> None:
+    """Logits of every sample, streamed: one chunk in memory, written as it comes."""
+    from edgebench.agent.stream import NpyWriter, iter_batches
+
+    writer = NpyWriter(out, n)
+    for x in iter_batches(path, batch_size):
+        writer.write(backend.predict(x))
+    writer.close()
 
 
 def _latency_pass(infer: Any, proto: LatencyProtocol) -> tuple[np.ndarray, float]:
@@ -141,77 +176,228 @@ def _latency_pass(infer: Any, proto: LatencyProtocol) -> tuple[np.ndarray, float
     return np.asarray(samples, dtype=np.int64), (clock() - start) / 1e9
 
 
-def run_job(job: Job) -> dict[str, Any]:
-    """Run ``job`` here and write ``outputs.npz`` and ``result.json`` into ``job.output_dir``.
+def _energy_pass(infer: Any, proto: EnergyProtocol, where: str) -> dict[str, Any]:
+    """Idle baseline, then ``proto.windows`` windows of back-to-back inferences while a thread samples the
+    sensor; energy per inference integrates power between the window markers (see
+    :mod:`edgebench.metrics.energy`). No readable sensor: ``{"absent": why}``, never an estimate."""
+    from edgebench.targets.sensors import create_sensor
 
-    Returns the result document. Errors a user can cause raise :class:`EdgebenchError`.
+    sensor = create_sensor(proto.sensor, where=f"{where}: energy.sensor", **proto.options)
+    try:
+        return _measure_energy(sensor, infer, proto, where)
+    finally:
+        sensor.close()
+
+
+def _measure_energy(sensor: Any, infer: Any, proto: EnergyProtocol, where: str) -> dict[str, Any]:
+    why = sensor.probe()
+    if why:
+        return {"sensor": proto.sensor, "absent": why}
+    from edgebench.metrics.energy import energy_summary, idle_power, window_energy
+    from edgebench.targets.sensors._sampler import PowerSampler
+    sampler = PowerSampler(sensor, rate_hz=proto.rate_hz)
+    clock = time.perf_counter_ns
+    marks: list[tuple[int, int, int]] = []
+    sampler.start()
+    try:
+        time.sleep(2.0 / proto.rate_hz)  # a reading before the idle window opens
+        idle0 = sampler.mark()
+        time.sleep(proto.idle_s)
+        idle1 = sampler.mark()
+        for _ in range(proto.windows):
+            t0 = sampler.mark()
+            deadline = t0 + int(proto.min_window_s * 1e9)
+            n = 0
+            while True:
+                infer()
+                n += 1
+                if clock() >= deadline:
+                    break
+            marks.append((t0, sampler.mark(), n))
+        time.sleep(2.0 / proto.rate_hz)  # a reading after the last window closes
+    finally:
+        sampler.stop()
+    if sampler.error:
+        raise DeviceError(f"{where}: power sensor {proto.sensor!r} stopped answering: {sampler.error}")
+    t_ns, values = sampler.samples()
+    t, kind = t_ns / 1e9, sensor.kind
+    offset = sampler.epoch_offset_ns / 1e9
+    logged = sensor.log_between((marks[0][0] if marks else idle0) / 1e9 + offset, (clock()) / 1e9 + offset)
+    if logged is not None:  # the sensor's own timestamped log (an external meter): its clock is the epoch
+        t, values, kind = np.asarray(logged[0]) - offset, np.asarray(logged[1]), "power"
+
+    def joules(a: float, b: float) -> float:
+        try:
+            return window_energy(kind, t, values, a, b)
+        except ValueError:  # the samples do not cover the window
+            return float("nan")
+
+    windows = [{"t0": a / 1e9, "t1": b / 1e9, "epoch_t0": a / 1e9 + offset, "epoch_t1": b / 1e9 + offset,
+                "inferences": n, "joules": joules(a / 1e9, b / 1e9),
+                "samples": int(np.count_nonzero((t >= a / 1e9) & (t <= b / 1e9)))} for a, b, n in marks]
+    try:
+        idle_w: float | None = idle_power(kind, t, values, idle0 / 1e9, idle1 / 1e9) if logged is None else None
+    except ValueError:
+        idle_w = None
+    return energy_summary(windows, idle_power_w=idle_w, min_window_s=proto.min_window_s,
+                          min_samples=proto.min_samples, sensor=sensor.describe())
+
+
+@contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """One agent at a time per output folder: a second one (the retry of a job whose connection dropped
+    while the first still runs) waits, then finds the passes done."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with open(out / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _done(out: Path, name: str, digest: str) -> dict[str, Any] | None:
+    """The record of a pass finished for this job (same digest), or None."""
+    try:
+        doc = json.loads((out / f"{name}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("job") == digest else None
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Run ``job`` here and write ``result.json`` and the raw outputs into ``job.output_dir``.
+
+    Returns the result document. Errors a user can cause raise :class:`EdgebenchError`. Passes already
+    finished in that folder for the same job are reused (see the module docstring).
     """
+    out = Path(job.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with _locked(out):
+        return _run_locked(job, out)
+
+
+def _run_locked(job: Job, out: Path) -> dict[str, Any]:
     from edgebench.agent.envinfo import environment
     from edgebench.runtime import create_backend
 
-    out = Path(job.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    digest = job.digest()
+    finished = _done(out, "result", digest)
+    if finished is not None and finished.get("status") == "ok":
+        return finished
     env_before = environment()
     artifact = Path(job.artifact)
     if not artifact.is_file():
         raise DataError(f"{artifact}: model file not found on the device")
-    digest = sha256_file(artifact)
-    if job.artifact_sha256 and digest != job.artifact_sha256:
-        raise DataError(f"{artifact}: sha256 {digest[:12]} differs from the host's {job.artifact_sha256[:12]}; "
+    sha = sha256_file(artifact)
+    if job.artifact_sha256 and sha != job.artifact_sha256:
+        raise DataError(f"{artifact}: sha256 {sha[:12]} differs from the host's {job.artifact_sha256[:12]}; "
                         "the copy is corrupt, re-send it")
-    backend = create_backend(job.backend, where=f"job {job.job_id}: backend", **job.backend_options)
+    where = f"job {job.job_id}"
+    backend = create_backend(job.backend, where=f"{where}: backend", **job.backend_options)
     t0 = time.perf_counter_ns()
     backend.load(artifact)
     load_ms = (time.perf_counter_ns() - t0) / 1e6
     shape = backend.input_shape
+    sizes = [_check_testset(ts, shape, str(artifact)) for ts in job.testsets]
+    resumed: list[str] = []
 
-    arrays: dict[str, np.ndarray] = {}
-    sets: list[dict[str, Any]] = []
-    xs = [(ts, _load_testset(ts, shape, str(artifact))) for ts in job.testsets]
-
-    latency: dict[str, Any] | None = None
-    if job.latency.enabled and xs:
-        sample = xs[0][1][:1]
-        infer = backend.bind(sample)
-        t0 = time.perf_counter_ns()
-        first_out = infer()
-        first_ns = time.perf_counter_ns() - t0
-        samples, duration = _latency_pass(infer, job.latency)
-        arrays["latency_ns"] = samples
-        latency = latency_summary(samples, first_ns=first_ns, duration_s=duration)
-        latency["protocol"] = asdict(job.latency)
-        latency["sample"] = xs[0][0].name
-        first_logits = np.asarray(first_out[0] if isinstance(first_out, list) else first_out)
-    for i, (ts, x) in enumerate(xs):
-        t0 = time.perf_counter_ns()
-        logits = _accuracy_pass(backend, x, job.batch_size)
-        key = f"logits_{i}"
-        arrays[key] = logits
-        sets.append({"name": ts.name, "n": int(len(x)), "key": key,
-                     "seconds": (time.perf_counter_ns() - t0) / 1e9})
+    latency = _done(out, "latency", digest)
     if latency is not None:
-        # the latency run's output for its sample must equal the accuracy run's (MLPerf TEST01 in small)
-        latency["output_max_abs_diff"] = float(np.max(np.abs(first_logits.reshape(-1) - arrays["logits_0"][0])))
+        resumed.append("latency")
+    energy = _done(out, "energy", digest)
+    if energy is not None:
+        resumed.append("energy")
+    first_logits = None
+    measure_latency = job.latency.enabled and job.testsets and sizes[0] > 0
+    if measure_latency and (latency is None or energy is None):
+        from edgebench.agent.stream import iter_batches
 
-    tmp = out / "outputs.npz.tmp"
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, out / "outputs.npz")
+        sample = next(iter_batches(job.testsets[0].path, 1))
+        infer = backend.bind(sample)
+        if latency is None:
+            t0 = time.perf_counter_ns()
+            first_out = infer()
+            first_ns = time.perf_counter_ns() - t0
+            first_logits = np.array(first_out[0] if isinstance(first_out, list) else first_out, dtype=np.float32)
+            samples, duration = _latency_pass(infer, job.latency)
+            _save_npy(out / "latency_ns.npy", samples)
+            latency = {**latency_summary(samples, first_ns=first_ns, duration_s=duration), "job": digest,
+                       "protocol": asdict(job.latency), "sample": job.testsets[0].name, "file": "latency_ns.npy"}
+            _write_json(out / "latency.json", latency)
+        if energy is None:
+            energy = {**_energy_pass(infer, job.energy, where), "job": digest}
+            _write_json(out / "energy.json", energy)
+
+    sets: list[dict[str, Any]] = []
+    for i, (ts, n) in enumerate(zip(job.testsets, sizes)):
+        name = f"set-{i}"
+        done = _done(out, name, digest)
+        if done is None or not (out / f"{name}.npy").is_file():
+            t0 = time.perf_counter_ns()
+            _accuracy_pass(backend, Path(ts.path), n, job.batch_size, out / f"{name}.npy")
+            done = {"name": ts.name, "n": n, "file": f"{name}.npy", "seconds": (time.perf_counter_ns() - t0) / 1e9,
+                    "job": digest}
+            _write_json(out / f"{name}.json", done)
+        else:
+            resumed.append(name)
+        sets.append({k: v for k, v in done.items() if k != "job"})
+    if first_logits is not None and sizes[0] > 0:
+        # the latency run's output for its sample must equal the accuracy run's (MLPerf TEST01 in small)
+        row0 = np.load(out / "set-0.npy", mmap_mode="r")[0]
+        latency["output_max_abs_diff"] = float(np.max(np.abs(first_logits.reshape(-1) - row0)))
+        _write_json(out / "latency.json", latency)
+
     result = {
         "protocol": PROTOCOL_VERSION,
         "job_id": job.job_id,
+        "job": digest,
         "status": "ok",
-        "artifact_sha256": digest,
+        "artifact_sha256": sha,
         "backend": backend.info(),
         "load_ms": load_ms,
         "testsets": sets,
         "batch_size": job.batch_size,
-        "latency": latency,
+        "latency": None if latency is None else {k: v for k, v in latency.items() if k != "job"},
+        "energy": None if energy is None else {k: v for k, v in energy.items() if k != "job"},
+        "files": [s["file"] for s in sets] + ([latency["file"]] if latency else []),
+        "resumed": resumed,
         "environment": {"before": env_before, "after": environment()},
         "torch_loaded": "torch" in sys.modules,
+        "peak_rss_mb": _peak_rss_mb(),
     }
     _write_json(out / "result.json", result)
     return result
+
+
+def _peak_rss_mb() -> float | None:
+    """The agent process's peak resident memory so far (None where the OS does not say).
+
+    Linux: ``VmHWM`` of this process's own address space. (``ru_maxrss`` survives ``exec``: a child started
+    by a large host process would report the host's peak.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
@@ -222,8 +408,11 @@ def _write_json(path: Path, doc: dict[str, Any]) -> None:
 
 def write_error(output_dir: str, job_id: str, exc: BaseException) -> None:
     """Record a failed job so the host can say what went wrong on the device."""
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     kind = type(exc).__name__ if isinstance(exc, EdgebenchError) else f"internal {type(exc).__name__}"
-    _write_json(out / "result.json", {"protocol": PROTOCOL_VERSION, "job_id": job_id, "status": "error",
-                                      "error": str(exc), "error_type": kind})
+    try:
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / "result.json", {"protocol": PROTOCOL_VERSION, "job_id": job_id, "status": "error",
+                                          "error": str(exc), "error_type": kind})
+    except OSError:  # a full disk: the one line on stderr still says what happened
+        pass

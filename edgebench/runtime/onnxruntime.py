@@ -25,6 +25,12 @@ class OnnxRuntimeBackend(Backend):
         intra_op_num_threads: threads inside one operator; 0 lets ONNX Runtime choose.
         inter_op_num_threads: threads across operators; 0 lets ONNX Runtime choose.
         graph_optimization_level: one of ``disable``, ``basic``, ``extended``, ``all``.
+        provider_options: per-provider settings, e.g. ``{"TensorrtExecutionProvider": {"trt_fp16_enable":
+            "True"}, "CUDAExecutionProvider": {"device_id": "0"}}`` (ONNX Runtime's own option names; values
+            are passed as strings); a provider named here must be in ``providers``.
+
+    :meth:`info` reports the providers the session actually uses (ONNX Runtime falls back silently to the
+    next provider when one cannot take the model, so the requested list alone proves nothing).
     """
 
     name = "onnxruntime"
@@ -36,8 +42,13 @@ class OnnxRuntimeBackend(Backend):
         intra_op_num_threads: int = 0,
         inter_op_num_threads: int = 0,
         graph_optimization_level: str = "all",
+        provider_options: dict[str, dict[str, object]] | None = None,
     ) -> None:
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise DeviceError("onnxruntime is not installed here; install it on the device (pip install "
+                              "onnxruntime) or remove backends.onnxruntime from the target file") from None
 
         self._ort = ort
         available = ort.get_available_providers()
@@ -56,6 +67,12 @@ class OnnxRuntimeBackend(Backend):
                            ("inter_op_num_threads", inter_op_num_threads)):
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(f"onnxruntime: {key} must be an integer >= 0, got {value!r}")
+        provider_options = dict(provider_options or {})
+        for name, opts in provider_options.items():
+            if name not in providers or not isinstance(opts, dict):
+                raise ConfigError(f"onnxruntime: provider_options.{name}: give a table of options for a provider "
+                                  f"listed in 'providers' ({list(providers)})")
+        self.provider_options = {k: {o: str(v) for o, v in opts.items()} for k, opts in provider_options.items()}
         self.providers = list(providers)
         self.intra_op_num_threads = intra_op_num_threads
         self.inter_op_num_threads = inter_op_num_threads
@@ -81,7 +98,9 @@ class OnnxRuntimeBackend(Backend):
         }[self.graph_optimization_level]
         opts.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(str(path), sess_options=opts, providers=self.providers)
+            self._session = ort.InferenceSession(str(path), sess_options=opts, providers=self.providers,
+                                                 provider_options=[self.provider_options.get(p, {})
+                                                                   for p in self.providers])
         except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ArtifactError(
@@ -114,6 +133,8 @@ class OnnxRuntimeBackend(Backend):
             "backend": self.name,
             "runtime_version": self._ort.__version__,
             "providers": self._session.get_providers() if self._session else self.providers,
+            "requested_providers": self.providers,
+            "provider_options": self.provider_options,
             "intra_op_num_threads": self.intra_op_num_threads,
             "inter_op_num_threads": self.inter_op_num_threads,
             "graph_optimization_level": self.graph_optimization_level,

@@ -83,7 +83,11 @@ class OpenVinoBackend(Backend):
             raise ConfigError(f"openvino: inference_precision {inference_precision!r} is not one of "
                               f"{_PRECISIONS} (or omit it for the plugin's default)")
 
-        import openvino as ov
+        try:
+            import openvino as ov
+        except ImportError:
+            raise DeviceError("openvino is not installed here; install it on the device (pip install openvino) or "
+                              "remove backends.openvino from the target file") from None
 
         self._ov = ov
         self._core = ov.Core()

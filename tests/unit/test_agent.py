@@ -82,17 +82,18 @@ def test_run_job_in_process(exported: Exported, tmp_path: Path) -> None:
     assert result["backend"]["providers"] == ["CPUExecutionProvider"]
     assert result["backend"]["intra_op_num_threads"] == 1
     assert result["batch_size"] == 64 and result["load_ms"] > 0
-    assert result["testsets"] == [{"name": "digits", "n": n, "key": "logits_0",
+    assert result["testsets"] == [{"name": "digits", "n": n, "file": "set-0.npy",
                                    "seconds": result["testsets"][0]["seconds"]}]
+    assert result["files"] == ["set-0.npy", "latency_ns.npy"] and result["resumed"] == []
+    assert result["energy"] == {"sensor": "none", "absent": result["energy"]["absent"]}
+    assert "no power sensor" in result["energy"]["absent"]
     assert {"before", "after"} <= set(result["environment"])
 
     # result.json on disk is the returned document
     assert json.loads((tmp_path / "out" / "result.json").read_text()) == json.loads(json.dumps(result))
 
-    with np.load(tmp_path / "out" / "outputs.npz") as outputs:
-        assert sorted(outputs.files) == ["latency_ns", "logits_0"]
-        logits = outputs["logits_0"]
-        latency_ns = outputs["latency_ns"]
+    logits = np.load(tmp_path / "out" / "set-0.npy")
+    latency_ns = np.load(tmp_path / "out" / "latency_ns.npy")
     assert logits.shape == (n, 10) and logits.dtype == np.float32
     agree = float(np.mean(logits.argmax(1) == e.torch_logits.argmax(1)))
     assert agree >= 0.99
@@ -123,11 +124,12 @@ def test_run_job_two_testsets_and_latency_off(exported: Exported, tmp_path: Path
                testsets=(TS("digits", str(e.testset)), TS("small", str(small))))
     result = run_job(job)
     assert result["latency"] is None
-    assert [(s["name"], s["n"], s["key"]) for s in result["testsets"]] == [
-        ("digits", len(e.x), "logits_0"), ("small", 7, "logits_1")]
-    with np.load(tmp_path / "out" / "outputs.npz") as outputs:
-        assert sorted(outputs.files) == ["logits_0", "logits_1"]
-        np.testing.assert_allclose(outputs["logits_1"], outputs["logits_0"][:7], atol=1e-5)
+    assert [(s["name"], s["n"], s["file"]) for s in result["testsets"]] == [
+        ("digits", len(e.x), "set-0.npy"), ("small", 7, "set-1.npy")]
+    assert result["files"] == ["set-0.npy", "set-1.npy"] and result["energy"] is None
+    assert not (tmp_path / "out" / "latency_ns.npy").exists()
+    first, second = np.load(tmp_path / "out" / "set-0.npy"), np.load(tmp_path / "out" / "set-1.npy")
+    np.testing.assert_allclose(second, first[:7], atol=1e-5)
 
 
 def test_job_json_round_trip(exported: Exported, tmp_path: Path) -> None:
@@ -148,10 +150,10 @@ def test_agent_subprocess_never_loads_torch(exported: Exported, tmp_path: Path) 
     assert result["torch_loaded"] is False
     assert result["testsets"][0]["n"] == len(exported.x)
     assert result["latency"]["runs"] >= 50
-    with np.load(tmp_path / "out" / "outputs.npz") as outputs:
-        assert outputs["logits_0"].shape == (len(exported.x), 10)
-        assert len(outputs["latency_ns"]) == result["latency"]["runs"]
-        np.testing.assert_allclose(outputs["logits_0"], exported.torch_logits, atol=1e-4)
+    logits = np.load(tmp_path / "out" / "set-0.npy")
+    assert logits.shape == (len(exported.x), 10)
+    assert len(np.load(tmp_path / "out" / "latency_ns.npy")) == result["latency"]["runs"]
+    np.testing.assert_allclose(logits, exported.torch_logits, atol=1e-4)
 
 
 def test_device_side_modules_do_not_import_torch() -> None:
@@ -198,7 +200,7 @@ def test_wrong_sample_shape(exported: Exported, tmp_path: Path) -> None:
     result = json.loads((tmp_path / "sub" / "result.json").read_text())
     assert result["status"] == "error" and result["error_type"] == "DataError"
     assert str(bad) in result["error"] and result["job_id"] == "t1"
-    assert not (tmp_path / "sub" / "outputs.npz").exists()
+    assert not list((tmp_path / "sub").glob("*.npy"))
 
 
 def test_wrong_rank(exported: Exported, tmp_path: Path) -> None:
@@ -215,7 +217,7 @@ def test_nan_in_testset(exported: Exported, tmp_path: Path) -> None:
     x[4, 0, 0, 0] = np.inf
     bad = tmp_path / "nan.npz"
     np.savez(bad, x=x, y=exported.y[:10])
-    with pytest.raises(DataError, match="2 NaN/inf") as info:
+    with pytest.raises(DataError, match="sample 3 holds NaN/inf") as info:
         run_job(_job(exported, tmp_path / "out", testsets=(TS("nan", str(bad)),)))
     assert str(bad) in str(info.value)
 
@@ -306,6 +308,12 @@ def test_bad_backend_option(exported: Exported, tmp_path: Path) -> None:
         run_job(_job(exported, tmp_path / "out", backend="null", backend_options={"providers": ["x"]}))
     with pytest.raises(ConfigError, match="graph_optimization_level"):
         run_job(_job(exported, tmp_path / "out", backend_options={"graph_optimization_level": "max"}))
+    with pytest.raises(ConfigError, match=r"provider_options.CUDAExecutionProvider: .*listed in 'providers'"):
+        run_job(_job(exported, tmp_path / "out", backend_options={"provider_options": {"CUDAExecutionProvider": {}}}))
+    # provider options reach the session and are recorded
+    result = run_job(_job(exported, tmp_path / "po", backend_options={
+        **ORT, "provider_options": {"CPUExecutionProvider": {"use_arena": 0}}}))
+    assert result["backend"]["provider_options"] == {"CPUExecutionProvider": {"use_arena": "0"}}
     # through the command line: exit 3 (fixable by the user), not 4 (internal error)
     job_file = tmp_path / "job.json"
     job_file.write_text(_job(exported, tmp_path / "sub", backend_options={"threads": 2}).to_json())
@@ -321,8 +329,7 @@ def test_bad_backend_option(exported: Exported, tmp_path: Path) -> None:
 def test_null_backend_reads_num_classes_from_the_card(exported: Exported, tmp_path: Path) -> None:
     e = exported
     result = run_job(_job(e, tmp_path / "out", backend="null", backend_options={}))
-    with np.load(tmp_path / "out" / "outputs.npz") as outputs:
-        logits = outputs["logits_0"]
+    logits = np.load(tmp_path / "out" / "set-0.npy")
     assert logits.shape == (len(e.x), 10) and not logits.any()
     assert result["backend"]["backend"] == "null" and result["latency"]["runs"] >= 50
 
@@ -334,8 +341,7 @@ def test_null_backend_reads_num_classes_from_the_card(exported: Exported, tmp_pa
     assert card_path(other).is_file()
     run_job(_job(e, tmp_path / "out4", backend="null", backend_options={}, artifact=str(other),
                  artifact_sha256=sha256_file(other)))
-    with np.load(tmp_path / "out4" / "outputs.npz") as outputs:
-        logits = outputs["logits_0"]
+    logits = np.load(tmp_path / "out4" / "set-0.npy")
     assert logits.shape == (len(e.x), 4) and logits.dtype == np.float32 and not logits.any()
 
     wrong = tmp_path / "wrong.npz"
@@ -344,3 +350,90 @@ def test_null_backend_reads_num_classes_from_the_card(exported: Exported, tmp_pa
         run_job(_job(e, tmp_path / "out5", backend="null", backend_options={}, artifact=str(other),
                      artifact_sha256="", testsets=(TS("wrong", str(wrong)),)))
     assert str(wrong) in str(info.value)
+
+
+# ------------------------------------------------------------------------- protocol 2: streaming, resume
+
+
+@pytest.mark.parametrize("kind", ["npz", "npz-deflated", "npy"])
+def test_testsets_stream_in_writeable_chunks(kind: str, tmp_path: Path) -> None:
+    from edgebench.agent.stream import iter_batches, testset_shape
+
+    x = np.random.default_rng(0).random((1003, 1, 5, 5), dtype=np.float32)
+    path = tmp_path / ("x.npy" if kind == "npy" else "x.npz")
+    {"npz": lambda: np.savez(path, x=x), "npz-deflated": lambda: np.savez_compressed(path, x=x),
+     "npy": lambda: np.save(path, x)}[kind]()
+    assert testset_shape(path) == (1003, 1, 5, 5)
+    chunks = list(iter_batches(path, 100))
+    assert [len(c) for c in chunks] == [100] * 10 + [3]
+    assert all(c.flags.writeable and c.flags.c_contiguous and c.dtype == np.float32 for c in chunks)
+    np.testing.assert_array_equal(np.concatenate(chunks), x)
+
+
+def test_truncated_testset_is_named(tmp_path: Path) -> None:
+    from edgebench.agent.stream import iter_batches
+
+    path = tmp_path / "cut.npy"
+    np.save(path, np.zeros((50, 4), np.float32))
+    path.write_bytes(path.read_bytes()[:-40])  # 2.5 of the 16-byte samples are missing: 47 are whole
+    with pytest.raises(DataError, match=r"truncated \(47 of 50 samples\)") as info:
+        list(iter_batches(path, 20))
+    assert str(path) in str(info.value)
+
+
+def test_a_rerun_resumes_finished_passes(exported: Exported, tmp_path: Path) -> None:
+    """A job run again into the same folder (the retry after a dropped connection) reuses what finished;
+    a different job in that folder does not."""
+    e = exported
+    job = _job(e, tmp_path / "out")
+    first = run_job(job)
+    (tmp_path / "out" / "result.json").unlink()  # died after the passes, before the summary
+    again = run_job(job)
+    assert sorted(again["resumed"]) == ["energy", "latency", "set-0"]
+    assert again["latency"] == first["latency"]
+    other = run_job(dataclasses.replace(job, batch_size=32))  # another job: measured anew
+    assert other["resumed"] == [] and other["latency"]["runs"] != 0
+    done = run_job(dataclasses.replace(job, batch_size=32))  # finished: returned as is
+    assert done == json.loads((tmp_path / "out" / "result.json").read_text())
+
+
+def test_energy_from_an_external_meter_log(exported: Exported, tmp_path: Path) -> None:
+    """The energy pass end to end with a real timestamped log that a 'meter' thread writes while the job
+    runs (2.5 W steady): energy per inference = 2.5 W × window / inferences, valid; too few samples for
+    the protocol's minimum: the same numbers, flagged invalid with the reason."""
+    import threading
+    import time
+
+    from edgebench.agent.job import EnergyProtocol
+
+    log = tmp_path / "meter.csv"
+    log.write_text("time_s,power_w\n")
+    stop = threading.Event()
+
+    def meter() -> None:
+        with open(log, "a") as f:
+            while not stop.is_set():
+                f.write(f"{time.time():.6f},2.5\n")
+                f.flush()
+                time.sleep(0.02)
+
+    thread = threading.Thread(target=meter)
+    thread.start()
+    try:
+        proto = EnergyProtocol(sensor="external", options={"path": str(log)}, rate_hz=20, idle_s=0.1,
+                               min_window_s=0.4, windows=2, min_samples=5)
+        result = run_job(_job(exported, tmp_path / "out", energy=proto))
+        strict = run_job(_job(exported, tmp_path / "out2", energy=dataclasses.replace(proto, min_samples=10_000)))
+    finally:
+        stop.set()
+        thread.join()
+    energy = result["energy"]
+    assert energy["valid"] is True, energy
+    assert energy["n_windows"] == 2 and energy["mean_power_w"] == pytest.approx(2.5, rel=1e-6)
+    for w in energy["windows"]:
+        assert w["t1"] - w["t0"] >= 0.4 and w["samples"] >= 5
+        assert w["joules"] == pytest.approx(2.5 * (w["t1"] - w["t0"]), rel=1e-3)
+    per = sorted(w["joules"] / w["inferences"] for w in energy["windows"])
+    assert energy["energy_per_inference_j"] == pytest.approx(sum(per) / 2, rel=1e-9)
+    assert strict["energy"]["valid"] is False
+    assert any("sensor sample(s), fewer than the 10000 required" in r for r in strict["energy"]["invalid_reasons"])

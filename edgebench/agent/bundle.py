@@ -1,0 +1,56 @@
+"""The agent as one self-contained file (a zip application, PEP 441) that the host ships to a device.
+
+The device then needs only Python (>= 3.10), numpy and one runtime: no edgebench install, no torch, and no
+version skew, since the host runs exactly the code it ships. The bundle holds the device-side modules only
+(the ones that must never import torch) and is content-addressed: ``agent-<sha256[:16]>.pyz``, byte-for-byte
+reproducible (sorted members, fixed timestamps), so a transport copies it once per version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import zipfile
+from pathlib import Path
+
+#: the device side: packages (every .py inside) and single modules, relative to the edgebench package
+DEVICE_SIDE = ("__init__.py", "errors.py", "registry.py", "runtime", "agent", "metrics/__init__.py",
+               "metrics/latency.py", "metrics/energy.py", "targets/__init__.py", "targets/sensors")
+
+_MAIN = b"import sys\nfrom edgebench.agent.__main__ import main\nsys.exit(main())\n"
+_EPOCH = (2020, 1, 1, 0, 0, 0)
+
+
+def _members() -> list[tuple[str, bytes]]:
+    root = Path(__file__).resolve().parents[1]
+    files: list[Path] = []
+    for entry in DEVICE_SIDE:
+        p = root / entry
+        files.extend(sorted(p.rglob("*.py")) if p.is_dir() else [p])
+    out = [(f"edgebench/{f.relative_to(root).as_posix()}", f.read_bytes()) for f in files if f.is_file()]
+    return sorted(out) + [("__main__.py", _MAIN)]
+
+
+def bundle_bytes() -> bytes:
+    """The bundle's bytes (deterministic for the same sources)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in _members():
+            info = zipfile.ZipInfo(name, _EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            z.writestr(info, data)
+    return buf.getvalue()
+
+
+def build_bundle(folder: Path) -> Path:
+    """Write the bundle into ``folder`` (once per content) and return its path."""
+    data = bundle_bytes()
+    path = Path(folder) / f"agent-{hashlib.sha256(data).hexdigest()[:16]}.pyz"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return path
