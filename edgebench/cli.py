@@ -1,4 +1,4 @@
-"""The ``edgebench`` command: ``run | report | models | attacks | targets``.
+"""The ``edgebench`` command: ``run | report | models | attacks | targets [check NAME]``.
 
 Errors a user can cause print one line and exit non-zero (2 for a bad plan or usage), without a traceback
 and without losing results already stored.
@@ -71,10 +71,39 @@ def _cmd_attacks(args: argparse.Namespace) -> int:
 def _cmd_targets(args: argparse.Namespace) -> int:
     from edgebench.targets import available_targets, load_target
 
+    if args.action == "check":
+        if not args.name:
+            raise EdgebenchError("edgebench targets check NAME: which target? (edgebench targets lists them)")
+        return _targets_check(args.name)
     for name, where in available_targets().items():
-        t = load_target(name)
-        print(f"{name:20s} {t.transport:6s} backends={','.join(t.backends)}  ({where})")
+        try:
+            t = load_target(name)
+        except EdgebenchError as exc:
+            print(f"{name:20s} ERROR  {exc}")
+            continue
+        host = t.transport_options.get("host", "")
+        print(f"{name:20s} {t.transport:5s} {host:24s} backends={','.join(t.backends)} "
+              f"power={t.power.get('sensor', 'none')}  ({where})")
     return 0
+
+
+def _targets_check(name: str) -> int:
+    """Connect to a target and say, in one table, what works there."""
+    import time
+
+    from edgebench.targets import load_target, open_transport
+    from edgebench.targets.check import check_table, usable
+
+    target = load_target(name)
+    t0 = time.perf_counter()
+    with open_transport(target) as transport:
+        try:
+            report = transport.info()
+        except EdgebenchError as exc:
+            print(check_table(target, None, str(exc), 0.0))
+            return 1
+    print(check_table(target, report, None, time.perf_counter() - t0))
+    return 0 if usable(target, report) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,9 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run", help="run id or run folder")
     rep.add_argument("--out", type=Path, default=Path("reports"))
     rep.set_defaults(func=_cmd_report)
-    for name, fn, text in (("models", _cmd_models, "list zoo models"), ("attacks", _cmd_attacks, "list attacks"),
-                           ("targets", _cmd_targets, "list targets")):
+    for name, fn, text in (("models", _cmd_models, "list zoo models"), ("attacks", _cmd_attacks, "list attacks")):
         sub.add_parser(name, help=text).set_defaults(func=fn)
+    t = sub.add_parser("targets", help="list targets, or check one: edgebench targets check NAME")
+    t.add_argument("action", nargs="?", choices=("list", "check"), default="list")
+    t.add_argument("name", nargs="?", help="target name or .toml path (for check)")
+    t.set_defaults(func=_cmd_targets)
     return p
 
 

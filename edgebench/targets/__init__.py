@@ -1,13 +1,21 @@
-"""Targets (the devices a plan runs on) and their transports. Host side.
+"""Targets (the devices a plan runs on), their transports and power sensors.
 
 A target is a TOML file: ``targets/<name>.toml`` in the working folder, a folder named by
-``EDGEBENCH_TARGETS``, or one shipped with edgebench (``local``). Users add devices by copying one.
+``EDGEBENCH_TARGETS``, or one shipped with edgebench (``local``, ``raspberry-pi-4``, ``raspberry-pi-5``,
+``jetson-nano``, ``jetson-orin-nano``, ``generic-ssh``). Users add devices by copying one::
+
+    [target]      name, transport (local | ssh), description, python, timeout_s
+    [transport]   the transport's options (ssh: host, user, port, identity_file, ssh_config, ...)
+    [power]       sensor (a registered power sensor, "none" by default), rate_hz, and the sensor's options
+    [backends.X]  one table per runtime the device has, with its options (threads, providers, device, ...)
+
+This package's ``__init__`` is imported on the device too (by :mod:`edgebench.targets.sensors`): it stays
+torch-free and imports ``tomllib`` only when a target file is parsed (Python 3.10 devices lack it).
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -16,7 +24,7 @@ from typing import Any
 from edgebench.errors import ConfigError, UnknownNameError
 from edgebench.registry import Registry
 
-TRANSPORTS: Registry[Any] = Registry("transport", modules=("edgebench.targets.local",))
+TRANSPORTS: Registry[Any] = Registry("transport", modules=("edgebench.targets.local", "edgebench.targets.ssh"))
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,7 @@ class Target:
     transport_options: dict[str, Any] = field(default_factory=dict)
     backends: dict[str, dict[str, Any]] = field(default_factory=dict)
     timeout_s: float = 3600.0
+    power: dict[str, Any] = field(default_factory=dict)  # {"sensor": name, "rate_hz": hz, "options": {...}}
 
 
 def _search_dirs() -> list[Path]:
@@ -85,8 +94,11 @@ def load_target(name: str, *, where: str = "") -> Target:
 
 
 def parse_target(text: str, source: str) -> Target:
+    import tomllib
+
     from edgebench.config import _Table
     from edgebench.runtime import BACKENDS
+    from edgebench.targets.sensors import SENSORS
 
     try:
         raw = tomllib.loads(text)
@@ -96,13 +108,24 @@ def parse_target(text: str, source: str) -> Target:
     t = top.table("target")
     name = t.get("name", str, required=True)
     transport = t.get("transport", str, "local")
-    TRANSPORTS.get(transport, where=f"{source}: target.transport")
-    target = Target(
-        name=name, source=source, transport=transport, description=t.get("description", str, ""),
-        python=t.get("python", str, ""), timeout_s=t.number("timeout_s", 3600.0, lo=0, lo_open=True),
-        transport_options=t.get("transport_options", dict, {}),
-    )
+    cls = TRANSPORTS.get(transport, where=f"{source}: target.transport")
+    python = t.get("python", str, "")
+    timeout_s = t.number("timeout_s", 3600.0, lo=0, lo_open=True)
+    description = t.get("description", str, "")
     t.done()
+    options = top.get("transport", dict, {})
+    cls.check_options(options, where=f"{source}: [transport]")
+
+    p = top.table("power")
+    sensor = p.get("sensor", str, "none")
+    SENSORS.get(sensor, where=f"{source}: power.sensor")
+    power = {"sensor": sensor, "rate_hz": p.number("rate_hz", 10.0, lo=0, lo_open=True, hi=10_000),
+             "options": p.rest()}
+    from edgebench.registry import check_kwargs
+
+    check_kwargs(SENSORS.get(sensor).__init__, power["options"], what=f"power sensor {sensor!r}",
+                 where=f"{source}: [power]")
+
     backends = top.get("backends", dict, {})
     for b, opts in backends.items():
         BACKENDS.get(b, where=f"{source}: backends.{b}")
@@ -111,6 +134,10 @@ def parse_target(text: str, source: str) -> Target:
     top.done()
     if not backends:
         raise ConfigError(f"{source}: backends: a target needs at least one [backends.NAME] table")
-    from dataclasses import replace
+    return Target(name=name, source=source, transport=transport, description=description, python=python,
+                  timeout_s=timeout_s, transport_options=options, backends=backends, power=power)
 
-    return replace(target, backends=backends)
+
+def open_transport(target: Target, *, cache_dir: Path | None = None) -> Any:
+    """A connected-on-demand transport for ``target`` (close it, or use it as a context manager)."""
+    return TRANSPORTS.get(target.transport)(target, cache_dir=cache_dir)

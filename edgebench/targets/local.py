@@ -1,10 +1,9 @@
-"""The ``local`` transport: runs the agent on this machine in a child process, exactly as a remote
-device would (job file in, ``result.json`` and ``outputs.npz`` out), so the harness path is the same."""
+"""The ``local`` transport: runs the agent bundle on this machine in a child process, exactly as a remote
+device would (job file in, ``result.json`` and raw outputs out), so the harness path is the same."""
 
 from __future__ import annotations
 
-import json
-import logging
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -12,36 +11,49 @@ from typing import Any
 
 from edgebench.agent.job import Job
 from edgebench.errors import DeviceError
-from edgebench.targets import TRANSPORTS, Target
-
-log = logging.getLogger(__name__)
+from edgebench.targets import TRANSPORTS
+from edgebench.targets.base import Transport, read_result
 
 
 @TRANSPORTS.register("local")
-class LocalTransport:
-    """Files stay where they are; the agent runs as ``python -m edgebench.agent run JOB``."""
+class LocalTransport(Transport):
+    """Files stay where they are; the agent runs as ``PYTHON agent-<hash>.pyz run JOB`` (``python`` from the
+    target file, by default the Python running edgebench: a separate torch-free environment works too)."""
 
-    def __init__(self, target: Target) -> None:
-        self.target = target
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        pass
 
-    def run_job(self, job: Job, workdir: Path) -> tuple[dict[str, Any], Path]:
-        """Run ``job`` and return ``(result, outputs.npz path)``; raise :class:`DeviceError` on failure."""
-        workdir.mkdir(parents=True, exist_ok=True)
-        job_file = workdir / "job.json"
-        job_file.write_text(job.to_json())
-        python = self.target.python or sys.executable
-        argv = [python, "-m", "edgebench.agent", "run", str(job_file)]
+    def _python(self) -> str:
+        return self.target.python or sys.executable
+
+    def _call(self, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        argv = [self._python(), str(self.bundle()), *args]
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.target.timeout_s, check=False)
+            return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
+                                  stdin=subprocess.DEVNULL)
         except FileNotFoundError:
-            raise DeviceError(f"target {self.target.name!r}: Python {python!r} not found; fix 'python' in "
+            raise DeviceError(f"{self.label}: Python {self._python()!r} not found; fix 'python' in "
                               f"{self.target.source}") from None
         except subprocess.TimeoutExpired:
-            raise DeviceError(f"target {self.target.name!r}: job {job.job_id} ran over {self.target.timeout_s} s "
-                              f"(timeout_s in {self.target.source})") from None
-        result_file = Path(job.output_dir) / "result.json"
-        result = json.loads(result_file.read_text()) if result_file.is_file() else None
+            raise DeviceError(f"{self.label}: {args[0]} ran over {timeout:g} s (timeout_s in "
+                              f"{self.target.source})") from None
+
+    def run_job(self, job: Job, local_out: Path) -> tuple[dict[str, Any], Path]:
+        local_out.mkdir(parents=True, exist_ok=True)
+        job = dataclasses.replace(job, output_dir=str(local_out))
+        job_file = local_out / "job.json"
+        job_file.write_text(job.to_json())
+        proc = self._call(["run", str(job_file)], self.target.timeout_s)
+        result = read_result(local_out / "result.json")
         if proc.returncode != 0 or result is None or result.get("status") != "ok":
-            why = (result or {}).get("error") or proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
-            raise DeviceError(f"target {self.target.name!r}: {why if isinstance(why, str) else why[0]}")
-        return result, Path(job.output_dir) / "outputs.npz"
+            raise self.job_failure(proc.returncode, proc.stderr, result, job)
+        return result, local_out
+
+    def info(self) -> dict[str, Any]:
+        import json
+
+        proc = self._call(self.info_args(str(Path.cwd())), 120)
+        if proc.returncode != 0:
+            raise self.job_failure(proc.returncode, proc.stderr, None, Job("info", "", "", ""))
+        return json.loads(proc.stdout)
