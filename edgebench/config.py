@@ -181,7 +181,9 @@ class TargetSpec:
 
 @dataclass(frozen=True)
 class MeasureSpec:
-    """``[measure]``: the accuracy-pass batch size, the latency protocol and the parity tolerance."""
+    """``[measure]``: the accuracy-pass batch size, the latency protocol, the parity tolerance and the energy
+    protocol (used on targets with a power sensor: idle baseline, then ``energy_windows`` windows of at least
+    ``energy_min_window_s`` seconds; MLPerf Tiny uses >= 10 s windows and the median of 5)."""
 
     batch_size: int = 128
     warmup: int = 20
@@ -190,6 +192,10 @@ class MeasureSpec:
     max_runs: int = 1_000_000
     parity_atol: float = 1e-4
     parity_n: int = 256
+    energy_idle_s: float = 5.0
+    energy_min_window_s: float = 10.0
+    energy_windows: int = 3
+    energy_min_samples: int = 10
 
 
 @dataclass(frozen=True)
@@ -437,6 +443,10 @@ def _parse_measure(t: _Table) -> MeasureSpec:
         max_runs=t.number("max_runs", 1_000_000, lo=1, integer=True),
         parity_atol=t.number("parity_atol", 1e-4, lo=0),
         parity_n=t.number("parity_n", 256, lo=1, integer=True),
+        energy_idle_s=t.number("energy_idle_s", 5.0, lo=0),
+        energy_min_window_s=t.number("energy_min_window_s", 10.0, lo=0, lo_open=True),
+        energy_windows=t.number("energy_windows", 3, lo=1, integer=True),
+        energy_min_samples=t.number("energy_min_samples", 10, lo=1, integer=True),
     )
     t.done()
     return spec

@@ -50,11 +50,11 @@ def render_markdown(store: Store, run_id: str) -> str:
             "Accuracy with its sample count and 95 % Wilson interval; latency is batch-1 wall time of one "
             "inference on the target, in ms.", "",
             _table(["model", "variant", "target", "backend", "n", "clean_acc [95 % CI]", "mean ± std", "p50",
-                    "p90", "p99", "first", "runs", "throughput/s"],
+                    "p90", "p99", "first", "runs", "throughput/s", "mJ/inference"],
                    [[r["model"], r["variant"], r["target"], r["backend"], str(int(r["n"])), _ci(r, "clean_acc"),
                      f"{_f(r['mean_ms'])} ± {_f(r['std_ms'])}", _f(r["p50_ms"]), _f(r["p90_ms"]), _f(r["p99_ms"]),
-                     _f(r["first_ms"]), _f(r["runs"] and int(r["runs"])), _f(r["throughput_per_s"], 0)]
-                    for r in clean]), ""]
+                     _f(r["first_ms"]), _f(r["runs"] and int(r["runs"])), _f(r["throughput_per_s"], 0),
+                     _energy_cell(r)] for r in clean]), ""]
     if adv:
         out += ["## Robustness", "",
                 "`asr`: among samples classified correctly when clean, the fraction misclassified once perturbed. "
@@ -94,10 +94,29 @@ def render_markdown(store: Store, run_id: str) -> str:
             out.append(f"- **{e['target']} / {e['backend']}**: {env.get('cpu_model')} ({env.get('cpu_count')} cpus), "
                        f"{env.get('os')}, Python {env.get('python')}, {info.get('backend')} "
                        f"{info.get('runtime_version')}, {_device_desc(info)}, precision {info.get('precision')}, "
-                       f"governor "
-                       f"{env.get('governor')}. Energy: not measured (no power sensor configured).")
+                       f"governor {env.get('governor')}. {_energy_sentence(e['environment'].get('energy'))}")
         out.append("")
     return "\n".join(out)
+
+
+def _energy_cell(r: dict[str, Any]) -> str:
+    """Energy per inference in mJ; an invalid window is shown struck through, never as a plain number."""
+    if r.get("energy_j") is None:
+        return "–"
+    text = f"{r['energy_j'] * 1e3:.3g}"
+    return text if r.get("energy_valid") else f"~~{text}~~ (invalid)"
+
+
+def _energy_sentence(energy: dict[str, Any] | None) -> str:
+    if not energy:
+        return "Energy: not measured (the latency pass was off)."
+    if energy.get("absent"):
+        return f"Energy: not measured ({energy['absent']})."
+    sensor = energy.get("sensor") or {}
+    name = sensor.get("name", "?") if isinstance(sensor, dict) else sensor
+    valid = "valid" if energy.get("valid") else f"**invalid**: {'; '.join(energy.get('invalid_reasons', []))}"
+    return (f"Energy: sensor {name}, {energy.get('n_windows')} windows of {_f(energy.get('window_s'), 1)} s at "
+            f"{_f(energy.get('sample_rate_hz'), 1)} Hz, idle {_f(energy.get('idle_power_w'), 2)} W ({valid}).")
 
 
 def _flags_section(flags: list[dict[str, Any]]) -> list[str]:

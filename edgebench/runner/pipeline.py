@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgebench import __version__
-from edgebench.agent.job import Job, LatencyProtocol, TestSet, sha256_file
+from edgebench.agent.job import EnergyProtocol, Job, LatencyProtocol, TestSet, sha256_file
 from edgebench.config import AttackSpec, CompressSpec, ModelSpec, Plan, TargetSpec
 from edgebench.data import Dataset, load_dataset
 from edgebench.errors import ArtifactError, ConfigError, DataError
@@ -92,7 +92,7 @@ class AdvSets:
 @dataclass
 class DeviceRun:
     name: str
-    outputs: Path
+    outputs: Path  # the folder holding result.json and the raw output files it lists
     result: dict[str, Any]
     testsets: list[dict[str, Any]]
     note: str = ""
@@ -141,6 +141,7 @@ class Pipeline:
         self.cache = cache or Cache()
         self.data: Dataset | None = None
         self.outcome = Outcome()
+        self._transports: dict[str, Any] = {}
 
     # ---------------------------------------------------------------------------------------------
     def units(self) -> list[Unit]:
@@ -214,6 +215,8 @@ class Pipeline:
                 status = "failed" if self.outcome.failed else "done"
             finally:
                 store.finish_run(self.run_id, status)
+                for transport in self._transports.values():
+                    transport.close()
             from edgebench.report.render import write_report
 
             write_report(store, self.run_id, self.run_dir)
@@ -559,10 +562,17 @@ class Pipeline:
         note = f"host success {rates}{took}"
         return AdvSets(source.id, attack, key, [entry / f"eps{k}.npz" for k in range(len(attack.eps))], info, note)
 
-    def _device(self, tspec: TargetSpec, backend: str, unit: Unit) -> DeviceRun:
-        from edgebench.targets import TRANSPORTS, load_target
+    def _transport(self, name: str) -> Any:
+        """One transport (one connection, one remote work folder) per target for the whole run."""
+        from edgebench.targets import load_target, open_transport
 
-        target = load_target(tspec.target)
+        if name not in self._transports:
+            self._transports[name] = open_transport(load_target(name))
+        return self._transports[name]
+
+    def _device(self, tspec: TargetSpec, backend: str, unit: Unit) -> DeviceRun:
+        transport = self._transport(tspec.target)
+        target = transport.target
         built: Built = self.outcome.values[unit.stage]
         fmt, artifact = built.artifact_for(backend)
         card = built.cards[fmt]
@@ -578,27 +588,35 @@ class Pipeline:
         m = self.plan.measure
         proto = LatencyProtocol(warmup=m.warmup, min_runs=m.min_runs, min_duration_s=m.min_duration_s,
                                 max_runs=m.max_runs)
+        power = target.power or {}
+        energy = EnergyProtocol(sensor=power.get("sensor", "none"), options=power.get("options", {}),
+                                rate_hz=power.get("rate_hz", 10.0), idle_s=m.energy_idle_s,
+                                min_window_s=m.energy_min_window_s, windows=m.energy_windows,
+                                min_samples=m.energy_min_samples)
         options = target.backends.get(backend, {})
         key = content_key("device", {"artifact": card["sha256"], "sets": [str(s["path"]) for s in sets],
                                      "backend": backend, "options": options, "protocol": vars(proto),
-                                     "batch": m.batch_size, "target": target.name, "transport": target.transport})
+                                     "energy": vars(energy), "batch": m.batch_size, "target": target.name,
+                                     "transport": target.transport})
         out_dir = self.run_dir / "raw" / slug(name.removeprefix("device/"))
         prev = self.store.stage(self.run_id, name)
-        if prev and prev["status"] == "done" and prev["key"] == key and (out_dir / "outputs.npz").is_file() \
-                and (out_dir / "result.json").is_file():
+        if prev and prev["status"] == "done" and prev["key"] == key and (out_dir / "result.json").is_file():
             result = json.loads((out_dir / "result.json").read_text())
-            return DeviceRun(name, out_dir / "outputs.npz", result, sets, note="already measured in this run")
+            if all((out_dir / f).is_file() for f in result.get("files", ())):
+                return DeviceRun(name, out_dir, result, sets, note="already measured in this run")
         job = Job(job_id=key, artifact=str(artifact), backend=backend, output_dir=str(out_dir),
                   testsets=tuple(TestSet(s["name"], str(s["path"])) for s in sets), backend_options=options,
-                  batch_size=m.batch_size, latency=proto, artifact_sha256=card["sha256"])
-        transport = TRANSPORTS.get(target.transport)(target)
+                  batch_size=m.batch_size, latency=proto, energy=energy, artifact_sha256=card["sha256"])
         started = time.time()
         result, outputs = transport.run_job(job, out_dir)
         self.store.put_environment(self.run_id, target=target.name, backend=backend, model=unit.model,
                                    variant=unit.variant, backend_info={**result["backend"], "format": fmt},
-                                   environment=result["environment"])
+                                   environment={**result["environment"], "energy": result.get("energy"),
+                                                "resumed": result.get("resumed", [])})
         lat = result.get("latency") or {}
         note = f"p50 {lat.get('p50_ms', float('nan')):.3f} ms over {lat.get('runs', 0)} runs ({fmt})"
+        if result.get("resumed"):
+            note += f"; resumed {', '.join(result['resumed'])}"
         self.store.set_stage(self.run_id, name, key=key, status="done", started=started,
                              info={"note": note, "seconds": time.time() - started})
         return DeviceRun(name, outputs, result, sets, note=note)
@@ -627,11 +645,13 @@ class Pipeline:
                     lat = {k: v for k, v in (run.result.get("latency") or {}).items()
                            if k in ("mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms",
                                     "first_ms", "runs", "duration_s", "throughput_per_s")}
-                    with np.load(run.outputs, allow_pickle=False) as raw:
-                        logits = {ts["name"]: raw[ts["key"]] for ts in run.result["testsets"]}
+                    logits = {ts["name"]: np.load(run.outputs / ts["file"], allow_pickle=False)
+                              for ts in run.result["testsets"]}
                     clean_pred = logits["clean"].argmax(1)
                     ca = clean_accuracy(clean_pred, y)
-                    base = {"model": unit.model, "variant": unit.variant, "backend": b, "target": t.target, **lat}
+                    tname = self._transports[t.target].target.name if t.target in self._transports else t.target
+                    base = {"model": unit.model, "variant": unit.variant, "backend": b, "target": tname, **lat,
+                            **_energy_fields(run.result.get("energy"))}
                     records.append({**base, "attack": "none", "eps": 0.0, "n": ca["n"], "clean_acc": ca["value"],
                                     "clean_acc_lo": ca["lo"], "clean_acc_hi": ca["hi"], "source": unit.id,
                                     "threat": "clean"})
@@ -683,6 +703,7 @@ class Pipeline:
                             min_eps.append({**where, "attack": label, "source": src, "threat": rows[0]["threat"],
                                             **_min_eps_record(rows)})
                     flags.extend(_whitebox_below_transfer(where, unit.id, per_sample))
+                    flags.extend(_device_flags(where, run.result))
         flags.extend(self._gradient_flags())
         return records, min_eps, flags
 
@@ -727,6 +748,35 @@ def _min_eps_record(rows: list[dict[str, Any]]) -> dict[str, Any]:
     if rows[0]["host_hit"] is not None:
         host = minimal_eps(eps, np.stack([r["host_hit"] for r in rows]), norms)[rows[0]["host_ok"]]
         out["host"] = {**summarize_min_eps(host), "values": [float(v) if np.isfinite(v) else None for v in host]}
+    return out
+
+
+def _energy_fields(energy: dict[str, Any] | None) -> dict[str, Any]:
+    """The energy columns of a result row; empty when the target has no readable sensor."""
+    if not energy or energy.get("absent"):
+        return {}
+    return {"energy_j": energy.get("energy_per_inference_j"), "energy_net_j": energy.get("net_energy_per_inference_j"),
+            "power_w": energy.get("mean_power_w"), "idle_power_w": energy.get("idle_power_w"),
+            "energy_valid": int(bool(energy.get("valid")))}
+
+
+def _device_flags(where: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
+    """What makes a device measurement untrustworthy: an invalid energy window, throttling during the run."""
+    from edgebench.agent.envinfo import throttling_during
+
+    label = f"{where['model']}/{where['variant']} on {where['backend']}/{where['target']}"
+    out = []
+    energy = result.get("energy") or {}
+    if energy and not energy.get("absent") and not energy.get("valid", False):
+        reasons = "; ".join(energy.get("invalid_reasons", [])) or "invalid window"
+        out.append({**where, "kind": "energy-invalid", "detail": energy,
+                    "message": f"{label}: energy not trustworthy ({reasons})"})
+    env = result.get("environment") or {}
+    why = throttling_during(env.get("before") or {}, env.get("after") or {})
+    if why:
+        out.append({**where, "kind": "throttling", "detail": {"reasons": why},
+                    "message": f"{label}: the device throttled during the run ({'; '.join(why)}); latency and "
+                               "energy are not steady-state"})
     return out
 
 

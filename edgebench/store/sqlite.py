@@ -8,7 +8,7 @@ the model the adversarial examples were crafted on, so white-box and transfer ro
 ``environments``, ``min_eps`` (per-sample minimal-ε distributions) and ``flags`` (what makes a number
 untrustworthy: gradient masking, white-box weaker than transfer). Every write is one transaction, keyed so
 that a resumed run replaces a row instead of duplicating it. WAL mode lets a reader watch a run in
-progress. A store of schema 2 is migrated in place on opening.
+progress. A store of schema 2 or 3 is migrated in place on opening.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from edgebench.errors import EdgebenchError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 RESULT_KEY = ("model", "variant", "attack", "eps", "backend", "target", "source")
 RESULT_FIELDS = (
@@ -29,9 +29,13 @@ RESULT_FIELDS = (
     "asr", "asr_lo", "asr_hi", "asr_n", "host_asr", "deployment_gap", "threat",
     "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "first_ms", "runs", "duration_s",
     "throughput_per_s", "mean_linf", "mean_l2",
+    "energy_j", "energy_net_j", "power_w", "idle_power_w", "energy_valid",
 )
+#: columns added by schema 4 (energy per inference, from the target's power sensor)
+_ENERGY_FIELDS = ("energy_j", "energy_net_j", "power_w", "idle_power_w", "energy_valid")
 
-_TYPES = {"source": "TEXT", "threat": "TEXT", "n": "INTEGER", "asr_n": "INTEGER", "runs": "INTEGER"}
+_TYPES = {"source": "TEXT", "threat": "TEXT", "n": "INTEGER", "asr_n": "INTEGER", "runs": "INTEGER",
+          "energy_valid": "INTEGER"}
 
 _RESULTS_TABLE = f"""results (
     run_id TEXT, {", ".join(f"{k} {'REAL' if k == 'eps' else 'TEXT'}" for k in RESULT_KEY)},
@@ -70,14 +74,23 @@ CREATE TABLE IF NOT EXISTS flags (
 
 def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
     """Schema 3 adds ``source`` to the results key (transfer rows) and the min_eps and flags tables."""
-    cols = ", ".join(("run_id", *RESULT_KEY, *RESULT_FIELDS))
-    old = ", ".join(("run_id", *(c if c != "source" else "COALESCE(source, model)" for c in RESULT_KEY),
-                     *RESULT_FIELDS))
+    fields = [f for f in RESULT_FIELDS if f not in _ENERGY_FIELDS]
+    cols = ", ".join(("run_id", *RESULT_KEY, *fields))
+    old = ", ".join(("run_id", *(c if c != "source" else "COALESCE(source, model)" for c in RESULT_KEY), *fields))
     conn.execute("ALTER TABLE results RENAME TO results_v2")
     conn.execute(f"CREATE TABLE {_RESULTS_TABLE}")
     conn.execute(f"INSERT INTO results ({cols}) SELECT {old} FROM results_v2")
     conn.execute("DROP TABLE results_v2")
     conn.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+
+
+def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
+    """Schema 4 adds the energy columns to ``results`` (NULL for rows measured without a sensor)."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(results)")}
+    for f in _ENERGY_FIELDS:
+        if f not in have:
+            conn.execute(f"ALTER TABLE results ADD COLUMN {f} {_TYPES.get(f, 'REAL')}")
+    conn.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
 
 
 
@@ -104,8 +117,10 @@ class Store:
                 row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                 if row is None:
                     conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                elif int(row[0]) == 2:
-                    _migrate_2_to_3(conn)
+                elif int(row[0]) in (2, 3):
+                    if int(row[0]) == 2:
+                        _migrate_2_to_3(conn)
+                    _migrate_3_to_4(conn)
                 elif int(row[0]) != SCHEMA_VERSION:
                     raise EdgebenchError(f"{path}: results store of schema {row[0]}, this edgebench reads "
                                          f"{SCHEMA_VERSION}; use the edgebench version that wrote it")

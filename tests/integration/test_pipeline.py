@@ -117,7 +117,7 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
     os.killpg(proc.pid, signal.SIGKILL)  # the host and its agent, mid device job
     proc.wait()
     run_dir = only_run(out)
-    assert not list(run_dir.glob("raw/*/outputs.npz"))  # killed before the device job finished
+    assert not list(run_dir.glob("raw/*/result.json"))  # killed before the device job finished
     # resume the *same* run: same plan, same run id; host stages come from the cache
     cmd2 = [sys.executable, "-m", "edgebench.cli", "run", str(plan), "--out", str(out)]
     p2 = subprocess.run(cmd2, env=env, capture_output=True, text=True, timeout=300, check=False)
