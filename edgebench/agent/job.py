@@ -195,6 +195,7 @@ def _measure_energy(sensor: Any, infer: Any, proto: EnergyProtocol, where: str) 
         return {"sensor": proto.sensor, "absent": why}
     from edgebench.metrics.energy import energy_summary, idle_power, window_energy
     from edgebench.targets.sensors._sampler import PowerSampler
+
     sampler = PowerSampler(sensor, rate_hz=proto.rate_hz)
     clock = time.perf_counter_ns
     marks: list[tuple[int, int, int]] = []
@@ -222,7 +223,13 @@ def _measure_energy(sensor: Any, infer: Any, proto: EnergyProtocol, where: str) 
     t_ns, values = sampler.samples()
     t, kind = t_ns / 1e9, sensor.kind
     offset = sampler.epoch_offset_ns / 1e9
-    logged = sensor.log_between((marks[0][0] if marks else idle0) / 1e9 + offset, (clock()) / 1e9 + offset)
+    end = (marks[-1][1] if marks else idle1) / 1e9 + offset
+    logged = sensor.log_between(idle0 / 1e9 + offset, end + 1.0)
+    waited = 0.0
+    while logged is not None and (len(logged[0]) == 0 or float(np.max(logged[0])) < end) and waited < 3.0:
+        time.sleep(0.1)  # a meter's logger may flush late: give the log a moment to cover the last window
+        waited += 0.1
+        logged = sensor.log_between(idle0 / 1e9 + offset, end + 1.0)
     if logged is not None:  # the sensor's own timestamped log (an external meter): its clock is the epoch
         t, values, kind = np.asarray(logged[0]) - offset, np.asarray(logged[1]), "power"
 
@@ -236,7 +243,7 @@ def _measure_energy(sensor: Any, infer: Any, proto: EnergyProtocol, where: str) 
                 "inferences": n, "joules": joules(a / 1e9, b / 1e9),
                 "samples": int(np.count_nonzero((t >= a / 1e9) & (t <= b / 1e9)))} for a, b, n in marks]
     try:
-        idle_w: float | None = idle_power(kind, t, values, idle0 / 1e9, idle1 / 1e9) if logged is None else None
+        idle_w: float | None = idle_power(kind, t, values, idle0 / 1e9, idle1 / 1e9)
     except ValueError:
         idle_w = None
     return energy_summary(windows, idle_power_w=idle_w, min_window_s=proto.min_window_s,

@@ -162,7 +162,7 @@ def energy_summary(windows: Sequence[dict[str, Any]], *, idle_power_w: float | N
         elif joules < 0:
             reasons.append(f"window {i} energy is negative ({joules:.4g} J): a counter went backwards or wrapped "
                            "without being unwrapped")
-        elif net is not None and net < 0:
+        elif net is not None and net * n < -1e-9 * max(joules, 1e-12):  # below the idle floor, beyond rounding
             reasons.append(f"window {i} net energy is negative ({net:.4g} J per inference): the idle baseline "
                            f"{idle_power_w:.4g} W exceeds the window's mean power {joules / duration:.4g} W, so "
                            "the baseline is not comparable (measure it in the same conditions)")

@@ -287,3 +287,41 @@ def test_plan_runs_on_an_ssh_target(device: Device, tmp_path: Path) -> None:
     report = (summary.run_dir / "report.md").read_text()
     assert "Energy: not measured (no power sensor configured" in report
     json.loads((summary.run_dir / "plan.json").read_text())
+
+
+def test_shell_metacharacters_never_reach_a_shell(device: Device, tmp_path: Path) -> None:
+    """A work folder and file names full of shell syntax are passed as data: nothing runs, the job works."""
+    import uuid
+
+    from edgebench.targets import open_transport
+
+    name = f"eb-pwned-{uuid.uuid4().hex[:8]}"  # a command would create it in the remote shell's folder (home)
+    canaries = [Path.home() / name, tmp_path / name]
+    workdir = tmp_path / f"remote dir; touch {name}; $(touch {name}) `touch {name}` 'q\""
+    odd = tmp_path / f"test set $(touch {name}).npz"
+    odd.write_bytes(device.testset.read_bytes())
+    target = load_target(str(_target(device, tmp_path, transport=(
+        f'host = "{device.sshd.alias}"\nssh_config = "{device.sshd.ssh_config}"\n'
+        f"workdir = '''{workdir}'''\n"))))
+    job = replace(_job(device, "odd; rm -rf ~"), testsets=(TS("a name; $(whoami)", str(odd)),))
+    with open_transport(target) as t:
+        result, out = t.run_job(job, tmp_path / "out")
+        assert workdir.is_dir() and list(workdir.glob("run-*"))
+    assert result["status"] == "ok" and result["testsets"][0]["name"] == "a name; $(whoami)"
+    np.testing.assert_allclose(np.load(out / "set-0.npy"), device.expected, atol=1e-5)
+    assert not any(c.exists() for c in canaries)
+    assert not list(workdir.glob("run-*"))  # cleaned up, however odd the name
+
+
+def test_bad_transport_options_are_config_errors(device: Device, tmp_path: Path) -> None:
+    from edgebench.errors import ConfigError
+
+    for body, match in ((f'host = "-oProxyCommand=touch {tmp_path}/x"\n', "not a host name"),
+                        ('host = "a"\nport = "22"\n', "port must be int"),
+                        ('host = "a"\nssh_options = ["-F/etc/passwd"]\n', "Key=Value"),
+                        ('host = "a"\nretrys = 2\n', "did you mean 'retries'"),
+                        ('user = "me"\n', "host is required")):
+        path = _target(device, tmp_path, transport=body)
+        with pytest.raises(ConfigError, match=match) as info:
+            load_target(str(path))
+        assert str(path) in str(info.value) and "[transport]" in str(info.value)
