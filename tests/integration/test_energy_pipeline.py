@@ -5,8 +5,6 @@ the windows cannot satisfy is flagged, never shown as a plain number."""
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ import pytest
 from edgebench.config import load_plan
 from edgebench.runner.pipeline import run_plan
 from edgebench.store import Store
+from tests.fixtures.devices import meter_logging
 
 pytestmark = pytest.mark.slow
 
@@ -22,22 +21,8 @@ WATTS = 3.2
 
 @pytest.fixture
 def meter_log(tmp_path: Path):
-    log = tmp_path / "meter.csv"
-    log.write_text("# usb meter log\ntime_s,power_w\n")
-    stop = threading.Event()
-
-    def write() -> None:
-        with open(log, "a") as f:
-            while not stop.is_set():
-                f.write(f"{time.time():.6f},{WATTS}\n")
-                f.flush()
-                time.sleep(0.01)
-
-    thread = threading.Thread(target=write)
-    thread.start()
-    yield log
-    stop.set()
-    thread.join()
+    with meter_logging(tmp_path / "meter.csv", WATTS) as log:
+        yield log
 
 
 def _plan(tmp_path: Path, log: Path, *, min_samples: int) -> Path:

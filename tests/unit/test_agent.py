@@ -17,6 +17,7 @@ from edgebench.agent import TestSet as TS  # aliased: pytest would try to collec
 from edgebench.agent.job import sha256_file
 from edgebench.errors import ArtifactError, ConfigError, DataError, DeviceError, UnknownNameError
 from edgebench.export.card import ModelCard, card_path
+from tests.fixtures.imports import assert_fresh_imports_clean
 
 SMALL = LatencyProtocol(warmup=5, min_runs=50, min_duration_s=0.05)
 ORT = {"intra_op_num_threads": 1, "inter_op_num_threads": 1}
@@ -171,13 +172,8 @@ def test_device_side_modules_do_not_import_torch() -> None:
         "assert {'onnxruntime', 'openvino', 'null'} <= set(BACKENDS.names())\n"
         "create_backend('onnxruntime')\n"
         "create_backend('openvino', inference_num_threads=1).info()\n"
-        "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
-        "assert not bad, bad\n"
-        "print('clean')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "clean"
+    assert_fresh_imports_clean(code, ("torch",))
 
 
 # -------------------------------------------------------------------------------------------- bad input
@@ -401,32 +397,14 @@ def test_energy_from_an_external_meter_log(exported: Exported, tmp_path: Path) -
     """The energy pass end to end with a real timestamped log that a 'meter' thread writes while the job
     runs (2.5 W steady): energy per inference = 2.5 W × window / inferences, valid; too few samples for
     the protocol's minimum: the same numbers, flagged invalid with the reason."""
-    import threading
-    import time
-
     from edgebench.agent.job import EnergyProtocol
+    from tests.fixtures.devices import meter_logging
 
-    log = tmp_path / "meter.csv"
-    log.write_text("time_s,power_w\n")
-    stop = threading.Event()
-
-    def meter() -> None:
-        with open(log, "a") as f:
-            while not stop.is_set():
-                f.write(f"{time.time():.6f},2.5\n")
-                f.flush()
-                time.sleep(0.02)
-
-    thread = threading.Thread(target=meter)
-    thread.start()
-    try:
+    with meter_logging(tmp_path / "meter.csv", 2.5, period_s=0.02) as log:
         proto = EnergyProtocol(sensor="external", options={"path": str(log)}, rate_hz=20, idle_s=0.1,
                                min_window_s=0.4, windows=2, min_samples=5)
         result = run_job(_job(exported, tmp_path / "out", energy=proto))
         strict = run_job(_job(exported, tmp_path / "out2", energy=dataclasses.replace(proto, min_samples=10_000)))
-    finally:
-        stop.set()
-        thread.join()
     energy = result["energy"]
     assert energy["valid"] is True, energy
     assert energy["n_windows"] == 2 and energy["mean_power_w"] == pytest.approx(2.5, rel=1e-6)
