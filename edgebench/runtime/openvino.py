@@ -7,6 +7,7 @@ inference precision: on CPUs with AMX or avx512_bf16 the CPU plugin's default is
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ import numpy as np
 from edgebench.errors import ArtifactError, ConfigError, DeviceError
 from edgebench.runtime import BACKENDS
 from edgebench.runtime.base import Backend
+
+log = logging.getLogger(__name__)
 
 _HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 _PRECISIONS = ("f32", "bf16", "f16")
@@ -55,6 +58,11 @@ class OpenVinoBackend(Backend):
         inference_num_threads: CPU threads for inference; 0 lets OpenVINO choose.
         inference_precision: ``f32``, ``bf16`` or ``f16``; ``None`` keeps the plugin's default, which on
             CPUs with AMX / avx512_bf16 is bf16. :meth:`info` reports the precision actually used.
+        static_latency_shape: the latency pass runs a copy of the model compiled for the exact input shape
+            it times (batch 1), as benchmark_app's ``-b 1`` does and as a model deployed for batch 1 would:
+            with the batch axis left dynamic, the CPU plugin measured 23 % slower on a small CNN (29.6 vs
+            24.1 µs). Costs one extra compile at bind time and, while the latency pass runs, the memory of a
+            second compiled model; ``false`` times the dynamic-shape model the accuracy pass uses.
     """
 
     name = "openvino"
@@ -67,6 +75,7 @@ class OpenVinoBackend(Backend):
         num_streams: int | None = None,
         inference_num_threads: int = 0,
         inference_precision: str | None = None,
+        static_latency_shape: bool = True,
     ) -> None:
         if not isinstance(device, str) or not device.strip():
             raise ConfigError(f"openvino: device must be a device name such as 'CPU', got {device!r}")
@@ -105,6 +114,11 @@ class OpenVinoBackend(Backend):
         self.num_streams = num_streams
         self.inference_num_threads = inference_num_threads
         self.inference_precision = inference_precision
+        if not isinstance(static_latency_shape, bool):
+            raise ConfigError(f"openvino: static_latency_shape must be true or false, got {static_latency_shape!r}")
+        self.static_latency_shape = static_latency_shape
+        self._latency_shape: list[int] | None = None
+        self._model: Any = None
         self._compiled: Any = None
         self._request: Any = None
         self._path: Path | None = None
@@ -149,6 +163,7 @@ class OpenVinoBackend(Backend):
                 f"{path}: openvino cannot compile this model for device {self.device!r} ({ov_error_reason(exc)}); "
                 "check the target's openvino options or re-export the model"
             ) from None
+        self._model = model
         self._compiled = compiled
         self._request = compiled.create_infer_request()
         self._path = path
@@ -175,6 +190,15 @@ class OpenVinoBackend(Backend):
         overwrites it)."""
         compiled = self._loaded()
         data = np.ascontiguousarray(x, dtype=np.float32)
+        if self.static_latency_shape and not self._model.input(0).get_partial_shape().is_static:
+            try:
+                static = self._model.clone()
+                static.reshape(list(data.shape))
+                compiled = self._core.compile_model(static, self.device, self._config())
+                self._latency_shape = list(data.shape)
+            except Exception as exc:  # a model that cannot be reshaped: time the dynamic one, and say so
+                log.warning("openvino: cannot compile %s for the static shape %s (%s); timing the dynamic-shape "
+                            "model", self._path, list(data.shape), ov_error_reason(exc))
         request = compiled.create_infer_request()
         request.set_input_tensor(self._ov.Tensor(data, shared_memory=True))
         infer = request.infer
@@ -183,9 +207,10 @@ class OpenVinoBackend(Backend):
             # to_tuple()[0]: ~1 µs; OVDict[0] (singledispatch) costs ~10 µs on a ~40 µs inference
             return infer(share_outputs=True).to_tuple()[0]
 
-        # the shared input buffer must live as long as the request
+        # the shared input buffer must live as long as the request (and the request as its compiled model)
         run.input = data  # type: ignore[attr-defined]
         run.request = request  # type: ignore[attr-defined]
+        run.compiled = compiled  # type: ignore[attr-defined]
         return run
 
     def _read(self, key: str) -> Any:
@@ -213,5 +238,6 @@ class OpenVinoBackend(Backend):
             "inference_num_threads": self._read("INFERENCE_NUM_THREADS"),
             "requested": {"num_streams": self.num_streams, "inference_num_threads": self.inference_num_threads,
                           "inference_precision": self.inference_precision},
+            "latency_shape": self._latency_shape,  # the static shape the latency pass compiled for, if any
             "precision": precision if precision is not None else self.inference_precision,
         }

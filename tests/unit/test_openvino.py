@@ -144,6 +144,21 @@ def test_bind_runs_the_prepared_request(exported: Exported, backend) -> None:
     # the input was bound once, sharing memory: the callable takes no argument and predict leaves it alone
     backend.predict(exported.x)
     np.testing.assert_array_equal(run(), first)
+    # timed on a copy compiled for the static batch-1 shape (benchmark_app's -b 1); predict keeps the dynamic one
+    assert list(run.compiled.input(0).get_partial_shape().to_shape()) == [1, 1, 8, 8]
+    assert backend.info()["latency_shape"] == [1, 1, 8, 8]
+    assert backend.input_shape[0] is None and backend.predict(exported.x[:5]).shape == (5, 10)
+
+
+def test_bind_can_time_the_dynamic_model(exported: Exported) -> None:
+    from edgebench.runtime import create_backend
+
+    dynamic = create_backend("openvino", inference_precision="f32", inference_num_threads=1,
+                             static_latency_shape=False)
+    dynamic.load(exported.xml)
+    run = dynamic.bind(exported.x[:1])
+    assert run.compiled.input(0).get_partial_shape().is_dynamic and dynamic.info()["latency_shape"] is None
+    np.testing.assert_allclose(run(), dynamic.predict(exported.x[:1]), rtol=0, atol=1e-6)
 
 
 def test_info_reports_what_ran(backend) -> None:
