@@ -25,8 +25,9 @@ WEIGHTED = (nn.Conv2d, nn.Linear)
 @dataclass
 class CompressContext:
     """What a method may use besides the model: training data (for fine-tuning and calibration), the base
-    model's training settings, a seed, a builder of fresh uncompressed models, and ``where`` — the plan
-    entry and variant name, for error messages."""
+    model's training settings, a seed, a builder of fresh uncompressed models, ``where`` — the plan
+    entry and variant name, for error messages — and ``workdir``, a folder that survives an interrupted run
+    (for checkpoints of long training, so a resumed run continues where it stopped; None: no checkpoints)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -36,6 +37,7 @@ class CompressContext:
     seed: int = 0
     where: str = "compress"
     build_base: Callable[[], nn.Module] | None = None
+    workdir: Path | None = None
 
     def fail(self, msg: str, *, layer: str | None = None) -> CompressError:
         at = f" layer {layer!r}:" if layer else ""
