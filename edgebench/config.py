@@ -154,13 +154,18 @@ class AttackSpec:
 
 @dataclass(frozen=True)
 class CompressSpec:
-    """One variant of ``[[compress]]``: the method, the variant's name, the base model it compresses and
-    the method's parameters (a list given for a scalar parameter expands into one variant per value)."""
+    """One variant of ``[[compress]]`` or ``[[defend]]``: the method, the variant's name, the model, the
+    variant it is applied to (``on``: ``"base"`` or another variant of the same model, so a model can be
+    adversarially trained then quantized, or compressed then defended) and the method's parameters (a list
+    given for a scalar parameter expands into one variant per value). ``kind`` says which registry the
+    method comes from: ``compress`` (:mod:`edgebench.compress`) or ``defend`` (:mod:`edgebench.defenses`)."""
 
     method: str
     variant: str
     model: str
     params: dict[str, Any] = field(default_factory=dict)
+    on: str = "base"
+    kind: str = "compress"
 
 
 @dataclass(frozen=True)
@@ -199,6 +204,24 @@ class MeasureSpec:
 
 
 @dataclass(frozen=True)
+class ReferenceSpec:
+    """``[[reference]]``: a number from a paper that the plan reproduces, put beside edgebench's own in the
+    report (figure by figure). ``metric`` is ``clean_acc``, ``robust_acc`` or ``asr`` (a fraction in [0, 1]),
+    read from the result row of ``model``/``variant`` under ``attack`` at ``eps`` (``source``: the crafting
+    model, default the white-box one). ``note`` says how the paper's setting differs, where it does."""
+
+    figure: str
+    metric: str
+    value: float
+    model: str
+    variant: str = "base"
+    attack: str = "none"
+    eps: float = 0.0
+    source: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Plan:
     """A whole experiment: data × models × attacks × targets, plus the measurement protocol."""
 
@@ -213,6 +236,7 @@ class Plan:
     targets: tuple[TargetSpec, ...] = ()
     measure: MeasureSpec = MeasureSpec()
     quick: dict[str, Any] = field(default_factory=dict)
+    references: tuple[ReferenceSpec, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -220,8 +244,11 @@ class Plan:
         return d
 
     def digest(self) -> str:
-        """Content hash of the resolved plan (not of the file's text: formatting does not matter)."""
-        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True, default=str).encode()).hexdigest()
+        """Content hash of the resolved plan (not of the file's text: formatting does not matter; nor of the
+        paper numbers it is compared with, which change no measurement)."""
+        d = self.as_dict()
+        d.pop("references")
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _eps_list(t: _Table, *, allow_inf: bool = False) -> tuple[float, ...]:
@@ -296,17 +323,26 @@ def _fmt(v: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{v:g}" if isinstance(v, float) else str(v))
 
 
-def _parse_compress(raw: list[Any], source: str, models: tuple[ModelSpec, ...]) -> tuple[CompressSpec, ...]:
+def _parse_variants(raw: list[Any], source: str, models: tuple[ModelSpec, ...], kind: str) -> list[CompressSpec]:
+    """``[[compress]]`` (``kind="compress"``) or ``[[defend]]`` (``kind="defend"``) entries as variants. A
+    variant applied ``on`` another variant is named ``<on>+<label>`` (``adv-pgd+kbit-3``)."""
     import itertools
 
-    from edgebench.compress import COMPRESSORS, create_compressor
+    if not raw:
+        return []
+    if kind == "compress":
+        from edgebench.compress import COMPRESSORS as registry
+        from edgebench.compress import create_compressor as create
+    else:
+        from edgebench.defenses import DEFENSES as registry
+        from edgebench.defenses import create_defense as create
 
     torch_models = [m.name for m in models if not m.onnx]
     specs: list[CompressSpec] = []
     for i, item in enumerate(raw):
-        t = _Table(item, source, f"compress[{i}]")
+        t = _Table(item, source, f"{kind}[{i}]")
         method = t.get("method", str, required=True)
-        cls = COMPRESSORS.get(method, where=f"{source}: {t.path('method')}")
+        cls = registry.get(method, where=f"{source}: {t.path('method')}")
         label = t.get("label", str, method)
         if not label or _fmt(label) != label:
             raise t._fail("label", f"{label!r}: use letters, digits, '.', '_' and '-' only (it names files)")
@@ -314,9 +350,13 @@ def _parse_compress(raw: list[Any], source: str, models: tuple[ModelSpec, ...]) 
         if model is not None and model not in [m.name for m in models]:
             raise t._fail("model", f"{model!r} is not a model of this plan; allowed: {[m.name for m in models]}")
         if model is not None and model not in torch_models:
-            raise t._fail("model", f"{model!r} is an ONNX file; compression needs a torch model ({torch_models})")
+            raise t._fail("model", f"{model!r} is an ONNX file; {kind} needs a torch model ({torch_models})")
         if model is None and not torch_models:
-            raise t._fail("model", "the plan has no torch model to compress (ONNX models cannot be compressed)")
+            raise t._fail("model", f"the plan has no torch model to {kind} (ONNX models cannot be changed)")
+        on = t.get("on", (str, list), "base")
+        ons = on if isinstance(on, list) else [on]
+        if not ons or not all(isinstance(o, str) and o for o in ons):
+            raise t._fail("on", f"give 'base' or variant names (a string or a list of strings), got {on!r}")
         params = t.rest()
         sweep = {k: v for k, v in params.items() if isinstance(v, list) and k in _sweepable(cls)}
         for k, v in sweep.items():
@@ -326,24 +366,52 @@ def _parse_compress(raw: list[Any], source: str, models: tuple[ModelSpec, ...]) 
         for combo in itertools.product(*(sweep[k] for k in keys)) if keys else [()]:
             values = dict(zip(keys, combo))
             suffix = "-".join(_fmt(v) if len(keys) == 1 else f"{k}{_fmt(v)}" for k, v in values.items())
-            variant = f"{label}-{suffix}" if suffix else label
+            name = f"{label}-{suffix}" if suffix else label
             p = {**params, **values}
             try:
-                create_compressor(method, where=f"{source}: compress[{i}]", **p)
+                create(method, where=f"{source}: {kind}[{i}]", **p)
             except ConfigError as exc:
-                raise ConfigError(f"{source}: compress[{i}] (variant {variant!r}): "
-                                  f"{str(exc).split(': compress[' + str(i) + ']: ')[-1]}") from None
-            for m in [model] if model else torch_models:
-                specs.append(CompressSpec(method=method, variant=variant, model=m, params=p))
+                raise ConfigError(f"{source}: {kind}[{i}] (variant {name!r}): "
+                                  f"{str(exc).split(f': {kind}[{i}]: ')[-1]}") from None
+            for parent in ons:
+                variant = name if parent == "base" else f"{parent}+{name}"
+                for m in [model] if model else torch_models:
+                    specs.append(CompressSpec(method=method, variant=variant, model=m, params=p, on=parent,
+                                              kind=kind))
+    return specs
+
+
+def _parse_compress(raw: list[Any], source: str, models: tuple[ModelSpec, ...],
+                    defend: list[Any] | None = None) -> tuple[CompressSpec, ...]:
+    """Every variant of the plan, ``[[compress]]`` and ``[[defend]]``, in an order where each comes after the
+    variant it is applied on; names unique per model, ``on`` naming an existing variant, no cycles."""
+    specs = _parse_variants(raw, source, models, "compress") + _parse_variants(defend or [], source, models,
+                                                                                "defend")
     seen: set[tuple[str, str]] = set()
     for s in specs:
         if (s.model, s.variant) in seen:
-            raise ConfigError(f"{source}: compress: variant {s.variant!r} of model {s.model!r} is defined twice; "
+            raise ConfigError(f"{source}: {s.kind}: variant {s.variant!r} of model {s.model!r} is defined twice; "
                               "give the entries distinct labels")
         if s.variant == "base":
-            raise ConfigError(f"{source}: compress: 'base' names the uncompressed model; choose another label")
+            raise ConfigError(f"{source}: {s.kind}: 'base' names the uncompressed model; choose another label")
         seen.add((s.model, s.variant))
-    return tuple(specs)
+    for s in specs:
+        if s.on != "base" and (s.model, s.on) not in seen:
+            known = sorted(v for m, v in seen if m == s.model and v != s.variant)
+            raise ConfigError(f"{source}: {s.kind} (variant {s.variant!r}): on = {s.on!r} is not a variant of "
+                              f"model {s.model!r}; allowed: 'base' or one of {known}")
+    ordered: list[CompressSpec] = []
+    placed: set[tuple[str, str]] = set()
+    pending = list(specs)
+    while pending:
+        ready = [s for s in pending if s.on == "base" or (s.model, s.on) in placed]
+        if not ready:
+            raise ConfigError(f"{source}: variants applied on each other in a cycle: "
+                              f"{sorted(s.variant for s in pending)}")
+        ordered += ready
+        placed |= {(s.model, s.variant) for s in ready}
+        pending = [s for s in pending if s not in ready]
+    return tuple(ordered)
 
 
 def _parse_export(t: _Table) -> ExportSpec:
@@ -481,19 +549,50 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
     }
     q.done()
     models = _parse_models(top.get("models", list, []), source)
-    compress = _parse_compress(top.get("compress", list, []), source, models)
+    compress = _parse_compress(top.get("compress", list, []), source, models, top.get("defend", list, []))
     export = _parse_export(top.table("export"))
     attacks = _parse_attacks(top.get("attacks", list, []), source)
     targets = _parse_targets(top.get("targets", list, []), source)
     measure = _parse_measure(top.table("measure"))
+    top_references = top.get("reference", list, [])
     top.done()
     if not models:
         raise ConfigError(f"{source}: models: the plan has no [[models]] entry; add at least one")
     _check_surrogates(attacks, models, compress, source)
+    references = _parse_references(top_references, source, models, compress, attacks)
     plan = Plan(name=name, source=source, seed=seed, data=data, models=models, compress=compress, export=export,
                 attacks=attacks, targets=targets,
-                measure=measure, quick={k: v for k, v in quick_cfg.items() if v is not None})
+                measure=measure, quick={k: v for k, v in quick_cfg.items() if v is not None},
+                references=references)
     return apply_quick(plan) if quick else plan
+
+
+_METRICS = ["clean_acc", "robust_acc", "asr"]
+
+
+def _parse_references(raw: list[Any], source: str, models: tuple[ModelSpec, ...],
+                      compress: tuple[CompressSpec, ...], attacks: tuple[AttackSpec, ...]) -> tuple[ReferenceSpec, ...]:
+    out = []
+    names = [m.name for m in models]
+    labels = ["none"] + [a.label for a in attacks]
+    for i, item in enumerate(raw):
+        t = _Table(item, source, f"reference[{i}]")
+        model = t.choice("model", names, names[0] if len(names) == 1 else None, required=len(names) != 1)
+        variants = ["base"] + [c.variant for c in compress if c.model == model]
+        ref = ReferenceSpec(
+            figure=t.get("figure", str, required=True), metric=t.choice("metric", _METRICS, required=True),
+            value=t.number("value", None, lo=0, hi=1, required=True), model=model,
+            variant=t.choice("variant", variants, "base"), attack=t.choice("attack", labels, "none"),
+            eps=t.number("eps", 0.0, lo=0), source=t.get("source", str, ""), note=t.get("note", str, ""))
+        t.done()
+        if ref.attack != "none":
+            attack = next(a for a in attacks if a.label == ref.attack)
+            if not any(math.isclose(ref.eps, e) for e in attack.eps):
+                raise t._fail("eps", f"{ref.eps!r} is not one of attack {ref.attack!r}'s eps {list(attack.eps)}")
+        elif ref.metric != "clean_acc":
+            raise t._fail("metric", f"{ref.metric!r} needs an attack; give attack = one of {labels[1:]}")
+        out.append(ref)
+    return tuple(out)
 
 
 def apply_quick(plan: Plan) -> Plan:

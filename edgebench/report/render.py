@@ -46,6 +46,8 @@ def render_markdown(store: Store, run_id: str) -> str:
         out += [f"- `{s['stage']}`: {s['status']} — {s['info'].get('note', '')}" for s in problems]
         out.append("")
     out += _flags_section(store.flags(run_id))
+    plan = json.loads(run["plan"]) if run.get("plan") else {}
+    out += _reference_section(plan.get("references") or [], results)
     out += ["## Clean accuracy and latency", "",
             "Accuracy with its sample count and 95 % Wilson interval; latency is batch-1 wall time of one "
             "inference on the target, in ms.", "",
@@ -97,6 +99,41 @@ def render_markdown(store: Store, run_id: str) -> str:
                        f"governor {env.get('governor')}. {_energy_sentence(e['environment'].get('energy'))}")
         out.append("")
     return "\n".join(out)
+
+
+def _reference_section(refs: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[str]:
+    """The paper's numbers beside edgebench's, one row per ``[[reference]]`` of the plan: the measured value
+    with its 95 % interval on the first target and backend, the difference, and whether the paper's value
+    lies inside the interval (a difference outside it is a real one, not sampling noise)."""
+    if not refs:
+        return []
+    pairs = list(dict.fromkeys((r["target"], r["backend"]) for r in results))
+    rows = []
+    for ref in refs:
+        def match(r: dict[str, Any], ref: dict[str, Any] = ref) -> bool:
+            if (r["model"], r["variant"], r["attack"]) != (ref["model"], ref["variant"], ref["attack"]):
+                return False
+            if ref["attack"] != "none" and not math.isclose(r["eps"], ref["eps"]):
+                return False
+            return r["source"] == ref["source"] if ref["source"] else r["threat"] in ("white-box", "clean")
+        hits = [r for r in results if match(r)]
+        hit = next((r for p in pairs for r in hits if (r["target"], r["backend"]) == p), None)
+        what = ref["metric"] + ("" if ref["attack"] == "none" else f", {ref['attack']} ε={ref['eps']:g}")
+        unit = ref["model"] if ref["variant"] == "base" else f"{ref['model']}/{ref['variant']}"
+        if hit is None or hit.get(ref["metric"]) is None:
+            rows.append([ref["figure"], unit, what, f"{ref['value']:.4f}", "**not measured**", "–", "–",
+                         ref.get("note", "")])
+            continue
+        v, lo, hi = hit[ref["metric"]], hit.get(ref["metric"] + "_lo"), hit.get(ref["metric"] + "_hi")
+        n = hit.get("asr_n") if ref["metric"] == "asr" else hit.get("n")
+        inside = "–" if lo is None else ("yes" if lo <= ref["value"] <= hi else "**no**")
+        rows.append([ref["figure"], unit, what, f"{ref['value']:.4f}", f"{_ci(hit, ref['metric'])} (n={n})",
+                     f"{(v - ref['value']) * 100:+.2f}", inside, ref.get("note", "")])
+    return ["## Paper vs edgebench", "",
+            "Each number the plan reproduces, beside edgebench's on the first target and backend: `Δ` in "
+            "percentage points; `inside` says whether the paper's value lies in edgebench's 95 % interval.", "",
+            _table(["figure", "model", "quantity", "paper", "edgebench [95 % CI]", "Δ (points)", "inside",
+                    "note"], rows), ""]
 
 
 def _energy_cell(r: dict[str, Any]) -> str:

@@ -182,7 +182,8 @@ class Pipeline:
         for m in plan.models:
             st.append(Stage(f"model/{m.name}", lambda m=m: self._model(m), ("data",)))
         for c in plan.compress:
-            st.append(Stage(Unit(c.model, c.variant).stage, lambda c=c: self._compress(c), (f"model/{c.model}",)))
+            st.append(Stage(Unit(c.model, c.variant).stage, lambda c=c: self._compress(c),
+                            (Unit(c.model, c.on).stage,)))
         st.append(Stage("testset/clean", self._clean_set, ("data",)))
         units = self.units()
         for a in plan.attacks:
@@ -391,24 +392,33 @@ class Pipeline:
                                params=params, info=info, stats=stats)
 
     def _compress(self, c: CompressSpec) -> Built:
-        """Apply a compression method to a trained base; cache the twin; export and check it."""
+        """Apply a compression method or a defense (``c.kind``) to a trained model or to the variant it is
+        applied ``on``; cache the twin; export and check it."""
 
-        from edgebench.compress import COMPRESSORS, create_compressor
         from edgebench.compress.base import CompressContext, Compressed
         from edgebench.models.train import TrainConfig, predict_logits, seeded
 
+        if c.kind == "defend":
+            from edgebench.defenses import DEFENSES as registry
+            from edgebench.defenses import create_defense as create
+        else:
+            from edgebench.compress import COMPRESSORS as registry
+            from edgebench.compress import create_compressor as create
+
         unit = Unit(c.model, c.variant)
-        base: Built = self.outcome.values[f"model/{c.model}"]
+        base: Built = self.outcome.values[Unit(c.model, c.on).stage]  # the model the method is applied to
         spec = self._spec(c.model)
         ds = self.ds
-        where = f"{self.plan.source}: compress (variant {c.variant!r} of model {c.model!r})"
-        method = create_compressor(c.method, where=where, **c.params)
+        on = "" if c.on == BASE else f" applied on {c.on!r}"
+        where = f"{self.plan.source}: {c.kind} (variant {c.variant!r} of model {c.model!r}{on})"
+        method = create(c.method, where=where, **c.params)
         key = content_key("variant", {"base": base.key, "method": c.method, "params": c.params, "seed": self.plan.seed,
-                                      "code": code_fingerprint(COMPRESSORS.get(c.method).__module__,
-                                                               "edgebench.compress.base")})
+                                      "kind": c.kind, "code": code_fingerprint(registry.get(c.method).__module__,
+                                                                               "edgebench.compress.base")})
         ctx = CompressContext(x_train=ds.x_train, y_train=ds.y_train, input_shape=ds.shape,
                               num_classes=ds.num_classes, train=TrainConfig(seed=self.plan.seed, **spec.train),
-                              seed=self.plan.seed, where=where, build_base=self._base_builder(spec))
+                              seed=self.plan.seed, where=where, build_base=self._base_builder(spec),
+                              workdir=self.cache.root / "work" / key)
         entry = self.cache.get("variant", key)
         cached = entry is not None
         if entry is None:
@@ -424,6 +434,10 @@ class Pipeline:
                     {"info": result.info, "history": result.history, "host_clean_acc": acc, "seconds": seconds,
                      "parity_atol": result.parity_atol, "precision": result.precision}, indent=1, default=str))
             entry = self.cache.path("variant", key)
+            if ctx.workdir is not None:  # the checkpoints of an interrupted build are no longer needed
+                import shutil
+
+                shutil.rmtree(ctx.workdir, ignore_errors=True)
         meta = json.loads((entry / "variant.json").read_text())
         if cached:
             twin = method.load_twin(entry / "twin.pt", base.torch_model)
@@ -431,8 +445,9 @@ class Pipeline:
                                 precision=meta["precision"])
         method.attach(result, base.torch_model, ctx)
         built = self._export(unit, result.model, key, compressed=result,
-                             provenance={"method": c.method, "params": c.params, "base_key": base.key})
-        self._store_variant(built, method=c.method, params=c.params,
+                             provenance={"method": c.method, "params": c.params, "base_key": base.key,
+                                         "kind": c.kind, "on": c.on})
+        self._store_variant(built, method=c.method if c.on == BASE else f"{c.on} → {c.method}", params=c.params,
                             info={**meta["info"], "seconds": meta["seconds"], "host_clean_acc": meta["host_clean_acc"],
                                   "history": meta["history"]})
         built.note = f"host clean acc {meta['host_clean_acc']:.4f}{' (cached)' if cached else ''}"

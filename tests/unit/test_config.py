@@ -145,6 +145,28 @@ def test_compress_entries_expand_sweeps_into_named_variants(tmp_path: Path) -> N
                            "[quick]\ncompress_epochs = 1\n"), quick=True).compress[0].params["epochs_per_step"] == 1
 
 
+def test_variants_applied_on_variants_are_ordered_and_named(tmp_path: Path) -> None:
+    """``on`` chains methods: a variant built on another is named ``<on>+<label>`` and comes after it."""
+    plan = load_plan(write(tmp_path, BASE + """
+[[compress]]
+method = "kbit"
+bits = [3, 8]
+on = ["fp", "base"]
+[[compress]]
+method = "filter_pruning"
+label = "fp"
+ratio = 0.5
+"""))
+    assert [(c.variant, c.on, c.kind) for c in plan.compress] == [
+        ("kbit-3", "base", "compress"), ("kbit-8", "base", "compress"), ("fp", "base", "compress"),
+        ("fp+kbit-3", "fp", "compress"), ("fp+kbit-8", "fp", "compress")]  # fp+kbit-* after fp
+    with pytest.raises(ConfigError, match=r"compress \(variant 'fpp\+kbit'\): on = 'fpp' is not a variant of "
+                                          r"model 'm'; allowed: 'base' or one of \['kbit'\]"):
+        load_plan(write(tmp_path, BASE + '[[compress]]\nmethod = "kbit"\nbits = 4\non = ["base", "fpp"]\n'))
+    with pytest.raises(ConfigError, match=r"compress\[0\]\.on: give 'base' or variant names"):
+        load_plan(write(tmp_path, BASE + '[[compress]]\nmethod = "kbit"\nbits = 4\non = []\n'))
+
+
 @pytest.mark.parametrize(("entry", "expected"), [
     ('method = "prune"', r"compress\[0\]\.method: unknown compression method 'prune'"),
     ('method = "filter_pruning"\nratio = 1.5', r"compress\[0\] \(variant 'filter_pruning'\).*ratio must be a number "
