@@ -150,6 +150,14 @@ class AttackSpec:
     min_eps: bool = False
     targeted: str = "none"
     round_8bit: bool = False
+    victims: tuple[str, ...] = ("*",)
+
+    def attacks_variant(self, variant: str) -> bool:
+        """Whether this attack is evaluated on ``variant`` (``victims``: variant names or shell globs, with
+        ``base`` for the uncompressed model; by default every variant)."""
+        import fnmatch
+
+        return any(fnmatch.fnmatchcase(variant, v) for v in self.victims)
 
 
 @dataclass(frozen=True)
@@ -435,6 +443,14 @@ def _parse_train(t: _Table) -> dict[str, Any]:
     return cfg
 
 
+def _victims(t: _Table) -> tuple[str, ...]:
+    raw = t.get("victims", (str, list), "*")
+    victims = raw if isinstance(raw, list) else [raw]
+    if not victims or not all(isinstance(v, str) and v for v in victims):
+        raise t._fail("victims", f"give variant names or globs ('base', 'hashed-*'), got {raw!r}")
+    return tuple(victims)
+
+
 def _parse_attacks(raw: list[Any], source: str) -> tuple[AttackSpec, ...]:
     from edgebench.attacks import ATTACKS
     from edgebench.attacks.base import check_params
@@ -449,7 +465,7 @@ def _parse_attacks(raw: list[Any], source: str) -> tuple[AttackSpec, ...]:
             n=t.number("n", None, lo=1, integer=True), batch_size=t.number("batch_size", 256, lo=1, integer=True),
             threat=_threats(t), surrogate=t.get("surrogate", str), min_eps=t.get("min_eps", bool, False),
             targeted=t.choice("targeted", list(TARGETINGS), "none"), round_8bit=t.get("round_8bit", bool, False),
-            params=t.rest(),
+            victims=_victims(t), params=t.rest(),
         )
         if spec.targeted != "none" and not cls.targeted_ok:
             raise ConfigError(f"{source}: {t.path('targeted')}: attack {name!r} has no targeted mode")
@@ -476,10 +492,17 @@ def _check_surrogates(attacks: tuple[AttackSpec, ...], models: tuple[ModelSpec, 
     """A surrogate names a torch model or variant of the plan: ``model`` or ``model/variant``."""
     torch_models = {m.name for m in models if not m.onnx}
     units = sorted(torch_models | {f"{c.model}/{c.variant}" for c in compress if c.model in torch_models})
+    variants = ["base", *dict.fromkeys(c.variant for c in compress)]
     for i, a in enumerate(attacks):
         if a.surrogate is not None and a.surrogate not in units:
             raise ConfigError(f"{source}: attacks[{i}].surrogate: {a.surrogate!r} is not a torch model or variant "
                               f"of this plan; choose one of {units}")
+        import fnmatch
+
+        for v in a.victims:
+            if not any(fnmatch.fnmatchcase(name, v) for name in variants):
+                raise ConfigError(f"{source}: attacks[{i}].victims: {v!r} matches no variant of this plan; "
+                                  f"variants are {variants}")
 
 
 def _parse_targets(raw: list[Any], source: str) -> tuple[TargetSpec, ...]:

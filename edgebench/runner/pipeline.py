@@ -166,8 +166,11 @@ class Pipeline:
     def sources_for(self, unit: Unit, attack: AttackSpec) -> list[Unit]:
         """The models whose ``attack`` examples ``unit`` is evaluated on, per the attack's threat models:
         white-box (:meth:`source_of`), transfer (the surrogate, by default the victim's base or its
-        ``attack_source``) and matrix (every torch unit). The first is the white-box one when asked."""
+        ``attack_source``) and matrix (every torch unit). The first is the white-box one when asked. None
+        when ``unit`` is not among the attack's ``victims``."""
         out: list[Unit] = []
+        if not attack.attacks_variant(unit.variant):
+            return out
         if "white-box" in attack.threat or "matrix" in attack.threat:
             out.append(self.source_of(unit))
         if "transfer" in attack.threat:

@@ -183,3 +183,18 @@ def test_bad_compress_entries(tmp_path: Path, entry: str, expected: str) -> None
     with pytest.raises(ConfigError, match=expected) as info:
         load_plan(write(tmp_path, BASE + "[[compress]]\n" + entry + "\n"))
     assert str(info.value).startswith(str(tmp_path / "plan.toml"))
+
+
+def test_attack_victims_select_variants(tmp_path: Path) -> None:
+    plan = load_plan(write(tmp_path, COMPRESS.replace('eps = [0.1]', 'eps = [0.1]\nvictims = ["base", "hashed-*"]')))
+    fgsm = plan.attacks[0]
+    assert [v for v in ("base", "fp-0.1", "hashed-1_8", "hashed-0.015625", "inq") if fgsm.attacks_variant(v)] == [
+        "base", "hashed-1_8", "hashed-0.015625"]
+    from edgebench.runner.pipeline import Pipeline, Unit
+
+    pipe = Pipeline(plan, out_dir=tmp_path)
+    assert pipe.sources_for(Unit("m", "fp-0.1"), fgsm) == []
+    assert pipe.sources_for(Unit("m", "hashed-1_8"), fgsm) == [Unit("m", "hashed-1_8")]
+    assert not [s.name for s in pipe.stages() if s.name.startswith("craft/m/fp")]
+    with pytest.raises(ConfigError, match=r"attacks\[0\]\.victims: 'hashd-\*' matches no variant"):
+        load_plan(write(tmp_path, COMPRESS.replace('eps = [0.1]', 'eps = [0.1]\nvictims = "hashd-*"')))
