@@ -248,3 +248,15 @@ def test_export_errors(exported: Exported, tmp_path: Path) -> None:
         export_openvino(exported.model, (3, 5), tmp_path / "bad_shape.xml")
     with pytest.raises(ArtifactError, match="not found"):
         export_openvino_from_onnx(tmp_path / "absent.onnx", tmp_path / "x.xml")
+
+
+def test_parity_tolerance_scales_with_large_logits() -> None:
+    """float32 rounding grows with the logits' size: 1.5e-4 off on logits of ~300 passes at atol 1e-4, the same
+    difference on logits of order 1 does not."""
+    from edgebench.export.parity import compare_logits
+
+    ref = np.array([[300.0, -120.0, 5.0]], np.float32)
+    big = compare_logits(ref, ref + np.float32(1.5e-4), backend="x", atol=1e-4)
+    assert big["ok"] is True and big["scale"] == pytest.approx(300.0)
+    small = compare_logits(ref / 300, ref / 300 + np.float32(1.5e-4), backend="x", atol=1e-4)
+    assert small["ok"] is False and small["scale"] == 1.0
