@@ -72,7 +72,7 @@ def test_fp32_parity_with_torch(exported: Exported) -> None:
     from edgebench.export.openvino import openvino_parity
 
     result = openvino_parity(exported.model, exported.xml, exported.x)
-    assert set(result) == {"backend", "n", "max_abs_diff", "top1_agreement", "atol", "ok", "precision"}
+    assert set(result) == {"backend", "n", "max_abs_diff", "top1_agreement", "atol", "scale", "ok", "precision"}
     assert result["backend"] == "openvino" and result["n"] == 64 and result["precision"] == "f32"
     assert result["max_abs_diff"] <= 1e-4
     assert result["top1_agreement"] == 1.0
@@ -97,15 +97,15 @@ def test_onnx_parity_uses_shared_comparison(exported: Exported, tmp_path: Path) 
 
     onnx = export_onnx(exported.model, SHAPE, tmp_path / "m.onnx")
     result = onnx_parity(exported.model, onnx, exported.x)
-    assert set(result) == {"backend", "n", "max_abs_diff", "top1_agreement", "atol", "ok"}
+    assert set(result) == {"backend", "n", "max_abs_diff", "top1_agreement", "atol", "scale", "ok"}
     assert result["backend"] == "onnxruntime" and result["n"] == 64 and result["ok"] is True
     xml = export_openvino_from_onnx(onnx, tmp_path / "from_onnx.xml")
     again = openvino_parity(exported.model, xml, exported.x)
     assert again["max_abs_diff"] <= 1e-4 and again["top1_agreement"] == 1.0
     ref = np.array([[0.0, 1.0], [2.0, 0.0]], np.float32)
     bad = compare_logits(ref, ref[:, ::-1], backend="b", atol=0.5, extra=1)
-    assert bad == {"backend": "b", "n": 2, "max_abs_diff": 2.0, "top1_agreement": 0.0, "atol": 0.5, "ok": False,
-                   "extra": 1}
+    assert bad == {"backend": "b", "n": 2, "max_abs_diff": 2.0, "top1_agreement": 0.0, "atol": 0.5, "scale": 2.0,
+                   "ok": False, "extra": 1}
 
 
 def test_onnx_file_loads_directly(exported: Exported, tmp_path: Path, backend) -> None:
