@@ -79,5 +79,6 @@ def test_report_puts_paper_and_measurement_side_by_side(tmp_path: Path) -> None:
     lines = [ln for ln in section.splitlines() if ln.startswith("| Fig.")]
     assert lines[0] == ("| Fig. 3 | m | clean_acc | 0.9929 | 0.990 [0.974, 0.996] (n=400) | -0.29 | yes | "
                         "paper: 60k training images, ours: digits |")
-    assert lines[1] == "| Fig. 4 | m/kbit | asr, fgsm ε=0.1 | 0.4000 | 0.250 [0.210, 0.290] (n=390) | -15.00 | **no** |  |"
+    assert lines[1] == ("| Fig. 4 | m/kbit | asr, fgsm ε=0.1 | 0.4000 | 0.250 [0.210, 0.290] (n=390) | -15.00 | "
+                        "**no** |  |")
     assert "**not measured**" in lines[2]  # no transfer row from m was stored
