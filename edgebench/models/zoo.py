@@ -80,6 +80,23 @@ def liu2018_mnist(*, input_shape: tuple[int, int, int], num_classes: int, mean: 
                        mean=mean, std=std)
 
 
+@MODELS.register("song2020_mnist")
+def song2020_mnist(*, input_shape: tuple[int, int, int], num_classes: int, mean: Sequence[float] = (0.0,),
+                   std: Sequence[float] = (1.0,)) -> Classifier:
+    """The "four-layer CNN on MNIST" of Song et al. 2020 (seed ``003``), whose attacks ran in CleverHans 2.1:
+    read as CleverHans's MNIST tutorial network (``ModelBasicCNN``), the seed naming no other:
+    C64(8×8, stride 2, pad 3)-C128(6×6, stride 2)-C128(5×5)-F10 with ReLU (about 0.7 M parameters on 28×28).
+    The seed's µ-law mapping goes on its last layer, the single fully connected one."""
+    c = input_shape[0]
+    features = nn.Sequential(
+        nn.Conv2d(c, 64, 8, stride=2, padding=3), nn.ReLU(),
+        nn.Conv2d(64, 128, 6, stride=2), nn.ReLU(),
+        nn.Conv2d(128, 128, 5), nn.ReLU(),
+    )
+    return _classifier("song2020_mnist", features, [], input_shape=input_shape, num_classes=num_classes,
+                       mean=mean, std=std)
+
+
 @MODELS.register("lenet5")
 def lenet5(*, input_shape: tuple[int, int, int], num_classes: int, mean: Sequence[float] = (0.0,),
            std: Sequence[float] = (1.0,)) -> Classifier:

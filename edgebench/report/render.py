@@ -261,8 +261,9 @@ def _variants_section(variants: list[dict[str, Any]], clean: list[dict[str, Any]
     if deltas:
         layers = list(deltas[0]["stats"]["delta_w_spectral"])
         out += ["### ‖ΔW‖₂ per layer", "",
-                "Largest singular value of W_variant − W_base (seed 003, eq. 2; > 1 marks a layer that may amplify "
-                "the quantization error); – where the shapes differ (pruned channels).", "",
+                "Largest singular value of W_variant − W_parent, the parent being the model the method was applied to "
+                "(the base; for a chained variant `a+b`, variant `a`) (seed 003, eq. 2; > 1 marks a layer that may "
+                "amplify the quantization error); – where the shapes differ (pruned channels).", "",
                 _table(["model", "variant", *layers],
                        [[v["model"], v["variant"], *(_f(v["stats"]["delta_w_spectral"].get(n), 4) for n in layers)]
                         for v in deltas]), ""]

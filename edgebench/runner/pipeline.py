@@ -377,8 +377,11 @@ class Pipeline:
             cards[fmt] = card
         return Built(unit, key, dict(paths), cards, model)
 
-    def _store_variant(self, built: Built, *, method: str, params: dict[str, Any], info: dict[str, Any]) -> None:
-        """Parameters, MACs, sizes, DEFLATE, ΔW and weight histograms of a built unit, into the store."""
+    def _store_variant(self, built: Built, *, method: str, params: dict[str, Any], info: dict[str, Any],
+                       parent: Unit | None = None) -> None:
+        """Parameters, MACs, sizes, DEFLATE, ΔW and weight histograms of a built unit, into the store. ΔW is
+        taken against ``parent``, the model the method was applied to (the base unless the variant is chained:
+        for ``adv+q``, what quantizing the adversarially trained model changed, as in seed 003's Fig. 3)."""
         if built.torch_model is None:
             stats: dict[str, Any] = {}
         else:
@@ -386,7 +389,7 @@ class Pipeline:
 
             base = None
             if built.unit.variant != BASE:
-                base = self.outcome.values[f"model/{built.unit.model}"].torch_model
+                base = self.outcome.values[(parent or Unit(built.unit.model)).stage].torch_model
             stats = model_stats(built.torch_model, self.ds.shape, base=base)
         stats["artifacts"] = {fmt: {"size_bytes": c["size_bytes"], "deflate_bytes": c.get("deflate_bytes"),
                                     "precision": c.get("provenance", {}).get("precision")}
@@ -451,6 +454,7 @@ class Pipeline:
                              provenance={"method": c.method, "params": c.params, "base_key": base.key,
                                          "kind": c.kind, "on": c.on})
         self._store_variant(built, method=c.method if c.on == BASE else f"{c.on} → {c.method}", params=c.params,
+                            parent=Unit(c.model, c.on),
                             info={**meta["info"], "seconds": meta["seconds"], "host_clean_acc": meta["host_clean_acc"],
                                   "history": meta["history"]})
         built.note = f"host clean acc {meta['host_clean_acc']:.4f}{' (cached)' if cached else ''}"
