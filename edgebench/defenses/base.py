@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from edgebench.compress.base import CompressContext, Compressed, Compressor
+from edgebench.compress.base import CompressContext, Compressed, Compressor, clone
 from edgebench.errors import ConfigError
 
 __all__ = ["Defense", "check_fraction", "check_layers", "check_model", "check_number", "chosen_layers", "is_hashed",
@@ -158,3 +158,35 @@ def virtual_weight(layer: nn.Module) -> torch.Tensor:
     from edgebench.compress.hashed import _HashedLayer
 
     return layer.weight_virtual() if isinstance(layer, _HashedLayer) else layer.weight
+
+
+def map_weights(model: nn.Module, patterns: Sequence[str] | None, ctx: CompressContext, *, method: str,
+                fn: Any) -> tuple[nn.Module, dict[str, dict[str, Any]]]:
+    """A copy of ``model`` whose chosen layers' stored weights went through ``fn(name, layer, w)`` in place
+    (which may return extra facts for the record), and per layer: what was mapped, how many weights, and
+    how far they moved (|Δw| mean and max, |w| mean and max before and after)."""
+    check_model(model, ctx, method=method)
+    twin = clone(model)
+    per_layer: dict[str, dict[str, Any]] = {}
+    with torch.no_grad():
+        for name, layer in chosen_layers(twin, patterns, ctx, method=method):
+            w = stored_weight(name, layer, ctx, method=method)
+            before = w.detach().clone()
+            max_before = float(virtual_weight(layer).detach().abs().max()) if w.numel() else 0.0
+            extra = fn(name, layer, w) or {}
+            delta = (w - before).abs()
+            some = w.numel() > 0
+            per_layer[name] = {
+                "weights": "real (hashed buckets)" if is_hashed(layer) else "dense",
+                "count": int(w.numel()),
+                "changed": int((delta > 0).sum()),
+                "zeros_kept": int(((before == 0) & (w == 0)).sum()),
+                "delta_abs_mean": float(delta.mean()) if some else 0.0,
+                "delta_abs_max": float(delta.max()) if some else 0.0,
+                "abs_mean_before": float(before.abs().mean()) if some else 0.0,
+                "abs_mean_after": float(w.abs().mean()) if some else 0.0,
+                "abs_max_before": max_before,
+                "abs_max_after": float(virtual_weight(layer).detach().abs().max()) if some else 0.0,
+                **extra,
+            }
+    return twin.eval(), per_layer

@@ -28,22 +28,14 @@ weights; this is the reading under which both are the same.)
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from edgebench.compress.base import CompressContext, Compressed, clone
+from edgebench.compress.base import CompressContext, Compressed
 from edgebench.defenses import DEFENSES
-from edgebench.defenses.base import (
-    Defense,
-    check_layers,
-    check_model,
-    check_number,
-    chosen_layers,
-    is_hashed,
-    stored_weight,
-)
+from edgebench.defenses.base import Defense, check_layers, check_number, map_weights
 
 
 @DEFENSES.register("gradient_inhibition")
@@ -62,27 +54,10 @@ class GradientInhibition(Defense):
         self.layers = check_layers(layers, method=self.name)
 
     def apply(self, model: nn.Module, ctx: CompressContext) -> Compressed:
-        check_model(model, ctx, method=self.name)
-        twin = clone(model)
-        per_layer: dict[str, dict[str, Any]] = {}
-        with torch.no_grad():
-            for name, layer in chosen_layers(twin, self.layers, ctx, method=self.name):
-                w = stored_weight(name, layer, ctx, method=self.name)
-                before = w.detach().clone()
-                w.add_(self.tau * torch.sign(w))
-                delta = (w - before).abs()
-                per_layer[name] = {
-                    "weights": "real (hashed buckets)" if is_hashed(layer) else "dense",
-                    "count": int(w.numel()),
-                    "changed": int((delta > 0).sum()),
-                    "zeros_kept": int((before == 0).sum()),
-                    "delta_abs_mean": float(delta.mean()) if w.numel() else 0.0,
-                    "delta_abs_max": float(delta.max()) if w.numel() else 0.0,
-                    "abs_mean_before": float(before.abs().mean()) if w.numel() else 0.0,
-                    "abs_mean_after": float(w.abs().mean()) if w.numel() else 0.0,
-                    "abs_max_before": float(before.abs().max()) if w.numel() else 0.0,
-                    "abs_max_after": float(w.abs().max()) if w.numel() else 0.0,
-                }
-        return Compressed(model=twin.eval(), info={
+        def inhibit(_name: str, _layer: nn.Module, w: torch.Tensor) -> None:
+            w.add_(self.tau * torch.sign(w))
+
+        twin, per_layer = map_weights(model, self.layers, ctx, method=self.name, fn=inhibit)
+        return Compressed(model=twin, info={
             "tau": self.tau, "layers": list(per_layer), "per_layer": per_layer,
             "rule": "w <- w + tau * sign(w) (Liu et al. 2018, eq. 12); biases unchanged; sign(0) = 0"})

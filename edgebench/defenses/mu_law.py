@@ -37,18 +37,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from edgebench.compress.base import CompressContext, Compressed, check_bits, check_choice, clone
+from edgebench.compress.base import CompressContext, Compressed, check_bits, check_choice
 from edgebench.defenses import DEFENSES
-from edgebench.defenses.base import (
-    Defense,
-    check_layers,
-    check_model,
-    check_number,
-    chosen_layers,
-    is_hashed,
-    stored_weight,
-    virtual_weight,
-)
+from edgebench.defenses.base import Defense, check_layers, check_number, map_weights, virtual_weight
 from edgebench.errors import ConfigError
 
 
@@ -84,40 +75,25 @@ class MuLaw(Defense):
             raise ConfigError(str(exc).replace("compression method", "defense", 1)) from None
 
     def apply(self, model: nn.Module, ctx: CompressContext) -> Compressed:
-        check_model(model, ctx, method=self.name)
-        twin = clone(model)
-        per_layer: dict[str, dict[str, Any]] = {}
-        with torch.no_grad():
-            for name, layer in chosen_layers(twin, self.layers, ctx, method=self.name):
-                w = stored_weight(name, layer, ctx, method=self.name)
-                before = w.detach().clone()
-                m = float(virtual_weight(layer).detach().abs().max()) if w.numel() else 0.0
-                if self.normalize == "none":
-                    if m > 1.0:
-                        raise ctx.fail(f"{self.name}: max|w| = {m:.4g} lies outside eq. 3a's domain [-1, 1]; "
-                                       "use normalize = 'max' (maps w/max|w| and scales back)", layer=name)
-                    w.copy_(mu_law(w, self.mu))
-                elif m > 0:
-                    w.copy_(mu_law(w / m, self.mu) * m)
-                delta = (w - before).abs()
-                per_layer[name] = {
-                    "weights": "real (hashed buckets)" if is_hashed(layer) else "dense",
-                    "count": int(w.numel()),
-                    "scale": m if self.normalize == "max" else 1.0,
-                    "abs_max_before": m,
-                    "abs_max_after": float(virtual_weight(layer).detach().abs().max()) if w.numel() else 0.0,
-                    "abs_mean_before": float(before.abs().mean()) if w.numel() else 0.0,
-                    "abs_mean_after": float(w.abs().mean()) if w.numel() else 0.0,
-                    "delta_abs_mean": float(delta.mean()) if w.numel() else 0.0,
-                    "delta_abs_max": float(delta.max()) if w.numel() else 0.0,
-                }
+        def compand(name: str, layer: nn.Module, w: torch.Tensor) -> dict[str, Any]:
+            m = float(virtual_weight(layer).detach().abs().max()) if w.numel() else 0.0
+            if self.normalize == "none":
+                if m > 1.0:
+                    raise ctx.fail(f"{self.name}: max|w| = {m:.4g} lies outside eq. 3a's domain [-1, 1]; "
+                                   "use normalize = 'max' (maps w/max|w| and scales back)", layer=name)
+                w.copy_(mu_law(w, self.mu))
+            elif m > 0:
+                w.copy_(mu_law(w / m, self.mu) * m)
+            return {"scale": m if self.normalize == "max" else 1.0}
+
+        twin, per_layer = map_weights(model, self.layers, ctx, method=self.name, fn=compand)
         info: dict[str, Any] = {
             "mu": self.mu, "normalize": self.normalize, "layers": list(per_layer), "per_layer": per_layer,
             "rule": ("w <- sgn(w) ln(1 + mu |w|) / ln(1 + mu) (Song et al. 2020, eq. 3a)" if self.normalize == "none"
                      else "w <- m sgn(w) ln(1 + mu |w|/m) / ln(1 + mu), m = max|w| per layer (eq. 3a on w/m)")
                     + "; biases unchanged"}
         if self.bits is None:
-            return Compressed(model=twin.eval(), info=info)
+            return Compressed(model=twin, info=info)
         from edgebench.compress.kbit import KBit
 
         quantized = KBit(bits=self.bits, grid=self.grid).apply(twin, ctx)
