@@ -32,6 +32,7 @@ from edgebench.compress.base import (
     finetune,
     select_layers,
 )
+from edgebench.errors import ConfigError
 
 
 def inq_exponents(w: torch.Tensor, bits: int) -> tuple[int, int]:
@@ -60,13 +61,23 @@ class INQ(Compressor):
         epochs_per_step: retraining epochs of the not-yet-quantized weights after each step except the last.
         lr: retraining learning rate; default a tenth of the base's.
         layers: module-name globs of the Conv2d/Linear layers; default all.
+        adversarial_ratio: λ > 0 mixes FGSM examples into every retraining batch at that share, with the loss
+            ``(1 − λ)·CE(clean) + λ·CE(adversarial)`` — Wijayanto et al. 2018's adversarial-aware INQ (seed
+            002, Algorithm 1: λ = 0.5); 0 (default) is Zhou et al.'s plain INQ.
+        adversarial_eps: FGSM's ε for those examples (input range [0, 1]).
     """
 
     name = "inq"
 
     def __init__(self, *, bits: int = 5, schedule: list[float] = (0.5, 0.75, 0.875, 1.0),  # type: ignore[assignment]
-                 epochs_per_step: int = 1, lr: float | None = None, layers: list[str] | None = None) -> None:
+                 epochs_per_step: int = 1, lr: float | None = None, layers: list[str] | None = None,
+                 adversarial_ratio: float = 0.0, adversarial_eps: float = 0.1) -> None:
         self.bits = check_bits(bits, method=self.name, lo=2)
+        for key, value in (("adversarial_ratio", adversarial_ratio), ("adversarial_eps", adversarial_eps)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+                raise ConfigError(f"compression method 'inq': {key} must be a number in [0, 1], got {value!r}")
+        self.adversarial_ratio = float(adversarial_ratio)
+        self.adversarial_eps = float(adversarial_eps)
         self.schedule = check_schedule(list(schedule), method=self.name)
         self.epochs_per_step = check_int("epochs_per_step", epochs_per_step, method=self.name)
         self.lr = lr
@@ -79,6 +90,11 @@ class INQ(Compressor):
         frozen = {name: torch.zeros_like(layer.weight, dtype=torch.bool) for name, layer in layers}
         targets: dict[str, torch.Tensor] = {}
         history: list[dict[str, Any]] = []
+        loss = None
+        if self.adversarial_ratio > 0:
+            from edgebench.defenses.adversarial_training import mixed_loss
+
+            loss = mixed_loss(twin, ratio=self.adversarial_ratio, eps=self.adversarial_eps)
 
         def reimpose() -> None:
             with torch.no_grad():
@@ -97,7 +113,7 @@ class INQ(Compressor):
                     targets[name] = quantize_pow2(w, *exps[name])
             reimpose()
             if share < 1.0:
-                for h in finetune(twin, ctx, self.epochs_per_step, lr=self.lr, after_step=reimpose,
+                for h in finetune(twin, ctx, self.epochs_per_step, lr=self.lr, after_step=reimpose, loss=loss,
                                   desc=f"INQ step {step + 1}/{len(self.schedule)}"):
                     history.append({**h, "inq_step": step + 1, "share": share})
         twin.eval()
@@ -106,4 +122,7 @@ class INQ(Compressor):
                             "zeros": float((layer.weight == 0).float().mean())} for name, layer in layers}
         return Compressed(model=twin, history=history, info={
             "grid": f"powers of two or zero, {self.bits} bits: {{±2^n1..±2^n2, 0}} per layer",
-            "bits": self.bits, "schedule": list(self.schedule), "per_layer": per_layer})
+            "bits": self.bits, "schedule": list(self.schedule), "per_layer": per_layer,
+            "adversarial": None if not self.adversarial_ratio else {
+                "ratio": self.adversarial_ratio, "eps": self.adversarial_eps, "attack": "fgsm, predicted labels",
+                "rule": "(1 - lambda) CE(clean) + lambda CE(adv) in every retraining batch (seed 002, Alg. 1)"}})

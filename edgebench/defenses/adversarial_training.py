@@ -89,6 +89,29 @@ def fgsm_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: fl
     return torch.clamp(x + eps * _input_gradient(model, x, y).sign(), 0.0, 1.0).detach()
 
 
+def mixed_loss(model: nn.Module, *, ratio: float, eps: float) -> Any:
+    """A training loss (``edgebench.models.train``'s ``loss(logits, x, y)``) that mixes adversarial examples into
+    every batch as in seed 002's Algorithm 1 (Kurakin et al. 2017): the first ``round(ratio·m)`` samples of
+    each batch of ``m`` are replaced by FGSM examples at ``eps``, crafted against the model's own prediction
+    (no label leaking), and the loss is ``(1 − λ)·CE(clean part) + λ·CE(adversarial part)``, λ = ``ratio``.
+    Lets another method's retraining (INQ's) train adversarially without a loop of its own."""
+
+    def loss(logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        k = int(round(ratio * len(y)))
+        if k == 0:
+            return F.cross_entropy(logits, y)
+        was_training = model.training
+        model.eval()  # the attack's passes leave BatchNorm statistics alone
+        x_adv = fgsm_examples(model, x[:k], logits[:k].detach().argmax(1), eps=eps)
+        model.train(was_training)
+        adv = F.cross_entropy(model(x_adv), y[:k])
+        if k == len(y):
+            return adv
+        return ratio * adv + (1.0 - ratio) * F.cross_entropy(logits[k:], y[k:])
+
+    return loss
+
+
 def pgd_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int, alpha: float,
                  random_start: bool, generator: torch.Generator) -> torch.Tensor:
     """PGD-L∞ (Madry et al. 2018): ``x_{t+1} = Π_{B∞(x,ε) ∩ [0,1]}(x_t + α·sign(∇_x CE(x_t)))`` from a uniform
