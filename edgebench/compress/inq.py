@@ -87,7 +87,10 @@ class INQ(Compressor):
         twin = clone(model)
         layers = select_layers(twin, self.layers, ctx)
         exps = {name: inq_exponents(layer.weight.detach(), self.bits) for name, layer in layers}
-        frozen = {name: torch.zeros_like(layer.weight, dtype=torch.bool) for name, layer in layers}
+        # weights already pruned (exactly zero: DNS, magnitude pruning) stay zero: frozen from the start, and
+        # the schedule's shares count the remaining weights only (seed 002, Algorithm 1 keeps the DNS masks)
+        pruned = {name: layer.weight.detach() == 0 for name, layer in layers}
+        frozen = {name: pruned[name].clone() for name, layer in layers}
         targets: dict[str, torch.Tensor] = {}
         history: list[dict[str, Any]] = []
         loss = None
@@ -105,12 +108,13 @@ class INQ(Compressor):
             with torch.no_grad():
                 for name, layer in layers:
                     w = layer.weight
-                    k = round(share * w.numel())
-                    order = torch.argsort(w.abs().flatten(), descending=True)
+                    live = ~pruned[name].flatten()
+                    k = round(share * int(live.sum()))
+                    order = torch.argsort(torch.where(live, w.abs().flatten(), -1.0), descending=True)
                     mask = torch.zeros(w.numel(), dtype=torch.bool)
                     mask[order[:k]] = True
                     frozen[name] = mask.view_as(w) | frozen[name]
-                    targets[name] = quantize_pow2(w, *exps[name])
+                    targets[name] = torch.where(pruned[name], torch.zeros_like(w), quantize_pow2(w, *exps[name]))
             reimpose()
             if share < 1.0:
                 for h in finetune(twin, ctx, self.epochs_per_step, lr=self.lr, after_step=reimpose, loss=loss,
@@ -119,7 +123,8 @@ class INQ(Compressor):
         twin.eval()
         per_layer = {name: {"n1": exps[name][0], "n2": exps[name][1],
                             "distinct_values": int(torch.unique(layer.weight.detach()).numel()),
-                            "zeros": float((layer.weight == 0).float().mean())} for name, layer in layers}
+                            "zeros": float((layer.weight == 0).float().mean()),
+                            "pruned_kept": int(pruned[name].sum())} for name, layer in layers}
         return Compressed(model=twin, history=history, info={
             "grid": f"powers of two or zero, {self.bits} bits: {{±2^n1..±2^n2, 0}} per layer",
             "bits": self.bits, "schedule": list(self.schedule), "per_layer": per_layer,
