@@ -68,6 +68,7 @@ def render_markdown(store: Store, run_id: str) -> str:
                          str(int(r["n"])), _ci(r, "robust_acc"), _ci(r, "asr"), _f(r["host_asr"]),
                          _f(r["deployment_gap"]), _f(r["mean_linf"]), _f(r["mean_l2"])] for r in adv]), ""]
         out += _transfer_section(adv)
+        out += _delta_section(adv)
     out += _min_eps_section(store.min_eps(run_id))
     out += _variants_section(store.variants(run_id), clean)
     arts = store.artifacts(run_id)
@@ -134,6 +135,48 @@ def _reference_section(refs: list[dict[str, Any]], results: list[dict[str, Any]]
             "percentage points; `inside` says whether the paper's value lies in edgebench's 95 % interval.", "",
             _table(["figure", "model", "quantity", "paper", "edgebench [95 % CI]", "Δ (points)", "inside",
                     "note"], rows), ""]
+
+
+def _delta_section(adv: list[dict[str, Any]]) -> list[str]:
+    """Robust accuracy of every variant beside its base's, per attack, ε and threat (poster 004's table), with
+    "max δ": the variant whose robust accuracy moved most from the base's, and McNemar's paired p on the same
+    samples (a δ with p ≥ 0.05 is inside the noise and shown as such). First target and backend only."""
+    with_delta = [r for r in adv if r.get("robust_delta") is not None]
+    if not with_delta:
+        return []
+    pair = (with_delta[0]["target"], with_delta[0]["backend"])
+    rows_in = [r for r in adv if (r["target"], r["backend"]) == pair]
+    base_rows = {(r["model"], r["attack"], r["eps"], r["source"]): r for r in rows_in if r["variant"] == "base"}
+    groups: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+    for r in rows_in:
+        if r["variant"] == "base" or r.get("robust_delta") is None:
+            continue
+        own = r["threat"] == "white-box"
+        examples = "each its own (white-box)" if own else f"crafted on {r['source']}"
+        cells = groups.setdefault((r["model"], r["attack"], r["eps"], examples), {})
+        cells[r["variant"]] = r
+        base = base_rows.get((r["model"], r["attack"], r["eps"], r["model"] if own else r["source"]))
+        if base is not None:
+            cells.setdefault("base", base)
+    variants = list(dict.fromkeys(r["variant"] for g in groups.values() for r in g.values()))
+    variants = ["base"] + [v for v in variants if v != "base"]
+    table = []
+    for (model, attack, eps, threat), cells in groups.items():
+        deltas = [c for v, c in cells.items() if v != "base" and c.get("robust_delta") is not None]
+        if not deltas:
+            continue
+        top = max(deltas, key=lambda c: abs(c["robust_delta"]))
+        sig = "" if top["robust_delta_p"] < 0.05 else " (n.s.)"
+        table.append([model, attack, f"{eps:g}", threat,
+                      *(_f(cells[v]["robust_acc"]) if v in cells else "–" for v in variants),
+                      f"{top['robust_delta'] * 100:+.1f} ({top['variant']}, p={top['robust_delta_p']:.2g}){sig}"])
+    if not table:
+        return []
+    return ["## Robustness against the base", "",
+            f"Robust accuracy per variant on {pair[0]}/{pair[1]}; `max δ`: the largest change from the base in "
+            "points, with McNemar's paired p on the same samples — `(n.s.)` marks a change inside the noise "
+            "(poster 004's table, with the significance test it lacked).", "",
+            _table(["model", "attack", "ε", "examples", *variants, "max δ"], table), ""]
 
 
 def _energy_cell(r: dict[str, Any]) -> str:

@@ -655,6 +655,7 @@ class Pipeline:
         flags: list[dict[str, Any]] = []
         host_clean: dict[Unit, np.ndarray] = {}
         host_transfer: dict[tuple[Unit, Path], np.ndarray] = {}  # the twin's predictions on others' examples
+        correct: dict[tuple[Any, ...], np.ndarray] = {}  # per-sample robust correctness, for the paired tests
         attacks = {a.label: a for a in self.plan.attacks}
         for t in self.plan.targets:
             for b in t.backends:
@@ -713,6 +714,8 @@ class Pipeline:
                             "source": s["source"], "threat": threat,
                             "mean_linf": adv.info["mean_linf"][s["k"]], "mean_l2": adv.info["mean_l2"][s["k"]],
                         })
+                        correct[(unit.model, unit.variant, b, t.target, s["attack"], float(s["eps"]),
+                                 s["source"])] = adv_pred == yy
                         hit = (adv_pred != yy) if target is None else (adv_pred == target)
                         host_hit = None if host_adv is None else \
                             ((host_adv != yy) if target is None else (host_adv == target))
@@ -727,6 +730,7 @@ class Pipeline:
                     flags.extend(_whitebox_below_transfer(where, unit.id, per_sample))
                     flags.extend(_device_flags(where, run.result))
         flags.extend(self._gradient_flags())
+        _deltas_vs_base(records, correct)
         return records, min_eps, flags
 
     def _gradient_flags(self) -> list[dict[str, Any]]:
@@ -771,6 +775,25 @@ def _min_eps_record(rows: list[dict[str, Any]]) -> dict[str, Any]:
         host = minimal_eps(eps, np.stack([r["host_hit"] for r in rows]), norms)[rows[0]["host_ok"]]
         out["host"] = {**summarize_min_eps(host), "values": [float(v) if np.isfinite(v) else None for v in host]}
     return out
+
+
+def _deltas_vs_base(records: list[dict[str, Any]], correct: dict[tuple[Any, ...], np.ndarray]) -> None:
+    """Each variant's robust accuracy against its base's under the same attack, ε and source, with McNemar's
+    paired test on the same samples (the poster's "max δ" column, with the significance it lacked): adds
+    ``robust_delta`` (variant − base, in accuracy) and ``robust_delta_p`` to the adversarial records."""
+    from edgebench.metrics.robustness import mcnemar
+
+    for r in records:
+        if r["attack"] == "none" or r["variant"] == BASE:
+            continue
+        key = (r["model"], r["variant"], r["backend"], r["target"], r["attack"], float(r["eps"]), r["source"])
+        base_source = r["model"] if r["source"] == f"{r['model']}/{r['variant']}" else r["source"]
+        base_key = (r["model"], BASE, *key[2:6], base_source)
+        mine, theirs = correct.get(key), correct.get(base_key)
+        if mine is None or theirs is None or len(mine) != len(theirs):
+            continue
+        r["robust_delta"] = float(np.mean(mine) - np.mean(theirs))
+        r["robust_delta_p"] = mcnemar(theirs, mine)["p_value"]
 
 
 def _energy_fields(energy: dict[str, Any] | None) -> dict[str, Any]:

@@ -29,10 +29,12 @@ RESULT_FIELDS = (
     "asr", "asr_lo", "asr_hi", "asr_n", "host_asr", "deployment_gap", "threat",
     "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "first_ms", "runs", "duration_s",
     "throughput_per_s", "mean_linf", "mean_l2",
-    "energy_j", "energy_net_j", "power_w", "idle_power_w", "energy_valid",
+    "energy_j", "energy_net_j", "power_w", "idle_power_w", "energy_valid", "robust_delta", "robust_delta_p",
 )
-#: columns added by schema 4 (energy per inference, from the target's power sensor)
-_ENERGY_FIELDS = ("energy_j", "energy_net_j", "power_w", "idle_power_w", "energy_valid")
+#: columns added by schema 4: energy per inference (from the target's power sensor) and the paired comparison
+#: of each variant's robust accuracy with its base's
+_ENERGY_FIELDS = ("energy_j", "energy_net_j", "power_w", "idle_power_w", "energy_valid", "robust_delta",
+                  "robust_delta_p")
 
 _TYPES = {"source": "TEXT", "threat": "TEXT", "n": "INTEGER", "asr_n": "INTEGER", "runs": "INTEGER",
           "energy_valid": "INTEGER"}

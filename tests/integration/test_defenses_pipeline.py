@@ -77,3 +77,12 @@ def test_defended_and_chained_variants_run_end_to_end(tmp_path: Path) -> None:
     # the chained variant is the 3-bit quantization of the adversarially trained model, not of the base
     assert variants["adv+q"]["info"]["bits"] == 3 and clean["adv+q"] > 0.5, clean
     assert rows[("adv+q", "pgd")]["source"] == "cnn/adv+q"
+    # each variant against the base on the same samples (poster 004's "max δ", with McNemar's p)
+    adv = rows[("adv", "pgd")]
+    assert adv["robust_delta"] == pytest.approx(robust["adv"] - robust["base"]) and adv["robust_delta_p"] < 1e-3
+    assert rows[("base", "pgd")]["robust_delta"] is None
+    report = (run_dir / "report.md").read_text()
+    section = report.split("## Robustness against the base")[1].split("\n## ")[0]
+    row = next(ln for ln in section.splitlines() if ln.startswith("| cnn | pgd |"))
+    top = max((v for v in variants if v != "base"), key=lambda v: abs(rows[(v, "pgd")]["robust_delta"]))
+    assert f"({top}, p=" in row and "each its own (white-box)" in row
