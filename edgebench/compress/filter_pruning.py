@@ -10,7 +10,10 @@ channels and everything that depends on them, while the *criteria keep NNCF's na
   filters of its layer; the filters closest to the geometric median are the most replaceable.
 
 The importance is computed on the root convolution's own filters only (as NNCF does), not summed over
-the dependency group. Only convolutions are roots; Linear layers lose input features only where they
+the dependency group. Only convolutions are roots. Depthwise convolutions (``groups == in_channels ==
+out_channels``, MobileNet's) are accepted but are never roots of their own: torch-pruning puts them in the
+dependency group of the convolution that feeds them, so they lose the same channels as that producer, ranked
+by the producer's filters; other grouped convolutions are refused. Linear layers lose input features only where they
 follow a pruned convolution, and the classifier is never pruned. The ``ratio`` share of each
 convolution's filters goes in ``steps`` equal steps; after each, BatchNorm statistics are re-estimated on
 training data (NNCF's BN adaptation) and the network is fine-tuned for ``epochs_per_step`` epochs.
@@ -50,16 +53,33 @@ def filter_importance(weight: torch.Tensor, criterion: str) -> torch.Tensor:
     return torch.cdist(flat, flat).sum(1)
 
 
-def _importance(criterion: str) -> Any:
+def is_depthwise(m: nn.Module) -> bool:
+    """A depthwise convolution: one filter per input channel (``groups == in_channels == out_channels > 1``)."""
+    return isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels == m.out_channels
+
+
+def _importance(criterion: str, roots: set[int]) -> Any:
     import torch_pruning as tp
 
     class FilterImportance(tp.importance.Importance):
-        """The root convolution's own filter scores (NNCF semantics), for the indices torch-pruning asks."""
+        """The root convolution's own filter scores (NNCF semantics), for the indices torch-pruning asks.
 
-        def __call__(self, group: Any) -> torch.Tensor:
+        A depthwise convolution is never a root of its own: when torch-pruning's graph walk reaches one before
+        the convolution that feeds it (as in MobileNet), the scores come from that producer (the first regular
+        convolution in ``roots`` whose output channels the group prunes), indexed as the group maps them; a group
+        with no such producer (a depthwise convolution on the input or after an excluded layer) is not pruned."""
+
+        def __call__(self, group: Any) -> torch.Tensor | None:
             dep, idxs = group[0]
             layer = dep.target.module
-            return filter_importance(layer.weight, criterion)[list(idxs)]
+            if not is_depthwise(layer):
+                return filter_importance(layer.weight, criterion)[list(idxs)]
+            for dep_k, idxs_k in list(group)[1:]:
+                m = dep_k.target.module
+                if (isinstance(m, nn.Conv2d) and not is_depthwise(m) and id(m) in roots
+                        and group._DG.is_out_channel_pruning_fn(dep_k.handler) and len(idxs_k) == len(idxs)):
+                    return filter_importance(m.weight, criterion)[[int(i) for i in idxs_k]]
+            return None
 
     return FilterImportance()
 
@@ -106,15 +126,16 @@ class FilterPruning(Compressor):
         before = channel_counts(twin)
         convs = select_layers(twin, self.layers, ctx, kinds=(nn.Conv2d,))
         for name, conv in convs:
-            if conv.groups != 1:
+            if conv.groups != 1 and not is_depthwise(conv):
                 raise ctx.fail(f"grouped convolution (groups={conv.groups}) is not supported by filter pruning; "
                                "leave it out with 'layers'", layer=name)
         chosen = {id(m) for _, m in convs}
+        # depthwise convolutions follow the convolution that feeds them, whatever 'layers' says
         ignored = [m for _, m in twin.named_modules()
-                   if isinstance(m, (nn.Conv2d, nn.Linear)) and id(m) not in chosen]
+                   if isinstance(m, (nn.Conv2d, nn.Linear)) and id(m) not in chosen and not is_depthwise(m)]
         example = torch.zeros(1, *ctx.input_shape)
         try:
-            pruner = tp.pruner.MetaPruner(twin, example, importance=_importance(self.criterion),
+            pruner = tp.pruner.MetaPruner(twin, example, importance=_importance(self.criterion, chosen),
                                           pruning_ratio=self.ratio, iterative_steps=self.steps,
                                           ignored_layers=ignored, root_module_types=[nn.Conv2d])
         except Exception as exc:  # torch-pruning's tracer fails on graphs it cannot follow

@@ -123,3 +123,204 @@ def digits_cnn(*, input_shape: tuple[int, int, int], num_classes: int, mean: Seq
     )
     return _classifier("digits_cnn", features, [64], input_shape=input_shape, num_classes=num_classes,
                        mean=mean, std=std)
+
+
+# Small-input variants of the poster ``004``'s ImageNet architectures ----------------------------------------
+# The poster (seed 004) prunes Keras MobileNetV1, DenseNet-121, ResNet-50 and VGG-19. Their ImageNet forms
+# downsample by 32 (a 28×28 image would vanish) and cost 0.6–20 GMACs; the variants below keep each
+# architecture's defining structure (block types, depths, connectivity) and scale only the stem, the strides
+# and the widths so that one Fashion-MNIST epoch (60 000 images of 1×28×28, batch 128) trains in about a
+# minute or two on a 2-core CPU. All end with ``nn.AdaptiveAvgPool2d(1)``, so 1×28×28 and 3×32×32 inputs
+# both work. Parameter counts and MACs in the docstrings: 1×28×28 inputs, 10 classes, default width, from
+# ``edgebench.compress.stats.model_stats``; epoch times: SGD steps of 128 random images timed on one thread
+# (``OMP_NUM_THREADS=1``) while another job used most of the second core, times 469 batches.
+
+
+def _scaled(channels: int, width: float, *, minimum: int = 4) -> int:
+    return max(minimum, int(round(channels * width)))
+
+
+def _check_width(name: str, width: float) -> float:
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+        raise ConfigError(f"model {name!r}: width must be a number > 0, got {width!r}")
+    return float(width)
+
+
+def _conv_bn_relu(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def _pooled_classifier(name: str, features: list[nn.Module], channels: int, hidden: Sequence[int], *,
+                       input_shape: tuple[int, int, int], num_classes: int, mean: Sequence[float],
+                       std: Sequence[float]) -> Classifier:
+    feats = nn.Sequential(*features, nn.AdaptiveAvgPool2d(1))
+    model = _classifier(name, feats, hidden, input_shape=input_shape, num_classes=num_classes, mean=mean, std=std)
+    assert _flat_size(feats, input_shape, name) == channels
+    return model
+
+
+# MobileNetV1: (output channels, stride of the depthwise conv) of the 13 depthwise-separable blocks.
+# ImageNet (Howard et al. 2017, Table 1): stem stride 2 and block strides 2,1,2,1,2,1,1,1,1,1,1,2,1 (÷32).
+_MOBILENET_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
+                     (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 1), (1024, 1))
+
+
+@MODELS.register("mobilenet_v1_small")
+def mobilenet_v1_small(*, input_shape: tuple[int, int, int], num_classes: int, mean: Sequence[float] = (0.0,),
+                       std: Sequence[float] = (1.0,), width: float = 0.25) -> Classifier:
+    """MobileNetV1 (Howard et al. 2017, "MobileNets") for 28×28/32×32 inputs.
+
+    Kept: the 3×3 stem convolution and the 13 depthwise-separable blocks of Table 1, each a 3×3 depthwise
+    convolution + BN + ReLU then a 1×1 pointwise convolution + BN + ReLU, with the paper's channel
+    progression 64-128-128-256-256-512×6-1024-1024 times the width multiplier α (the paper's own knob),
+    global average pooling and one fully connected classifier.
+    Scaled down: the stem has stride 1 (not 2) and only three blocks downsample (blocks 2, 4 and 6; the
+    paper also downsamples in block 12), a total stride of 8 instead of 32, because 28/32-pixel inputs would
+    otherwise shrink to 1×1 after the fourth block; α = ``width`` defaults to 0.25 (the paper's smallest
+    multiplier, "0.25 MobileNet") for the CPU budget. No dropout (Keras's default 1e-3 dropout is omitted).
+    Default (α = 0.25) on 1×28×28: 215 k parameters, 4.1 M MACs; one Fashion-MNIST epoch (batch 128, SGD)
+    measured at ≈ 97 s on one thread of a shared 2-core CPU (α = 0.5: 0.82 M parameters, 15.7 M MACs, 284 s).
+    """
+    w = _check_width("mobilenet_v1_small", width)
+    c = input_shape[0]
+    cin = _scaled(32, w)
+    layers: list[nn.Module] = _conv_bn_relu(c, cin, 3)
+    for cout, stride in _MOBILENET_BLOCKS:
+        cout = _scaled(cout, w)
+        layers += _conv_bn_relu(cin, cin, 3, stride, groups=cin)  # depthwise
+        layers += _conv_bn_relu(cin, cout, 1)  # pointwise
+        cin = cout
+    return _pooled_classifier("mobilenet_v1_small", layers, cin, [], input_shape=input_shape,
+                              num_classes=num_classes, mean=mean, std=std)
+
+
+class _DenseLayer(nn.Module):
+    """DenseNet-B bottleneck: BN-ReLU-1×1 conv (4k) - BN-ReLU-3×3 conv (k), output concatenated to the input."""
+
+    def __init__(self, cin: int, growth: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.Conv2d(cin, 4 * growth, 1, bias=False),
+            nn.BatchNorm2d(4 * growth), nn.ReLU(inplace=True), nn.Conv2d(4 * growth, growth, 3, padding=1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, self.body(x)], 1)
+
+
+@MODELS.register("densenet121_small")
+def densenet121_small(*, input_shape: tuple[int, int, int], num_classes: int, mean: Sequence[float] = (0.0,),
+                      std: Sequence[float] = (1.0,), width: float = 0.125) -> Classifier:
+    """DenseNet-121 (Huang et al. 2017, "Densely Connected Convolutional Networks") for 28×28/32×32 inputs.
+
+    Kept: four dense blocks of 6-12-24-16 bottleneck layers (BN-ReLU-1×1 conv to 4k channels, BN-ReLU-3×3
+    conv to k, concatenated to the block's input), transitions of BN-ReLU-1×1 conv with compression 0.5 and
+    2×2 average pooling, a stem of 2k channels, final BN-ReLU, global average pooling and one fully
+    connected classifier: the 121 layers of the paper's Table 1.
+    Scaled down: the growth rate k = round(32 · ``width``), default 4 (ImageNet: 32; the paper's CIFAR
+    DenseNet-BC: 12), because the cost grows with k² per layer; the stem is a single 3×3 convolution with
+    stride 2 and no max-pooling instead of 7×7/2 + 3×3 max-pool/2, so the four blocks run at 14, 7, 4 and
+    2 pixels on 28×28 inputs (a ÷4 stem would leave 1×1 maps for the last block).
+    Default (k = 4) on 1×28×28: 119 k parameters, 2.9 M MACs; one Fashion-MNIST epoch (batch 128, SGD)
+    measured at ≈ 150 s on one thread of a shared 2-core CPU, over the one-minute budget even at this
+    width: the cost is the 120 BatchNorm layers, 58 concatenations and their backward passes (per-layer
+    overhead on small tensors), not the MACs (k = 6: 6.5 M MACs, 217 s; k = 8: 11.5 M MACs, 284 s).
+    """
+    w = _check_width("densenet121_small", width)
+    growth = max(2, int(round(32 * w)))
+    ch = 2 * growth
+    layers: list[nn.Module] = [nn.Conv2d(input_shape[0], ch, 3, stride=2, padding=1, bias=False)]
+    for i, n in enumerate((6, 12, 24, 16)):
+        for _ in range(n):
+            layers.append(_DenseLayer(ch, growth))
+            ch += growth
+        if i < 3:
+            out = ch // 2
+            layers += [nn.BatchNorm2d(ch), nn.ReLU(inplace=True), nn.Conv2d(ch, out, 1, bias=False),
+                       nn.AvgPool2d(2, ceil_mode=True)]
+            ch = out
+    layers += [nn.BatchNorm2d(ch), nn.ReLU(inplace=True)]
+    return _pooled_classifier("densenet121_small", layers, ch, [], input_shape=input_shape,
+                              num_classes=num_classes, mean=mean, std=std)
+
+
+class _Bottleneck(nn.Module):
+    """ResNet bottleneck (He et al. 2016, Fig. 5 right): 1×1 - 3×3 (stride) - 1×1 (×4), BN after each,
+    projection shortcut (1×1 conv + BN) where the shape changes; stride on the 3×3 conv (torchvision's v1.5)."""
+
+    def __init__(self, cin: int, mid: int, stride: int) -> None:
+        super().__init__()
+        cout = 4 * mid
+        self.body = nn.Sequential(
+            *_conv_bn_relu(cin, mid, 1), *_conv_bn_relu(mid, mid, 3, stride),
+            nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.body(x) + self.shortcut(x))
+
+
+@MODELS.register("resnet50_small")
+def resnet50_small(*, input_shape: tuple[int, int, int], num_classes: int, mean: Sequence[float] = (0.0,),
+                   std: Sequence[float] = (1.0,), width: float = 0.125) -> Classifier:
+    """ResNet-50 (He et al. 2016, "Deep Residual Learning") for 28×28/32×32 inputs.
+
+    Kept: four stages of 3-4-6-3 bottleneck blocks (1×1, 3×3, 1×1 convolutions with expansion 4, BN after
+    each, identity shortcuts and 1×1 projection shortcuts where the shape changes), stage strides 1-2-2-2,
+    global average pooling and one fully connected classifier: the 50 weighted layers of Table 1.
+    Scaled down: the base width (64-128-256-512 bottleneck channels, 2048 at the output) is multiplied by
+    ``width``, default 0.125 (8-16-32-64, 256 at the output), for the CPU budget; the stem is one 3×3
+    convolution with stride 2 and no max-pooling instead of 7×7/2 + 3×3 max-pool/2 (÷2 instead of ÷4), so
+    the stages run at 14, 7, 4 and 2 pixels on 28×28 inputs (16, 8, 4, 2 on 32×32) instead of vanishing.
+    Default (width 0.125) on 1×28×28: 376 k parameters, 4.5 M MACs; one Fashion-MNIST epoch (batch 128,
+    SGD) measured at ≈ 100 s on one thread of a shared 2-core CPU (width 0.25: 1.48 M parameters,
+    18.1 M MACs, 194 s).
+    """
+    w = _check_width("resnet50_small", width)
+    cin = _scaled(64, w)
+    layers: list[nn.Module] = _conv_bn_relu(input_shape[0], cin, 3, stride=2)
+    for i, (n, mid) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512))):
+        mid = _scaled(mid, w)
+        for j in range(n):
+            layers.append(_Bottleneck(cin, mid, 2 if (i > 0 and j == 0) else 1))
+            cin = 4 * mid
+    return _pooled_classifier("resnet50_small", layers, cin, [], input_shape=input_shape,
+                              num_classes=num_classes, mean=mean, std=std)
+
+
+_VGG19_STAGES = ((64, 2), (128, 2), (256, 4), (512, 4), (512, 4))
+
+
+@MODELS.register("vgg19_small")
+def vgg19_small(*, input_shape: tuple[int, int, int], num_classes: int, mean: Sequence[float] = (0.0,),
+                std: Sequence[float] = (1.0,), width: float = 0.125) -> Classifier:
+    """VGG-19 (Simonyan & Zisserman 2015, configuration E) for 28×28/32×32 inputs.
+
+    Kept: 16 3×3 convolutions (padding 1, ReLU) in five stages of 2-2-4-4-4 with widths 64-128-256-512-512,
+    2×2 max-pooling after each stage, and a classifier of two hidden fully connected layers + the output
+    layer (19 weighted layers).
+    Scaled down: all widths times ``width``, default 0.125 (8-16-32-64-64 convolution channels), and the
+    hidden fully connected layers have 512 · ``width`` units instead of 4096, for the CPU budget;
+    BatchNorm after every convolution (the common ``vgg19_bn`` form; plain VGG-19 needed the paper's staged
+    initialization from shallower nets to train at all); the max-pooling rounds up (``ceil_mode``) so that
+    28 → 14 → 7 → 4 → 2 → 1 survives five halvings, then global average pooling (a no-op on the 1×1 map,
+    there for larger inputs) replaces the flatten of the 7×7 ImageNet map; no dropout.
+    Default (width 0.125) on 1×28×28: 323 k parameters, 5.4 M MACs; one Fashion-MNIST epoch (batch 128,
+    SGD) measured at ≈ 58 s on one thread of a shared 2-core CPU (width 0.25: 1.29 M parameters,
+    21.6 M MACs, 139 s).
+    """
+    w = _check_width("vgg19_small", width)
+    cin = input_shape[0]
+    layers: list[nn.Module] = []
+    for cout, n in _VGG19_STAGES:
+        cout = _scaled(cout, w)
+        for _ in range(n):
+            layers += _conv_bn_relu(cin, cout, 3)
+            cin = cout
+        layers.append(nn.MaxPool2d(2, ceil_mode=True))
+    hidden = _scaled(512, w)
+    return _pooled_classifier("vgg19_small", layers, cin, [hidden, hidden], input_shape=input_shape,
+                              num_classes=num_classes, mean=mean, std=std)

@@ -234,6 +234,62 @@ def test_filter_pruning_recalibrates_batchnorm_and_rejects_grouped_convs(digits)
     assert recalibrate_batchnorm(nn.Linear(2, 2), digits.x_train) == 0
 
 
+def _random_ctx(shape, n=64) -> CompressContext:
+    rng = np.random.default_rng(0)
+    x = rng.random((n, *shape), dtype=np.float32)
+    return CompressContext(x, rng.integers(0, 10, n), shape, 10, TrainConfig(epochs=1), seed=0, where="test")
+
+
+def test_filter_pruning_prunes_depthwise_convs_with_their_producers(tmp_path) -> None:
+    import onnxruntime as ort
+
+    from edgebench.export.onnx import export_onnx
+
+    seeded(0)
+    shape = (1, 28, 28)
+    base = create_model("mobilenet_v1_small", input_shape=shape, num_classes=10)
+    out = create_compressor("filter_pruning", ratio=0.3, criterion="L2", steps=1, epochs_per_step=0).apply(
+        base, _random_ctx(shape))
+    before, after = model_stats(base, shape), model_stats(out.model, shape)
+    assert after["params"] < 0.75 * before["params"] and after["macs"] < 0.75 * before["macs"]
+    convs = [m for m in out.model.features.modules() if isinstance(m, nn.Conv2d)]
+    depthwise = [i for i, m in enumerate(convs) if m.groups > 1]
+    assert depthwise == list(range(1, 27, 2))  # every other convolution, after the stem
+    for i in depthwise:  # a depthwise conv keeps exactly its producer's channels
+        dw, producer = convs[i], convs[i - 1]
+        assert dw.groups == dw.in_channels == dw.out_channels == producer.out_channels
+    base_convs = [m for m in base.features.modules() if isinstance(m, nn.Conv2d)]
+    assert all(convs[i].out_channels < base_convs[i].out_channels for i in depthwise)
+    # torch-pruning's graph walk reaches the depthwise convs first; the kept channels are nevertheless the
+    # producer's top-70 % filters by L2 norm, and the depthwise follower keeps the same ones
+    stem, k = base_convs[0], convs[0].out_channels
+    keep = torch.sort(torch.argsort(filter_importance(stem.weight, "L2"), descending=True)[:k]).values
+    assert torch.equal(convs[0].weight, stem.weight[keep])
+    for i in depthwise:
+        scores = filter_importance(base_convs[i - 1].weight, "L2")
+        keep = torch.sort(torch.argsort(scores, descending=True)[:convs[i].out_channels]).values
+        assert torch.equal(convs[i].weight, base_convs[i].weight[keep])
+    x = torch.rand(3, *shape)
+    with torch.no_grad():
+        ref = out.model.eval()(x).numpy()
+    assert ref.shape == (3, 10)
+    sess = ort.InferenceSession(str(export_onnx(out.model, shape, tmp_path / "mn.onnx")),
+                                providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run(None, {"x": x.numpy()})[0], ref, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v1_small", "densenet121_small", "resnet50_small", "vgg19_small"])
+def test_filter_pruning_half_of_every_small_zoo_model(name) -> None:
+    seeded(0)
+    shape = (1, 28, 28)
+    base = create_model(name, input_shape=shape, num_classes=10)
+    out = create_compressor("filter_pruning", ratio=0.5, criterion="L2", steps=1, epochs_per_step=0).apply(
+        base, _random_ctx(shape, n=32))
+    with torch.no_grad():
+        assert out.model.eval()(torch.rand(2, *shape)).shape == (2, 10)
+    assert model_stats(out.model, shape)["macs"] <= 0.7 * model_stats(base, shape)["macs"]
+
+
 def test_ratio_outside_the_open_interval_is_rejected() -> None:
     for bad in (0, 1, 1.5, -0.1, True, "half"):
         with pytest.raises(ConfigError, match="ratio must be a number in \\(0, 1\\)"):
