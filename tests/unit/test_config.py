@@ -198,3 +198,11 @@ def test_attack_victims_select_variants(tmp_path: Path) -> None:
     assert not [s.name for s in pipe.stages() if s.name.startswith("craft/m/fp")]
     with pytest.raises(ConfigError, match=r"attacks\[0\]\.victims: 'hashd-\*' matches no variant"):
         load_plan(write(tmp_path, COMPRESS.replace('eps = [0.1]', 'eps = [0.1]\nvictims = "hashd-*"')))
+
+
+@pytest.mark.parametrize("plan", sorted((Path(__file__).resolve().parents[2] / "plans").glob("*.toml")),
+                         ids=lambda p: p.stem)
+def test_every_shipped_plan_loads_at_both_sizes(plan: Path) -> None:
+    """The plans in plans/ (the seeds' reproductions) stay valid as the code changes: full and quick."""
+    full, quick = load_plan(str(plan)), load_plan(str(plan), quick=True)
+    assert full.models and quick.name == f"{full.name}-quick" and quick.quick
