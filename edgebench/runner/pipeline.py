@@ -387,10 +387,20 @@ class Pipeline:
         else:
             from edgebench.compress.stats import model_stats
 
-            base = None
+            base: Built | None = None
             if built.unit.variant != BASE:
-                base = self.outcome.values[(parent or Unit(built.unit.model)).stage].torch_model
-            stats = model_stats(built.torch_model, self.ds.shape, base=base)
+                base = self.outcome.values[(parent or Unit(built.unit.model)).stage]
+            # a function of the two twins: cached beside them, so a resumed run does not redo the SVDs
+            key = content_key("stats", {"unit": built.key, "parent": base.key if base else None,
+                                        "shape": list(self.ds.shape),
+                                        "code": code_fingerprint("edgebench.compress.stats")})
+            entry = self.cache.get("stats", key)
+            if entry is None:
+                computed = model_stats(built.torch_model, self.ds.shape, base=base.torch_model if base else None)
+                with self.cache.build("stats", key) as tmp:
+                    (tmp / "stats.json").write_text(json.dumps(computed, default=float))
+                entry = self.cache.path("stats", key)
+            stats = json.loads((entry / "stats.json").read_text())
         stats["artifacts"] = {fmt: {"size_bytes": c["size_bytes"], "deflate_bytes": c.get("deflate_bytes"),
                                     "precision": c.get("provenance", {}).get("precision")}
                               for fmt, c in built.cards.items()}
