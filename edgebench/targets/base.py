@@ -32,6 +32,7 @@ class Transport(abc.ABC):
         from edgebench.runner.cache import cache_root
 
         self.cache_dir = Path(cache_dir) if cache_dir else cache_root() / "agent"
+        self._bundle: Path | None = None
 
     @classmethod
     def check_options(cls, options: dict[str, Any], *, where: str) -> Any:
@@ -58,9 +59,12 @@ class Transport(abc.ABC):
         return f"target {self.target.name!r}"
 
     def bundle(self) -> Path:
-        from edgebench.agent.bundle import build_bundle
+        """The agent bundle, built once per transport (the sources do not change during a run)."""
+        if self._bundle is None:
+            from edgebench.agent.bundle import build_bundle
 
-        return build_bundle(self.cache_dir)
+            self._bundle = build_bundle(self.cache_dir)
+        return self._bundle
 
     @abc.abstractmethod
     def run_job(self, job: Job, local_out: Path) -> tuple[dict[str, Any], Path]:
