@@ -23,8 +23,10 @@ MASKING_SHARE = 0.05
 
 
 def gradient_health(model: nn.Module, x: np.ndarray, y: np.ndarray, *, batch_size: int = 256) -> dict[str, Any]:
-    """``n``, ``zero_share``, ``nonfinite_share`` and ``median_grad_l1`` (per-sample L1 norm of the input
-    gradient of the cross-entropy) on ``x``; one forward + backward per batch."""
+    """``n``, ``zero_share``, ``nonfinite_share``, ``median_grad_l1`` (per-sample L1 norm of the input
+    gradient of the cross-entropy) and ``abs_grad_hist`` (the distribution of the per-sample mean |∂J/∂x| on
+    log-spaced bins: the "absolute gradient amplitude" of Liu et al. 2018, Fig. 7 and 9) on ``x``; one forward
+    + backward per batch."""
     zero = nonfinite = 0
     norms: list[np.ndarray] = []
     passes = Passes()
@@ -43,7 +45,20 @@ def gradient_health(model: nn.Module, x: np.ndarray, y: np.ndarray, *, batch_siz
     n = len(x)
     l1 = np.concatenate(norms) if norms else np.zeros(0)
     return {"n": n, "zero_share": zero / n if n else 0.0, "nonfinite_share": nonfinite / n if n else 0.0,
-            "median_grad_l1": float(np.median(l1[np.isfinite(l1)])) if np.isfinite(l1).any() else float("nan")}
+            "median_grad_l1": float(np.median(l1[np.isfinite(l1)])) if np.isfinite(l1).any() else float("nan"),
+            "abs_grad_hist": _log_histogram(l1 / max(1, int(np.prod(x.shape[1:]))))}
+
+
+def _log_histogram(values: np.ndarray, bins: int = 40) -> dict[str, Any]:
+    """Counts on log-spaced bins over the positive finite values; exact zeros counted apart (``zeros``)."""
+    v = values[np.isfinite(values)]
+    pos = v[v > 0]
+    if pos.size == 0:
+        return {"edges": [], "counts": [], "zeros": int(v.size)}
+    lo, hi = float(pos.min()), float(pos.max())
+    edges = np.geomspace(lo, hi * 1.000001 if hi > lo else lo * 10, bins + 1)
+    counts, _ = np.histogram(pos, bins=edges)
+    return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts], "zeros": int(v.size - pos.size)}
 
 
 def masked(health: dict[str, Any], share: float = MASKING_SHARE) -> bool:

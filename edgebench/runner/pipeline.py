@@ -212,8 +212,9 @@ class Pipeline:
             status = "interrupted"
             try:
                 execute(self.stages(), on_status=self._record_stage, outcome=self.outcome)
-                records, min_eps, flags = self._score()
+                records, min_eps, flags, samples = self._score()
                 store.put_results(self.run_id, records)
+                store.put_samples(self.run_id, samples)
                 store.put_min_eps(self.run_id, min_eps)
                 store.put_flags(self.run_id, flags)
                 status = "failed" if self.outcome.failed else "done"
@@ -654,15 +655,18 @@ class Pipeline:
         return DeviceRun(name, outputs, result, sets, note=note)
 
     # scoring --------------------------------------------------------------------------------------
-    def _score(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    def _score(self) -> tuple[list[dict[str, Any]], ...]:
         """Metrics from the raw device outputs (and host predictions for the deployment gap): result records,
-        minimal-ε distributions (attacks with ``min_eps``) and trust flags."""
+        minimal-ε distributions (attacks with ``min_eps``), trust flags, and the per-row samples (latency
+        histograms, packed per-sample correctness for paired comparisons)."""
         from edgebench.metrics.robustness import attack_success_rate, clean_accuracy, robust_accuracy
+        from edgebench.metrics.samples import latency_histogram, pack_correct
         from edgebench.models.train import predict_logits
 
         records: list[dict[str, Any]] = []
         min_eps: list[dict[str, Any]] = []
         flags: list[dict[str, Any]] = []
+        samples: list[dict[str, Any]] = []
         host_clean: dict[Unit, np.ndarray] = {}
         host_transfer: dict[tuple[Unit, Path], np.ndarray] = {}  # the twin's predictions on others' examples
         correct: dict[tuple[Any, ...], np.ndarray] = {}  # per-sample robust correctness, for the paired tests
@@ -688,6 +692,13 @@ class Pipeline:
                     records.append({**base, "attack": "none", "eps": 0.0, "n": ca["n"], "clean_acc": ca["value"],
                                     "clean_acc_lo": ca["lo"], "clean_acc_hi": ca["hi"], "source": unit.id,
                                     "threat": "clean"})
+                    row_key = {k: base[k] for k in ("model", "variant", "backend", "target")}
+                    samples.append({"kind": "correct", **row_key, "attack": "none", "eps": 0.0, "source": unit.id,
+                                    "data": pack_correct(clean_pred == y, _set_id(run.testsets[0]["path"]))})
+                    if (run.outputs / "latency_ns.npy").is_file():
+                        samples.append({"kind": "latency", **row_key, "attack": "none", "eps": 0.0,
+                                        "source": unit.id, "data": latency_histogram(
+                                            np.load(run.outputs / "latency_ns.npy", allow_pickle=False))})
                     if built.torch_model is not None and unit not in host_clean:
                         host_clean[unit] = predict_logits(built.torch_model, self.ds.x_test).argmax(1)
                     per_sample: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -726,6 +737,9 @@ class Pipeline:
                         })
                         correct[(unit.model, unit.variant, b, t.target, s["attack"], float(s["eps"]),
                                  s["source"])] = adv_pred == yy
+                        samples.append({"kind": "correct", **row_key, "attack": s["attack"], "eps": s["eps"],
+                                        "source": s["source"],
+                                        "data": pack_correct(adv_pred == yy, _set_id(s["path"]))})
                         hit = (adv_pred != yy) if target is None else (adv_pred == target)
                         host_hit = None if host_adv is None else \
                             ((host_adv != yy) if target is None else (host_adv == target))
@@ -741,7 +755,7 @@ class Pipeline:
                     flags.extend(_device_flags(where, run.result))
         flags.extend(self._gradient_flags())
         _deltas_vs_base(records, correct)
-        return records, min_eps, flags
+        return records, min_eps, flags, samples
 
     def _gradient_flags(self) -> list[dict[str, Any]]:
         """Gradient health of every torch twin that crafted white-box examples."""
@@ -785,6 +799,13 @@ def _min_eps_record(rows: list[dict[str, Any]]) -> dict[str, Any]:
         host = minimal_eps(eps, np.stack([r["host_hit"] for r in rows]), norms)[rows[0]["host_ok"]]
         out["host"] = {**summarize_min_eps(host), "values": [float(v) if np.isfinite(v) else None for v in host]}
     return out
+
+
+def _set_id(path: str | Path) -> str:
+    """A test set's identity across runs: its content-addressed cache entry and file name (the entry is named
+    by the hash of everything the set depends on, so two runs sharing it measured the same samples)."""
+    p = Path(path)
+    return f"{p.parent.name}/{p.name}"
 
 
 def _deltas_vs_base(records: list[dict[str, Any]], correct: dict[tuple[Any, ...], np.ndarray]) -> None:

@@ -6,9 +6,12 @@ method's facts and the statistics of :mod:`edgebench.compress.stats`),
 ``results`` (one flat record per model × variant × attack × ε × backend × target × source: the source is
 the model the adversarial examples were crafted on, so white-box and transfer rows live side by side),
 ``environments``, ``min_eps`` (per-sample minimal-ε distributions) and ``flags`` (what makes a number
-untrustworthy: gradient masking, white-box weaker than transfer). Every write is one transaction, keyed so
-that a resumed run replaces a row instead of duplicating it. WAL mode lets a reader watch a run in
-progress. A store of schema 2 or 3 is migrated in place on opening.
+untrustworthy: gradient masking, white-box weaker than transfer) and ``samples`` (per-row distributions too
+big for a column: the latency histogram of a device run, and the packed per-sample correctness of every
+result row, which lets ``edgebench compare`` pair two runs sample by sample). Every write is one
+transaction, keyed so that a resumed run replaces a row instead of duplicating it. WAL mode lets a reader
+watch a run in progress. A store of schema 2, 3 or 4 is migrated in place on opening; a newer one is
+refused with the version that reads it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 from edgebench.errors import EdgebenchError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 RESULT_KEY = ("model", "variant", "attack", "eps", "backend", "target", "source")
 RESULT_FIELDS = (
@@ -71,6 +74,10 @@ CREATE TABLE IF NOT EXISTS flags (
     run_id TEXT, kind TEXT, model TEXT, variant TEXT, backend TEXT, target TEXT, attack TEXT, eps REAL,
     source TEXT, message TEXT, detail TEXT,
     PRIMARY KEY (run_id, kind, model, variant, backend, target, attack, eps, source));
+CREATE TABLE IF NOT EXISTS samples (
+    run_id TEXT, kind TEXT, model TEXT, variant TEXT, backend TEXT, target TEXT, attack TEXT, eps REAL,
+    source TEXT, data TEXT,
+    PRIMARY KEY (run_id, kind, model, variant, backend, target, attack, eps, source));
 """
 
 
@@ -94,6 +101,14 @@ def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE results ADD COLUMN {f} {_TYPES.get(f, 'REAL')}")
     conn.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
 
+
+def _migrate_4_to_5(conn: sqlite3.Connection) -> None:
+    """Schema 5 adds the ``samples`` table (created by the schema script); older runs simply have none, and
+    their reports say so where a plot or a paired comparison needs them."""
+    conn.execute("UPDATE meta SET value='5' WHERE key='schema_version'")
+
+
+_MIGRATIONS = {2: _migrate_2_to_3, 3: _migrate_3_to_4, 4: _migrate_4_to_5}
 
 
 class Store:
@@ -119,10 +134,9 @@ class Store:
                 row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                 if row is None:
                     conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                elif int(row[0]) in (2, 3):
-                    if int(row[0]) == 2:
-                        _migrate_2_to_3(conn)
-                    _migrate_3_to_4(conn)
+                elif int(row[0]) in _MIGRATIONS:
+                    for version in range(int(row[0]), SCHEMA_VERSION):
+                        _MIGRATIONS[version](conn)
                 elif int(row[0]) != SCHEMA_VERSION:
                     raise EdgebenchError(f"{path}: results store of schema {row[0]}, this edgebench reads "
                                          f"{SCHEMA_VERSION}; use the edgebench version that wrote it")
@@ -257,3 +271,27 @@ class Store:
         rows = self.conn.execute("SELECT * FROM flags WHERE run_id=? ORDER BY kind, model, variant, backend, target,"
                                  " attack, eps", (run_id,)).fetchall()
         return [dict(r) | {"detail": json.loads(r["detail"])} for r in rows]
+
+    def put_samples(self, run_id: str, records: list[dict[str, Any]]) -> None:
+        """Per-row distributions: ``kind`` (``latency``: a histogram of the timed inferences; ``correct``: the
+        packed per-sample correctness of a result row), the result key, and ``data`` (JSON)."""
+        key = ("kind", "model", "variant", "backend", "target", "attack", "eps", "source")
+        with self.conn:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, *(r.get(k, "") for k in key), json.dumps(r["data"], default=str)) for r in records])
+
+    def samples(self, run_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM samples WHERE run_id=?" + ("" if kind is None else " AND kind=?")
+        rows = self.conn.execute(sql + " ORDER BY kind, model, variant, target, backend, attack, source, eps",
+                                 (run_id,) if kind is None else (run_id, kind)).fetchall()
+        return [dict(r) | {"data": json.loads(r["data"])} for r in rows]
+
+    @staticmethod
+    def run_ids(path: Path) -> list[str]:
+        """The run ids a store file holds, without migrating it (for listing)."""
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+        try:
+            return [r[0] for r in conn.execute("SELECT run_id FROM runs ORDER BY created")]
+        finally:
+            conn.close()

@@ -14,7 +14,7 @@ from torch import nn
 from edgebench.attacks.checks import gradient_health, masked
 from edgebench.metrics.robustness import minimal_eps, summarize_min_eps
 from edgebench.runner.pipeline import _whitebox_below_transfer
-from edgebench.store import Store
+from edgebench.store import SCHEMA_VERSION, Store
 
 
 class _Rounded(nn.Module):
@@ -113,9 +113,9 @@ def test_schema_2_store_is_migrated_with_source_in_the_key(tmp_path: Path) -> No
         # a transfer row for the same cell no longer replaces the white-box one
         store.put_results("r", [{**rows[0], "source": "cnn/kbit", "threat": "transfer", "asr": 0.3}])
         assert sorted(r["source"] for r in store.results("r")) == ["cnn", "cnn/kbit"]
-    assert sqlite3.connect(path).execute("SELECT value FROM meta").fetchone()[0] == "4"
-    with Store.open(path) as store:  # schema 4 added the energy columns, empty for these rows
-        assert store.results("r")[0]["energy_j"] is None
+    assert sqlite3.connect(path).execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION)
+    with Store.open(path) as store:  # schema 4 added the energy columns, empty for these rows; 5 the samples
+        assert store.results("r")[0]["energy_j"] is None and store.samples("r") == []
 
 
 def test_minimal_eps_search_matches_the_full_grid_and_costs_less(trained_digits) -> None:
