@@ -1,4 +1,4 @@
-"""The ``edgebench`` command: ``run | report | models | attacks | targets [check NAME]``.
+"""The ``edgebench`` command: ``run | report | compare | runs | models | attacks | targets [check NAME]``.
 
 Errors a user can cause print one line and exit non-zero (2 for a bad plan or usage), without a traceback
 and without losing results already stored.
@@ -35,20 +35,66 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from edgebench.report.render import write_report
+    from edgebench.report.render import FORMATS, write_report
+    from edgebench.report.runs import resolve_run
     from edgebench.store import Store
 
-    run_dir = Path(args.run)
-    if not run_dir.is_dir():
-        run_dir = args.out / args.run
-    db = run_dir / "results.sqlite"
-    if not db.is_file():
-        existing = sorted(p.parent.name for p in args.out.glob("*/results.sqlite"))
-        raise EdgebenchError(f"run {args.run!r} not found under {args.out}; runs there: {existing or 'none'}")
+    db = resolve_run(args.run, args.out)
     with Store.open(db, create=False) as store:
-        paths = write_report(store, run_dir.name, run_dir)
+        run_ids = [r["run_id"] for r in store.conn.execute("SELECT run_id FROM runs")]
+        run_id = db.parent.name if db.parent.name in run_ids or not run_ids else run_ids[-1]
+        paths = write_report(store, run_id, db.parent, formats=args.format or FORMATS)
     for p in paths:
-        print(p)
+        if p.suffix != ".csv":
+            print(p)
+    csvs = [p for p in paths if p.suffix == ".csv"]
+    if csvs:
+        print(f"{csvs[0].parent}/ ({len(csvs)} CSV files)")
+    return 0
+
+
+def _load_run(name: str, out: Path):  # noqa: ANN202 - RunData, imported lazily
+    from edgebench.report.data import RunData
+    from edgebench.report.runs import resolve_run
+    from edgebench.store import Store
+
+    db = resolve_run(name, out)
+    with Store.open(db, create=False) as store:
+        run_ids = [r["run_id"] for r in store.conn.execute("SELECT run_id FROM runs")]
+        return RunData.load(store, db.parent.name if db.parent.name in run_ids or not run_ids else run_ids[-1])
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from edgebench.report.compare import compare_sections
+    from edgebench.report.html import html
+    from edgebench.report.render import csv_name, csv_text, markdown, tables_of
+
+    a, b = _load_run(args.run_a, args.out), _load_run(args.run_b, args.out)
+    sections = compare_sections(a, b)
+    to = args.to or args.out / "compare" / f"{a.run_id}--{b.run_id}"
+    to.mkdir(parents=True, exist_ok=True)
+    title = f"edgebench compare: {a.run_id} vs {b.run_id}"
+    lead = f"A = `{a.run_id}`, B = `{b.run_id}`; differences are B − A."
+    (to / "compare.md").write_text(markdown(title, lead, sections, {}))
+    (to / "compare.html").write_text(html(title, lead, sections, {}))
+    for t in tables_of(sections):
+        (to / f"{csv_name(t.name)}.csv").write_text(csv_text(t))
+    print(to / "compare.md")
+    print(to / "compare.html")
+    return 0
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from edgebench.report.runs import list_runs
+
+    runs = list_runs(args.out)
+    if not runs:
+        print(f"no runs under {args.out} (edgebench run PLAN makes one; --out DIR looks elsewhere)")
+        return 0
+    print(f"{'run':40s} {'status':11s} {'created':20s} {'rows':>6s}  plan / targets")
+    for r in runs:
+        what = r.problem or f"{r.plan_name}  {', '.join(r.pairs) or '–'}"
+        print(f"{r.run_id:40s} {str(r.status):11s} {r.when:20s} {r.results:6d}  {what}")
     return 0
 
 
@@ -117,10 +163,21 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--run-id", help="run id (default: <plan name>-<plan hash>; the same id resumes)")
     r.add_argument("--quick", action="store_true", help="the plan's declared quick size")
     r.set_defaults(func=_cmd_run)
-    rep = sub.add_parser("report", help="re-render a stored run's report")
+    rep = sub.add_parser("report", help="re-render a stored run's report from its store")
     rep.add_argument("run", help="run id or run folder")
-    rep.add_argument("--out", type=Path, default=Path("reports"))
+    rep.add_argument("--out", type=Path, default=Path("reports"), help="where run folders are (default: reports)")
+    rep.add_argument("--format", action="append", choices=("md", "html", "csv", "json"),
+                     help="md, html, csv or json (repeat for several; default: all four)")
     rep.set_defaults(func=_cmd_report)
+    cmp_ = sub.add_parser("compare", help="two stored runs side by side, with differences and their significance")
+    cmp_.add_argument("run_a", help="run id or run folder (A)")
+    cmp_.add_argument("run_b", help="run id or run folder (B)")
+    cmp_.add_argument("--out", type=Path, default=Path("reports"), help="where run folders are (default: reports)")
+    cmp_.add_argument("--to", type=Path, help="where to write compare.md/.html/CSV (default: OUT/compare/A--B)")
+    cmp_.set_defaults(func=_cmd_compare)
+    runs = sub.add_parser("runs", help="list the stored runs")
+    runs.add_argument("--out", type=Path, default=Path("reports"), help="where run folders are (default: reports)")
+    runs.set_defaults(func=_cmd_runs)
     for name, fn, text in (("models", _cmd_models, "list zoo models"), ("attacks", _cmd_attacks, "list attacks")):
         sub.add_parser(name, help=text).set_defaults(func=fn)
     t = sub.add_parser("targets", help="list targets, or check one: edgebench targets check NAME")

@@ -37,3 +37,21 @@ def latency_summary(samples_ns: np.ndarray, *, first_ns: int | None = None, dura
         "duration_s": total_s,
         "throughput_per_s": batch_size * s.size / total_s if total_s > 0 else None,
     }
+
+
+def welch_test(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: float, n_b: int) -> dict[str, float]:
+    """Welch's two-sided t-test from summary statistics (mean, std with ddof=1, runs) of two latency
+    measurements: ``t``, the Welch–Satterthwaite ``df`` and ``p_value``. It says whether the means differ
+    beyond the run-to-run spread of these samples; it cannot see drift between sessions (thermal state, other
+    load), so a small p on a small ratio is still worth a re-run."""
+    from scipy import stats
+
+    if n_a < 2 or n_b < 2:
+        return {"t": float("nan"), "df": float("nan"), "p_value": float("nan")}
+    va, vb = std_a**2 / n_a, std_b**2 / n_b
+    if va + vb == 0:
+        return {"t": 0.0 if mean_a == mean_b else float("inf"), "df": float(n_a + n_b - 2),
+                "p_value": 1.0 if mean_a == mean_b else 0.0}
+    t = (mean_b - mean_a) / (va + vb) ** 0.5
+    df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
+    return {"t": float(t), "df": float(df), "p_value": float(2 * stats.t.sf(abs(t), df))}

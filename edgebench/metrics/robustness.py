@@ -4,6 +4,7 @@ intervals and McNemar's exact test for paired comparisons. Pure numpy, torch-fre
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -99,3 +100,40 @@ def summarize_min_eps(values: np.ndarray) -> dict[str, float | int]:
     q = {f"p{p}": float(np.quantile(v, p / 100, method="lower")) if n else math.nan for p in (10, 25, 50, 75, 90)}
     return {"n": n, "found": found, "found_share": found / n if n else math.nan, **q,
             "mean_found": float(v[np.isfinite(v)].mean()) if found else math.nan}
+
+
+def two_proportion_test(k1: int, n1: int, k2: int, n2: int) -> dict[str, float]:
+    """Two-sided z-test of ``k1/n1`` against ``k2/n2`` with the pooled proportion, for two proportions measured
+    on different samples (when the same samples are at hand, :func:`mcnemar` is the right, stronger test)."""
+    if n1 == 0 or n2 == 0:
+        return {"z": math.nan, "p_value": math.nan}
+    pooled = (k1 + k2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if se == 0:
+        return {"z": 0.0, "p_value": 1.0}
+    z = (k1 / n1 - k2 / n2) / se
+    return {"z": z, "p_value": math.erfc(abs(z) / math.sqrt(2))}
+
+
+def whitebox_below_transfer(where: dict[str, Any], victim: str,
+                            per_sample: dict[tuple[str, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Flag an ε where examples transferred from another model fool the victim significantly more often
+    (McNemar, p < 0.05, on the same samples) than its own white-box examples: the white-box attack is not
+    finding the gradient's way, a classic sign of gradient masking (AutoAttack flags the same for Square)."""
+    out = []
+    for (label, src), rows in per_sample.items():
+        own = per_sample.get((label, victim))
+        if src == victim or own is None:
+            continue
+        for wb, tr in zip(own, rows):
+            ok = wb["ok"]
+            a, b = proportion(wb["hit"][ok]), proportion(tr["hit"][ok])
+            test = mcnemar(wb["hit"][ok], tr["hit"][ok])
+            if a["value"] < b["value"] and test["p_value"] < 0.05:
+                out.append({**where, "kind": "whitebox-below-transfer", "attack": label, "eps": wb["eps"],
+                            "source": src, "detail": {"whitebox_asr": a["value"], "transfer_asr": b["value"],
+                                                      "n": a["n"], **test},
+                            "message": (f"{victim} on {where['backend']}/{where['target']}: {label} at ε={wb['eps']:g} "
+                                        f"transferred from {src} succeeds {b['value']:.1%} vs {a['value']:.1%} "
+                                        f"white-box (McNemar p={test['p_value']:.2g}): suspect gradient masking")})
+    return out

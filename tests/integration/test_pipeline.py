@@ -63,7 +63,8 @@ def only_run(out: Path) -> Path:
     return run_dir
 
 
-def test_run_then_rerun_resumes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_run_then_rerun_resumes(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                capsys: pytest.CaptureFixture[str]) -> None:
     plan, out = write_plan(tmp_path), tmp_path / "reports"
     assert main(["run", str(plan), "--out", str(out)]) == 0
     run_dir = only_run(out)
@@ -102,6 +103,23 @@ def test_run_then_rerun_resumes(tmp_path: Path, caplog: pytest.LogCaptureFixture
     (run_dir / "report.md").unlink()
     assert main(["report", run_dir.name, "--out", str(out)]) == 0
     assert (run_dir / "report.md").read_text() == report
+    assert (run_dir / "report.html").is_file() and (run_dir / "csv" / "robustness_local_onnxruntime.csv").is_file()
+
+    # a second run of the plan measures the device anew: the same samples give the same accuracy (McNemar
+    # p = 1 on identical predictions), and the latency comparison is there
+    assert main(["run", str(plan), "--out", str(out), "--run-id", "second"]) == 0
+    capsys.readouterr()
+    assert main(["compare", run_dir.name, "second", "--out", str(out)]) == 0
+    compared = (out / "compare" / f"{run_dir.name}--second" / "compare.md").read_text()
+    rows = [ln for ln in compared.splitlines() if ln.startswith("| cnn |")]
+    clean_row = next(ln for ln in rows if "| clean_acc |" in ln)
+    assert "| +0.00 | McNemar | 1 n.s. |" in clean_row
+    assert sum("| robust_acc |" in ln and "| McNemar |" in ln for ln in rows) == 4
+    assert sum("| asr |" in ln and "| z (unpaired) |" in ln for ln in rows) == 4
+    assert "## Latency and energy" in compared
+    assert main(["runs", "--out", str(out)]) == 0
+    listing = capsys.readouterr().out
+    assert run_dir.name in listing and "second" in listing and listing.count(" done ") == 2
 
 
 def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
@@ -118,6 +136,11 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
     proc.wait()
     run_dir = only_run(out)
     assert not list(run_dir.glob("raw/*/result.json"))  # killed before the device job finished
+    # the interrupted run renders: what exists, marked incomplete, with the missing measurement named
+    assert main(["report", run_dir.name, "--out", str(out), "--format", "md"]) == 0
+    partial = (run_dir / "report.md").read_text()
+    assert "**This run is incomplete (status `running` — still running, or stopped before it finished).**" in partial
+    assert "cnn on local/onnxruntime:" in partial.split("## What did not finish")[1]
     # resume the *same* run: same plan, same run id; host stages come from the cache
     cmd2 = [sys.executable, "-m", "edgebench.cli", "run", str(plan), "--out", str(out)]
     p2 = subprocess.run(cmd2, env=env, capture_output=True, text=True, timeout=300, check=False)

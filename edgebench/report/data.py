@@ -1,0 +1,67 @@
+"""Everything a report shows, read from one run's store in one go (the report never touches live objects)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgebench.store import Store
+
+BASE = "base"
+
+
+@dataclass
+class RunData:
+    """One stored run: the store's rows as plain dicts (the shapes :class:`edgebench.store.Store` returns)."""
+
+    run_id: str
+    run: dict[str, Any]
+    plan: dict[str, Any]
+    results: list[dict[str, Any]]
+    variants: list[dict[str, Any]]
+    artifacts: list[dict[str, Any]]
+    environments: list[dict[str, Any]]
+    min_eps: list[dict[str, Any]]
+    flags: list[dict[str, Any]]
+    stages: list[dict[str, Any]]
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, store: Store, run_id: str) -> RunData:
+        run = store.run(run_id) or {"run_id": run_id, "status": "unknown"}
+        plan = json.loads(run["plan"]) if run.get("plan") else {}
+        return cls(run_id=run_id, run=run, plan=plan, results=store.results(run_id),
+                   variants=store.variants(run_id), artifacts=store.artifacts(run_id),
+                   environments=store.environments(run_id), min_eps=store.min_eps(run_id),
+                   flags=store.flags(run_id), stages=store.stages(run_id), samples=store.samples(run_id))
+
+    # views ---------------------------------------------------------------------------------------
+    @property
+    def clean(self) -> list[dict[str, Any]]:
+        """One row per model × variant × target × backend: clean accuracy, latency, energy."""
+        return [r for r in self.results if r["attack"] == "none"]
+
+    @property
+    def adversarial(self) -> list[dict[str, Any]]:
+        return [r for r in self.results if r["attack"] != "none"]
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """(target, backend) pairs in the order they were stored."""
+        return list(dict.fromkeys((r["target"], r["backend"]) for r in self.results))
+
+    def latency_histograms(self) -> list[dict[str, Any]]:
+        """``samples`` rows of kind ``latency``: ``data`` = {edges_ms, counts, n}."""
+        return [s for s in self.samples if s["kind"] == "latency"]
+
+    def correctness(self) -> dict[tuple[Any, ...], dict[str, Any]]:
+        """``samples`` rows of kind ``correct`` keyed by the result key (model, variant, attack, eps, backend,
+        target, source): ``data`` = {n, bits (base64 of numpy.packbits), set_sha256}."""
+        return {(s["model"], s["variant"], s["attack"], float(s["eps"]), s["backend"], s["target"], s["source"]): s
+                for s in self.samples if s["kind"] == "correct"}
+
+
+def unit_label(model: str, variant: str) -> str:
+    """``model`` for the base, ``model/variant`` otherwise (the names used throughout a report)."""
+    return model if variant == BASE else f"{model}/{variant}"

@@ -1,0 +1,598 @@
+"""The sections of a run's report, built from :class:`RunData` alone (no format, no live objects).
+
+Order: summary (best variant per target and what makes a number untrustworthy), what did not finish, the
+paper's numbers beside ours, latency per target and backend, robustness (attack × variant with Wilson
+intervals, the poster's "max δ" with McNemar's test, transfer, minimal ε), trade-offs, variants (size,
+DEFLATE, ΔW, weights), artifacts and parity, environment (devices, runtimes, temperatures, the plan).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+from edgebench.metrics.pareto import pareto_front
+from edgebench.report.data import BASE, RunData, unit_label
+from edgebench.report.tables import Bullets, Cell, Code, Mark, Num, Para, Prop, Section, Table, fmt_num
+
+#: a proportion whose 95 % interval is wider than this is flagged "too few samples" in the summary
+WIDE_INTERVAL = 0.10
+
+FLAG_TITLES = {
+    "parity": "parity failure (the artifact does not compute what its torch twin does)",
+    "gradient-masking": "suspected gradient masking",
+    "whitebox-below-transfer": "white-box weaker than transfer (suspect gradient masking)",
+    "energy-invalid": "invalid energy window",
+    "throttling": "thermal throttling during the run",
+    "too-few-samples": "too few samples (95 % interval wider than 10 points)",
+    "missing": "planned measurement missing",
+}
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "–"
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def _unit(r: dict[str, Any]) -> str:
+    return unit_label(r["model"], r["variant"])
+
+
+def _by_pair(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault((r["target"], r["backend"]), []).append(r)
+    return out
+
+
+def onnx_sizes(d: RunData) -> dict[tuple[str, str], int]:
+    """Bytes of each unit's ONNX artifact (the artifacts table, else the variant's statistics)."""
+    out = {(a["model"], a["variant"]): int(a["size_bytes"]) for a in d.artifacts if a["format"] == "onnx"}
+    for v in d.variants:
+        size = v["stats"].get("artifacts", {}).get("onnx", {}).get("size_bytes")
+        if size is not None:
+            out.setdefault((v["model"], v["variant"]), int(size))
+    return out
+
+
+def worst_robust(d: RunData) -> dict[tuple[str, str, str, str], tuple[dict[str, Any], int]]:
+    """Per (model, variant, target, backend): the adversarial row with the lowest robust accuracy, and how
+    many attack × ε rows it was the minimum of (a worst case over the attacks run, as AutoAttack reports)."""
+    out: dict[tuple[str, str, str, str], tuple[dict[str, Any], int]] = {}
+    for r in d.adversarial:
+        if r.get("robust_acc") is None:
+            continue
+        k = (r["model"], r["variant"], r["target"], r["backend"])
+        prev, count = out.get(k, (None, 0))
+        out[k] = (r if prev is None or r["robust_acc"] < prev["robust_acc"] else prev, count + 1)
+    return out
+
+
+# -- summary ----------------------------------------------------------------------------------------------
+def trust_issues(d: RunData) -> dict[str, list[str]]:
+    """Everything that makes a number untrustworthy, by kind (the keys of :data:`FLAG_TITLES`)."""
+    out: dict[str, list[str]] = {}
+    for a in d.artifacts:
+        if a["parity_ok"] == 0:
+            out.setdefault("parity", []).append(
+                f"{unit_label(a['model'], a['variant'])} ({a['format']}): max |Δlogit| "
+                f"{fmt_num(a['parity_max_abs_diff'], 4)}, top-1 agreement {fmt_num(a['parity_top1_agreement'])}")
+    for f in d.flags:
+        if f["kind"] != "gradient-check":
+            out.setdefault(f["kind"], []).append(f["message"])
+    wide = []
+    for r in d.results:
+        key = "clean_acc" if r["attack"] == "none" else "asr"
+        lo, hi = r.get(key + "_lo"), r.get(key + "_hi")
+        if lo is not None and hi is not None and hi - lo > WIDE_INTERVAL:
+            wide.append(r)
+    if wide:
+        smallest = min(wide, key=lambda r: r.get("asr_n") or r.get("n") or 0)
+        out["too-few-samples"] = [
+            f"{len(wide)} of {len(d.results)} rows have a 95 % interval wider than {WIDE_INTERVAL * 100:.0f} points "
+            f"(smallest: {_unit(smallest)}, {smallest['attack']}, n={smallest.get('asr_n') or smallest.get('n')}); "
+            "raise the attack's `n` or the test set size"]
+    gaps = missing_measurements(d)
+    if gaps:
+        out["missing"] = [f"{u} on {t}/{b}: {why}" for u, t, b, why in gaps]
+    return out
+
+
+def missing_measurements(d: RunData) -> list[tuple[str, str, str, str]]:
+    """(unit, target, backend, why) for every unit × target × backend the run planned but has no result for."""
+    units = [(v["model"], v["variant"]) for v in d.variants]
+    have = {(r["model"], r["variant"], r["target"], r["backend"]) for r in d.clean}
+    planned = [(t["target"], b) for t in d.plan.get("targets", []) for b in t.get("backends", [])]
+    names = {t: t for t, _ in planned}  # results carry the target's own name, plans the file name
+    for r in d.clean:
+        for t, _ in planned:
+            if r["target"] == t or r["target"] == t.removesuffix(".toml").rsplit("/", 1)[-1]:
+                names[t] = r["target"]
+    stages = {s["stage"]: s for s in d.stages}
+    out = []
+    for t, b in planned:
+        for m, v in units:
+            if (m, v, names[t], b) in have:
+                continue
+            st = stages.get(f"device/{t}/{b}/{unit_label(m, v)}")
+            why = "not run" if st is None else f"{st['status']}: {st['info'].get('note', '')}".rstrip(": ")
+            out.append((unit_label(m, v), names[t], b, why))
+    return out
+
+
+def _best(rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], float | None],
+          text: Callable[[dict[str, Any]], str], low: bool) -> str:
+    """``unit on backend: text`` of the row with the lowest (``low``) or highest ``key``."""
+    scored = [(key(r), r) for r in rows if key(r) is not None]
+    if not scored:
+        return "–"
+    _, r = (min if low else max)(scored, key=lambda pair: pair[0])
+    return f"{_unit(r)} on {r['backend']}: {text(r)}"
+
+
+def summary_section(d: RunData) -> Section:
+    """The best variant per target for accuracy, robustness, latency, energy and size, the Pareto-optimal
+    variants, and the flags that make a number untrustworthy."""
+    blocks: list[Any] = []
+    status = d.run.get("status")
+    if status != "done":
+        why = " — still running, or stopped before it finished" if status == "running" else ""
+        blocks.append(Para(f"**This run is incomplete (status `{status}`{why}).** What exists is shown; what is "
+                           "missing is marked and listed under \"What did not finish\". Run the same command again "
+                           "to resume."))
+    sizes = onnx_sizes(d)
+    worst = worst_robust(d)
+    rows: list[list[Cell]] = []
+    fronts: list[str] = []
+    for target in dict.fromkeys(r["target"] for r in d.clean):
+        clean = [r for r in d.clean if r["target"] == target]
+        best = _best
+        robust = [(w, c) for (m, v, t, b), (w, c) in worst.items() if t == target]
+        rob_text = "–"
+        if robust:
+            w, c = max(robust, key=lambda t: t[0]["robust_acc"])
+            rob_text = (f"{_unit(w)} on {w['backend']}: {w['robust_acc']:.3f} worst case over {c} attack × ε "
+                        f"({w['attack']} ε={w['eps']:g})")
+        seen_units = {(r["model"], r["variant"]): r for r in clean}
+        size_rows = [(sizes[k], r) for k, r in seen_units.items() if k in sizes]
+        size_text = "–"
+        if size_rows:
+            s, r = min(size_rows, key=lambda t: t[0])
+            size_text = f"{_unit(r)}: {human_bytes(s)} (ONNX)"
+        rows.append([target,
+                     best(clean, lambda r: r.get("clean_acc"), lambda r: f"{r['clean_acc']:.3f} (n={r['n']})", False),
+                     rob_text,
+                     best(clean, lambda r: r.get("p50_ms"), lambda r: f"p50 {r['p50_ms']:.3g} ms", True),
+                     best(clean, lambda r: r["energy_j"] if r.get("energy_j") is not None and r.get("energy_valid")
+                          else None, lambda r: f"{r['energy_j'] * 1e3:.3g} mJ", True),
+                     size_text])
+        for (t, b), pr in _by_pair(clean).items():
+            pts = [r for r in pr if r.get("clean_acc") is not None and r.get("p50_ms") is not None]
+            if len(pts) > 1:
+                front = pareto_front([r["p50_ms"] for r in pts], [r["clean_acc"] for r in pts])
+                fronts.append(f"{t}/{b}: " + ", ".join(f"`{_unit(pts[i])}`" for i in front))
+    if rows:
+        blocks.append(Table("summary", "Best variant per target", ["target", "most accurate", "most robust",
+                                                                    "fastest", "least energy", "smallest"], rows,
+                            "Most robust: the highest worst-case robust accuracy over the attacks and ε run against "
+                            "it; least energy counts valid windows only."))
+    if fronts:
+        blocks.append(Para("Pareto-optimal variants, clean accuracy against p50 latency (no other variant is both "
+                           "faster and more accurate): " + "; ".join(fronts) + "."))
+    issues = trust_issues(d)
+    if issues:
+        blocks.append(Para("**Before trusting these numbers:**"))
+        blocks.append(Bullets([f"**{len(v)} × {FLAG_TITLES.get(k, k)}** — {v[0]}" + (
+            f" (and {len(v) - 1} more, below)" if len(v) > 1 else "") for k, v in issues.items()]))
+    else:
+        blocks.append(Para("No trust flags: parity held, gradients looked healthy, energy windows were valid, no "
+                           "throttling, every interval is narrower than 10 points."))
+    return Section("summary", "Summary", blocks)
+
+
+def incomplete_section(d: RunData) -> Section | None:
+    problems = [s for s in d.stages if s["status"] not in ("done", "cached")]
+    gaps = missing_measurements(d)
+    if not problems and not gaps:
+        return None
+    blocks: list[Any] = []
+    if problems:
+        blocks.append(Bullets([f"`{s['stage']}`: {s['status']} — {s['info'].get('note', '')}" for s in problems]))
+    if gaps:
+        blocks.append(Para("Planned device measurements with no result (marked *not measured* in the tables):"))
+        blocks.append(Bullets([f"{u} on {t}/{b}: {why}" for u, t, b, why in gaps]))
+    return Section("incomplete", "What did not finish", blocks)
+
+
+def flags_section(d: RunData) -> Section | None:
+    """Every flag, one row each (the summary counts them by kind); healthy gradient checks in one line."""
+    if not d.flags:
+        return None
+    bad = [f for f in d.flags if f["kind"] != "gradient-check"]
+    ok = [f for f in d.flags if f["kind"] == "gradient-check"]
+    blocks: list[Any] = []
+    if bad:
+        blocks.append(Table("flags", "Trust flags", ["kind", "unit", "target", "backend", "attack", "ε", "message"],
+                            [[Mark(f["kind"]), unit_label(f["model"], f["variant"]) if f["model"] else "",
+                              f["target"], f["backend"], f["attack"], Num(f["eps"], None) if f["attack"] else None,
+                              f["message"]] for f in bad]))
+    else:
+        blocks.append(Para("No suspected gradient masking."))
+    if ok:
+        blocks.append(Para(f"Input gradients checked and healthy on: {', '.join(f['source'] for f in ok)}."))
+    return Section("flags", "Trust flags", blocks)
+
+
+# -- paper vs edgebench --------------------------------------------------------------------------------------
+def reference_section(d: RunData) -> Section | None:
+    """The paper's numbers beside edgebench's, one row per ``[[reference]]`` of the plan: the measured value
+    with its 95 % interval on the first target and backend, the difference, and whether the paper's value
+    lies inside the interval (a difference outside it is a real one, not sampling noise)."""
+    refs = d.plan.get("references") or []
+    if not refs:
+        return None
+    pairs = d.pairs
+    rows: list[list[Cell]] = []
+    for ref in refs:
+        def match(r: dict[str, Any], ref: dict[str, Any] = ref) -> bool:
+            if (r["model"], r["variant"], r["attack"]) != (ref["model"], ref["variant"], ref["attack"]):
+                return False
+            if ref["attack"] != "none" and not math.isclose(r["eps"], ref["eps"]):
+                return False
+            return r["source"] == ref["source"] if ref["source"] else r["threat"] in ("white-box", "clean")
+        hits = [r for r in d.results if match(r)]
+        hit = next((r for p in pairs for r in hits if (r["target"], r["backend"]) == p), None)
+        what = ref["metric"] + ("" if ref["attack"] == "none" else f", {ref['attack']} ε={ref['eps']:g}")
+        unit = unit_label(ref["model"], ref["variant"])
+        if hit is None or hit.get(ref["metric"]) is None:
+            rows.append([ref["figure"], unit, what, Num(ref["value"], 4), Mark("not measured"), None, None,
+                         ref.get("note", "")])
+            continue
+        v, lo, hi = hit[ref["metric"]], hit.get(ref["metric"] + "_lo"), hit.get(ref["metric"] + "_hi")
+        p = Prop.of(hit, ref["metric"])
+        inside: Cell = None if lo is None else ("yes" if lo <= ref["value"] <= hi else Mark("no"))
+        rows.append([ref["figure"], unit, what, Num(ref["value"], 4), Mark(f"{_prop_n(p)}", "plain", v),
+                     Num((v - ref["value"]) * 100, 2, ""), inside, ref.get("note", "")])
+    return Section("paper", "Paper vs edgebench", [
+        Para("Each number the plan reproduces, beside edgebench's on the first target and backend: `Δ` in "
+             "percentage points; `inside` says whether the paper's value lies in edgebench's 95 % interval."),
+        Table("paper_vs_edgebench", "Paper vs edgebench",
+              ["figure", "model", "quantity", "paper", "edgebench [95 % CI]", "Δ (points)", "inside", "note"],
+              [[*r[:5], _signed(r[5]), *r[6:]] for r in rows])])
+
+
+def _prop_n(p: Prop) -> str:
+    from edgebench.report.tables import fmt_prop
+
+    return f"{fmt_prop(p)} (n={p.n})"
+
+
+def _signed(c: Cell) -> Cell:
+    if isinstance(c, Num) and c.value is not None:
+        return Mark(f"{c.value:+.2f}", "plain", c.value)
+    return c
+
+
+# -- latency ------------------------------------------------------------------------------------------------
+def energy_cell(r: dict[str, Any]) -> Cell:
+    """Energy per inference in mJ; an invalid window is shown struck through, never as a plain number."""
+    if r.get("energy_j") is None:
+        return None
+    text = f"{r['energy_j'] * 1e3:.3g}"
+    return Num(r["energy_j"] * 1e3, None) if r.get("energy_valid") else Mark(f"{text} (invalid)", "struck",
+                                                                              r["energy_j"] * 1e3)
+
+
+def latency_section(d: RunData) -> Section:
+    """One table per target and backend (the poster's inference-time table, extended): clean accuracy with its
+    interval, mean ± std, p50/p90/p99, first inference, runs, throughput and energy per inference."""
+    blocks: list[Any] = [Para("Accuracy with its sample count and 95 % Wilson interval; latency is the batch-1 wall "
+                              "time of one inference on the target, in ms (first: the first inference, before "
+                              "warm-up); energy per inference in mJ where the target has a power sensor.")]
+    gaps = missing_measurements(d)
+    for (target, backend), rows in _by_pair(d.clean).items():
+        table_rows: list[list[Cell]] = [
+            [r["model"], r["variant"], Prop.of(r, "clean_acc"),
+             Mark(f"{fmt_num(r['mean_ms'])} ± {fmt_num(r['std_ms'])}", "plain", r["mean_ms"]), Num(r["p50_ms"]),
+             Num(r["p90_ms"]), Num(r["p99_ms"]), Num(r["first_ms"]), Num(r["runs"] and int(r["runs"])),
+             Num(r["throughput_per_s"], 0), energy_cell(r)] for r in rows]
+        for u, t, b, why in gaps:
+            if (t, b) == (target, backend):
+                m, _, v = u.partition("/")
+                table_rows.append([m, v or BASE, Mark("not measured", "missing"), Mark(why, "missing"),
+                                   *([None] * 7)])
+        blocks.append(Table(f"latency_{target}_{backend}", f"{target} / {backend}",
+                            ["model", "variant", "clean_acc [95 % CI]", "mean ± std", "p50", "p90", "p99", "first",
+                             "runs", "throughput/s", "mJ/inference"], table_rows))
+    return Section("latency", "Clean accuracy and latency", blocks)
+
+
+# -- robustness ---------------------------------------------------------------------------------------------
+def robustness_sections(d: RunData) -> list[Section]:
+    adv = d.adversarial
+    if not adv:
+        return []
+    blocks: list[Any] = [Para(
+        "`asr`: among samples classified correctly when clean, the fraction misclassified once perturbed. "
+        "`host asr`: the same examples on the host torch twin; `gap` = device asr − host asr. `δ`: robust accuracy "
+        "minus the base's under the same attack, in points, with McNemar's paired p on the same samples "
+        "(`n.s.`: p ≥ 0.05, inside the noise).")]
+    for (target, backend), rows in _by_pair(adv).items():
+        blocks.append(Table(
+            f"robustness_{target}_{backend}", f"{target} / {backend}",
+            ["model", "variant", "attack", "threat", "source", "ε", "clean_acc", "robust_acc [95 % CI]",
+             "asr [95 % CI]", "δ vs base", "host asr", "gap", "mean L∞", "mean L2"],
+            [[r["model"], r["variant"], r["attack"], r["threat"] or "", r["source"] or "", Num(r["eps"], None),
+              Num(r["clean_acc"]), Prop.of(r, "robust_acc"), Prop.of(r, "asr"), _delta_cell(r), Num(r["host_asr"]),
+              Num(r["deployment_gap"]), Num(r["mean_linf"]), Num(r["mean_l2"])] for r in rows]))
+    out = [Section("robustness", "Robustness", blocks)]
+    for extra in (_delta_section(d), _transfer_section(d), _min_eps_section(d),
+                  _deployment_section(d)):
+        if extra is not None:
+            out.append(extra)
+    return out
+
+
+def _delta_cell(r: dict[str, Any]) -> Cell:
+    if r.get("robust_delta") is None:
+        return None
+    text = f"{r['robust_delta'] * 100:+.1f} (p={r['robust_delta_p']:.2g})"
+    return Mark(text, "plain", r["robust_delta"]) if r["robust_delta_p"] < 0.05 else \
+        Mark(text + " n.s.", "muted", r["robust_delta"])
+
+
+def _delta_section(d: RunData) -> Section | None:
+    """Robust accuracy of every variant beside its base's, per attack, ε and threat (poster 004's table), with
+    "max δ": the variant whose robust accuracy moved most from the base's, and McNemar's paired p on the same
+    samples (a δ with p ≥ 0.05 is inside the noise and shown as such). First target and backend only."""
+    adv = d.adversarial
+    with_delta = [r for r in adv if r.get("robust_delta") is not None]
+    if not with_delta:
+        return None
+    pair = (with_delta[0]["target"], with_delta[0]["backend"])
+    rows_in = [r for r in adv if (r["target"], r["backend"]) == pair]
+    base_rows = {(r["model"], r["attack"], r["eps"], r["source"]): r for r in rows_in if r["variant"] == BASE}
+    groups: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+    for r in rows_in:
+        if r["variant"] == BASE or r.get("robust_delta") is None:
+            continue
+        own = r["threat"] == "white-box"
+        examples = "each its own (white-box)" if own else f"crafted on {r['source']}"
+        cells = groups.setdefault((r["model"], r["attack"], r["eps"], examples), {})
+        cells[r["variant"]] = r
+        base = base_rows.get((r["model"], r["attack"], r["eps"], r["model"] if own else r["source"]))
+        if base is not None:
+            cells.setdefault(BASE, base)
+    variants = list(dict.fromkeys(r["variant"] for g in groups.values() for r in g.values()))
+    variants = [BASE] + [v for v in variants if v != BASE]
+    table: list[list[Cell]] = []
+    for (model, attack, eps, threat), cells in groups.items():
+        deltas = [c for v, c in cells.items() if v != BASE and c.get("robust_delta") is not None]
+        top = max(deltas, key=lambda c: abs(c["robust_delta"]))
+        text = f"{top['robust_delta'] * 100:+.1f} ({top['variant']}, p={top['robust_delta_p']:.2g})"
+        max_delta = Mark(text, "plain", top["robust_delta"]) if top["robust_delta_p"] < 0.05 else \
+            Mark(text + " (n.s.)", "muted", top["robust_delta"])
+        table.append([model, attack, Num(eps, None), threat,
+                      *(Num(cells[v]["robust_acc"]) if v in cells else None for v in variants), max_delta])
+    return Section("delta", "Robustness against the base", [
+        Para(f"Robust accuracy per variant on {pair[0]}/{pair[1]}; `max δ`: the largest change from the base in "
+             "points, with McNemar's paired p on the same samples — `(n.s.)` marks a change inside the noise "
+             "(poster 004's table, with the significance test it lacked)."),
+        Table("robustness_vs_base", "Robust accuracy against the base", ["model", "attack", "ε", "examples",
+                                                                         *variants, "max δ"], table)])
+
+
+def _transfer_section(d: RunData) -> Section | None:
+    """Transferability tables (seed 002, Table III): asr on each victim (column) of the examples crafted on
+    each source (row), per attack and ε, for every target and backend that ran them."""
+    groups: dict[tuple[str, str, str, float], dict[tuple[str, str], float]] = {}
+    for r in d.adversarial:
+        groups.setdefault((r["target"], r["backend"], r["attack"], r["eps"]), {})[(r["source"], _unit(r))] = r["asr"]
+    blocks: list[Any] = []
+    for (target, backend, attack, eps), cells in groups.items():
+        sources = sorted({s for s, _ in cells})
+        if len(sources) < 2:
+            continue
+        victims = sorted({v for _, v in cells})
+        blocks.append(Table(f"transfer_{target}_{backend}_{attack}_{eps:g}", f"**{attack} at ε={eps:g}** ({target} / "
+                            f"{backend})", ["source \\ victim", *victims],
+                            [[s, *(Num(cells.get((s, v))) for v in victims)] for s in sources]))
+    if not blocks:
+        return None
+    return Section("transfer", "Transferability", [
+        Para("asr on the victim (column) of the examples crafted on the source (row); the diagonal is white-box."),
+        *blocks])
+
+
+def _min_eps_section(d: RunData) -> Section | None:
+    """Distribution of the per-sample minimal ε (seed 000, Algorithm 1) among clean-correct samples."""
+    if not d.min_eps:
+        return None
+
+    def q(v: Any) -> Cell:
+        return Mark("> max", "plain", math.inf) if isinstance(v, float) and math.isinf(v) else Num(v)
+
+    return Section("min_eps", "Minimal ε", [
+        Para("Per sample, the smallest ε of the grid at which the attack succeeds on the device (Algorithm 1 of "
+             "Liu et al. 2018), among samples classified correctly when clean; `> max`: not reached within the grid."),
+        Table("min_eps", "Minimal ε", ["model", "variant", "target", "backend", "attack", "source", "n", "found",
+                                       "p10", "p25", "median", "p75", "p90", "host median"],
+              [[r["model"], r["variant"], r["target"], r["backend"], r["attack"], r["source"], r["n"],
+                Mark(f"{r['found']} ({fmt_num(r.get('found_share'))})", "plain", r["found"]), q(r.get("p10")),
+                q(r.get("p25")), q(r.get("p50")), q(r.get("p75")), q(r.get("p90")), q((r.get("host") or {}).get("p50"))]
+               for r in d.min_eps])])
+
+
+def _deployment_section(d: RunData) -> Section | None:
+    """The deployment gap (DESIGN.md): asr on the device artifact minus asr of the same examples on the torch
+    twin, summarised per target and backend."""
+    rows = [r for r in d.adversarial if r.get("deployment_gap") is not None]
+    if not rows:
+        return None
+    table = []
+    for (t, b), pr in _by_pair(rows).items():
+        gaps = [r["deployment_gap"] for r in pr]
+        top = max(pr, key=lambda r: abs(r["deployment_gap"]))
+        table.append([t, b, len(pr), Num(sum(gaps) / len(gaps), 4), Num(top["deployment_gap"], 4),
+                      f"{_unit(top)}, {top['attack']} ε={top['eps']:g}"])
+    return Section("deployment", "Host vs device (deployment gap)", [
+        Para("The same adversarial examples on the device artifact and on the host torch twin: a gap far from 0 "
+             "means the deployed model (quantized, converted, fused) does not behave like the one attacked."),
+        Table("deployment_gap", "Deployment gap", ["target", "backend", "rows", "mean gap", "largest gap",
+                                                   "where"], table)])
+
+
+# -- variants, artifacts, environment -----------------------------------------------------------------------
+def variants_sections(d: RunData) -> list[Section]:
+    """Size, sparsity, MACs and DEFLATE per variant (seed 002, Table IV), ΔW per layer (seed 003, eq. 2) and
+    the weight range per layer (seed 000, Fig. 6)."""
+    if not d.variants:
+        return []
+    bases = {v["model"]: v for v in d.variants if v["variant"] == BASE}
+    acc: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in d.clean:
+        acc.setdefault((r["model"], r["variant"]), r)
+
+    def ratio(num: float | None, den: float | None) -> Cell:
+        return Mark(f"{num / den:.2f}×", "plain", num / den) if num and den else None
+
+    rows: list[list[Cell]] = []
+    for v in d.variants:
+        st, onnx = v["stats"], v["stats"].get("artifacts", {}).get("onnx", {})
+        b = bases.get(v["model"], {}).get("stats", {})
+        params = ", ".join(f"{k}={val}" for k, val in v["params"].items()) or "–"
+        rows.append([v["model"], v["variant"], v["method"], params, Num(st.get("params")), Num(st.get("nonzeros")),
+                     Num(st.get("macs")), Num(onnx.get("size_bytes")), Num(onnx.get("deflate_bytes")),
+                     ratio(b.get("params"), st.get("params")),
+                     ratio(b.get("artifacts", {}).get("onnx", {}).get("deflate_bytes"), onnx.get("deflate_bytes")),
+                     ratio(b.get("weight_deflate_bytes"), st.get("weight_deflate_bytes")),
+                     Num(v["info"].get("host_clean_acc"), 4),
+                     Prop.of(acc.get((v["model"], v["variant"])), "clean_acc")])
+    blocks: list[Any] = [
+        Para("Parameters and non-zeros of the torch twin, MACs of one inference, the ONNX artifact's size and its "
+             "DEFLATE'd size (zlib level 6; seed 002, Table IV); `rate` = base ÷ variant: for the stored parameters "
+             "(hashed layers store only their real weights but deploy dense virtual weights), for the ONNX file "
+             "after DEFLATE and for the layer weights alone after DEFLATE. Clean accuracy on the host twin and on "
+             "the first target."),
+        Table("variants", "Variants: size and compression",
+              ["model", "variant", "method", "parameters", "params", "non-zeros", "MACs", "ONNX bytes",
+               "DEFLATE bytes", "rate (params)", "rate (ONNX)", "rate (weights)", "host acc", "device acc [95 % CI]"],
+              rows)]
+    out = [Section("variants", "Variants: size and compression", blocks)]
+    deltas = [v for v in d.variants if v["stats"].get("delta_w_spectral")]
+    if deltas:
+        layers = list(dict.fromkeys(n for v in deltas for n in v["stats"]["delta_w_spectral"]))
+        out.append(Section("delta_w", "‖ΔW‖₂ per layer", [
+            Para("Largest singular value of W_variant − W_parent, the parent being the model the method was applied "
+                 "to (the base; for a chained variant `a+b`, variant `a`) (seed 003, eq. 2; > 1 marks a layer that "
+                 "may amplify the quantization error); – where the shapes differ (pruned channels)."),
+            Table("delta_w", "‖ΔW‖₂ per layer", ["model", "variant", *layers],
+                  [[v["model"], v["variant"], *(Num(v["stats"]["delta_w_spectral"].get(n), 4) for n in layers)]
+                   for v in deltas])], level=3))
+    with_w = [v for v in d.variants if v["stats"].get("weights")]
+    if with_w:
+        out.append(Section("weights", "Weights per layer", [
+            Para("Range, standard deviation and number of distinct values of each layer's effective weights (seed "
+                 "000, Fig. 6: hashing widens the range); the full histograms are in the store (`variants.stats`)."),
+            Table("weights", "Weights per layer", ["model", "variant", "layer", "min", "max", "std", "zeros",
+                                                   "distinct"],
+                  [[v["model"], v["variant"], n, Num(w["min"], 4), Num(w["max"], 4), Num(w["std"], 4),
+                    Num(w["zeros"]), w["distinct"]] for v in with_w for n, w in v["stats"]["weights"].items()])],
+            level=3))
+    return out
+
+
+def tradeoff_section(has_plots: bool) -> Section | None:
+    if not has_plots:
+        return None
+    return Section("tradeoffs", "Trade-offs", [
+        Para("Accuracy and robustness against latency, energy and size; the Pareto front (no other variant is "
+             "better on both axes) is marked.")])
+
+
+def artifacts_section(d: RunData) -> Section | None:
+    if not d.artifacts:
+        return None
+    rows: list[list[Cell]] = []
+    for a in d.artifacts:
+        ok = {1: "yes", 0: Mark("NO")}.get(a["parity_ok"])
+        diff = a["parity_max_abs_diff"]
+        rows.append([a["model"], a["variant"], a["format"],
+                     str(json.loads(a["card"]).get("provenance", {}).get("precision", "–")), a["size_bytes"],
+                     a["sha256"][:12], Num(diff, 8), Num(a["parity_top1_agreement"]), ok])
+    return Section("artifacts", "Artifacts and parity", [
+        Para("Parity: max |Δlogit| between the artifact's runtime (ONNX Runtime for ONNX, OpenVINO at f32 for IR) "
+             "and the torch twin on real test inputs; precision is what the artifact computes in."),
+        Table("artifacts", "Artifacts and parity", ["model", "variant", "format", "precision", "size (bytes)",
+                                                    "sha256", "max abs Δ", "top-1 agreement", "ok"], rows)])
+
+
+def _device_desc(info: dict[str, Any]) -> str:
+    if "providers" in info:
+        return f"providers {info.get('providers')}, threads {info.get('intra_op_num_threads')}"
+    return (f"device {info.get('device')} {info.get('device_name') or ''}".rstrip()
+            + f", hint {info.get('performance_hint')}, streams {info.get('num_streams')}, "
+              f"threads {info.get('inference_num_threads')}")
+
+
+def energy_sentence(energy: dict[str, Any] | None) -> str:
+    if not energy:
+        return "Energy: not measured (the latency pass was off)."
+    if energy.get("absent"):
+        return f"Energy: not measured ({energy['absent']})."
+    sensor = energy.get("sensor") or {}
+    name = sensor.get("name", "?") if isinstance(sensor, dict) else sensor
+    valid = "valid" if energy.get("valid") else f"**invalid**: {'; '.join(energy.get('invalid_reasons', []))}"
+    return (f"Energy: sensor {name}, {energy.get('n_windows')} windows of {fmt_num(energy.get('window_s'), 1)} s "
+            f"at {fmt_num(energy.get('sample_rate_hz'), 1)} Hz, idle {fmt_num(energy.get('idle_power_w'), 2)} W "
+            f"({valid}).")
+
+
+def _temperatures(*envs: dict[str, Any]) -> str:
+    """The hottest thermal zone (``temperatures_c``, °C) over environment snapshots."""
+    temps = [v for env in envs for v in (env.get("temperatures_c") or {}).values() if isinstance(v, int | float)]
+    return f"{max(temps):.0f} °C" if temps else "–"
+
+
+def environment_section(d: RunData) -> Section | None:
+    """Devices, runtimes and versions, precision, threads, temperatures before and after, throttling, energy
+    protocol, and the plan as resolved."""
+    from edgebench.agent.envinfo import throttling_during
+
+    blocks: list[Any] = []
+    rows: list[list[Cell]] = []
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for e in d.environments:
+        groups.setdefault((e["target"], e["backend"]), []).append(e)
+    for group in groups.values():
+        e = group[0]
+        env = e["environment"]
+        before, info = env.get("before", {}), e["backend_info"]
+        afters = [g["environment"].get("after") or {} for g in group]
+        throttled = [f"{unit_label(g['model'], g['variant'])}: {why}"
+                     for g in group for why in throttling_during(g["environment"].get("before") or {},
+                                                                 g["environment"].get("after") or {})]
+        rows.append([e["target"], e["backend"], f"{before.get('cpu_model')} ({before.get('cpu_count')} cpus)",
+                     str(before.get("os")), str(before.get("python")),
+                     f"{info.get('backend')} {info.get('runtime_version')}", _device_desc(info),
+                     str(info.get("precision")), str(before.get("governor")),
+                     f"{_temperatures(before)} → {_temperatures(*afters)} ({len(group)} jobs)",
+                     Mark("; ".join(throttled)) if throttled else "no", energy_sentence(env.get("energy"))])
+    if rows:
+        blocks.append(Table("environment", "Devices and runtimes",
+                            ["target", "backend", "cpu", "os", "python", "runtime", "device / threads", "precision",
+                             "governor", "hottest zone: before → after (max over jobs)", "throttling", "energy"], rows))
+    if d.plan:
+        blocks.append(Code(json.dumps(d.plan, indent=1, sort_keys=True, default=str), "json",
+                           "The plan as resolved"))
+    run = d.run
+    blocks.insert(0, Para(f"Plan `{run.get('plan_name')}` (hash `{(run.get('plan_hash') or '')[:12]}`), edgebench "
+                          f"{run.get('edgebench_version')}."))
+    return Section("environment", "Environment", blocks)
