@@ -185,3 +185,13 @@ def energy_summary(windows: Sequence[dict[str, Any]], *, idle_power_w: float | N
         "valid": not reasons,
         "invalid_reasons": reasons,
     }
+
+
+def energy_fields(energy: dict[str, Any] | None) -> dict[str, Any]:
+    """The energy columns of a result row from an agent's ``energy`` result; empty when the target has no
+    readable sensor (energy is then absent, never estimated)."""
+    if not energy or energy.get("absent"):
+        return {}
+    return {"energy_j": energy.get("energy_per_inference_j"), "energy_net_j": energy.get("net_energy_per_inference_j"),
+            "power_w": energy.get("mean_power_w"), "idle_power_w": energy.get("idle_power_w"),
+            "energy_valid": int(bool(energy.get("valid")))}

@@ -659,7 +659,13 @@ class Pipeline:
         """Metrics from the raw device outputs (and host predictions for the deployment gap): result records,
         minimal-ε distributions (attacks with ``min_eps``), trust flags, and the per-row samples (latency
         histograms, packed per-sample correctness for paired comparisons)."""
-        from edgebench.metrics.robustness import attack_success_rate, clean_accuracy, robust_accuracy
+        from edgebench.metrics.energy import energy_fields
+        from edgebench.metrics.robustness import (
+            attack_success_rate,
+            clean_accuracy,
+            robust_accuracy,
+            whitebox_below_transfer,
+        )
         from edgebench.metrics.samples import latency_histogram, pack_correct
         from edgebench.models.train import predict_logits
 
@@ -688,7 +694,7 @@ class Pipeline:
                     ca = clean_accuracy(clean_pred, y)
                     tname = self._transports[t.target].target.name if t.target in self._transports else t.target
                     base = {"model": unit.model, "variant": unit.variant, "backend": b, "target": tname, **lat,
-                            **_energy_fields(run.result.get("energy"))}
+                            **energy_fields(run.result.get("energy"))}
                     records.append({**base, "attack": "none", "eps": 0.0, "n": ca["n"], "clean_acc": ca["value"],
                                     "clean_acc_lo": ca["lo"], "clean_acc_hi": ca["hi"], "source": unit.id,
                                     "threat": "clean"})
@@ -751,7 +757,7 @@ class Pipeline:
                         if attacks[label].min_eps:
                             min_eps.append({**where, "attack": label, "source": src, "threat": rows[0]["threat"],
                                             **_min_eps_record(rows)})
-                    flags.extend(_whitebox_below_transfer(where, unit.id, per_sample))
+                    flags.extend(whitebox_below_transfer(where, unit.id, per_sample))
                     flags.extend(_device_flags(where, run.result))
         flags.extend(self._gradient_flags())
         _deltas_vs_base(records, correct)
@@ -827,15 +833,6 @@ def _deltas_vs_base(records: list[dict[str, Any]], correct: dict[tuple[Any, ...]
         r["robust_delta_p"] = mcnemar(theirs, mine)["p_value"]
 
 
-def _energy_fields(energy: dict[str, Any] | None) -> dict[str, Any]:
-    """The energy columns of a result row; empty when the target has no readable sensor."""
-    if not energy or energy.get("absent"):
-        return {}
-    return {"energy_j": energy.get("energy_per_inference_j"), "energy_net_j": energy.get("net_energy_per_inference_j"),
-            "power_w": energy.get("mean_power_w"), "idle_power_w": energy.get("idle_power_w"),
-            "energy_valid": int(bool(energy.get("valid")))}
-
-
 def _device_flags(where: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:
     """What makes a device measurement untrustworthy: an invalid energy window, throttling during the run."""
     from edgebench.agent.envinfo import throttling_during
@@ -853,32 +850,6 @@ def _device_flags(where: dict[str, Any], result: dict[str, Any]) -> list[dict[st
         out.append({**where, "kind": "throttling", "detail": {"reasons": why},
                     "message": f"{label}: the device throttled during the run ({'; '.join(why)}); latency and "
                                "energy are not steady-state"})
-    return out
-
-
-def _whitebox_below_transfer(where: dict[str, Any], victim: str,
-                             per_sample: dict[tuple[str, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Flag an ε where examples transferred from another model fool the victim significantly more often
-    (McNemar, p < 0.05, on the same samples) than its own white-box examples: the white-box attack is not
-    finding the gradient's way, a classic sign of gradient masking (AutoAttack flags the same for Square)."""
-    from edgebench.metrics.robustness import mcnemar, proportion
-
-    out = []
-    for (label, src), rows in per_sample.items():
-        own = per_sample.get((label, victim))
-        if src == victim or own is None:
-            continue
-        for wb, tr in zip(own, rows):
-            ok = wb["ok"]
-            a, b = proportion(wb["hit"][ok]), proportion(tr["hit"][ok])
-            test = mcnemar(wb["hit"][ok], tr["hit"][ok])
-            if a["value"] < b["value"] and test["p_value"] < 0.05:
-                out.append({**where, "kind": "whitebox-below-transfer", "attack": label, "eps": wb["eps"],
-                            "source": src, "detail": {"whitebox_asr": a["value"], "transfer_asr": b["value"],
-                                                      "n": a["n"], **test},
-                            "message": (f"{victim} on {where['backend']}/{where['target']}: {label} at ε={wb['eps']:g} "
-                                        f"transferred from {src} succeeds {b['value']:.1%} vs {a['value']:.1%} "
-                                        f"white-box (McNemar p={test['p_value']:.2g}): suspect gradient masking")})
     return out
 
 

@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from edgebench.metrics.energy import energy_fields
+from edgebench.metrics.robustness import whitebox_below_transfer
 from edgebench.store.sqlite import Store
 
 BASE = "base"
@@ -770,7 +772,7 @@ class _Filler:
                     base = {"model": model, "variant": variant, "backend": backend, "target": t["name"],
                             **{k: lat[k] for k in ("mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms",
                                                    "max_ms", "first_ms", "runs", "duration_s", "throughput_per_s")},
-                            **_energy_fields(energy)}
+                            **energy_fields(energy)}
                     ok = d["ok"]
                     ca = _p(ok)
                     records.append({**base, "attack": "none", "eps": 0.0, "n": ca["n"], "clean_acc": ca["value"],
@@ -809,7 +811,7 @@ class _Filler:
                                 min_eps_done[(uid, label, src)] = _min_eps_record(rows)
                             min_eps.append({**where, "attack": label, "source": src, "threat": rows[0]["threat"],
                                             **min_eps_done[(uid, label, src)]})
-                    flags += _whitebox_below_transfer(where, uid, per_sample)
+                    flags += whitebox_below_transfer(where, uid, per_sample)
                     label = f"{model}/{variant} on {backend}/{t['name']}"
                     if not energy.get("absent") and not energy.get("valid", False):
                         reasons = "; ".join(energy.get("invalid_reasons", [])) or "invalid window"
@@ -865,15 +867,6 @@ class _Filler:
             r["robust_delta"], r["robust_delta_p"] = done[k]
 
 
-def _energy_fields(energy: dict[str, Any] | None) -> dict[str, Any]:
-    """``pipeline._energy_fields``: the energy columns of a result row; empty without a readable sensor."""
-    if not energy or energy.get("absent"):
-        return {}
-    return {"energy_j": energy.get("energy_per_inference_j"), "energy_net_j": energy.get("net_energy_per_inference_j"),
-            "power_w": energy.get("mean_power_w"), "idle_power_w": energy.get("idle_power_w"),
-            "energy_valid": int(bool(energy.get("valid")))}
-
-
 def _min_eps_record(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """``pipeline._min_eps_record``: per-sample minimal ε over the grid, device and host, among the samples
     classified correctly when clean."""
@@ -887,27 +880,3 @@ def _min_eps_record(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "host": {**summarize_min_eps(host), "values": [None if math.isinf(v) else v for v in host.tolist()]}}
 
 
-def _whitebox_below_transfer(where: dict[str, Any], victim: str,
-                             per_sample: dict[tuple[str, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """``pipeline._whitebox_below_transfer``: transferred examples fooling the victim significantly more
-    often (McNemar, p < 0.05) than its own white-box ones."""
-    from edgebench.metrics.robustness import mcnemar, proportion
-
-    out = []
-    for (label, src), rows in per_sample.items():
-        own = per_sample.get((label, victim))
-        if src == victim or own is None:
-            continue
-        for wb, tr in zip(own, rows):
-            ok = wb["ok"]
-            a, b = proportion(wb["hit"][ok]), proportion(tr["hit"][ok])
-            test = mcnemar(wb["hit"][ok], tr["hit"][ok])
-            if a["value"] < b["value"] and test["p_value"] < 0.05:
-                out.append({**where, "kind": "whitebox-below-transfer", "attack": label, "eps": wb["eps"],
-                            "source": src, "detail": {"whitebox_asr": a["value"], "transfer_asr": b["value"],
-                                                      "n": a["n"], **test},
-                            "message": (f"{victim} on {where['backend']}/{where['target']}: {label} at "
-                                        f"ε={wb['eps']:g} transferred from {src} succeeds {b['value']:.1%} vs "
-                                        f"{a['value']:.1%} white-box (McNemar p={test['p_value']:.2g}): suspect "
-                                        "gradient masking")})
-    return out

@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from edgebench.attacks.checks import gradient_health, masked
-from edgebench.metrics.robustness import minimal_eps, summarize_min_eps
-from edgebench.runner.pipeline import _whitebox_below_transfer
+from edgebench.metrics.robustness import minimal_eps, summarize_min_eps, whitebox_below_transfer
 from edgebench.store import SCHEMA_VERSION, Store
 
 
@@ -74,15 +73,15 @@ def test_whitebox_below_transfer_is_flagged_only_when_significant() -> None:
     def rows(hit: np.ndarray) -> list[dict]:
         return [{"eps": 0.1, "ok": ok, "hit": hit}]
 
-    flags = _whitebox_below_transfer(where, "m/v", {("fgsm", "m/v"): rows(weak), ("fgsm", "m"): rows(strong)})
+    flags = whitebox_below_transfer(where, "m/v", {("fgsm", "m/v"): rows(weak), ("fgsm", "m"): rows(strong)})
     assert len(flags) == 1 and flags[0]["kind"] == "whitebox-below-transfer" and flags[0]["source"] == "m"
     assert flags[0]["detail"]["p_value"] < 1e-6 and "gradient masking" in flags[0]["message"]
     close = strong.copy()
     close[20:] = False
     close[20:23] = True  # 11.5 % vs 10 %: inside the noise
-    assert _whitebox_below_transfer(where, "m/v", {("fgsm", "m/v"): rows(weak), ("fgsm", "m"): rows(close)}) == []
+    assert whitebox_below_transfer(where, "m/v", {("fgsm", "m/v"): rows(weak), ("fgsm", "m"): rows(close)}) == []
     # white-box stronger than transfer: nothing to flag
-    assert _whitebox_below_transfer(where, "m/v", {("fgsm", "m/v"): rows(strong), ("fgsm", "m"): rows(weak)}) == []
+    assert whitebox_below_transfer(where, "m/v", {("fgsm", "m/v"): rows(strong), ("fgsm", "m"): rows(weak)}) == []
 
 
 def test_schema_2_store_is_migrated_with_source_in_the_key(tmp_path: Path) -> None:
