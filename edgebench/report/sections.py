@@ -299,17 +299,17 @@ def latency_section(d: RunData) -> Section:
     gaps = missing_measurements(d)
     for (target, backend), rows in _by_pair(d.clean).items():
         table_rows: list[list[Cell]] = [
-            [r["model"], r["variant"], Prop.of(r, "clean_acc"),
+            [r["model"], r["variant"], r["n"], Prop.of(r, "clean_acc"),
              Mark(f"{fmt_num(r['mean_ms'])} ± {fmt_num(r['std_ms'])}", "plain", r["mean_ms"]), Num(r["p50_ms"]),
              Num(r["p90_ms"]), Num(r["p99_ms"]), Num(r["first_ms"]), Num(r["runs"] and int(r["runs"])),
              Num(r["throughput_per_s"], 0), energy_cell(r)] for r in rows]
         for u, t, b, why in gaps:
             if (t, b) == (target, backend):
                 m, _, v = u.partition("/")
-                table_rows.append([m, v or BASE, Mark("not measured", "missing"), Mark(why, "missing"),
+                table_rows.append([m, v or BASE, None, Mark("not measured", "missing"), Mark(why, "missing"),
                                    *([None] * 7)])
         blocks.append(Table(f"latency_{target}_{backend}", f"{target} / {backend}",
-                            ["model", "variant", "clean_acc [95 % CI]", "mean ± std", "p50", "p90", "p99", "first",
+                            ["model", "variant", "n", "clean_acc [95 % CI]", "mean ± std", "p50", "p90", "p99", "first",
                              "runs", "throughput/s", "mJ/inference"], table_rows))
     return Section("latency", "Clean accuracy and latency", blocks)
 
@@ -327,10 +327,11 @@ def robustness_sections(d: RunData) -> list[Section]:
     for (target, backend), rows in _by_pair(adv).items():
         blocks.append(Table(
             f"robustness_{target}_{backend}", f"{target} / {backend}",
-            ["model", "variant", "attack", "threat", "source", "ε", "clean_acc", "robust_acc [95 % CI]",
-             "asr [95 % CI]", "δ vs base", "host asr", "gap", "mean L∞", "mean L2"],
-            [[r["model"], r["variant"], r["attack"], r["threat"] or "", r["source"] or "", Num(r["eps"], None),
-              Num(r["clean_acc"]), Prop.of(r, "robust_acc"), Prop.of(r, "asr"), _delta_cell(r), Num(r["host_asr"]),
+            ["model", "variant", "attack", "threat", "source", "ε", "n", "clean_acc", "robust_acc [95 % CI]",
+             "asr n", "asr [95 % CI]", "δ vs base", "host asr", "gap", "mean L∞", "mean L2"],
+            [[r["model"], r["variant"], r["attack"], r["threat"] or "", r["source"] or "", Num(r["eps"], None), r["n"],
+              Num(r["clean_acc"]), Prop.of(r, "robust_acc"), r["asr_n"], Prop.of(r, "asr"), _delta_cell(r),
+              Num(r["host_asr"]),
               Num(r["deployment_gap"]), Num(r["mean_linf"]), Num(r["mean_l2"])] for r in rows]))
     out = [Section("robustness", "Robustness", blocks)]
     for extra in (_delta_section(d), _transfer_section(d), _min_eps_section(d),

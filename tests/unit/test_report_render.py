@@ -115,7 +115,7 @@ def test_incomplete_run_marks_what_is_missing(synthetic: Path, tmp_path: Path) -
     assert f"{gone['model']}/{gone['variant']} on {target}/{backend}" in missing
     latency = text.split("## Clean accuracy and latency")[1].split("\n## ")[0]
     table = latency.split(f"**{target} / {backend}**")[1].split("\n\n")[1]
-    assert f"| {gone['model']} | {gone['variant']} | *not measured* |" in table
+    assert f"| {gone['model']} | {gone['variant']} | – | *not measured* |" in table
 
 
 def test_bad_format_and_newer_schema_are_clear_errors(synthetic: Path, tmp_path: Path) -> None:
@@ -157,3 +157,20 @@ def test_compare_pairs_the_same_samples_with_mcnemar(synthetic: Path, tmp_path: 
     assert all(r[-1].text == "1 n.s." for r in acc.rows if r[5] != "asr" and r not in significant)
     lat = next(t for t in tables_of(sections) if t.name == "compare_latency")
     assert all(r[4].text == "1.000×" for r in lat.rows)
+
+
+def test_cli_names_the_runs_that_exist(synthetic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from edgebench.cli import main
+
+    (tmp_path / "golden").mkdir()
+    shutil.copy(synthetic, tmp_path / "golden" / "results.sqlite")
+    assert main(["report", "nope", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "run 'nope' not found" in err[0] and "runs there: golden" in err[0]
+    assert main(["runs", "--out", str(tmp_path)]) == 0
+    listing = capsys.readouterr().out
+    assert "golden" in listing and "synthetic" in listing and " done " in listing
+    assert main(["report", "golden", "--out", str(tmp_path), "--format", "csv", "--format", "json"]) == 0
+    assert (tmp_path / "golden" / "results.json").is_file() and not (tmp_path / "golden" / "report.md").exists()
