@@ -91,10 +91,11 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no runs under {args.out} (edgebench run PLAN makes one; --out DIR looks elsewhere)")
         return 0
-    print(f"{'run':40s} {'status':11s} {'created':20s} {'rows':>6s}  plan / targets")
+    w = max(len("run"), *(len(r.run_id) for r in runs))
+    print(f"{'run':{w}s}  {'status':11s} {'created':20s} {'rows':>6s}  plan / targets")
     for r in runs:
         what = r.problem or f"{r.plan_name}  {', '.join(r.pairs) or '–'}"
-        print(f"{r.run_id:40s} {str(r.status):11s} {r.when:20s} {r.results:6d}  {what}")
+        print(f"{r.run_id:{w}s}  {str(r.status):11s} {r.when:20s} {r.results:6d}  {what}")
     return 0
 
 
