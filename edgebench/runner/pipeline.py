@@ -25,6 +25,7 @@ from edgebench.config import AttackSpec, CompressSpec, ModelSpec, Plan, TargetSp
 from edgebench.data import Dataset, load_dataset
 from edgebench.errors import ArtifactError, ConfigError, DataError
 from edgebench.runner.cache import Cache, code_fingerprint, content_key
+from edgebench.runner.progress import Progress
 from edgebench.runner.stages import Outcome, Stage, execute
 from edgebench.store import Store
 
@@ -211,7 +212,7 @@ class Pipeline:
                             plan=self.plan.as_dict(), version=__version__)
             status = "interrupted"
             try:
-                execute(self.stages(), on_status=self._record_stage, outcome=self.outcome)
+                execute(self.stages(), on_status=self._record_stage, outcome=self.outcome, progress=Progress())
                 records, min_eps, flags, samples = self._score()
                 store.put_results(self.run_id, records)
                 store.put_samples(self.run_id, samples)

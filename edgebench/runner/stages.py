@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgebench.errors import EdgebenchError
+from edgebench.runner.progress import Progress, is_cached
 
 log = logging.getLogger("edgebench")
 
@@ -38,31 +39,45 @@ class Outcome:
 
 
 def execute(stages: list[Stage], *, on_status: Callable[[str, str, str, float], None] | None = None,
-            outcome: Outcome | None = None) -> Outcome:
+            outcome: Outcome | None = None, progress: Progress | None = None) -> Outcome:
     """Run ``stages`` in order (dependencies must come first); log ``[k/N] name`` for each. Values land in
-    ``outcome`` as they finish, so later stages can read earlier ones' values."""
-    out = outcome if outcome is not None else Outcome()
+    ``outcome`` as they finish, so later stages can read earlier ones' values. ``progress``, when given, is
+    told of every stage (queued, started, finished as done/cached/failed/skipped) and closed at the end."""
+    progress = progress if progress is not None else Progress(mode="off")
+    progress.begin([s.name for s in stages])
+    try:
+        return _run(stages, on_status, outcome if outcome is not None else Outcome(), progress)
+    finally:
+        progress.close()
+
+
+def _run(stages: list[Stage], on_status: Callable[[str, str, str, float], None] | None, out: Outcome,
+         progress: Progress) -> Outcome:
     n = len(stages)
     for i, stage in enumerate(stages, 1):
         blocked = [d for d in stage.deps if d in out.failed or d in out.skipped]
         if blocked:
             reason = f"needs {blocked[0]}, which did not finish"
             out.skipped[stage.name] = reason
+            progress.finished(stage.name, "skipped", 0.0)
             log.warning("[%d/%d] %s: skipped (%s)", i, n, stage.name, reason)
             if on_status:
                 on_status(stage.name, "skipped", reason, 0.0)
             continue
+        progress.started(stage.name)
         t0 = time.perf_counter()
         try:
             out.values[stage.name] = stage.fn()
         except EdgebenchError as exc:
             out.failed[stage.name] = str(exc)
+            progress.finished(stage.name, "failed", time.perf_counter() - t0)
             log.error("[%d/%d] %s: FAILED: %s", i, n, stage.name, exc)
             if on_status:
                 on_status(stage.name, "failed", str(exc), time.perf_counter() - t0)
             continue
         dt = time.perf_counter() - t0
         note = out.values[stage.name].note if hasattr(out.values[stage.name], "note") else ""
+        progress.finished(stage.name, "cached" if is_cached(out.values[stage.name]) else "done", dt)
         log.info("[%d/%d] %s%s (%.1f s)", i, n, stage.name, f": {note}" if note else "", dt)
         if on_status:
             on_status(stage.name, "done", note, dt)
