@@ -22,6 +22,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from edgebench.runner.pipeline import run_plan
 
     plan = load_plan(args.plan, quick=args.quick)
+    if args.dry_run:
+        return _dry_run(plan, args)
     summary = run_plan(plan, out_dir=args.out, run_id=args.run_id)
     log.info("run %s finished in %.1f s: %s", summary.run_id, summary.seconds, summary.run_dir / "report.md")
     if summary.failed:
@@ -31,6 +33,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     print(summary.run_dir / "report.md")
+    return 0
+
+
+def _dry_run(plan: object, args: argparse.Namespace) -> int:
+    """Print the plan's stage graph: its size, what is cached, what a run would compute."""
+    from edgebench.runner.pipeline import Pipeline
+
+    pipe = Pipeline(plan, out_dir=args.out, run_id=args.run_id)  # type: ignore[arg-type]
+    rows = pipe.dry_run()
+    kinds = list(dict.fromkeys(r["kind"] for r in rows))
+    states = ("cached", "measured", "run", "unknown", "always")
+    edges = sum(len(r["deps"]) for r in rows)
+    count = {s: sum(r["status"] == s for r in rows) for s in states}
+    print(f"plan {plan.name} (run {pipe.run_id}): {len(rows)} stages, {edges} dependencies; "  # type: ignore[attr-defined]
+          f"{count['cached']} cached, {count['measured']} already measured in this run, {count['run']} to run, "
+          f"{count['unknown']} after stages that run first (may turn out cached)")
+    print(f"{'kind':10s} {'stages':>6s} " + " ".join(f"{s:>8s}" for s in states))
+    for k in kinds:
+        mine = [r for r in rows if r["kind"] == k]
+        print(f"{k:10s} {len(mine):6d} " + " ".join(f"{sum(r['status'] == s for r in mine):8d}" for s in states))
+    todo = [r["stage"] for r in rows if r["status"] in ("run", "unknown")]
+    if todo:
+        print("to run: " + ", ".join(todo[:12]) + (f", … ({len(todo) - 12} more)" if len(todo) > 12 else ""))
+    else:
+        print("nothing to run: everything is cached or measured")
     return 0
 
 
@@ -163,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=Path("reports"), help="where run folders go (default: reports)")
     r.add_argument("--run-id", help="run id (default: <plan name>-<plan hash>; the same id resumes)")
     r.add_argument("--quick", action="store_true", help="the plan's declared quick size")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print the stage graph, what is cached and what would run; run nothing")
     r.set_defaults(func=_cmd_run)
     rep = sub.add_parser("report", help="re-render a stored run's report from its store")
     rep.add_argument("run", help="run id or run folder")

@@ -202,6 +202,77 @@ class Pipeline:
                                     deps))
         return st
 
+    def dry_run(self) -> list[dict[str, Any]]:
+        """What :meth:`run` would do, stage by stage, without doing it (``edgebench run --dry-run``): each stage
+        with its dependencies and ``status``: ``cached`` (its outputs are in the content-addressed cache),
+        ``measured`` (a device job this run already finished), ``run`` (to compute), ``unknown`` (its key depends
+        on an output that must be computed first: it may still turn out cached) or ``always`` (loading the
+        data). Loads the data set (the keys hash it) and reads cache manifests, nothing else; files are not
+        re-hashed here (a run does, and rebuilds a corrupted entry)."""
+        def cached(kind: str, key: str) -> bool:
+            return (self.cache.path(kind, key) / "manifest.json").is_file()
+
+        if self.data is None:
+            self._data()
+
+        done: dict[str, str] = {}
+        db = self.run_dir / "results.sqlite"
+        if db.is_file():
+            with Store.open(db, create=False) as store:
+                done = {s["stage"]: s["status"] for s in store.stages(self.run_id)}
+        keys: dict[Unit, str | None] = {}  # each unit's Built.key (its export key), where it can be known
+        specs = {Unit(c.model, c.variant): c for c in self.plan.compress}
+        rows = []
+        for stage in self.stages():
+            kind, _, rest = stage.name.partition("/")
+            status, key = "run", None
+            if kind == "data":
+                status = "always"
+            elif stage.name == "testset/clean":
+                key = content_key("testset", {"data": self.ds.fingerprint()})
+                status = "cached" if cached("testset", key) else "run"
+            elif kind == "model":
+                spec = self._spec(rest)
+                if spec.onnx:
+                    src = Path(spec.onnx)
+                    key = content_key("onnx-import", {"sha256": sha256_file(src), "data": self.ds.fingerprint()}) \
+                        if src.is_file() else None
+                    keys[Unit(rest)] = key
+                    status = "cached" if key and cached("onnx", key) else "run"
+                else:
+                    mkey = content_key("model", self._model_spec(spec))
+                    key = keys[Unit(rest)] = self._export_key(mkey, self.plan.measure.parity_atol)
+                    status = "cached" if cached("model", mkey) and cached("export", key) else "run"
+            elif kind == "compress":
+                unit = Unit(*rest.split("/", 1))
+                c = specs[unit]
+                parent = keys.get(Unit(c.model, c.on))
+                keys[unit] = None
+                if parent is None:
+                    status = "unknown"
+                else:
+                    vkey = self._variant_key(c, parent)
+                    meta = self.cache.path("variant", vkey) / "variant.json"
+                    if cached("variant", vkey) and meta.is_file():
+                        v = json.loads(meta.read_text())
+                        atol = v.get("parity_atol")
+                        key = keys[unit] = self._export_key(vkey, self.plan.measure.parity_atol if atol is None
+                                                            else atol)
+                        status = "cached" if cached("export", key) else "run"
+            elif kind == "craft":
+                src_id, _, label = rest.rpartition("/")
+                source_key = keys.get(_parse_unit(src_id))
+                attack = next(a for a in self.plan.attacks if a.label == label)
+                if source_key is None:
+                    status = "unknown"
+                else:
+                    key = self._adv_key(source_key, attack)
+                    status = "cached" if cached("adv", key) else "run"
+            elif kind == "device":
+                status = "measured" if done.get(stage.name) == "done" else "run"
+            rows.append({"stage": stage.name, "kind": kind, "deps": list(stage.deps), "status": status, "key": key})
+        return rows
+
     def run(self) -> RunSummary:
         t0 = time.perf_counter()
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -263,9 +334,7 @@ class Pipeline:
         where = f"{self.plan.source}: models[{spec.name}]"
         ckpt = Path(spec.checkpoint) if spec.checkpoint else None
         cfg = TrainConfig(seed=self.plan.seed, **spec.train)
-        spec_key = {"arch": spec.arch, "factory": spec.factory, "params": spec.params, "train": vars(cfg),
-                    "data": ds.fingerprint(), "checkpoint": sha256_file(ckpt) if ckpt and ckpt.is_file() else None,
-                    "code": code_fingerprint("edgebench.models.train", "edgebench.models.zoo")}
+        spec_key = self._model_spec(spec)
         key = content_key("model", spec_key)
 
         entry = self.cache.get("model", key)
@@ -296,6 +365,46 @@ class Pipeline:
         self._store_variant(built, method="none", params={}, info={"train": info.get("history", [])[-1:]})
         return built
 
+    def _model_spec(self, spec: ModelSpec) -> dict[str, Any]:
+        """Everything a trained base model depends on (its cache key is the hash of this)."""
+        from edgebench.models.train import TrainConfig
+
+        ckpt = Path(spec.checkpoint) if spec.checkpoint else None
+        return {"arch": spec.arch, "factory": spec.factory, "params": spec.params,
+                "train": vars(TrainConfig(seed=self.plan.seed, **spec.train)), "data": self.ds.fingerprint(),
+                "checkpoint": sha256_file(ckpt) if ckpt and ckpt.is_file() else None,
+                "code": code_fingerprint("edgebench.models.train", "edgebench.models.zoo")}
+
+    def _export_key(self, model_key: str, atol: float) -> str:
+        from edgebench.export.onnx import OPSET
+
+        m, ex = self.plan.measure, self.plan.export
+        return content_key("export", {"model": model_key, "opset": OPSET, "parity_n": m.parity_n, "atol": atol,
+                                      "openvino": ex.openvino, "fp16": ex.fp16,
+                                      "code": code_fingerprint("edgebench.export.onnx", "edgebench.export.openvino")})
+
+    def _variant_key(self, c: CompressSpec, parent_key: str) -> str:
+        """The cache key of variant ``c`` applied to the model whose (export) key is ``parent_key``."""
+        if c.kind == "defend":
+            from edgebench.defenses import DEFENSES as registry
+        else:
+            from edgebench.compress import COMPRESSORS as registry
+        return content_key("variant", {"base": parent_key, "method": c.method, "params": c.params,
+                                       "seed": self.plan.seed, "kind": c.kind,
+                                       "code": code_fingerprint(registry.get(c.method).__module__,
+                                                                "edgebench.compress.base")})
+
+    def _adv_key(self, source_key: str, attack: AttackSpec) -> str:
+        """The cache key of ``attack``'s examples crafted on the model whose (export) key is ``source_key``."""
+        from edgebench.attacks import ATTACKS
+
+        cls = ATTACKS.get(attack.name)
+        code = code_fingerprint(cls.__module__, "edgebench.attacks.base", "edgebench.attacks._gradient")
+        return content_key("adv", {"model": source_key, "attack": attack.name, "params": attack.params,
+                                   "eps": attack.eps, "n": self._attack_n(attack), "data": self.ds.fingerprint(),
+                                   "code": code, "targeted": attack.targeted, "round_8bit": attack.round_8bit,
+                                   "seed": self.plan.seed})
+
     def _base_builder(self, spec: ModelSpec) -> Any:
         """A function building a fresh, untrained instance of the model ``spec`` (normalization included)."""
         from edgebench.models import create_model
@@ -321,16 +430,14 @@ class Pipeline:
         own artifacts (int8 QDQ) — each checked against the twin and described by a card."""
         from edgebench.compress.stats import file_stats
         from edgebench.export.card import ModelCard, artifact_files
-        from edgebench.export.onnx import OPSET, export_onnx, onnx_parity
+        from edgebench.export.onnx import export_onnx, onnx_parity
 
         ds, m, ex = self.ds, self.plan.measure, self.plan.export
         atol = compressed.parity_atol if compressed is not None and compressed.parity_atol is not None \
             else m.parity_atol
         precision = compressed.precision if compressed is not None else "f32"
         deploy = compressed.deploy if compressed is not None and compressed.deploy is not None else model
-        key = content_key("export", {"model": model_key, "opset": OPSET, "parity_n": m.parity_n, "atol": atol,
-                                     "openvino": ex.openvino, "fp16": ex.fp16,
-                                     "code": code_fingerprint("edgebench.export.onnx", "edgebench.export.openvino")})
+        key = self._export_key(model_key, atol)
         formats = ["onnx"] + (["openvino"] if ex.openvino else []) + (["openvino-fp16"] if ex.openvino and ex.fp16
                                                                        else [])
         files = {"onnx": "model.onnx", "openvino": "model-ov.xml", "openvino-fp16": "model-ov-fp16.xml"}
@@ -417,10 +524,8 @@ class Pipeline:
         from edgebench.models.train import TrainConfig, predict_logits, seeded
 
         if c.kind == "defend":
-            from edgebench.defenses import DEFENSES as registry
             from edgebench.defenses import create_defense as create
         else:
-            from edgebench.compress import COMPRESSORS as registry
             from edgebench.compress import create_compressor as create
 
         unit = Unit(c.model, c.variant)
@@ -430,9 +535,7 @@ class Pipeline:
         on = "" if c.on == BASE else f" applied on {c.on!r}"
         where = f"{self.plan.source}: {c.kind} (variant {c.variant!r} of model {c.model!r}{on})"
         method = create(c.method, where=where, **c.params)
-        key = content_key("variant", {"base": base.key, "method": c.method, "params": c.params, "seed": self.plan.seed,
-                                      "kind": c.kind, "code": code_fingerprint(registry.get(c.method).__module__,
-                                                                               "edgebench.compress.base")})
+        key = self._variant_key(c, base.key)
         ctx = CompressContext(x_train=ds.x_train, y_train=ds.y_train, input_shape=ds.shape,
                               num_classes=ds.num_classes, train=TrainConfig(seed=self.plan.seed, **spec.train),
                               seed=self.plan.seed, where=where, build_base=self._base_builder(spec),
@@ -546,11 +649,7 @@ class Pipeline:
         ds = self.ds
         n = self._attack_n(attack)
         cls = ATTACKS.get(attack.name)
-        code = code_fingerprint(cls.__module__, "edgebench.attacks.base", "edgebench.attacks._gradient")
-        key = content_key("adv", {"model": built.key, "attack": attack.name, "params": attack.params,
-                                  "eps": attack.eps, "n": n, "data": ds.fingerprint(), "code": code,
-                                  "targeted": attack.targeted, "round_8bit": attack.round_8bit,
-                                  "seed": self.plan.seed})
+        key = self._adv_key(built.key, attack)
         entry = self.cache.get("adv", key)
         cached = entry is not None
         if entry is None:

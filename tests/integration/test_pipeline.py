@@ -66,8 +66,18 @@ def only_run(out: Path) -> Path:
 def test_run_then_rerun_resumes(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     plan, out = write_plan(tmp_path), tmp_path / "reports"
+    # the dry run on an empty cache: the graph's size, and everything to compute
+    assert main(["run", str(plan), "--out", str(out), "--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    assert "6 stages, 8 dependencies; 0 cached, 0 already measured in this run, 5 to run, 0 after stages" in dry
+    assert "to run: model/cnn, testset/clean, craft/cnn/fgsm, craft/cnn/pgd, device/local/onnxruntime/cnn" in dry
+    assert not out.exists() or not list(out.glob("*/results.sqlite"))  # nothing ran
     assert main(["run", str(plan), "--out", str(out)]) == 0
     run_dir = only_run(out)
+    capsys.readouterr()
+    assert main(["run", str(plan), "--out", str(out), "--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    assert "4 cached, 1 already measured in this run, 0 to run" in dry and "nothing to run" in dry
     recs = records(run_dir)
     assert len(recs) == 1 + 2 + 2
     clean = next(r for r in recs if r["attack"] == "none")
