@@ -33,6 +33,7 @@ class _Table:
         self.used: set[str] = set()
 
     def path(self, name: str) -> str:
+        name = name if name.isprintable() else repr(name)  # a key holding a newline still gives one line
         return f"{self.key}.{name}" if self.key else name
 
     def _fail(self, name: str, msg: str) -> ConfigError:
@@ -381,6 +382,9 @@ def _parse_variants(raw: list[Any], source: str, models: tuple[ModelSpec, ...], 
             except ConfigError as exc:
                 raise ConfigError(f"{source}: {kind}[{i}] (variant {name!r}): "
                                   f"{str(exc).split(f': {kind}[{i}]: ')[-1]}") from None
+            except (TypeError, ValueError) as exc:  # a value of the wrong type that the method did not check
+                raise ConfigError(f"{source}: {kind}[{i}] (variant {name!r}): bad parameter value in {p} "
+                                  f"({type(exc).__name__}: {exc})") from None
             for parent in ons:
                 variant = name if parent == "base" else f"{parent}+{name}"
                 for m in [model] if model else torch_models:
@@ -513,8 +517,13 @@ def _parse_targets(raw: list[Any], source: str) -> tuple[TargetSpec, ...]:
     for i, item in enumerate(raw):
         t = _Table(item, source, f"targets[{i}]")
         name = t.get("target", str, required=True)
-        target = load_target(name, where=f"{source}: {t.path('target')}")
+        try:
+            target = load_target(name, where=f"{source}: {t.path('target')}")
+        except (OSError, UnicodeDecodeError) as exc:  # a target file that is not readable text
+            raise t._fail("target", f"cannot read target file {name!r} ({exc})") from None
         backends = t.get("backends", list, list(target.backends))
+        if not all(isinstance(b, str) for b in backends):
+            raise t._fail("backends", f"give backend names (strings), got {backends!r}")
         for b in backends:
             BACKENDS.get(b, where=f"{source}: {t.path('backends')}")
             if b not in target.backends:
@@ -557,11 +566,17 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
     dataset = d.get("dataset", str, "digits")
     from edgebench.registry import check_kwargs
 
-    check_kwargs(DATASETS.get(dataset, where=f"{source}: data.dataset"), d.rest(), what=f"dataset {dataset!r}",
-                 where=f"{source}: data")
+    loader = DATASETS.get(dataset, where=f"{source}: data.dataset")
+    # n_train, n_test and seed are the deterministic subset's (every dataset has them); they also go to the
+    # loader only where it takes them itself (synthetic's sizes, digits' split seed)
+    import inspect
+
+    takes = inspect.signature(loader).parameters
+    params = {k: v for k, v in d.rest().items() if k not in ("n_train", "n_test", "seed") or k in takes}
+    check_kwargs(loader, params, what=f"dataset {dataset!r}", where=f"{source}: data")
     data = DataSpec(dataset=dataset, n_train=d.number("n_train", None, lo=1, integer=True),
                     n_test=d.number("n_test", None, lo=1, integer=True),
-                    seed=d.number("seed", seed, lo=0, integer=True), params=d.rest())
+                    seed=d.number("seed", seed, lo=0, integer=True), params=params)
     q = top.table("quick")
     quick_cfg = {
         "n_train": q.number("n_train", None, lo=1, integer=True),
