@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 from pathlib import Path
 
 from edgebench import __version__
-from edgebench.errors import EdgebenchError
+from edgebench.errors import EdgebenchError, is_disk_full
 
 log = logging.getLogger("edgebench")
 
@@ -227,6 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     except EdgebenchError as exc:
         print(f"edgebench: {exc}", file=sys.stderr)
         return exc.exit_code
+    except (OSError, sqlite3.OperationalError) as exc:
+        if not is_disk_full(exc):
+            raise
+        print(f"edgebench: the disk is full ({exc}); free space and run the same command again: finished stages "
+              "and stored results are kept", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("edgebench: interrupted; finished stages are kept, run the same command again to resume",
               file=sys.stderr)

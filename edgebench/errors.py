@@ -41,3 +41,19 @@ class DeviceError(EdgebenchError):
 
 class CompressError(EdgebenchError):
     """A compression method cannot handle a model or a layer; names the variant and the layer."""
+
+
+class DiskFullError(EdgebenchError):
+    """A disk filled up (the run folder, the cache, the device's work folder): free space and run the same
+    command again; finished stages are kept."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says a disk is full: ENOSPC/EDQUOT, SQLite's "database or disk is full", or the same
+    words in a library's message (torch's writer wraps the OS error in a RuntimeError)."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc).lower()
+    return "disk is full" in text or "no space left" in text or "disk quota" in text

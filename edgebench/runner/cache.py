@@ -21,6 +21,7 @@ from typing import Any
 
 from edgebench import __version__
 from edgebench.agent.job import sha256_file
+from edgebench.errors import DiskFullError, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,15 @@ def content_key(kind: str, spec: dict[str, Any]) -> str:
     blob = json.dumps({"kind": kind, "spec": spec, "edgebench": __version__, "format": CACHE_FORMAT},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _nearly_full(root: Path, margin: int = 1 << 20) -> bool:
+    """Less than ``margin`` bytes free where the cache lives: a library that wrapped ENOSPC in its own error
+    (torch's checkpoint writer does) failed for lack of space."""
+    try:
+        return shutil.disk_usage(root).free < margin
+    except OSError:
+        return False
 
 
 class Cache:
@@ -97,5 +107,11 @@ class Cache:
             if final.exists():  # built concurrently by another run, or a discarded entry
                 shutil.rmtree(final, ignore_errors=True)
             os.rename(tmp, final)
+        except (OSError, RuntimeError) as exc:
+            if is_disk_full(exc) or _nearly_full(self.root):
+                raise DiskFullError(f"cache {self.root}: the disk is full while writing {kind}/{key} ({exc}); free "
+                                    "space, or point EDGEBENCH_CACHE elsewhere, and run the same command again "
+                                    "(nothing half-written is kept)") from None
+            raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

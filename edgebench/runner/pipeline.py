@@ -591,6 +591,9 @@ class Pipeline:
         key = content_key("onnx-import", {"sha256": digest, "data": ds.fingerprint()})
         entry = self.cache.get("onnx", key)
         if entry is None:
+            from edgebench.export.onnx_import import check_external_data
+
+            check_external_data(src, where=where)  # before any runtime follows its paths
             backend = create_backend("onnxruntime")
             try:
                 backend.load(src)

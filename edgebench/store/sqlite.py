@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgebench.errors import EdgebenchError
+from edgebench.errors import DiskFullError, EdgebenchError, is_disk_full
 
 SCHEMA_VERSION = 5
 
@@ -108,6 +108,19 @@ def _migrate_4_to_5(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE meta SET value='5' WHERE key='schema_version'")
 
 
+def _wal(conn: sqlite3.Connection, tries: int = 50) -> None:
+    """Switch to WAL, waiting while another process holds the brand-new file (SQLite answers "locked" at once
+    there instead of waiting out the busy timeout)."""
+    for i in range(tries):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or i == tries - 1:
+                raise
+            time.sleep(0.05 * (1 + i % 5))
+
+
 _MIGRATIONS = {2: _migrate_2_to_3, 3: _migrate_3_to_4, 4: _migrate_4_to_5}
 
 
@@ -127,13 +140,15 @@ class Store:
         try:
             conn = sqlite3.connect(path, timeout=30.0)
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             with conn:
-                conn.executescript(_SCHEMA)
+                conn.execute("BEGIN IMMEDIATE")  # one process at a time creates or migrates the schema
+                for statement in filter(str.strip, _SCHEMA.split(";")):  # executescript would commit first
+                    conn.execute(statement)
                 row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                 if row is None:
-                    conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                    conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 elif int(row[0]) in _MIGRATIONS:
                     for version in range(int(row[0]), SCHEMA_VERSION):
                         _MIGRATIONS[version](conn)
@@ -141,6 +156,9 @@ class Store:
                     raise EdgebenchError(f"{path}: results store of schema {row[0]}, this edgebench reads "
                                          f"{SCHEMA_VERSION}; use the edgebench version that wrote it")
         except sqlite3.DatabaseError as exc:
+            if is_disk_full(exc):
+                raise DiskFullError(f"{path}: the disk is full ({exc}); free space and run the same command "
+                                    "again (finished stages are kept)") from None
             raise EdgebenchError(f"{path}: not a readable results store ({exc}); move it away and re-run") from None
         return cls(path, conn)
 
