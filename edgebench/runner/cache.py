@@ -56,6 +56,21 @@ def content_key(kind: str, spec: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
+def _sweep_stale(folder: Path) -> None:
+    """Remove the temporary build folders (``.<key>.tmp-<pid>``) of builds whose process is gone (killed
+    mid-build): nothing reads them, and they would hold the disk forever."""
+    for tmp in folder.glob(".*.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            pass  # alive (another user's process) or not ours to judge
+
+
 def _nearly_full(root: Path, margin: int = 1 << 20) -> bool:
     """Less than ``margin`` bytes free where the cache lives: a library that wrapped ENOSPC in its own error
     (torch's checkpoint writer does) failed for lack of space."""
@@ -97,6 +112,7 @@ class Cache:
         """Yield a temporary folder to write the entry into; publish it atomically on success."""
         final = self.path(kind, key)
         final.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_stale(final.parent)
         tmp = final.parent / f".{key}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()

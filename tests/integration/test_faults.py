@@ -186,6 +186,7 @@ def test_sigkill_mid_host_stage_then_resume(tmp_path: Path, caplog: pytest.LogCa
 
     (entry,) = [p for p in (cache / "model").iterdir() if not p.name.startswith(".")]
     assert Cache(cache).get("model", entry.name) == entry  # published whole: every file matches its manifest
+    assert not list((cache / "model").glob(".*.tmp-*"))  # the killed build's temporary folder was swept
 
 
 # ---------------------------------------------------------------------------------------------------------------
