@@ -65,6 +65,7 @@ class Built:
     cards: dict[str, dict[str, Any]]
     torch_model: Any = None
     note: str = ""
+    cached: bool = False  #: taken from the cache, not computed (the progress view's ETA leaves it out)
 
     @property
     def onnx(self) -> Path:
@@ -88,6 +89,7 @@ class AdvSets:
     files: list[Path]
     info: dict[str, Any]
     note: str = ""
+    cached: bool = False
 
 
 @dataclass
@@ -97,6 +99,7 @@ class DeviceRun:
     result: dict[str, Any]
     testsets: list[dict[str, Any]]
     note: str = ""
+    cached: bool = False  #: measured earlier in this run, not again
 
 
 @dataclass
@@ -362,6 +365,7 @@ class Pipeline:
         info = json.loads((entry / "train.json").read_text())
         built = self._export(Unit(spec.name), model, key, provenance={"arch": spec.arch, "factory": spec.factory})
         built.note = f"host clean acc {info['host_clean_acc']:.4f}{' (cached)' if cached else ''}"
+        built.cached = cached
         self._store_variant(built, method="none", params={}, info={"train": info.get("history", [])[-1:]})
         return built
 
@@ -573,6 +577,7 @@ class Pipeline:
                             info={**meta["info"], "seconds": meta["seconds"], "host_clean_acc": meta["host_clean_acc"],
                                   "history": meta["history"]})
         built.note = f"host clean acc {meta['host_clean_acc']:.4f}{' (cached)' if cached else ''}"
+        built.cached = cached
         return built
 
     def _import_onnx(self, spec: ModelSpec) -> Built:
@@ -696,7 +701,8 @@ class Pipeline:
         rates = ", ".join(f"ε={e:g}: {r:.3f}" for e, r in zip(attack.eps, info["host_success_rate"]))
         took = " (cached)" if cached else f" in {info['seconds']:.1f} s"
         note = f"host success {rates}{took}"
-        return AdvSets(source.id, attack, key, [entry / f"eps{k}.npz" for k in range(len(attack.eps))], info, note)
+        return AdvSets(source.id, attack, key, [entry / f"eps{k}.npz" for k in range(len(attack.eps))], info, note,
+                       cached=cached)
 
     def _transport(self, name: str) -> Any:
         """One transport (one connection, one remote work folder) per target for the whole run."""
@@ -739,7 +745,7 @@ class Pipeline:
         if prev and prev["status"] == "done" and prev["key"] == key and (out_dir / "result.json").is_file():
             result = json.loads((out_dir / "result.json").read_text())
             if all((out_dir / f).is_file() for f in result.get("files", ())):
-                return DeviceRun(name, out_dir, result, sets, note="already measured in this run")
+                return DeviceRun(name, out_dir, result, sets, note="already measured in this run", cached=True)
         job = Job(job_id=key, artifact=str(artifact), backend=backend, output_dir=str(out_dir),
                   testsets=tuple(TestSet(s["name"], str(s["path"])) for s in sets), backend_options=options,
                   batch_size=m.batch_size, latency=proto, energy=energy, artifact_sha256=card["sha256"])

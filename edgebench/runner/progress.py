@@ -43,8 +43,8 @@ _CACHED_MARKERS = ("(cached)", "already measured")
 
 
 def is_cached(value: Any) -> bool:
-    """Whether a stage's value says it was taken from a cache rather than computed: a true ``cached``
-    attribute, or a ``note`` that says ``(cached)`` or ``already measured`` (how the pipeline's stages say it)."""
+    """Whether a stage's value says it was taken from a cache rather than computed: its ``cached`` attribute
+    (the pipeline's stage values have one), else a ``note`` that says ``(cached)`` or ``already measured``."""
     flag = getattr(value, "cached", None)
     if isinstance(flag, bool):
         return flag
