@@ -108,6 +108,15 @@ def _migrate_4_to_5(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE meta SET value='5' WHERE key='schema_version'")
 
 
+def _version(conn: sqlite3.Connection) -> int | None:
+    """The store's schema version; ``None`` for a new file (no ``meta`` table yet)."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return int(row[0]) if row else None
+
+
 def _wal(conn: sqlite3.Connection, tries: int = 50) -> None:
     """Switch to WAL, waiting while another process holds the brand-new file (SQLite answers "locked" at once
     there instead of waiting out the busy timeout)."""
@@ -142,6 +151,8 @@ class Store:
             conn.row_factory = sqlite3.Row
             _wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
+            if _version(conn) == SCHEMA_VERSION:  # the common case: nothing to create or migrate, no write
+                return cls(path, conn)
             with conn:
                 conn.execute("BEGIN IMMEDIATE")  # one process at a time creates or migrates the schema
                 for statement in filter(str.strip, _SCHEMA.split(";")):  # executescript would commit first
