@@ -51,6 +51,20 @@ class RunData:
         """(target, backend) pairs in the order they were stored."""
         return list(dict.fromkeys((r["target"], r["backend"]) for r in self.results))
 
+    def onnx_sizes(self) -> dict[tuple[str, str], int]:
+        """Bytes of each (model, variant)'s ONNX artifact: the artifacts table, else the variant's statistics."""
+        out: dict[tuple[str, str], int] = {}
+        for v in self.variants:
+            stats = v.get("stats") if isinstance(v.get("stats"), dict) else {}
+            size = ((stats.get("artifacts") or {}).get("onnx") or {}).get("size_bytes")
+            if isinstance(size, int | float) and size > 0:
+                out[(v["model"], v["variant"])] = int(size)
+        for a in self.artifacts:
+            size = a.get("size_bytes")
+            if a.get("format") == "onnx" and isinstance(size, int | float) and size > 0:
+                out[(a["model"], a["variant"])] = int(size)
+        return out
+
     def latency_histograms(self) -> list[dict[str, Any]]:
         """``samples`` rows of kind ``latency``: ``data`` = {edges_ms, counts, n}."""
         return [s for s in self.samples if s["kind"] == "latency"]

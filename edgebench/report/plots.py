@@ -880,27 +880,12 @@ def _gradient_amplitude(data: RunData, st: _Styles) -> list[Plot]:
 
 
 # trade-offs -----------------------------------------------------------------------------------------------
-def _sizes(data: RunData) -> dict[tuple[str, str], float]:
-    """ONNX artifact size in bytes per (model, variant): the artifacts table, else the variant's stats."""
-    out: dict[tuple[str, str], float] = {}
-    for v in data.variants:
-        stats = v.get("stats") if isinstance(v.get("stats"), dict) else {}
-        s = _num(((stats.get("artifacts") or {}).get("onnx") or {}).get("size_bytes"))
-        if s is not None and s > 0:
-            out[(v["model"], v["variant"])] = s
-    for a in data.artifacts:
-        s = _num(a.get("size_bytes"))
-        if a.get("format") == "onnx" and s is not None and s > 0:
-            out[(a["model"], a["variant"])] = s
-    return out
-
-
 _TRADEOFF_LEGEND = ("variant", "Pareto-optimal", "Pareto front", "base (uncompressed)")
 
 
 def _tradeoffs(data: RunData, st: _Styles) -> list[Plot]:
     """Accuracy against latency, energy and size with the Pareto front (the pruning poster, seed 004)."""
-    sizes = _sizes(data)
+    sizes = data.onnx_sizes()
     out = []
     for target in _ordered(p[0] for p in data.pairs):
         pair = next(p for p in data.pairs if p[0] == target)

@@ -15,7 +15,7 @@ from typing import Any
 
 from edgebench.metrics.pareto import pareto_front
 from edgebench.report.data import BASE, RunData, unit_label
-from edgebench.report.tables import Bullets, Cell, Code, Mark, Num, Para, Prop, Section, Table, fmt_num
+from edgebench.report.tables import Bullets, Cell, Code, Mark, Num, Para, Prop, Section, Table, fmt_num, fmt_prop
 
 #: a proportion whose 95 % interval is wider than this is flagged "too few samples" in the summary
 WIDE_INTERVAL = 0.10
@@ -49,16 +49,6 @@ def _by_pair(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str,
     out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         out.setdefault((r["target"], r["backend"]), []).append(r)
-    return out
-
-
-def onnx_sizes(d: RunData) -> dict[tuple[str, str], int]:
-    """Bytes of each unit's ONNX artifact (the artifacts table, else the variant's statistics)."""
-    out = {(a["model"], a["variant"]): int(a["size_bytes"]) for a in d.artifacts if a["format"] == "onnx"}
-    for v in d.variants:
-        size = v["stats"].get("artifacts", {}).get("onnx", {}).get("size_bytes")
-        if size is not None:
-            out.setdefault((v["model"], v["variant"]), int(size))
     return out
 
 
@@ -147,7 +137,7 @@ def summary_section(d: RunData) -> Section:
         blocks.append(Para(f"**This run is incomplete (status `{status}`{why}).** What exists is shown; what is "
                            "missing is marked and listed under \"What did not finish\". Run the same command again "
                            "to resume."))
-    sizes = onnx_sizes(d)
+    sizes = d.onnx_sizes()
     worst = worst_robust(d)
     rows: list[list[Cell]] = []
     fronts: list[str] = []
@@ -258,26 +248,15 @@ def reference_section(d: RunData) -> Section | None:
         v, lo, hi = hit[ref["metric"]], hit.get(ref["metric"] + "_lo"), hit.get(ref["metric"] + "_hi")
         p = Prop.of(hit, ref["metric"])
         inside: Cell = None if lo is None else ("yes" if lo <= ref["value"] <= hi else Mark("no"))
-        rows.append([ref["figure"], unit, what, Num(ref["value"], 4), Mark(f"{_prop_n(p)}", "plain", v),
-                     Num((v - ref["value"]) * 100, 2, ""), inside, ref.get("note", "")])
+        delta = (v - ref["value"]) * 100
+        rows.append([ref["figure"], unit, what, Num(ref["value"], 4), Mark(f"{fmt_prop(p)} (n={p.n})", "plain", v),
+                     Mark(f"{delta:+.2f}", "plain", delta), inside, ref.get("note", "")])
     return Section("paper", "Paper vs edgebench", [
         Para("Each number the plan reproduces, beside edgebench's on the first target and backend: `Δ` in "
              "percentage points; `inside` says whether the paper's value lies in edgebench's 95 % interval."),
         Table("paper_vs_edgebench", "Paper vs edgebench",
               ["figure", "model", "quantity", "paper", "edgebench [95 % CI]", "Δ (points)", "inside", "note"],
-              [[*r[:5], _signed(r[5]), *r[6:]] for r in rows])])
-
-
-def _prop_n(p: Prop) -> str:
-    from edgebench.report.tables import fmt_prop
-
-    return f"{fmt_prop(p)} (n={p.n})"
-
-
-def _signed(c: Cell) -> Cell:
-    if isinstance(c, Num) and c.value is not None:
-        return Mark(f"{c.value:+.2f}", "plain", c.value)
-    return c
+              rows)])
 
 
 # -- latency ------------------------------------------------------------------------------------------------
