@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -25,7 +26,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     plan = load_plan(args.plan, quick=args.quick)
     if args.dry_run:
         return _dry_run(plan, args)
-    summary = run_plan(plan, out_dir=args.out, run_id=args.run_id)
+    from edgebench.runner.executors import create_executor
+
+    executor = create_executor(args.executor, workers=args.workers, address=args.address)
+    summary = run_plan(plan, out_dir=args.out, run_id=args.run_id, executor=executor)
     log.info("run %s finished in %.1f s: %s", summary.run_id, summary.seconds, summary.run_dir / "report.md")
     if summary.failed:
         for stage, why in summary.failed.items():
@@ -191,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=Path("reports"), help="where run folders go (default: reports)")
     r.add_argument("--run-id", help="run id (default: <plan name>-<plan hash>; the same id resumes)")
     r.add_argument("--quick", action="store_true", help="the plan's declared quick size")
+    r.add_argument("--executor", default="local", help="who computes host stages: local (a pool of worker "
+                   "processes on this machine, the default) or ray (a Ray cluster: pip install edgebench[ray])")
+    r.add_argument("--workers", default=os.environ.get("EDGEBENCH_WORKERS", "auto"),
+                   help="host stages at once: auto (one per core, as memory allows; on Ray, the cluster's CPUs), "
+                   "a number, or 0 to compute in this process (default: $EDGEBENCH_WORKERS or auto)")
+    r.add_argument("--address", help="the Ray cluster to join (--executor ray; default: start a local one)")
     r.add_argument("--dry-run", action="store_true",
                    help="print the stage graph, what is cached and what would run; run nothing")
     r.set_defaults(func=_cmd_run)

@@ -85,6 +85,57 @@ class Cache:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else cache_root()
+        self._recorders: list[list[tuple[str, str, bool]]] = []
+
+    @contextmanager
+    def recording(self) -> Iterator[list[tuple[str, str, bool]]]:
+        """Collect ``(kind, key, built)`` of every entry read (``built`` False) or published (True) inside the
+        block: what a stage used and made, so that an executor whose workers do not share this folder can ship
+        a stage's inputs to them and its outputs back (:meth:`pack`, :meth:`unpack`)."""
+        seen: list[tuple[str, str, bool]] = []
+        self._recorders.append(seen)
+        try:
+            yield seen
+        finally:  # by identity: two recordings may hold equal lists
+            self._recorders[:] = [r for r in self._recorders if r is not seen]
+
+    def _note(self, kind: str, key: str, built: bool) -> None:
+        for seen in self._recorders:
+            if (kind, key, built) not in seen:
+                seen.append((kind, key, built))
+
+    def pack(self, kind: str, key: str) -> bytes:
+        """The entry ``kind/key`` as one uncompressed tar (its manifest included)."""
+        import io
+        import tarfile
+
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            tar.add(self.path(kind, key), arcname=".")
+        return buf.getvalue()
+
+    def unpack(self, kind: str, key: str, blob: bytes) -> Path:
+        """Publish an entry made by :meth:`pack` on another machine, unless this cache already holds it intact.
+        Its files must match the manifest it came with (else :class:`ArtifactError`: nothing is published)."""
+        import io
+        import tarfile
+
+        from edgebench.errors import ArtifactError
+
+        entry = self.get(kind, key)
+        if entry is not None:
+            return entry
+        with self.build(kind, key) as tmp:
+            with tarfile.open(fileobj=io.BytesIO(blob), mode="r") as tar:
+                tar.extractall(tmp, filter="data")  # no absolute paths, no "..", no links out of tmp
+            shipped = tmp / "manifest.json"
+            want = json.loads(shipped.read_text())["files"] if shipped.is_file() else None
+            shipped.unlink(missing_ok=True)
+            have = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+            if want != have:
+                raise ArtifactError(f"cache entry {kind}/{key} arrived damaged (its files do not match its manifest); "
+                                    "run the same command again")
+        return self.path(kind, key)
 
     def path(self, kind: str, key: str) -> Path:
         return self.root / kind / key
@@ -95,17 +146,38 @@ class Cache:
         manifest = entry / "manifest.json"
         if not manifest.is_file():
             return None
-        try:
-            files = json.loads(manifest.read_text())["files"]
-            intact = all((entry / name).is_file() and sha256_file(entry / name) == digest
-                         for name, digest in files.items())
-        except (OSError, ValueError, KeyError, TypeError):
-            intact = False
-        if not intact:
+        if not self._intact(entry):
             log.warning("cache: %s does not match its manifest; discarding it and rebuilding", entry)
             shutil.rmtree(entry, ignore_errors=True)
             return None
+        self._note(kind, key, False)
         return entry
+
+    def _publish(self, tmp: Path, final: Path) -> None:
+        """Rename ``tmp`` to ``final``. An intact entry already there was built from the same inputs by another
+        process (two workers, two runs): it is kept and ``tmp`` dropped, so nobody reading it sees it vanish."""
+        kind, key = final.parent.name, final.name
+        for _ in range(3):
+            if final.exists():
+                if self._intact(final):
+                    return
+                shutil.rmtree(final, ignore_errors=True)  # a damaged or half-removed entry
+            try:
+                os.rename(tmp, final)
+                return
+            except OSError:
+                if not final.exists():
+                    raise
+        raise OSError(f"cache: could not publish {kind}/{key}")
+
+    @staticmethod
+    def _intact(entry: Path) -> bool:
+        try:
+            files = json.loads((entry / "manifest.json").read_text())["files"]
+            return all((entry / name).is_file() and sha256_file(entry / name) == digest
+                       for name, digest in files.items())
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
 
     @contextmanager
     def build(self, kind: str, key: str) -> Iterator[Path]:
@@ -120,9 +192,8 @@ class Cache:
             yield tmp
             files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
             (tmp / "manifest.json").write_text(json.dumps({"kind": kind, "key": key, "files": files}, indent=1))
-            if final.exists():  # built concurrently by another run, or a discarded entry
-                shutil.rmtree(final, ignore_errors=True)
-            os.rename(tmp, final)
+            self._publish(tmp, final)
+            self._note(kind, key, True)
         except (OSError, RuntimeError) as exc:
             if is_disk_full(exc) or _nearly_full(self.root):
                 raise DiskFullError(f"cache {self.root}: the disk is full while writing {kind}/{key} ({exc}); free "

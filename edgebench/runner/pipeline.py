@@ -26,12 +26,15 @@ from edgebench.data import Dataset, load_dataset
 from edgebench.errors import ArtifactError, ConfigError, DataError
 from edgebench.runner.cache import Cache, code_fingerprint, content_key
 from edgebench.runner.progress import Progress
-from edgebench.runner.stages import Outcome, Stage, execute
+from edgebench.runner.stages import Deferred, Needs, Outcome, Stage, execute
 from edgebench.store import Store
 
 log = logging.getLogger("edgebench")
 
 BASE = "base"  # the variant name of an uncompressed model
+
+HOST_KINDS = ("model", "compress", "craft")  # the stages a worker computes
+MIN_POOL_STAGES = 4  # with --workers auto, fewer host stages to compute than this run in the scheduler's process
 
 # the artifact format each backend runs, in order of preference
 BACKEND_FORMATS = {"openvino": ("openvino", "onnx")}
@@ -66,6 +69,7 @@ class Built:
     torch_model: Any = None
     note: str = ""
     cached: bool = False  #: taken from the cache, not computed (the progress view's ETA leaves it out)
+    worker: dict[str, Any] | None = None  #: who computed it, when an executor's worker did (pid, host, node)
 
     @property
     def onnx(self) -> Path:
@@ -90,6 +94,7 @@ class AdvSets:
     info: dict[str, Any]
     note: str = ""
     cached: bool = False
+    worker: dict[str, Any] | None = None
 
 
 @dataclass
@@ -136,8 +141,11 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
 class Pipeline:
     """Expands a plan into stages and runs them."""
 
-    def __init__(self, plan: Plan, *, out_dir: Path, run_id: str | None = None, cache: Cache | None = None) -> None:
+    def __init__(self, plan: Plan, *, out_dir: Path, run_id: str | None = None, cache: Cache | None = None,
+                 executor: Any = None) -> None:
         self.plan = plan
+        self.executor = executor  # who computes host stages (None: this process, one at a time)
+        self._entries: dict[str, list[tuple[str, str, bool]]] = {}  # cache entries each host stage used or made
         self.run_id = run_id or default_run_id(plan)
         if slug(self.run_id) != self.run_id:
             raise ConfigError(f"run id {self.run_id!r}: use letters, digits, '.', '_' and '-' only")
@@ -184,26 +192,102 @@ class Pipeline:
         return list(dict.fromkeys(out))
 
     def stages(self) -> list[Stage]:
+        """The plan's stage graph, dependencies first (see :mod:`edgebench.runner.stages` for the kinds)."""
         plan = self.plan
         st: list[Stage] = [Stage("data", self._data, describe=f"load {plan.data.dataset}")]
         for m in plan.models:
-            st.append(Stage(f"model/{m.name}", lambda m=m: self._model(m), ("data",)))
+            st.append(self._host_stage(f"model/{m.name}", lambda m=m: self._model(m), ("data",)))
         for c in plan.compress:
-            st.append(Stage(Unit(c.model, c.variant).stage, lambda c=c: self._compress(c),
-                            (Unit(c.model, c.on).stage,)))
+            st.append(self._host_stage(Unit(c.model, c.variant).stage, lambda c=c: self._compress(c),
+                                       (Unit(c.model, c.on).stage,)))
         st.append(Stage("testset/clean", self._clean_set, ("data",)))
         units = self.units()
         for a in plan.attacks:
             for src in dict.fromkeys(s for u in units for s in self.sources_for(u, a)):
-                st.append(Stage(f"craft/{src.id}/{a.label}", lambda s=src, a=a: self._craft(s, a), (src.stage,)))
+                st.append(self._host_stage(f"craft/{src.id}/{a.label}", lambda s=src, a=a: self._craft(s, a),
+                                           (src.stage,)))
         for t in plan.targets:
+            device, exclusive = self._device_of(t.target)
             for b in t.backends:
                 for u in units:
                     crafts = (f"craft/{s.id}/{a.label}" for a in plan.attacks for s in self.sources_for(u, a))
                     deps = (u.stage, "testset/clean", *dict.fromkeys(crafts))
                     st.append(Stage(f"device/{t.target}/{b}/{u.id}", lambda t=t, b=b, u=u: self._device(t, b, u),
-                                    deps))
+                                    deps, kind="device", device=device, exclusive=exclusive))
         return st
+
+    def _host_stage(self, name: str, fn: Any, deps: tuple[str, ...]) -> Stage:
+        """A host stage: ``fn`` computes (or loads) it here, noting the cache entries it used and made; ``task``
+        is what a worker computes instead; ``cached`` tells whether ``fn`` would only load."""
+        def run() -> Any:
+            with self.cache.recording() as used:
+                value = fn()
+            self._entries[name] = used
+            return value
+
+        return Stage(name, run, deps, kind="host", task=lambda: self._task(name),
+                     cached=lambda: self._cache_status(name, self._known_keys())[0] == "cached")
+
+    def _device_of(self, target: str) -> tuple[str, bool]:
+        """The physical device of target ``target`` and whether it is this host (its jobs never overlap host
+        work). A target that does not load fails its own stages later, with the reason."""
+        from edgebench.errors import EdgebenchError
+        from edgebench.targets import load_target
+
+        try:
+            t = load_target(target)
+        except EdgebenchError:
+            return f"unknown:{target}", False
+        return t.device, t.transport == "local"
+
+    def _task(self, name: str) -> tuple[Any, Needs]:
+        """The worker's task for host stage ``name``: the plan, the stage, and the cache entries the stages it
+        depends on used or made (for workers that do not share this cache)."""
+        from edgebench.runner.worker import HostTask
+
+        index = {s.name: s for s in self._stage_list()}
+        closure: list[str] = []
+        todo = list(index[name].deps)
+        while todo:
+            d = todo.pop()
+            if d not in closure:
+                closure.append(d)
+                todo.extend(index[d].deps)
+        inputs = tuple(dict.fromkeys((kind, key, None) for d in closure for kind, key, _ in self._entries.get(d, ())))
+        return (HostTask(plan=self.plan, stage=name, cache_root=str(self.cache.root), inputs=inputs),
+                self.needs())
+
+    def needs(self) -> Needs:
+        """What one host stage asks of a worker: a core, and an estimate of its memory (a worker's base, plus the
+        data set a few times over: training copies and batches it)."""
+        from edgebench.runner.executors.local import BASE_MB
+
+        data = (self.ds.x_train.nbytes + self.ds.x_test.nbytes) if self.data is not None else 0
+        return Needs(cpus=1.0, gpus=0.0, memory_mb=BASE_MB + int(6 * data / 2**20))
+
+    def _stage_list(self) -> list[Stage]:
+        if getattr(self, "_stages", None) is None:
+            self._stages = self.stages()
+        return self._stages
+
+    def compute(self, name: str) -> Any:
+        """The value of stage ``name``, computing (from the cache where it can) the stages it needs first, in
+        this process: what a worker does for one host stage."""
+        index = {s.name: s for s in self._stage_list()}
+
+        def ensure(n: str) -> Any:
+            if n not in self.outcome.values:
+                stage = index[n]
+                for d in stage.deps:
+                    ensure(d)
+                self.outcome.values[n] = stage.fn()
+            return self.outcome.values[n]
+
+        return ensure(name)
+
+    def _known_keys(self) -> dict[Unit, str | None]:
+        """The export key of every unit built so far."""
+        return {v.unit: v.key for v in self.outcome.values.values() if isinstance(v, Built)}
 
     def dry_run(self) -> list[dict[str, Any]]:
         """What :meth:`run` would do, stage by stage, without doing it (``edgebench run --dry-run``): each stage
@@ -212,69 +296,70 @@ class Pipeline:
         on an output that must be computed first: it may still turn out cached) or ``always`` (loading the
         data). Loads the data set (the keys hash it) and reads cache manifests, nothing else; files are not
         re-hashed here (a run does, and rebuilds a corrupted entry)."""
-        def cached(kind: str, key: str) -> bool:
-            return (self.cache.path(kind, key) / "manifest.json").is_file()
-
         if self.data is None:
             self._data()
-
         done: dict[str, str] = {}
         db = self.run_dir / "results.sqlite"
         if db.is_file():
             with Store.open(db, create=False) as store:
                 done = {s["stage"]: s["status"] for s in store.stages(self.run_id)}
         keys: dict[Unit, str | None] = {}  # each unit's Built.key (its export key), where it can be known
-        specs = {Unit(c.model, c.variant): c for c in self.plan.compress}
         rows = []
-        for stage in self.stages():
-            kind, _, rest = stage.name.partition("/")
-            status, key = "run", None
-            if kind == "data":
-                status = "always"
-            elif stage.name == "testset/clean":
-                key = content_key("testset", {"data": self.ds.fingerprint()})
-                status = "cached" if cached("testset", key) else "run"
-            elif kind == "model":
-                spec = self._spec(rest)
-                if spec.onnx:
-                    src = Path(spec.onnx)
-                    key = content_key("onnx-import", {"sha256": sha256_file(src), "data": self.ds.fingerprint()}) \
-                        if src.is_file() else None
-                    keys[Unit(rest)] = key
-                    status = "cached" if key and cached("onnx", key) else "run"
-                else:
-                    mkey = content_key("model", self._model_spec(spec))
-                    key = keys[Unit(rest)] = self._export_key(mkey, self.plan.measure.parity_atol)
-                    status = "cached" if cached("model", mkey) and cached("export", key) else "run"
-            elif kind == "compress":
-                unit = Unit(*rest.split("/", 1))
-                c = specs[unit]
-                parent = keys.get(Unit(c.model, c.on))
-                keys[unit] = None
-                if parent is None:
-                    status = "unknown"
-                else:
-                    vkey = self._variant_key(c, parent)
-                    meta = self.cache.path("variant", vkey) / "variant.json"
-                    if cached("variant", vkey) and meta.is_file():
-                        v = json.loads(meta.read_text())
-                        atol = v.get("parity_atol")
-                        key = keys[unit] = self._export_key(vkey, self.plan.measure.parity_atol if atol is None
-                                                            else atol)
-                        status = "cached" if cached("export", key) else "run"
-            elif kind == "craft":
-                src_id, _, label = rest.rpartition("/")
-                source_key = keys.get(_parse_unit(src_id))
-                attack = next(a for a in self.plan.attacks if a.label == label)
-                if source_key is None:
-                    status = "unknown"
-                else:
-                    key = self._adv_key(source_key, attack)
-                    status = "cached" if cached("adv", key) else "run"
-            elif kind == "device":
-                status = "measured" if done.get(stage.name) == "done" else "run"
+        for stage in self._stage_list():
+            kind = stage.name.partition("/")[0]
+            if kind == "device":
+                status, key = ("measured" if done.get(stage.name) == "done" else "run"), None
+            else:
+                status, key = self._cache_status(stage.name, keys)
             rows.append({"stage": stage.name, "kind": kind, "deps": list(stage.deps), "status": status, "key": key})
         return rows
+
+    def _cache_status(self, name: str, keys: dict[Unit, str | None]) -> tuple[str, str | None]:
+        """Whether host stage ``name``'s outputs are all in the cache (``cached``), not (``run``), or cannot be
+        known before an input is computed (``unknown``), given the export keys of the units built before it;
+        and its key. A model or variant stage adds its unit's export key to ``keys`` where it can be known."""
+        def cached(kind: str, key: str) -> bool:
+            return (self.cache.path(kind, key) / "manifest.json").is_file()
+
+        kind, _, rest = name.partition("/")
+        if kind == "data":
+            return "always", None
+        if name == "testset/clean":
+            key = content_key("testset", {"data": self.ds.fingerprint()})
+            return ("cached" if cached("testset", key) else "run"), key
+        if kind == "model":
+            spec = self._spec(rest)
+            if spec.onnx:
+                src = Path(spec.onnx)
+                key = content_key("onnx-import", {"sha256": sha256_file(src), "data": self.ds.fingerprint()}) \
+                    if src.is_file() else None
+                keys[Unit(rest)] = key
+                return ("cached" if key and cached("onnx", key) else "run"), key
+            mkey = content_key("model", self._model_spec(spec))
+            key = keys[Unit(rest)] = self._export_key(mkey, self.plan.measure.parity_atol)
+            return ("cached" if cached("model", mkey) and cached("export", key) else "run"), key
+        if kind == "compress":
+            unit = Unit(*rest.split("/", 1))
+            c = next(c for c in self.plan.compress if Unit(c.model, c.variant) == unit)
+            parent = keys.get(Unit(c.model, c.on))
+            keys[unit] = None
+            if parent is None:
+                return "unknown", None
+            vkey = self._variant_key(c, parent)
+            meta = self.cache.path("variant", vkey) / "variant.json"
+            if not (cached("variant", vkey) and meta.is_file()):
+                return "run", None
+            atol = json.loads(meta.read_text()).get("parity_atol")
+            key = keys[unit] = self._export_key(vkey, self.plan.measure.parity_atol if atol is None else atol)
+            return ("cached" if cached("export", key) else "run"), key
+        if kind == "craft":
+            src_id, _, label = rest.rpartition("/")
+            source_key = keys.get(_parse_unit(src_id))
+            if source_key is None:
+                return "unknown", None
+            key = self._adv_key(source_key, next(a for a in self.plan.attacks if a.label == label))
+            return ("cached" if cached("adv", key) else "run"), key
+        return "run", None
 
     def run(self) -> RunSummary:
         t0 = time.perf_counter()
@@ -286,7 +371,15 @@ class Pipeline:
                             plan=self.plan.as_dict(), version=__version__)
             status = "interrupted"
             try:
-                execute(self.stages(), on_status=self._record_stage, outcome=self.outcome, progress=Progress())
+                self._fit_executor()
+                if self.executor is not None:
+                    log.info("executor: %s", self.executor.describe())
+                try:
+                    execute(self._stage_list(), on_status=self._record_stage, outcome=self.outcome,
+                            progress=Progress(), executor=self.executor)
+                finally:
+                    if self.executor is not None:
+                        self.executor.shutdown()
                 records, min_eps, flags, samples = self._score()
                 store.put_results(self.run_id, records)
                 store.put_samples(self.run_id, samples)
@@ -303,15 +396,34 @@ class Pipeline:
         return RunSummary(self.run_id, self.run_dir, records, dict(self.outcome.failed), dict(self.outcome.skipped),
                           time.perf_counter() - t0)
 
+    def _fit_executor(self) -> None:
+        """With ``--workers auto`` on the local executor, compute in this process when there is too little to
+        compute for a pool's start-up (a few seconds per worker: importing torch) to pay off."""
+        if not getattr(self.executor, "auto", False):
+            return
+        from edgebench.runner.executors import InlineExecutor
+
+        todo = sum(r["status"] in ("run", "unknown") for r in self.dry_run() if r["kind"] in HOST_KINDS)
+        if todo < MIN_POOL_STAGES:
+            log.info("executor: %d host stage(s) to compute; computing them in this process (fewer than %d: a "
+                     "worker pool's start-up would cost more than it saves)", todo, MIN_POOL_STAGES)
+            self.executor = InlineExecutor()
+
     def _record_stage(self, name: str, status: str, note: str, seconds: float) -> None:
         if name.startswith("device/") and status == "done":
             return  # recorded with its key by the stage itself
         prev = self.store.stage(self.run_id, name)
         key = prev["key"] if prev else ""
-        self.store.set_stage(self.run_id, name, key=key, status=status, info={"note": note, "seconds": seconds})
+        info: dict[str, Any] = {"note": note, "seconds": seconds}
+        worker = getattr(self.outcome.values.get(name), "worker", None)
+        if worker:
+            info["worker"] = worker
+        self.store.set_stage(self.run_id, name, key=key, status=status, info=info)
 
     # stages ---------------------------------------------------------------------------------------
     def _data(self) -> Dataset:
+        if self.data is not None:  # loaded already (by a dry run deciding how to run)
+            return self.data
         d = self.plan.data
         ds = load_dataset(d.dataset, where=f"{self.plan.source}: data", **d.params)
         if d.n_train is not None or d.n_test is not None:
@@ -712,7 +824,7 @@ class Pipeline:
             self._transports[name] = open_transport(load_target(name))
         return self._transports[name]
 
-    def _device(self, tspec: TargetSpec, backend: str, unit: Unit) -> DeviceRun:
+    def _device(self, tspec: TargetSpec, backend: str, unit: Unit) -> DeviceRun | Deferred:
         transport = self._transport(tspec.target)
         target = transport.target
         built: Built = self.outcome.values[unit.stage]
@@ -750,7 +862,14 @@ class Pipeline:
                   testsets=tuple(TestSet(s["name"], str(s["path"])) for s in sets), backend_options=options,
                   batch_size=m.batch_size, latency=proto, energy=energy, artifact_sha256=card["sha256"])
         started = time.time()
-        result, outputs = transport.run_job(job, out_dir)
+        return Deferred(work=lambda: transport.run_job(job, out_dir),
+                        finish=lambda done: self._device_finish(name, key, started, target, backend, unit, fmt, sets,
+                                                                done))
+
+    def _device_finish(self, name: str, key: str, started: float, target: Any, backend: str, unit: Unit, fmt: str,
+                       sets: list[dict[str, Any]], done: tuple[dict[str, Any], Path]) -> DeviceRun:
+        """Record a finished device job (on the scheduler's thread: every store write happens there)."""
+        result, outputs = done
         self.store.put_environment(self.run_id, target=target.name, backend=backend, model=unit.model,
                                    variant=unit.variant, backend_info={**result["backend"], "format": fmt},
                                    environment={**result["environment"], "energy": result.get("energy"),
@@ -962,6 +1081,8 @@ def _device_flags(where: dict[str, Any], result: dict[str, Any]) -> list[dict[st
     return out
 
 
-def run_plan(plan: Plan, *, out_dir: Path = Path("reports"), run_id: str | None = None) -> RunSummary:
-    """Run ``plan``; results land in ``out_dir/<run-id>/``. Re-running resumes."""
-    return Pipeline(plan, out_dir=out_dir, run_id=run_id).run()
+def run_plan(plan: Plan, *, out_dir: Path = Path("reports"), run_id: str | None = None,
+             executor: Any = None) -> RunSummary:
+    """Run ``plan``; results land in ``out_dir/<run-id>/``. Re-running resumes. ``executor`` computes the host
+    stages (:func:`edgebench.runner.executors.create_executor`; None: in this process, one at a time)."""
+    return Pipeline(plan, out_dir=out_dir, run_id=run_id, executor=executor).run()

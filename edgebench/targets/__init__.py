@@ -42,6 +42,16 @@ class Target:
     timeout_s: float = 3600.0
     power: dict[str, Any] = field(default_factory=dict)  # {"sensor": name, "rate_hz": hz, "options": {...}}
 
+    @property
+    def device(self) -> str:
+        """The physical device this target runs on: two target files for one board (say, one per backend
+        setting) name the same device, and the scheduler runs one job at a time on it. ``local`` is this host."""
+        if self.transport == "local":
+            return "local"
+        opts = self.transport_options
+        user = f"{opts['user']}@" if opts.get("user") else ""
+        return f"{self.transport}:{user}{opts.get('host', self.name)}:{opts.get('port', 22)}"
+
 
 def _search_dirs() -> list[Path]:
     dirs = [Path(p) for p in os.environ.get("EDGEBENCH_TARGETS", "").split(os.pathsep) if p]

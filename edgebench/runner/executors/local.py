@@ -1,0 +1,131 @@
+"""The local executor: host stages in a bounded pool of worker processes on this machine.
+
+The pool is sized to the machine: at most one worker per core (``os.sched_getaffinity``), and no more than the
+available memory holds at the stages' declared need (:class:`~edgebench.runner.stages.Needs`, estimated from the
+data set); each worker's torch gets ``cores // workers`` threads, so two workers on two cores do not fight over
+both. Workers are started with ``spawn`` (never forked from a process that has torch's thread pools running),
+ignore Ctrl-C (the scheduler stops them), and share this machine's cache folder, so nothing is copied.
+
+A worker that dies (SIGKILL, the kernel's out-of-memory killer) breaks the pool: the stages it and its peers
+were running are retried once on a fresh pool, then recorded as failed; finished stages are never redone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from edgebench.runner.executors import EXECUTORS
+
+log = logging.getLogger("edgebench")
+
+#: what one worker process holds before it loads any data: the interpreter, torch, ONNX Runtime, OpenVINO
+BASE_MB = 700
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def available_mb() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().available / 2**20)
+
+
+def _init_worker(threads: int) -> None:
+    import signal
+
+    from edgebench.runner.worker import set_threads
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
+    set_threads(threads)
+
+
+@EXECUTORS.register("local")
+class LocalExecutor:
+    """``workers``: the pool's size (None: one per core, as the memory allows)."""
+
+    name = "local"
+    retries = 1
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.asked = workers
+        self.auto = workers is None  #: sized to the machine (and the run may decide it needs no pool at all)
+        n = workers if workers is not None else cores()
+        self.workers = max(1, n)
+        self.threads = max(1, cores() // self.workers)
+        self._pool: ProcessPoolExecutor | None = None
+        self._generation = 0
+        self._sized = False
+
+    def _size(self, needs: Any) -> None:
+        """Fit the pool to the memory, once, at the first stage that needs a worker."""
+        self._sized = True
+        need = max(BASE_MB, int(getattr(needs, "memory_mb", 0) or 0))
+        avail = available_mb()
+        fits = max(1, avail // need)
+        if fits < self.workers:
+            log.warning("local executor: %d worker(s) asked, but %d MiB available holds %d at ~%d MiB each; "
+                        "using %d", self.workers, avail, fits, need, fits)
+            self.workers = fits
+            self.threads = max(1, cores() // self.workers)
+        log.info("local executor: %d worker process(es) × %d thread(s) (%d cores, %d MiB available, ~%d MiB per "
+                 "stage)", self.workers, self.threads, cores(), avail, need)
+
+    def _ensure_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            import multiprocessing
+
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_init_worker, initargs=(self.threads,))
+            self._generation += 1
+        return self._pool
+
+    def submit(self, task: Any, needs: Any) -> Future:
+        import dataclasses
+
+        from edgebench.runner.worker import run_host_task
+
+        if not self._sized:
+            self._size(needs)
+        pool = self._ensure_pool()
+        fut = pool.submit(run_host_task, dataclasses.replace(task, threads=self.threads))
+        fut.generation = self._generation  # type: ignore[attr-defined]
+        return fut
+
+    def lost(self, exc: BaseException, fut: Future | None = None) -> str | None:
+        if not isinstance(exc, BrokenProcessPool):
+            return None
+        # every stage the broken pool was running fails with it: drop that pool once; the retries start a new one
+        if self._pool is not None and getattr(fut, "generation", self._generation) == self._generation:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        return "its worker process died (killed, or out of memory)"
+
+    def collect(self, report: dict[str, Any]) -> None:
+        pass  # the workers write this machine's cache
+
+    def shutdown(self, cancel: bool = False) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if cancel:
+            processes = list((getattr(pool, "_processes", None) or {}).values())  # the stdlib gives no public handle
+            pool.shutdown(wait=False, cancel_futures=True)
+            for p in processes:
+                if p.is_alive():
+                    p.terminate()
+            for p in processes:
+                p.join(timeout=5)
+        else:
+            pool.shutdown(wait=True)
+
+    def describe(self) -> str:
+        return f"local pool of {self.workers} worker process(es) × {self.threads} thread(s)"

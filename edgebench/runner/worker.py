@@ -1,0 +1,98 @@
+"""What a worker (a process of the local pool, a Ray task) runs for one host stage.
+
+A host stage is a pure function of the plan and of cache entries: the worker keeps one replica of the plan's
+:class:`~edgebench.runner.pipeline.Pipeline` per plan and cache (so a worker loads the data set once and keeps
+the models it loaded), computes the stage's dependencies from the cache where it has not already, then the
+stage itself, whose outputs land in the cache. It records nothing in the run's store (:class:`DiscardStore`):
+the scheduler does, on its own thread, when it loads what the worker built. The report it returns says what
+it did (the stage's note, whether it only found its outputs cached, the time, the process and machine).
+
+When the workers do not share the scheduler's cache folder (a Ray cluster over several machines), the task
+carries the cache entries its dependencies made (``inputs``: content-addressed, and checked against their
+manifests on arrival) and the report carries back the entries the stage built (``ship_outputs``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_REPLICAS: dict[tuple[str, str], Any] = {}
+
+
+@dataclass(frozen=True)
+class HostTask:
+    """One host stage to compute: everything a worker needs, picklable."""
+
+    plan: Any  #: the :class:`~edgebench.config.Plan`
+    stage: str
+    cache_root: str
+    threads: int = 1  #: torch's intra-op threads in the worker (the executor sets it: cores / workers)
+    inputs: tuple[tuple[str, str, Any], ...] = ()  #: (kind, key, packed entry) to bring in when missing
+    ship_outputs: bool = False  #: return the entries the stage built, packed
+
+
+class DiscardStore:
+    """The store of a worker's replica: host stages describe what they built (artifacts, variant statistics)
+    here, and nothing is kept; the scheduler records the same when it loads the stage's outputs."""
+
+    def put_artifact(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def put_variant(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def set_threads(threads: int) -> None:
+    """Cap this process's compute threads (before and after torch is imported): with several workers on one
+    machine, each gets its share of the cores instead of all of them fighting over every core."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import sys
+
+    if "torch" in sys.modules:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+def replica(plan: Any, cache_root: str) -> Any:
+    """This process's pipeline for ``plan`` over the cache at ``cache_root`` (made once, then reused)."""
+    import tempfile
+
+    from edgebench.runner.cache import Cache
+    from edgebench.runner.pipeline import Pipeline
+
+    ident = (plan.digest(), cache_root)
+    pipe = _REPLICAS.get(ident)
+    if pipe is None:
+        _REPLICAS.clear()  # one plan at a time: a worker serving a new run drops the old one's models
+        pipe = Pipeline(plan, out_dir=Path(tempfile.gettempdir()), cache=Cache(Path(cache_root)))
+        pipe.store = DiscardStore()
+        _REPLICAS[ident] = pipe
+    return pipe
+
+
+def run_host_task(task: HostTask) -> dict[str, Any]:
+    """Compute ``task.stage`` into the cache; return the report (see the module docstring)."""
+    set_threads(task.threads)
+    import torch
+
+    torch.set_num_threads(task.threads)
+    pipe = replica(task.plan, task.cache_root)
+    for kind, key, blob in task.inputs:
+        pipe.cache.unpack(kind, key, blob)
+    t0 = time.perf_counter()
+    with pipe.cache.recording() as used:
+        value = pipe.compute(task.stage)
+    report: dict[str, Any] = {"stage": task.stage, "note": getattr(value, "note", ""),
+                              "cached": bool(getattr(value, "cached", False)), "seconds": time.perf_counter() - t0,
+                              "pid": os.getpid(), "host": socket.gethostname(), "threads": task.threads}
+    if task.ship_outputs:
+        report["entries"] = [(kind, key, pipe.cache.pack(kind, key)) for kind, key, built in used if built]
+    return report
