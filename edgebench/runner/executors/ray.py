@@ -1,0 +1,222 @@
+"""The Ray executor: host stages as tasks on a Ray cluster (``pip install edgebench[ray]``).
+
+``edgebench run PLAN --executor ray`` starts a Ray instance on this machine; ``--address HOST:PORT`` joins a
+running cluster (``ray start --head`` on one machine, ``ray start --address …`` on the others). Each host stage
+becomes a task that declares what it needs (:class:`~edgebench.runner.stages.Needs`: one CPU, no GPU, and the
+memory estimated from the data set), so Ray places it on a node with room for it, and ``max_retries``: a task
+whose worker or node dies is run again elsewhere by Ray (``retries`` times), and only then recorded as failed.
+
+Artifacts are cache entries, addressed by content. Where the workers see the same cache folder as this process
+(the cluster started here, or every node mounting the same path: a token file in the folder tells), they read
+and write it in place. Elsewhere each node keeps its own cache under its temporary folder; a task then carries
+the entries its dependencies made, put once each into Ray's object store (fetched only by nodes that lack
+them, and checked against their manifests on arrival), and brings back the entries it built, which are
+published into this machine's cache. ``EDGEBENCH_RAY_CACHE=shared|ship`` forces one way or the other.
+
+Device jobs are dispatched from this process, which must reach the targets (the scheduler's device threads;
+:mod:`edgebench.runner.stages`). The plan's own files (checkpoints, ONNX models, data under ``EDGEBENCH_DATA``,
+factory modules) must be at the same paths on every node; ``EDGEBENCH_DATA`` is passed to the workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from edgebench.errors import ConfigError, EdgebenchError
+from edgebench.runner.executors import EXECUTORS
+
+log = logging.getLogger("edgebench")
+
+TOKEN = ".edgebench-cache-id"  #: the file in a cache folder that tells a worker it sees the same folder
+_ENV_PASSED = ("EDGEBENCH_DATA", "EDGEBENCH_AGENT_PYTHON")
+
+
+def cache_token(root: Path) -> str:
+    """The random identity of the cache folder ``root`` (made on first use)."""
+    path = root / TOKEN
+    root.mkdir(parents=True, exist_ok=True)
+    if not path.is_file():
+        tmp = root / f"{TOKEN}.{os.getpid()}"
+        tmp.write_text(secrets.token_hex(16))
+        try:
+            os.link(tmp, path)  # the first writer wins; a concurrent one reads the winner's
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
+def ray_host_task(task: Any, token: str, mode: str) -> dict[str, Any]:
+    """A worker's side of one host stage on Ray: use the scheduler's cache if this node sees it (``token``
+    matches) and ``mode`` allows, else this node's own cache, brought up to date from ``task.inputs``."""
+    import dataclasses
+    import tempfile
+
+    import ray
+
+    from edgebench.runner.worker import run_host_task
+
+    node = ray.get_runtime_context().get_node_id()
+    shared = mode != "ship" and (Path(task.cache_root) / TOKEN).is_file() and \
+        (Path(task.cache_root) / TOKEN).read_text().strip() == token
+    if shared:
+        task = dataclasses.replace(task, inputs=())
+    else:
+        root = Path(tempfile.gettempdir()) / f"edgebench-ray-cache-{node[:12]}"
+        from edgebench.runner.cache import Cache
+
+        local = Cache(root)
+        wanted = [(kind, key, ref) for kind, key, ref in task.inputs if local.get(kind, key) is None]
+        blobs = ray.get([ref for _, _, ref in wanted]) if wanted else []
+        task = dataclasses.replace(task, cache_root=str(root), ship_outputs=True,
+                                   inputs=tuple((kind, key, blob) for (kind, key, _), blob in zip(wanted, blobs)))
+    report = run_host_task(task)
+    report.update(node=node, shared_cache=shared)
+    return report
+
+
+@EXECUTORS.register("ray")
+class RayExecutor:
+    """``workers``: host stages at once (None: the cluster's CPUs); ``address``: the cluster to join (None:
+    start one here, with ``workers`` CPUs when given); ``retries``: Ray's ``max_retries`` per task."""
+
+    name = "ray"
+
+    def __init__(self, workers: int | None = None, address: str | None = None, retries: int = 2) -> None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ConfigError("--executor ray: Ray is not installed; pip install 'edgebench[ray]' (or pick "
+                              "--executor local)") from None
+        self.asked, self.address, self.max_retries = workers, address, retries
+        self.retries = 0  # Ray retries a lost task itself; the scheduler then records it as failed
+        self.mode = os.environ.get("EDGEBENCH_RAY_CACHE", "auto")
+        if self.mode not in ("auto", "shared", "ship"):
+            raise ConfigError(f"EDGEBENCH_RAY_CACHE={self.mode!r}: use auto, shared or ship")
+        self.workers = workers or 1
+        self._started = False
+        self._owns = False
+        self._remote: Any = None
+        self._refs: dict[tuple[str, str], Any] = {}  # cache entries already in the object store
+        self._running: dict[Any, Future] = {}
+        self._cache: Any = None
+
+    def _start(self, cache_root: str) -> None:
+        import ray
+
+        self._started = True
+        env = {k: os.environ[k] for k in _ENV_PASSED if k in os.environ}
+        env["RAY_USAGE_STATS_ENABLED"] = "0"
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "include_dashboard": False,
+                                      "log_to_driver": False, "logging_level": logging.WARNING}
+            if self.address:
+                kwargs["address"] = self.address
+            else:
+                kwargs["num_cpus"] = self.asked
+            try:
+                ray.init(**kwargs)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ConfigError(f"--executor ray: could not {'join ' + self.address if self.address else 'start'} "
+                                  f"a Ray cluster ({str(exc).splitlines()[0]}); check the address, or start one "
+                                  "with 'ray start --head'") from None
+            self._owns = True
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.workers = self.asked or max(1, cpus)
+        if self.mode == "auto" and not self.address:
+            self.mode = "shared"  # the cluster started here: its workers see this machine's cache
+        from edgebench.runner.cache import Cache
+
+        self._cache = Cache(Path(cache_root))
+        self._token = cache_token(Path(cache_root))
+        self._remote = ray.remote(ray_host_task)
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        log.info("ray executor: %d node(s), %d CPU(s), %d stage(s) at once; cache %s", len(nodes), cpus,
+                 self.workers, {"shared": "shared in place", "ship": "shipped through the object store",
+                                "auto": "shared where a node sees it, else shipped"}[self.mode])
+
+    def submit(self, task: Any, needs: Any) -> Future:
+        import dataclasses
+
+
+        if not self._started:
+            self._start(task.cache_root)
+        inputs: tuple[tuple[str, str, Any], ...] = ()
+        if self.mode != "shared":
+            inputs = tuple((kind, key, self._ref(kind, key)) for kind, key, _ in task.inputs)
+        task = dataclasses.replace(task, inputs=inputs, threads=max(1, int(needs.cpus)))
+        opts: dict[str, Any] = {"num_cpus": needs.cpus, "max_retries": self.max_retries, "retry_exceptions": False}
+        if needs.gpus:
+            opts["num_gpus"] = needs.gpus
+        if needs.memory_mb:
+            opts["memory"] = int(needs.memory_mb) * 2**20
+        ref = self._remote.options(**opts).remote(task, self._token, self.mode)
+        out: Future = Future()
+        self._running[ref] = out
+        ref.future().add_done_callback(lambda f, ref=ref: self._settle(ref, f))
+        return out
+
+    def _ref(self, kind: str, key: str) -> Any:
+        import ray
+
+        if (kind, key) not in self._refs:
+            self._refs[(kind, key)] = ray.put(self._cache.pack(kind, key))
+        return self._refs[(kind, key)]
+
+    def _settle(self, ref: Any, fut: Future) -> None:
+        """Hand the task's outcome to the scheduler's future: a stage's own :class:`EdgebenchError` as itself
+        (one line, not Ray's wrapped traceback)."""
+        from ray.exceptions import RayTaskError
+
+        out = self._running.pop(ref, None)
+        if out is None or out.done():
+            return
+        exc = fut.exception()
+        if exc is None:
+            out.set_result(fut.result())
+        elif isinstance(exc, RayTaskError) and isinstance(getattr(exc, "cause", None), EdgebenchError):
+            out.set_exception(exc.cause)
+        else:
+            out.set_exception(exc)
+
+    def lost(self, exc: BaseException, fut: Future | None = None) -> str | None:
+        from ray import exceptions as rx
+
+        kinds = tuple(getattr(rx, n) for n in ("WorkerCrashedError", "NodeDiedError", "ObjectLostError",
+                                                "OwnerDiedError", "TaskUnschedulableError", "OutOfMemoryError",
+                                                "TaskCancelledError")
+                      if hasattr(rx, n))
+        if not isinstance(exc, kinds):
+            return None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"its Ray worker was lost {self.max_retries + 1} time(s) ({type(exc).__name__}: {first[:160]})"
+
+    def collect(self, report: dict[str, Any]) -> None:
+        for kind, key, blob in report.pop("entries", ()) or ():
+            self._cache.unpack(kind, key, blob)
+
+    def shutdown(self, cancel: bool = False) -> None:
+        import ray
+
+        if cancel:
+            for ref in list(self._running):
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:  # noqa: BLE001 - best effort: the task may have ended meanwhile
+                    pass
+        self._running.clear()
+        self._refs.clear()
+        if self._owns and ray.is_initialized():
+            ray.shutdown()
+        self._owns = self._started = False
+
+    def describe(self) -> str:
+        where = self.address or "a Ray instance started here"
+        return f"ray ({where}; {self.asked or 'all'} CPU(s))"
