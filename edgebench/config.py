@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -191,6 +192,9 @@ class TargetSpec:
 
     target: str
     backends: tuple[str, ...] = ()
+    #: a fleet: identical devices (target names or files) that share each test set, one shard each; ``target``
+    #: is then the fleet's name in the results
+    fleet: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -250,6 +254,9 @@ class Plan:
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("source")
+        for t in d["targets"]:  # a plan without fleets resolves (and hashes, and resumes) as before fleets existed
+            if not t["fleet"]:
+                t.pop("fleet")
         return d
 
     def digest(self) -> str:
@@ -517,10 +524,24 @@ def _parse_targets(raw: list[Any], source: str) -> tuple[TargetSpec, ...]:
     for i, item in enumerate(raw):
         t = _Table(item, source, f"targets[{i}]")
         name = t.get("target", str, required=True)
-        try:
-            target = load_target(name, where=f"{source}: {t.path('target')}")
-        except (OSError, UnicodeDecodeError) as exc:  # a target file that is not readable text
-            raise t._fail("target", f"cannot read target file {name!r} ({exc})") from None
+        fleet = t.get("fleet", list, [])
+        if fleet and (not all(isinstance(m, str) and m for m in fleet) or len(set(fleet)) != len(fleet)
+                      or len(fleet) < 2):
+            raise t._fail("fleet", f"list two or more different target names (identical devices), got {fleet!r}")
+        if fleet and not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise t._fail("target", f"a fleet's name {name!r}: use letters, digits, '.', '_' and '-' only")
+        members = []
+        for m in fleet or [name]:
+            try:
+                members.append(load_target(m, where=f"{source}: {t.path('fleet' if fleet else 'target')}"))
+            except (OSError, UnicodeDecodeError) as exc:  # a target file that is not readable text
+                raise t._fail("fleet" if fleet else "target", f"cannot read target file {m!r} ({exc})") from None
+        target = members[0]
+        for other in members[1:]:  # identical devices: the same backends, settings and power sensor
+            for what, a, b in (("backends", target.backends, other.backends), ("power", target.power, other.power)):
+                if a != b:
+                    raise t._fail("fleet", f"members must be identical devices, but {other.name!r} ({other.source}) "
+                                           f"has other {what} than {target.name!r} ({target.source}): {b!r} vs {a!r}")
         backends = t.get("backends", list, list(target.backends))
         if not all(isinstance(b, str) for b in backends):
             raise t._fail("backends", f"give backend names (strings), got {backends!r}")
@@ -530,7 +551,10 @@ def _parse_targets(raw: list[Any], source: str) -> tuple[TargetSpec, ...]:
                 raise t._fail("backends", f"target {target.name!r} has no backend {b!r}; it has "
                                           f"{list(target.backends)} (add it to {target.source})")
         t.done()
-        targets.append(TargetSpec(target=name, backends=tuple(backends)))
+        targets.append(TargetSpec(target=name, backends=tuple(backends), fleet=tuple(fleet)))
+    names = [x.target for x in targets]
+    for dup in {n for n in names if names.count(n) > 1}:
+        raise ConfigError(f"{source}: targets: {dup!r} is listed twice; list each target or fleet once")
     return tuple(targets)
 
 

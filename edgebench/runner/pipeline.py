@@ -146,6 +146,7 @@ class Pipeline:
         self.plan = plan
         self.executor = executor  # who computes host stages (None: this process, one at a time)
         self._entries: dict[str, list[tuple[str, str, bool]]] = {}  # cache entries each host stage used or made
+        self._data_key: str | None = None
         self.run_id = run_id or default_run_id(plan)
         if slug(self.run_id) != self.run_id:
             raise ConfigError(f"run id {self.run_id!r}: use letters, digits, '.', '_' and '-' only")
@@ -207,13 +208,26 @@ class Pipeline:
                 st.append(self._host_stage(f"craft/{src.id}/{a.label}", lambda s=src, a=a: self._craft(s, a),
                                            (src.stage,)))
         for t in plan.targets:
-            device, exclusive = self._device_of(t.target)
+            devices = [self._device_of(m) for m in t.fleet or (t.target,)]
             for b in t.backends:
                 for u in units:
                     crafts = (f"craft/{s.id}/{a.label}" for a in plan.attacks for s in self.sources_for(u, a))
                     deps = (u.stage, "testset/clean", *dict.fromkeys(crafts))
-                    st.append(Stage(f"device/{t.target}/{b}/{u.id}", lambda t=t, b=b, u=u: self._device(t, b, u),
-                                    deps, kind="device", device=device, exclusive=exclusive))
+                    name = f"device/{t.target}/{b}/{u.id}"
+                    if not t.fleet:
+                        (device, exclusive), = devices
+                        st.append(Stage(name, lambda t=t, b=b, u=u: self._device(t, b, u), deps, kind="device",
+                                        device=device, exclusive=exclusive))
+                        continue
+                    # a fleet: one shard of every test set per member device, then the shards' outputs merged
+                    k = len(t.fleet)
+                    for i, (member, (device, exclusive)) in enumerate(zip(t.fleet, devices)):
+                        shard = (i, k, member)
+                        st.append(Stage(_shard_stage(name, i, k),
+                                        lambda t=t, b=b, u=u, shard=shard: self._device(t, b, u, shard=shard),
+                                        deps, kind="device", device=device, exclusive=exclusive))
+                    st.append(Stage(name, lambda t=t, b=b, u=u: self._merge_fleet(t, b, u),
+                                    tuple(_shard_stage(name, i, k) for i in range(k))))
         return st
 
     def _host_stage(self, name: str, fn: Any, deps: tuple[str, ...]) -> Stage:
@@ -253,9 +267,44 @@ class Pipeline:
             if d not in closure:
                 closure.append(d)
                 todo.extend(index[d].deps)
-        inputs = tuple(dict.fromkeys((kind, key, None) for d in closure for kind, key, _ in self._entries.get(d, ())))
-        return (HostTask(plan=self.plan, stage=name, cache_root=str(self.cache.root), inputs=inputs),
+        data = self._data_entry()
+        inputs = tuple(dict.fromkeys([("dataset", data, None)] + [(kind, key, None) for d in closure
+                                                                  for kind, key, _ in self._entries.get(d, ())]))
+        return (HostTask(plan=self.plan, stage=name, cache_root=str(self.cache.root), inputs=inputs, data=data),
                 self.needs())
+
+    def _data_entry(self) -> str:
+        """The loaded data set (after its subset) as a cache entry of ``.npy`` arrays, made once per run, that
+        workers map instead of loading the source again: no scikit-learn import, no IDX parsing, no data files
+        needed on a Ray node, and the pages of one machine's workers are shared."""
+        if self._data_key is None:
+            ds = self.ds
+            key = content_key("dataset", {"fingerprint": ds.fingerprint()})
+            if not (self.cache.path("dataset", key) / "manifest.json").is_file():
+                with self.cache.build("dataset", key) as tmp:
+                    for part in ("x_train", "y_train", "x_test", "y_test"):
+                        np.save(tmp / f"{part}.npy", np.ascontiguousarray(getattr(ds, part)))
+                    (tmp / "dataset.json").write_text(json.dumps({"name": ds.name, "classes": list(ds.classes),
+                                                                  "fingerprint": ds.fingerprint()}))
+            self._data_key = key
+        return self._data_key
+
+    def use_data_entry(self, key: str) -> bool:
+        """Take the data set from cache entry ``key`` (see :meth:`_data_entry`), mapped copy-on-write; False when
+        this cache does not hold it intact (the data stage then loads the source)."""
+        if self.data is not None:
+            return True
+        entry = self.cache.get("dataset", key)
+        if entry is None:
+            return False
+        meta = json.loads((entry / "dataset.json").read_text())
+        arrays = {part: np.load(entry / f"{part}.npy", mmap_mode="c", allow_pickle=False)
+                  for part in ("x_train", "y_train", "x_test", "y_test")}
+        self.data = Dataset(name=meta["name"], classes=tuple(meta["classes"]), **arrays)
+        if self.data.fingerprint() != meta["fingerprint"]:  # the arrays are hashed again: a key needs them anyway
+            self.data = None
+            return False
+        return True
 
     def needs(self) -> Needs:
         """What one host stage asks of a worker: a core, and an estimate of its memory (a worker's base, plus the
@@ -363,6 +412,10 @@ class Pipeline:
 
     def run(self) -> RunSummary:
         t0 = time.perf_counter()
+        if self.plan.export.openvino or self.plan.compress:  # before NNCF or the converter send anything
+            from edgebench.export.openvino import disable_openvino_telemetry
+
+            disable_openvino_telemetry()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "plan.json").write_text(json.dumps(self.plan.as_dict(), indent=1, default=str))
         with Store.open(self.run_dir / "results.sqlite") as store:
@@ -824,14 +877,20 @@ class Pipeline:
             self._transports[name] = open_transport(load_target(name))
         return self._transports[name]
 
-    def _device(self, tspec: TargetSpec, backend: str, unit: Unit) -> DeviceRun | Deferred:
-        transport = self._transport(tspec.target)
+    def _device(self, tspec: TargetSpec, backend: str, unit: Unit,
+                shard: tuple[int, int, str] | None = None) -> DeviceRun | Deferred:
+        """The device job of ``unit`` on ``backend`` of target ``tspec``: prepared here, shipped and waited for by
+        the returned :class:`Deferred` (on a thread of its own), recorded by :meth:`_device_finish`. ``shard``
+        ``(i, k, member)``: the ``i``-th of ``k`` shards of every test set, on fleet member ``member``."""
+        transport = self._transport(shard[2] if shard else tspec.target)
         target = transport.target
         built: Built = self.outcome.values[unit.stage]
         fmt, artifact = built.artifact_for(backend)
         card = built.cards[fmt]
         clean: Path = self.outcome.values["testset/clean"]
         name = f"device/{tspec.target}/{backend}/{unit.id}"
+        if shard:
+            name = _shard_stage(name, shard[0], shard[1])
         sets = [{"name": "clean", "path": clean, "attack": "none", "eps": 0.0, "source": unit.id}]
         for a in self.plan.attacks:
             for src in self.sources_for(unit, a):
@@ -848,7 +907,10 @@ class Pipeline:
                                 min_window_s=m.energy_min_window_s, windows=m.energy_windows,
                                 min_samples=m.energy_min_samples)
         options = target.backends.get(backend, {})
-        key = content_key("device", {"artifact": card["sha256"], "sets": [str(s["path"]) for s in sets],
+        paths = [Path(s["path"]) for s in sets]
+        if shard:
+            paths = [self._shard_file(path, shard[0], shard[1]) for path in paths]
+        key = content_key("device", {"artifact": card["sha256"], "sets": [str(p) for p in paths],
                                      "backend": backend, "options": options, "protocol": vars(proto),
                                      "energy": vars(energy), "batch": m.batch_size, "target": target.name,
                                      "transport": target.transport})
@@ -859,7 +921,7 @@ class Pipeline:
             if all((out_dir / f).is_file() for f in result.get("files", ())):
                 return DeviceRun(name, out_dir, result, sets, note="already measured in this run", cached=True)
         job = Job(job_id=key, artifact=str(artifact), backend=backend, output_dir=str(out_dir),
-                  testsets=tuple(TestSet(s["name"], str(s["path"])) for s in sets), backend_options=options,
+                  testsets=tuple(TestSet(s["name"], str(p)) for s, p in zip(sets, paths)), backend_options=options,
                   batch_size=m.batch_size, latency=proto, energy=energy, artifact_sha256=card["sha256"])
         started = time.time()
         return Deferred(work=lambda: transport.run_job(job, out_dir),
@@ -881,6 +943,74 @@ class Pipeline:
         self.store.set_stage(self.run_id, name, key=key, status="done", started=started,
                              info={"note": note, "seconds": time.time() - started})
         return DeviceRun(name, outputs, result, sets, note=note)
+
+    def _shard_file(self, path: Path, i: int, k: int) -> Path:
+        """Rows ``[i·n/k, (i+1)·n/k)`` of test set ``path`` (every array of n rows cut alike): a cache entry named
+        by the set's own content-addressed id, so that every member of a fleet gets a fixed, disjoint share and
+        a resumed run ships the same files."""
+        key = content_key("shard", {"set": _set_id(path), "i": i, "k": k})
+        entry = self.cache.get("shard", key)
+        if entry is None:
+            with np.load(path, allow_pickle=False) as f:
+                n = len(f["x"])
+                lo, hi = i * n // k, (i + 1) * n // k
+                arrays = {a: (f[a][lo:hi] if f[a].ndim and len(f[a]) == n else f[a]) for a in f.files}
+            with self.cache.build("shard", key) as tmp:
+                _save_npz(tmp / path.name, **arrays)
+            entry = self.cache.path("shard", key)
+        return entry / path.name
+
+    def _merge_fleet(self, tspec: TargetSpec, backend: str, unit: Unit) -> DeviceRun:
+        """One device run out of a fleet's shards: each test set's logits concatenated in shard order (the rows
+        of the whole set, as one device would have written them), the latency samples of every member pooled
+        into one distribution, energy averaged over the members, and each member's own latency, energy,
+        backend and environment kept under ``fleet``."""
+        from edgebench.metrics.latency import latency_summary
+
+        name = f"device/{tspec.target}/{backend}/{unit.id}"
+        k = len(tspec.fleet)
+        parts: list[DeviceRun] = [self.outcome.values[_shard_stage(name, i, k)] for i in range(k)]
+        out_dir = self.run_dir / "raw" / slug(name.removeprefix("device/"))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        first = parts[0].result
+        sets = []
+        for j, ts in enumerate(first["testsets"]):
+            logits = np.concatenate([np.load(p.outputs / p.result["testsets"][j]["file"], allow_pickle=False)
+                                     for p in parts])
+            np.save(out_dir / f"set-{j}.npy", logits)
+            sets.append({"name": ts["name"], "n": len(logits), "file": f"set-{j}.npy",
+                         "seconds": sum(p.result["testsets"][j].get("seconds", 0.0) for p in parts)})
+        files = [s["file"] for s in sets]
+        latency = None
+        samples = [np.load(p.outputs / "latency_ns.npy", allow_pickle=False) for p in parts
+                   if (p.outputs / "latency_ns.npy").is_file()]
+        if samples and all(p.result.get("latency") for p in parts):
+            pooled = np.concatenate(samples)
+            np.save(out_dir / "latency_ns.npy", pooled)
+            files.append("latency_ns.npy")
+            lats = [p.result["latency"] for p in parts]
+            firsts = [x["first_ms"] for x in lats if x.get("first_ms") is not None]
+            latency = {**latency_summary(pooled, first_ns=int(np.median(firsts) * 1e6) if firsts else None,
+                                         duration_s=sum(x["duration_s"] for x in lats)),
+                       "protocol": lats[0].get("protocol"), "file": "latency_ns.npy", "members": len(lats)}
+        members = [{"target": m, "n": p.result["testsets"][0]["n"] if p.result["testsets"] else 0,
+                    "latency": p.result.get("latency"), "energy": p.result.get("energy"),
+                    "backend": p.result.get("backend"), "environment": p.result.get("environment")}
+                   for m, p in zip(tspec.fleet, parts)]
+        result = {**first, "testsets": sets, "latency": latency, "files": files, "resumed": [], "fleet": members,
+                  "energy": _merge_energy([m["energy"] for m in members])}
+        (out_dir / "result.json").write_text(json.dumps(result, indent=1, default=str))
+        self.store.put_environment(self.run_id, target=tspec.target, backend=backend, model=unit.model,
+                                   variant=unit.variant, backend_info={**first["backend"], "fleet": list(tspec.fleet)},
+                                   environment={**first["environment"], "energy": result["energy"],
+                                                "fleet": {m["target"]: m["environment"] for m in members}})
+        shard_keys = [(self.store.stage(self.run_id, _shard_stage(name, i, k)) or {}).get("key", "") for i in range(k)]
+        note = (f"{k} devices, {sets[0]['n'] if sets else 0} samples per set merged"
+                + (f"; p50 {latency['p50_ms']:.3f} ms over {latency['runs']} runs" if latency else ""))
+        self.store.set_stage(self.run_id, name, key=content_key("fleet", {"shards": shard_keys}), status="done",
+                             info={"note": note, "seconds": 0.0})
+        return DeviceRun(name, out_dir, result, parts[0].testsets, note=note,
+                         cached=all(p.cached for p in parts))
 
     # scoring --------------------------------------------------------------------------------------
     def _score(self) -> tuple[list[dict[str, Any]], ...]:
@@ -986,7 +1116,8 @@ class Pipeline:
                             min_eps.append({**where, "attack": label, "source": src, "threat": rows[0]["threat"],
                                             **_min_eps_record(rows)})
                     flags.extend(whitebox_below_transfer(where, unit.id, per_sample))
-                    flags.extend(_device_flags(where, run.result))
+                    for part in run.result.get("fleet") or [run.result]:  # each member of a fleet
+                        flags.extend(_device_flags(where, part))
         flags.extend(self._gradient_flags())
         _deltas_vs_base(records, correct)
         return records, min_eps, flags, samples
@@ -1059,6 +1190,28 @@ def _deltas_vs_base(records: list[dict[str, Any]], correct: dict[tuple[Any, ...]
             continue
         r["robust_delta"] = float(np.mean(mine) - np.mean(theirs))
         r["robust_delta_p"] = mcnemar(theirs, mine)["p_value"]
+
+
+def _shard_stage(name: str, i: int, k: int) -> str:
+    """The stage of shard ``i`` (of ``k``) of fleet device stage ``name``."""
+    return f"{name}#{i + 1}of{k}"
+
+
+def _merge_energy(parts: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """A fleet's energy: each numeric reading averaged over the members that measured it (identical devices,
+    each drawing its own power); valid only if every member's is; absent when no member has a sensor."""
+    measured = [p for p in parts if p and not p.get("absent")]
+    if not measured:
+        return next((p for p in parts if p), None)
+    out: dict[str, Any] = {"valid": all(bool(p.get("valid")) for p in measured) and len(measured) == len(parts),
+                           "members": len(measured),
+                           "invalid_reasons": [r for p in measured for r in p.get("invalid_reasons", [])]}
+    if len(measured) < len(parts):
+        out["invalid_reasons"].append(f"{len(parts) - len(measured)} member(s) without a readable sensor")
+    for field_ in ("energy_per_inference_j", "net_energy_per_inference_j", "mean_power_w", "idle_power_w"):
+        values = [p[field_] for p in measured if isinstance(p.get(field_), (int, float))]
+        out[field_] = float(np.mean(values)) if values else None
+    return out
 
 
 def _device_flags(where: dict[str, Any], result: dict[str, Any]) -> list[dict[str, Any]]:

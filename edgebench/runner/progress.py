@@ -15,12 +15,14 @@ the end). What it shows depends on where it writes:
 ``EDGEBENCH_PROGRESS=0`` turns it off (no block, no summary line); ``EDGEBENCH_PROGRESS=1`` draws the live block
 even when the stream is not a terminal.
 
-The ETA is the sum, over the stages still queued or running, of the mean duration of the measured stages of the
+The ETA adds up, over the stages still queued or running, the mean duration of the measured stages of the
 same group (a device target/backend, else the kind: ``model``, ``compress``, ``craft`` ...), falling back to the
-kind's mean and then to the mean over every measured stage. Only stages that did real work count as measured:
-cached ones (their value says ``(cached)`` or ``already measured``, or has ``cached = True``) take no time and
-would make the estimate far too short; failed and skipped ones are left out too. Until one stage is measured
-the ETA reads ``–``.
+kind's mean and then to the mean over every measured stage; host stages' share is divided by the executor's
+workers (they run that many at once) and device targets count as running beside each other (the longest
+target's share counts, as if device jobs followed host work: an upper estimate). Only stages that did real
+work count as measured: cached ones (their value says ``(cached)`` or ``already measured``, or has
+``cached = True``) take no time and would make the estimate far too short; failed and skipped ones are left out
+too. Until one stage is measured the ETA reads ``–``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any, TextIO
 log = logging.getLogger("edgebench")
 
 ENV = "EDGEBENCH_PROGRESS"
+HOST_KINDS = ("model", "compress", "craft")  # the stages an executor's workers compute, ``workers`` at a time
 STATUSES = ("done", "cached", "failed", "skipped")
 _ON = {"1", "on", "yes", "true"}
 _OFF = {"0", "off", "no", "false"}
@@ -183,6 +186,7 @@ class Progress:
         self._width, self._height = width, height
         self.glyphs = _Glyphs(self.stream)
         self.stages: dict[str, _Stage] = {}
+        self.workers = 1  #: host stages that run at once (the scheduler sets it from the executor)
         self.t0 = 0.0
         self.draws = 0  # how many times the block was drawn (for tests and curiosity)
         self._lock = threading.RLock()
@@ -290,11 +294,20 @@ class Progress:
         by_group, by_kind, overall = self.means()
         if overall is None:
             return None
-        now, total = self.clock(), 0.0
+        now = self.clock()
+        host, scheduler, devices = 0.0, 0.0, {}  # seconds of work left: host stages, scheduler's, per device target
         for st in left:
             mean = by_group.get(st.group, by_kind.get(st.kind, overall))
-            total += max(mean - (now - st.started), 0.0) if st.status == "running" else mean
-        return total
+            rest = max(mean - (now - st.started), 0.0) if st.status == "running" else mean
+            if st.kind == "device":
+                target = st.group.split(" ", 1)[-1].split("/")[0]
+                devices[target] = devices.get(target, 0.0) + rest
+            elif st.kind in HOST_KINDS:
+                host += rest
+            else:
+                scheduler += rest
+        # host stages share the executor's workers; device targets run beside each other, their jobs in turn
+        return scheduler + host / max(1, self.workers) + max(devices.values(), default=0.0)
 
     def elapsed(self) -> float:
         return self.clock() - self.t0 if self.stages else 0.0
@@ -327,9 +340,10 @@ class Progress:
         for label, members in groups.items():
             c = self.counts(st.name for st in members)
             bits = []
-            running = next((st for st in members if st.status == "running"), None)
-            if running is not None:
-                bits.append(f"{g.arrow} {running.name} {fmt_clock(now - running.started)}")
+            running = [st for st in members if st.status == "running"]
+            if running:
+                more = f" (+{len(running) - 1} more)" if len(running) > 1 else ""
+                bits.append(f"{g.arrow} {running[0].name} {fmt_clock(now - running[0].started)}{more}")
             elif c.queued:
                 bits.append(f"{c.queued} queued")
             else:

@@ -90,8 +90,9 @@ def execute(stages: list[Stage], *, on_status: Callable[[str, str, str, float], 
     from edgebench.runner.executors import InlineExecutor
 
     progress = progress if progress is not None else Progress(mode="off")
-    progress.begin([s.name for s in stages])
     executor = executor if executor is not None else InlineExecutor()
+    progress.workers = max(1, executor.workers)
+    progress.begin([s.name for s in stages])
     try:
         return _Scheduler(stages, on_status, outcome if outcome is not None else Outcome(), progress,
                           executor).run()
@@ -186,6 +187,7 @@ class _Scheduler:
         assert stage.task is not None
         task, needs = stage.task()
         self.host[self.executor.submit(task, needs)] = (stage, t0 or time.perf_counter(), attempt)
+        self.progress.workers = max(1, self.executor.workers)  # known once the executor has started
 
     def _host_done(self, fut: Future) -> None:
         stage, t0, attempt = self.host.pop(fut)
@@ -203,7 +205,8 @@ class _Scheduler:
                             self.executor.retries + 1)
                 self._submit(stage, attempt + 1, t0)
             else:
-                self._fail(stage, f"{why}, {attempt} time(s); nothing of it was kept", time.perf_counter() - t0)
+                times = f", {attempt} time(s)" if attempt > 1 else ""
+                self._fail(stage, f"{why}{times}; nothing of it was kept", time.perf_counter() - t0)
             return
         self.executor.collect(report)
         self._call(stage, stage.fn, t0=t0, report=report)

@@ -34,6 +34,7 @@ class HostTask:
     threads: int = 1  #: torch's intra-op threads in the worker (the executor sets it: cores / workers)
     inputs: tuple[tuple[str, str, Any], ...] = ()  #: (kind, key, packed entry) to bring in when missing
     ship_outputs: bool = False  #: return the entries the stage built, packed
+    data: str = ""  #: the cache entry of the loaded data set (none: the worker loads it from the source)
 
 
 class DiscardStore:
@@ -83,10 +84,17 @@ def run_host_task(task: HostTask) -> dict[str, Any]:
     set_threads(task.threads)
     import torch
 
-    torch.set_num_threads(task.threads)
+    from edgebench.export.openvino import disable_openvino_telemetry
+
+    if torch.get_num_threads() != task.threads:
+        torch.set_num_threads(task.threads)
+    disable_openvino_telemetry()
     pipe = replica(task.plan, task.cache_root)
     for kind, key, blob in task.inputs:
-        pipe.cache.unpack(kind, key, blob)
+        if blob is not None:
+            pipe.cache.unpack(kind, key, blob)
+    if task.data:
+        pipe.use_data_entry(task.data)
     t0 = time.perf_counter()
     with pipe.cache.recording() as used:
         value = pipe.compute(task.stage)

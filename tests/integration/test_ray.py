@@ -24,6 +24,10 @@ from tests.integration.test_executors import only_run, results, stages, sweep
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'edgebench[ray]')")
 
+#: a test cluster on loopback, private to the test: no usage statistics, and no token authentication (whether
+#: Ray asks for a token depends on files a previous Ray left in the home folder)
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -42,7 +46,7 @@ def _ray(*args: str, env: dict[str, str]) -> None:
 def cluster() -> Iterator[str]:
     """A head and one worker node on loopback, 1 CPU each; yields the address."""
     tmp = tempfile.mkdtemp(prefix="ebray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, **RAY_ENV, "OMP_NUM_THREADS": "1"}
     port = _free_port()
     address = f"127.0.0.1:{port}"
     try:
@@ -56,8 +60,7 @@ def cluster() -> Iterator[str]:
 
 
 def _run(plan: Path, out: Path, cache: Path, *args: str, **env: str) -> subprocess.Popen:
-    full = {**os.environ, "EDGEBENCH_CACHE": str(cache), "EDGEBENCH_PROGRESS": "0", "RAY_USAGE_STATS_ENABLED": "0",
-            **env}
+    full = {**os.environ, **RAY_ENV, "EDGEBENCH_CACHE": str(cache), "EDGEBENCH_PROGRESS": "0", **env}
     return subprocess.Popen([sys.executable, "-m", "edgebench.cli", "run", str(plan), "--out", str(out), *args],
                             env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -50,17 +50,19 @@ def _init_worker(threads: int) -> None:
 
 @EXECUTORS.register("local")
 class LocalExecutor:
-    """``workers``: the pool's size (None: one per core, as the memory allows)."""
+    """``workers``: the pool's size (None: one per core, as the memory allows); ``threads``: torch threads per
+    worker (None: ``cores // workers``)."""
 
     name = "local"
     retries = 1
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, threads: int | None = None) -> None:
         self.asked = workers
         self.auto = workers is None  #: sized to the machine (and the run may decide it needs no pool at all)
         n = workers if workers is not None else cores()
         self.workers = max(1, n)
-        self.threads = max(1, cores() // self.workers)
+        self.fixed_threads = threads
+        self.threads = threads or max(1, cores() // self.workers)
         self._pool: ProcessPoolExecutor | None = None
         self._generation = 0
         self._sized = False
@@ -75,7 +77,7 @@ class LocalExecutor:
             log.warning("local executor: %d worker(s) asked, but %d MiB available holds %d at ~%d MiB each; "
                         "using %d", self.workers, avail, fits, need, fits)
             self.workers = fits
-            self.threads = max(1, cores() // self.workers)
+            self.threads = self.fixed_threads or max(1, cores() // self.workers)
         log.info("local executor: %d worker process(es) × %d thread(s) (%d cores, %d MiB available, ~%d MiB per "
                  "stage)", self.workers, self.threads, cores(), avail, need)
 
