@@ -131,3 +131,35 @@ def test_worker_killed_mid_stage_is_retried_and_nothing_is_lost(tmp_path: Path) 
     assert all(s["status"] == "done" for s in st.values()), st
     assert len(results(run_dir)) == 8  # every row once: none lost, none duplicated
     assert victim.pid not in {s["worker"]["pid"] for s in st.values() if "worker" in s}
+
+
+def test_sigkill_of_the_run_mid_stage_leaves_no_worker_behind_and_resumes(tmp_path: Path) -> None:
+    plan = sweep(tmp_path, n=4, epochs=12)
+    out = tmp_path / "reports"
+    env = {**os.environ, "EDGEBENCH_CACHE": str(tmp_path / "cache"), "EDGEBENCH_PROGRESS": "0"}
+    cmd = [sys.executable, "-m", "edgebench.cli", "run", str(plan), "--out", str(out), "--workers", "2"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    workers: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            busy = [w for w in _workers_of(proc) if w.cpu_percent(interval=0.2) > 50]
+            if busy:
+                time.sleep(1.0)
+                workers = _workers_of(proc)
+                proc.send_signal(signal.SIGKILL)  # the run itself, not its workers
+                break
+        assert workers, "never saw a busy worker process"
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # the workers notice that the run is gone (their parent changes) and exit; none keeps computing for nobody
+    gone, alive = psutil.wait_procs(workers, timeout=60)
+    assert not alive, [w.pid for w in alive]
+
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = only_run(out)
+    assert all(s["status"] == "done" for s in stages(run_dir).values())
+    assert len(results(run_dir)) == 8

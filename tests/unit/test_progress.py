@@ -89,10 +89,13 @@ def test_block_counts_per_kind_per_target_and_eta() -> None:
     block = last_block(tty.getvalue())
     # 5 done (1 cached) + 1 running + 3 queued + 1 failed = 10
     # ETA: craft has nothing measured -> overall mean of measured non-cached stages (2+10+20+6)/4 = 9.5,
-    # running for 4 s: 5.5 left + 9.5 for craft/cnn/pgd; device local/onnxruntime: 1 x 6.0; device pi: kind mean 6.0
-    # -> 5.5 + 9.5 + 6 + 6 = 27 s
-    assert block[0] == "stages 5/10 done · 1 running · 3 queued · 1 failed · elapsed 43s · ETA ~27s"
-    assert p.eta() == pytest.approx(27.0)
+    # running for 4 s: 5.5 left + 9.5 for craft/cnn/pgd; device local/onnxruntime: 1 x 6.0; device pi: kind mean 6.0,
+    # the two targets beside each other -> 5.5 + 9.5 + max(6, 6) = 21 s
+    assert block[0] == "stages 5/10 done · 1 running · 3 queued · 1 failed · elapsed 43s · ETA ~21s"
+    assert p.eta() == pytest.approx(21.0)
+    p.workers = 2  # two host stages at once: the host share halves -> (5.5 + 9.5) / 2 + 6 = 13.5 s
+    assert p.eta() == pytest.approx(13.5)
+    p.workers = 1
     model = line(block, "model")
     assert "1/1" in model and "1 cached" in model and "s/stage" not in model  # a cached stage is not a rate
     comp = line(block, "compress")

@@ -39,13 +39,26 @@ def available_mb() -> int:
     return int(psutil.virtual_memory().available / 2**20)
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent: int) -> None:
     import signal
+    import threading
 
     from edgebench.runner.worker import set_threads
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
     set_threads(threads)
+    threading.Thread(target=_exit_with, args=(parent,), name="edgebench-parent-watch", daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker as soon as the run that started it is gone (SIGKILLed, say). Its task queue never reports
+    the end (every worker holds both ends of it), so an orphan would wait, or compute, for nobody forever; what
+    it was building is a temporary folder that the next build of that kind removes."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 @EXECUTORS.register("local")
@@ -86,7 +99,7 @@ class LocalExecutor:
             import multiprocessing
 
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_init_worker, initargs=(self.threads,))
+                                             initializer=_init_worker, initargs=(self.threads, os.getpid()))
             self._generation += 1
         return self._pool
 
