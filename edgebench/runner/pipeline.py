@@ -924,6 +924,11 @@ class Pipeline:
                   testsets=tuple(TestSet(s["name"], str(p)) for s, p in zip(sets, paths)), backend_options=options,
                   batch_size=m.batch_size, latency=proto, energy=energy, artifact_sha256=card["sha256"])
         started = time.time()
+        dispatch = getattr(self.executor, "device_job", None) if target.ray_resource else None
+        if dispatch is not None:  # from a node of the cluster that reaches the device
+            return Deferred(work=lambda: dispatch(target, job, out_dir, cache_root=str(self.cache.root)),
+                            finish=lambda done: self._device_finish(name, key, started, target, backend, unit, fmt,
+                                                                    sets, done))
         return Deferred(work=lambda: transport.run_job(job, out_dir),
                         finish=lambda done: self._device_finish(name, key, started, target, backend, unit, fmt, sets,
                                                                 done))
@@ -940,8 +945,10 @@ class Pipeline:
         note = f"p50 {lat.get('p50_ms', float('nan')):.3f} ms over {lat.get('runs', 0)} runs ({fmt})"
         if result.get("resumed"):
             note += f"; resumed {', '.join(result['resumed'])}"
-        self.store.set_stage(self.run_id, name, key=key, status="done", started=started,
-                             info={"note": note, "seconds": time.time() - started})
+        info: dict[str, Any] = {"note": note, "seconds": time.time() - started}
+        if result.get("dispatched_from"):
+            info["worker"] = result["dispatched_from"]
+        self.store.set_stage(self.run_id, name, key=key, status="done", started=started, info=info)
         return DeviceRun(name, outputs, result, sets, note=note)
 
     def _shard_file(self, path: Path, i: int, k: int) -> Path:

@@ -41,6 +41,9 @@ class Target:
     backends: dict[str, dict[str, Any]] = field(default_factory=dict)
     timeout_s: float = 3600.0
     power: dict[str, Any] = field(default_factory=dict)  # {"sensor": name, "rate_hz": hz, "options": {...}}
+    #: with ``--executor ray``: the custom resource of the Ray node(s) that reach this device; its jobs are
+    #: dispatched from such a node (``ray start --resources '{"<name>": 1}'`` there). Empty: from the scheduler.
+    ray_resource: str = ""
 
     @property
     def device(self) -> str:
@@ -122,6 +125,7 @@ def parse_target(text: str, source: str) -> Target:
     python = t.get("python", str, "")
     timeout_s = t.number("timeout_s", 3600.0, lo=0, lo_open=True)
     description = t.get("description", str, "")
+    ray_resource = t.get("ray_resource", str, "")
     t.done()
     options = top.get("transport", dict, {})
     cls.check_options(options, where=f"{source}: [transport]")
@@ -145,7 +149,8 @@ def parse_target(text: str, source: str) -> Target:
     if not backends:
         raise ConfigError(f"{source}: backends: a target needs at least one [backends.NAME] table")
     return Target(name=name, source=source, transport=transport, description=description, python=python,
-                  timeout_s=timeout_s, transport_options=options, backends=backends, power=power)
+                  timeout_s=timeout_s, transport_options=options, backends=backends, power=power,
+                  ray_resource=ray_resource)
 
 
 def open_transport(target: Target, *, cache_dir: Path | None = None) -> Any:

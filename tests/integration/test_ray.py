@@ -2,7 +2,8 @@
 each, both on 127.0.0.1 (``ray start``, as a user would on two machines). A sweep's host stages are spread over
 both nodes and its stored results are the local executor's, bit for bit; with the cache shipped through Ray's
 object store instead of shared, the same; a Ray worker SIGKILLed mid-task is retried by Ray and nothing is lost
-or duplicated. Skips with a reason where Ray is not installed (``pip install 'edgebench[ray]'``)."""
+or duplicated; a target naming a Ray resource has its device jobs dispatched from the node offering it. Skips with
+a reason where Ray is not installed (``pip install 'edgebench[ray]'``)."""
 
 from __future__ import annotations
 
@@ -52,7 +53,9 @@ def cluster() -> Iterator[str]:
     try:
         _ray("start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "1",
              "--include-dashboard=false", "--disable-usage-stats", "--temp-dir", tmp, env=env)
-        _ray("start", "--address", address, "--node-ip-address", "127.0.0.1", "--num-cpus", "1", env=env)
+        # the worker node is the one "in the lab": it offers the resource that lab.toml's jobs ask for
+        _ray("start", "--address", address, "--node-ip-address", "127.0.0.1", "--num-cpus", "1",
+             "--resources", '{"edgebench-lab": 1}', env=env)
         yield address
     finally:
         subprocess.run([shutil.which("ray") or "ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
@@ -141,3 +144,45 @@ def test_ray_worker_killed_mid_task_is_retried_and_nothing_is_lost(cluster: str,
     assert all(s["status"] == "done" for s in st.values()), st
     assert len(results(run_dir)) == 8  # none lost, none twice
     assert victim.pid not in {s["worker"]["pid"] for s in st.values() if "worker" in s}
+
+
+def _lab_node(address: str) -> str:
+    code = (f"import ray; ray.init(address={address!r}, logging_level='ERROR'); "
+            "print([n['NodeID'] for n in ray.nodes() if n['Alive'] and n['Resources'].get('edgebench-lab')][0])")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **RAY_ENV}, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_device_jobs_are_dispatched_from_the_node_that_reaches_the_device(cluster: str, local_rows: tuple,
+                                                                           tmp_path: Path) -> None:
+    """A target with ``ray_resource`` has its jobs run from the node offering that resource (the lab machine),
+    its files shipped there and its outputs back; the same numbers as measured from here. A target whose
+    resource no node offers fails in one line, and the other jobs go on."""
+    from importlib import resources
+
+    plan, expected = local_rows
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    local = resources.files("edgebench.targets").joinpath("builtin", "local.toml").read_text()
+    for name, resource in (("lab", "edgebench-lab"), ("attic", "edgebench-attic")):
+        (targets / f"{name}.toml").write_text(local.replace('name = "local"', f'name = "{name}"\nray_resource = '
+                                                                                f'"{resource}"'))
+    text = plan.read_text().replace('target = "local"', 'target = "lab"')
+    text += '[[targets]]\ntarget = "attic"\nbackends = ["onnxruntime"]\n'
+    lab_plan = tmp_path / "lab.toml"
+    lab_plan.write_text(text)
+    proc = _run(lab_plan, tmp_path / "out", tmp_path / "cache", "--executor", "ray", "--address", cluster,
+                EDGEBENCH_TARGETS=str(targets))
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 1  # the attic's jobs failed, in one line each
+    assert "no node of the Ray cluster offers resource 'edgebench-attic'" in stderr and "Traceback" not in stderr
+    run_dir = only_run(tmp_path / "out")
+    st = stages(run_dir)
+    lab = {n: s for n, s in st.items() if n.startswith("device/lab/")}
+    assert len(lab) == 4 and all(s["status"] == "done" for s in lab.values())
+    assert {s["worker"]["node"] for s in lab.values()} == {_lab_node(cluster)}
+    assert all(s["status"] == "failed" for n, s in st.items() if n.startswith("device/attic/"))
+    rows = [r for r in results(run_dir)]
+    assert len(rows) == 8 and rows == expected  # the lab's rows: the same numbers as measured from here

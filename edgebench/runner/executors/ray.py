@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,38 @@ def ray_host_task(task: Any, token: str, mode: str) -> dict[str, Any]:
     return report
 
 
+def ray_device_task(target: Any, job_json: str, files: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes],
+                                                                                  dict[str, Any]]:
+    """A device job on a node that reaches the device: the artifact and test sets arrive through the object
+    store (``files``: host path -> bytes), the job runs through the target's own transport from here, and the
+    agent's outputs go back as bytes with the result and who dispatched it."""
+    import dataclasses
+    import socket
+    import tempfile
+
+    import ray
+
+    from edgebench.agent.job import Job, TestSet
+    from edgebench.targets import open_transport
+
+    job = Job.from_json(job_json)
+    with tempfile.TemporaryDirectory(prefix="edgebench-device-") as tmp:
+        root = Path(tmp)
+        where: dict[str, Path] = {}
+        for i, (path, blob) in enumerate(files.items()):
+            folder = root / ("artifact" if Path(path).parent == Path(job.artifact).parent else f"set-{i}")
+            folder.mkdir(exist_ok=True)
+            where[path] = folder / Path(path).name
+            where[path].write_bytes(blob if isinstance(blob, bytes) else ray.get(blob))
+        job = dataclasses.replace(job, artifact=str(where[job.artifact]), output_dir=str(root / "out"),
+                                  testsets=tuple(TestSet(ts.name, str(where[ts.path])) for ts in job.testsets))
+        with open_transport(target) as transport:
+            result, out = transport.run_job(job, root / "out")
+        outputs = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
+    who = {"node": ray.get_runtime_context().get_node_id(), "host": socket.gethostname(), "pid": os.getpid()}
+    return result, outputs, who
+
+
 @EXECUTORS.register("ray")
 class RayExecutor:
     """``workers``: host stages at once (None: the cluster's CPUs); ``address``: the cluster to join (None:
@@ -106,8 +139,15 @@ class RayExecutor:
         self._refs: dict[tuple[str, str], Any] = {}  # cache entries already in the object store
         self._running: dict[Any, Future] = {}
         self._cache: Any = None
+        self._device_remote: Any = None
+        self._lock = threading.Lock()
 
     def _start(self, cache_root: str) -> None:
+        with self._lock:  # the scheduler's thread (a host stage) or a device thread (a dispatched job) starts it
+            if not self._started:
+                self._start_locked(cache_root)
+
+    def _start_locked(self, cache_root: str) -> None:
         import ray
 
         self._started = True
@@ -162,6 +202,51 @@ class RayExecutor:
         self._running[ref] = out
         ref.future().add_done_callback(lambda f, ref=ref: self._settle(ref, f))
         return out
+
+    def device_job(self, target: Any, job: Any, out_dir: Path, *, cache_root: str) -> tuple[dict[str, Any], Path]:
+        """Run ``job`` from a node that offers ``target.ray_resource`` (one at a time there: the resource is asked
+        for whole) and write its outputs into ``out_dir``, as a transport's ``run_job`` would."""
+        import ray
+        from ray.exceptions import RayTaskError
+
+        from edgebench.errors import DeviceError
+        from edgebench.export.card import artifact_files
+
+        if not self._started:
+            self._start(cache_root)
+        resource = target.ray_resource
+        if not ray.cluster_resources().get(resource):
+            raise DeviceError(f"target {target.name!r}: no node of the Ray cluster offers resource {resource!r}; on "
+                              f"the machine that reaches the device run ray start --address ... --resources "
+                              f"'{{\"{resource}\": 1}}' (or remove ray_resource from {target.source})")
+        paths = [*artifact_files(Path(job.artifact)), *(Path(ts.path) for ts in job.testsets)]
+        files = {str(p): self._file_ref(p) for p in dict.fromkeys(paths)}
+        if self._device_remote is None:
+            self._device_remote = ray.remote(ray_device_task)
+        ref = self._device_remote.options(num_cpus=0, resources={resource: 1}, max_retries=self.max_retries,
+                                          retry_exceptions=False).remote(target, job.to_json(), files)
+        self._running[ref] = Future()
+        try:
+            result, outputs, who = ray.get(ref)
+        except RayTaskError as exc:
+            if isinstance(getattr(exc, "cause", None), EdgebenchError):
+                raise exc.cause from None
+            raise
+        finally:
+            self._running.pop(ref, None)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, blob in outputs.items():
+            (out_dir / name).write_bytes(blob)
+        result["dispatched_from"] = who
+        return result, out_dir
+
+    def _file_ref(self, path: Path) -> Any:
+        import ray
+
+        key = ("file", str(path))
+        if key not in self._refs:
+            self._refs[key] = ray.put(path.read_bytes())
+        return self._refs[key]
 
     def _ref(self, kind: str, key: str) -> Any:
         import ray
