@@ -70,6 +70,10 @@ class Clock:
             self.spans[name] = (t0, time.monotonic())
         return {"note": f"{name} worked", "cached": False, "pid": threading.get_ident()}
 
+    def most_at_once(self) -> int:
+        """The largest number of spans running at one instant (each span's start is such an instant)."""
+        return max(sum(s0 <= t0 < s1 for s0, s1 in self.spans.values()) for t0, _ in self.spans.values())
+
     def overlap(self, a: str, b: str) -> bool:
         (a0, a1), (b0, b1) = self.spans[a], self.spans[b]
         return a0 < b1 and b0 < a1
@@ -90,10 +94,7 @@ def test_host_stages_run_as_many_at_once_as_workers() -> None:
     out = execute([host(clock, f"h{i}") for i in range(4)], executor=ex)
     assert sorted(out.values) == ["h0", "h1", "h2", "h3"] and ex.submitted == 4
     assert all(v.note.endswith("worked") and not v.cached for v in out.values.values())
-    assert clock.overlap("h0", "h1") and clock.overlap("h2", "h3")
-    for a in ("h0", "h1"):  # never three at once
-        for b in ("h2", "h3"):
-            assert not clock.overlap(a, b)
+    assert clock.most_at_once() == 2  # two at a time, never three
 
 
 def test_devices_run_at_once_but_one_job_per_device() -> None:
@@ -103,7 +104,7 @@ def test_devices_run_at_once_but_one_job_per_device() -> None:
     out = execute(stages, executor=ThreadExecutor(2))
     assert sorted(out.values) == ["a1", "a2", "b1", "b2"]
     assert not clock.overlap("a1", "a2") and not clock.overlap("b1", "b2")
-    assert clock.overlap("a1", "b1") and clock.overlap("a2", "b2")
+    assert clock.overlap("a1", "b1")  # the first job of each device starts at once
 
 
 def test_a_job_on_this_host_never_overlaps_host_work() -> None:
