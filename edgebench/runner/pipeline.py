@@ -23,7 +23,7 @@ from edgebench import __version__
 from edgebench.agent.job import EnergyProtocol, Job, LatencyProtocol, TestSet, sha256_file
 from edgebench.config import AttackSpec, CompressSpec, ModelSpec, Plan, TargetSpec
 from edgebench.data import Dataset, load_dataset
-from edgebench.errors import ArtifactError, ConfigError, DataError
+from edgebench.errors import ArtifactError, ConfigError, DataError, EdgebenchError
 from edgebench.runner.cache import Cache, code_fingerprint, content_key
 from edgebench.runner.progress import Progress
 from edgebench.runner.stages import Deferred, Needs, Outcome, Stage, execute
@@ -456,7 +456,10 @@ class Pipeline:
             return
         from edgebench.runner.executors import InlineExecutor
 
-        todo = sum(r["status"] in ("run", "unknown") for r in self.dry_run() if r["kind"] in HOST_KINDS)
+        try:
+            todo = sum(r["status"] in ("run", "unknown") for r in self.dry_run() if r["kind"] in HOST_KINDS)
+        except EdgebenchError:  # the data does not load: its stage fails with that line, and is recorded
+            return
         if todo < MIN_POOL_STAGES:
             log.info("executor: %d host stage(s) to compute; computing them in this process (fewer than %d: a "
                      "worker pool's start-up would cost more than it saves)", todo, MIN_POOL_STAGES)

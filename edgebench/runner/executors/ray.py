@@ -14,8 +14,10 @@ them, and checked against their manifests on arrival), and brings back the entri
 published into this machine's cache. ``EDGEBENCH_RAY_CACHE=shared|ship`` forces one way or the other.
 
 Device jobs are dispatched from this process, which must reach the targets (the scheduler's device threads;
-:mod:`edgebench.runner.stages`). The plan's own files (checkpoints, ONNX models, data under ``EDGEBENCH_DATA``,
-factory modules) must be at the same paths on every node; ``EDGEBENCH_DATA`` is passed to the workers.
+:mod:`edgebench.runner.stages`), unless the target names a ``ray_resource``: then from a node offering it
+(:meth:`RayExecutor.device_job`). The loaded data set travels as a cache entry like any other (workers map it);
+the plan's own files (checkpoints, ONNX models, factory modules) must be at the same paths on every node.
+``EDGEBENCH_DATA`` is passed to the workers, for a worker that has to load the data itself.
 """
 
 from __future__ import annotations
