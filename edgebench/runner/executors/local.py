@@ -70,7 +70,6 @@ class LocalExecutor:
     retries = 1
 
     def __init__(self, workers: int | None = None, threads: int | None = None) -> None:
-        self.asked = workers
         self.auto = workers is None  #: sized to the machine (and the run may decide it needs no pool at all)
         n = workers if workers is not None else cores()
         self.workers = max(1, n)
