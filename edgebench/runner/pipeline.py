@@ -929,12 +929,13 @@ class Pipeline:
         started = time.time()
         dispatch = getattr(self.executor, "device_job", None) if target.ray_resource else None
         if dispatch is not None:  # from a node of the cluster that reaches the device
-            return Deferred(work=lambda: dispatch(target, job, out_dir, cache_root=str(self.cache.root)),
-                            finish=lambda done: self._device_finish(name, key, started, target, backend, unit, fmt,
-                                                                    sets, done))
-        return Deferred(work=lambda: transport.run_job(job, out_dir),
-                        finish=lambda done: self._device_finish(name, key, started, target, backend, unit, fmt, sets,
-                                                                done))
+            def work() -> tuple[dict[str, Any], Path]:
+                return dispatch(target, job, out_dir, cache_root=str(self.cache.root))
+        else:
+            def work() -> tuple[dict[str, Any], Path]:
+                return transport.run_job(job, out_dir)
+        return Deferred(work=work, finish=lambda done: self._device_finish(name, key, started, target, backend, unit,
+                                                                          fmt, sets, done))
 
     def _device_finish(self, name: str, key: str, started: float, target: Any, backend: str, unit: Unit, fmt: str,
                        sets: list[dict[str, Any]], done: tuple[dict[str, Any], Path]) -> DeviceRun:
