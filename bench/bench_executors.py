@@ -100,9 +100,9 @@ def scaling(args: argparse.Namespace, folder: Path) -> dict[tuple[str, int], lis
 
 def overhead(args: argparse.Namespace, folder: Path) -> dict[str, float]:
     """Median seconds per job round trip, per executor, and the in-process reference."""
+    from edgebench.runner.executors.base import HostTask, Needs
     from edgebench.runner.executors.local import LocalExecutor
-    from edgebench.runner.stages import Needs
-    from edgebench.runner.worker import HostTask, run_host_task
+    from edgebench.runner.worker import run_host_task
 
     plan = load(plan_text(1, 1), folder)
     task = HostTask(plan=plan, stage="data", cache_root=str(folder / "cache-overhead"))

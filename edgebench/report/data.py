@@ -6,9 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgebench.store import Store
-
-BASE = "base"
+from edgebench.store import BASE, Store
 
 
 @dataclass

@@ -4,9 +4,10 @@ A stage is one of three kinds:
 
 - ``main``: quick work run on the scheduler's own thread (loading the data set, writing the clean test set).
 - ``host``: heavy host work (training, compressing, crafting attacks) whose outputs are content-addressed cache
-  entries. An :class:`~edgebench.runner.executors.Executor` with workers computes it off the scheduler's thread
+  entries. An :class:`~edgebench.runner.executors.base.Executor` with workers computes it off the scheduler's thread
   (a process of the local pool, a Ray task); the stage's ``fn`` then runs here and finds its outputs cached,
-  loads them and records them in the store. With no workers (``--workers 1``) ``fn`` computes in place.
+  loads them and records them in the store. With no workers (``--workers 0``, or the inline executor) ``fn``
+  computes in place.
 - ``device``: a job on a target. ``fn`` prepares it here and returns a :class:`Deferred` whose ``work`` (shipping
   the job, waiting for the agent) runs on a thread of its own, then ``finish`` records the result here. Device
   jobs on different devices run at once; on one device, one at a time (latency runs never overlap on a
@@ -30,21 +31,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgebench.errors import EdgebenchError
+from edgebench.runner.executors.base import Executor, InlineExecutor, Needs
 from edgebench.runner.progress import Progress, is_cached
 
 log = logging.getLogger("edgebench")
 
 KINDS = ("main", "host", "device")
-
-
-@dataclass(frozen=True)
-class Needs:
-    """What one host stage asks of the machine that runs it (declared to Ray as the task's resources; the
-    local pool sizes itself from the memory)."""
-
-    cpus: float = 1.0
-    gpus: float = 0.0
-    memory_mb: int = 0
 
 
 @dataclass
@@ -82,13 +74,12 @@ class Outcome:
 
 
 def execute(stages: list[Stage], *, on_status: Callable[[str, str, str, float], None] | None = None,
-            outcome: Outcome | None = None, progress: Progress | None = None, executor: Any = None) -> Outcome:
+            outcome: Outcome | None = None, progress: Progress | None = None,
+            executor: Executor | None = None) -> Outcome:
     """Run ``stages`` (dependencies must come first in the list); log ``[k/N] name`` as each ends. Values land
     in ``outcome`` as they finish, so later stages can read earlier ones' values. ``executor`` computes host
     stages (default: in place, one at a time). ``progress``, when given, is told of every stage (queued,
     started, finished as done/cached/failed/skipped) and closed at the end."""
-    from edgebench.runner.executors import InlineExecutor
-
     progress = progress if progress is not None else Progress(mode="off")
     executor = executor if executor is not None else InlineExecutor()
     progress.workers = max(1, executor.workers)
@@ -102,7 +93,7 @@ def execute(stages: list[Stage], *, on_status: Callable[[str, str, str, float], 
 
 class _Scheduler:
     def __init__(self, stages: list[Stage], on_status: Callable[[str, str, str, float], None] | None,
-                 out: Outcome, progress: Progress, executor: Any) -> None:
+                 out: Outcome, progress: Progress, executor: Executor) -> None:
         for s in stages:
             if s.kind not in KINDS:
                 raise ValueError(f"stage {s.name}: kind {s.kind!r} is not one of {KINDS}")

@@ -3,7 +3,8 @@
 A host stage is a pure function of the plan and of cache entries: the worker keeps one replica of the plan's
 :class:`~edgebench.runner.pipeline.Pipeline` per plan and cache (so a worker loads the data set once and keeps
 the models it loaded), computes the stage's dependencies from the cache where it has not already, then the
-stage itself, whose outputs land in the cache. It records nothing in the run's store (:class:`DiscardStore`):
+stage itself, whose outputs land in the cache. It records nothing in the run's store
+(:class:`~edgebench.runner.context.DiscardStore`):
 the scheduler does, on its own thread, when it loads what the worker built. The report it returns says what
 it did (the stage's note, whether it only found its outputs cached, the time, the process and machine).
 
@@ -17,35 +18,14 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgebench.runner.executors.base import HostTask
+
 _REPLICAS: dict[tuple[str, str], Any] = {}
 
-
-@dataclass(frozen=True)
-class HostTask:
-    """One host stage to compute: everything a worker needs, picklable."""
-
-    plan: Any  #: the :class:`~edgebench.config.Plan`
-    stage: str
-    cache_root: str
-    threads: int = 1  #: torch's intra-op threads in the worker (the executor sets it: cores / workers)
-    inputs: tuple[tuple[str, str, Any], ...] = ()  #: (kind, key, packed entry) to bring in when missing
-    ship_outputs: bool = False  #: return the entries the stage built, packed
-    data: str = ""  #: the cache entry of the loaded data set (none: the worker loads it from the source)
-
-
-class DiscardStore:
-    """The store of a worker's replica: host stages describe what they built (artifacts, variant statistics)
-    here, and nothing is kept; the scheduler records the same when it loads the stage's outputs."""
-
-    def put_artifact(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def put_variant(self, *args: Any, **kwargs: Any) -> None:
-        pass
+__all__ = ["HostTask", "replica", "run_host_task", "set_threads"]
 
 
 def set_threads(threads: int) -> None:
@@ -67,14 +47,14 @@ def replica(plan: Any, cache_root: str) -> Any:
     import tempfile
 
     from edgebench.runner.cache import Cache
+    from edgebench.runner.context import DiscardStore
     from edgebench.runner.pipeline import Pipeline
 
     ident = (plan.digest(), cache_root)
     pipe = _REPLICAS.get(ident)
     if pipe is None:
         _REPLICAS.clear()  # one plan at a time: a worker serving a new run drops the old one's models
-        pipe = Pipeline(plan, out_dir=Path(tempfile.gettempdir()), cache=Cache(Path(cache_root)))
-        pipe.store = DiscardStore()
+        pipe = Pipeline(plan, out_dir=Path(tempfile.gettempdir()), cache=Cache(Path(cache_root)), store=DiscardStore())
         _REPLICAS[ident] = pipe
     return pipe
 

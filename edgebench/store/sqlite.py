@@ -26,6 +26,9 @@ from edgebench.errors import DiskFullError, EdgebenchError, is_disk_full
 
 SCHEMA_VERSION = 5
 
+#: the variant name of an uncompressed model, as plans name it and the store records it
+BASE = "base"
+
 RESULT_KEY = ("model", "variant", "attack", "eps", "backend", "target", "source")
 RESULT_FIELDS = (
     "n", "clean_acc", "clean_acc_lo", "clean_acc_hi", "robust_acc", "robust_acc_lo", "robust_acc_hi",

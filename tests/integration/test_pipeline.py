@@ -271,3 +271,26 @@ target = "local"
         assert code != 0, name
         assert (expected in err and str(npz) in err) or (name == "shape" and "(1, 8, 8)" in err), (name, err)
         assert "Traceback" not in err
+
+
+def test_data_that_does_not_load_is_one_line_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """MNIST with no files and no download: the data stage fails in one line, everything after it is skipped,
+    and the run ends there (no traceback from scoring, which once reached for the missing data), with the run
+    and its stages stored."""
+    empty = tmp_path / "no-mnist"
+    empty.mkdir()
+    plan = write_plan(tmp_path).read_text().replace(
+        'dataset = "digits"', f'dataset = "mnist"\nroot = "{empty}"\ndownload = false')
+    (tmp_path / "mnist.toml").write_text(plan)
+    out = tmp_path / "reports"
+    code, err = _run_cli(["run", str(tmp_path / "mnist.toml"), "--out", str(out)], capsys)
+    assert code == 1, err
+    assert "Traceback" not in err and "AssertionError" not in err
+    assert "data failed: " in err and "mnist: missing" in err and str(empty) in err
+    run_dir = only_run(out)
+    with sqlite3.connect(run_dir / "results.sqlite") as db:
+        stages = dict(db.execute("SELECT stage, status FROM stages").fetchall())
+        assert db.execute("SELECT status FROM runs").fetchone()[0] == "failed"
+    assert stages["data"] == "failed"
+    assert stages["model/cnn"] == "skipped" and stages["device/local/onnxruntime/cnn"] == "skipped"
+    assert records(run_dir) == [] and (run_dir / "report.md").is_file()

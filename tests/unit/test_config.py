@@ -190,11 +190,13 @@ def test_attack_victims_select_variants(tmp_path: Path) -> None:
     fgsm = plan.attacks[0]
     assert [v for v in ("base", "fp-0.1", "hashed-1_8", "hashed-0.015625", "inq") if fgsm.attacks_variant(v)] == [
         "base", "hashed-1_8", "hashed-0.015625"]
-    from edgebench.runner.pipeline import Pipeline, Unit
+    from edgebench.runner.graph import sources_for
+    from edgebench.runner.pipeline import Pipeline
+    from edgebench.runner.units import Unit
 
     pipe = Pipeline(plan, out_dir=tmp_path)
-    assert pipe.sources_for(Unit("m", "fp-0.1"), fgsm) == []
-    assert pipe.sources_for(Unit("m", "hashed-1_8"), fgsm) == [Unit("m", "hashed-1_8")]
+    assert sources_for(plan, Unit("m", "fp-0.1"), fgsm) == []
+    assert sources_for(plan, Unit("m", "hashed-1_8"), fgsm) == [Unit("m", "hashed-1_8")]
     assert not [s.name for s in pipe.stages() if s.name.startswith("craft/m/fp")]
     with pytest.raises(ConfigError, match=r"attacks\[0\]\.victims: 'hashd-\*' matches no variant"):
         load_plan(write(tmp_path, COMPRESS.replace('eps = [0.1]', 'eps = [0.1]\nvictims = "hashd-*"')))

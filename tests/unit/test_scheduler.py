@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from edgebench.errors import DataError
-from edgebench.runner.stages import Deferred, Needs, Stage, execute
+from edgebench.runner.executors.base import Needs
+from edgebench.runner.stages import Deferred, Stage, execute
 
 
 class WorkerGone(Exception):

@@ -18,12 +18,12 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from edgebench.runner.executors import EXECUTORS
+from edgebench.runner.executors.base import BASE_MB, EXECUTORS
 
 log = logging.getLogger("edgebench")
 
-#: what one worker process holds before it loads any data: the interpreter, torch, ONNX Runtime, OpenVINO
-BASE_MB = 700
+#: with ``--workers auto``, fewer host stages to compute than this run in the scheduler's process
+MIN_POOL_STAGES = 4
 
 
 def cores() -> int:
@@ -70,7 +70,7 @@ class LocalExecutor:
     retries = 1
 
     def __init__(self, workers: int | None = None, threads: int | None = None) -> None:
-        self.auto = workers is None  #: sized to the machine (and the run may decide it needs no pool at all)
+        self._auto = workers is None  # sized to the machine (and the run may decide it needs no pool at all)
         n = workers if workers is not None else cores()
         self.workers = max(1, n)
         self.fixed_threads = threads
@@ -78,6 +78,17 @@ class LocalExecutor:
         self._pool: ProcessPoolExecutor | None = None
         self._generation = 0
         self._sized = False
+
+    def fit(self, to_compute: Any) -> None:
+        """With ``--workers auto``, compute in the scheduler's process (``workers`` = 0) when there is too little
+        to compute for a pool's start-up (a few seconds per worker: importing torch) to pay off."""
+        if not self._auto:
+            return
+        todo = to_compute()
+        if todo is not None and todo < MIN_POOL_STAGES:
+            log.info("executor: %d host stage(s) to compute; computing them in this process (fewer than %d: a "
+                     "worker pool's start-up would cost more than it saves)", todo, MIN_POOL_STAGES)
+            self.workers = 0
 
     def _size(self, needs: Any) -> None:
         """Fit the pool to the memory, once, at the first stage that needs a worker."""
@@ -142,4 +153,6 @@ class LocalExecutor:
             pool.shutdown(wait=True)
 
     def describe(self) -> str:
+        if self.workers == 0:
+            return "host stages run in this process, one at a time"
         return f"local pool of {self.workers} worker process(es) × {self.threads} thread(s)"

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from edgebench.errors import ConfigError, EdgebenchError
-from edgebench.runner.executors import EXECUTORS
+from edgebench.runner.executors.base import EXECUTORS
 
 log = logging.getLogger("edgebench")
 
@@ -186,6 +186,9 @@ class RayExecutor:
         log.info("ray executor: %d node(s), %d CPU(s), %d stage(s) at once; cache %s", len(nodes), cpus,
                  self.workers, {"shared": "shared in place", "ship": "shipped through the object store",
                                 "auto": "shared where a node sees it, else shipped"}[self.mode])
+
+    def fit(self, to_compute: Any) -> None:
+        pass  # a cluster is sized by its nodes, not by the run
 
     def submit(self, task: Any, needs: Any) -> Future:
         import dataclasses

@@ -1,0 +1,296 @@
+"""The host stages that build deployable units: train (or load) a base model, import a ready ONNX file, apply a
+variant method (compression or defense), export each to ONNX and OpenVINO IR with a parity check and a card,
+and record their statistics.
+
+Each is a function of a :class:`~edgebench.runner.context.RunContext` whose outputs are content-addressed cache
+entries (:mod:`edgebench.runner.keys`): computed once, then loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgebench import __version__
+from edgebench.agent.job import sha256_file
+from edgebench.config import CompressSpec, ModelSpec
+from edgebench.errors import ArtifactError, DataError
+from edgebench.runner.cache import code_fingerprint, content_key
+from edgebench.runner.context import RunContext
+from edgebench.runner.keys import export_key, model_spec, onnx_import_key, variant_key
+from edgebench.runner.units import BASE, Built, Unit
+
+ARTIFACT_FILES = {"onnx": "model.onnx", "openvino": "model-ov.xml", "openvino-fp16": "model-ov-fp16.xml"}
+
+
+def build_model(ctx: RunContext, spec: ModelSpec) -> Built:
+    """A plan model: imported (a ready ONNX file) or trained (or loaded from its checkpoint) and exported."""
+    return import_onnx(ctx, spec) if spec.onnx else torch_model(ctx, spec)
+
+
+def torch_model(ctx: RunContext, spec: ModelSpec) -> Built:
+    import torch
+
+    from edgebench.models.train import TrainConfig, predict_logits, seeded, train
+    from edgebench.models.user import load_state_dict
+
+    ds, plan = ctx.ds, ctx.plan
+    where = f"{plan.source}: models[{spec.name}]"
+    ckpt = Path(spec.checkpoint) if spec.checkpoint else None
+    cfg = TrainConfig(seed=plan.seed, **spec.train)
+    spec_key = model_spec(plan, spec, ds.fingerprint())
+    key = content_key("model", spec_key)
+
+    entry = ctx.cache.get("model", key)
+    seeded(plan.seed)
+    model = base_builder(ctx, spec)()
+    if entry is None:
+        with ctx.cache.build("model", key) as tmp:
+            if ckpt is not None:
+                load_state_dict(model, ckpt, where=where)
+                history: list[dict] = []
+            else:
+                if not len(ds.x_train):
+                    raise DataError(f"{where}: the data set has no training samples and no checkpoint was given")
+                history = train(model, ds.x_train, ds.y_train, cfg, desc=f"train {spec.name}")
+            acc = float(np.mean(predict_logits(model, ds.x_test).argmax(1) == ds.y_test))
+            torch.save(model.state_dict(), tmp / "model.pt")
+            (tmp / "train.json").write_text(json.dumps({"history": history, "host_clean_acc": acc,
+                                                        "spec": spec_key}, indent=1, default=str))
+        entry = ctx.cache.path("model", key)
+        cached = False
+    else:
+        cached = True
+    load_state_dict(model, entry / "model.pt", where=where)
+    model.eval()
+    info = json.loads((entry / "train.json").read_text())
+    built = export(ctx, Unit(spec.name), model, key, provenance={"arch": spec.arch, "factory": spec.factory})
+    built.note = f"host clean acc {info['host_clean_acc']:.4f}{' (cached)' if cached else ''}"
+    built.cached = cached
+    store_variant(ctx, built, method="none", params={}, info={"train": info.get("history", [])[-1:]})
+    return built
+
+
+def base_builder(ctx: RunContext, spec: ModelSpec) -> Any:
+    """A function building a fresh, untrained instance of the model ``spec`` (normalization included)."""
+    from edgebench.models import create_model
+    from edgebench.models.user import build_from_factory
+
+    ds = ctx.ds
+    where = f"{ctx.plan.source}: models[{spec.name}]"
+
+    def build() -> Any:
+        if spec.arch:
+            x = ds.x_train
+            mean = tuple(float(v) for v in x.mean(axis=(0, 2, 3))) if len(x) else (0.0,)
+            std = tuple(max(float(v), 1e-3) for v in x.std(axis=(0, 2, 3))) if len(x) else (1.0,)
+            return create_model(spec.arch, input_shape=ds.shape, num_classes=ds.num_classes, mean=mean,
+                                std=std, where=where, **spec.params)
+        return build_from_factory(spec.factory or "", spec.params, where=where)
+
+    return build
+
+
+def export(ctx: RunContext, unit: Unit, model: Any, model_key: str, *, provenance: dict[str, Any],
+           compressed: Any = None) -> Built:
+    """ONNX (always) and OpenVINO IR (fp32, and fp16 if asked) of the twin ``model`` — or the method's own
+    artifacts (int8 QDQ) — each checked against the twin and described by a card."""
+    from edgebench.compress.stats import file_stats
+    from edgebench.export.card import ModelCard, artifact_files
+    from edgebench.export.onnx import export_onnx, onnx_parity
+
+    ds, m, ex, plan = ctx.ds, ctx.plan.measure, ctx.plan.export, ctx.plan
+    atol = compressed.parity_atol if compressed is not None and compressed.parity_atol is not None \
+        else m.parity_atol
+    precision = compressed.precision if compressed is not None else "f32"
+    deploy = compressed.deploy if compressed is not None and compressed.deploy is not None else model
+    key = export_key(plan, model_key, atol)
+    formats = ["onnx"] + (["openvino"] if ex.openvino else []) + (["openvino-fp16"] if ex.openvino and ex.fp16
+                                                                   else [])
+    entry = ctx.cache.get("export", key)
+    if entry is None:
+        x_par = ds.x_test[:m.parity_n]
+        with ctx.cache.build("export", key) as tmp:
+            for fmt in formats:
+                path = tmp / ARTIFACT_FILES[fmt]
+                if fmt == "onnx":
+                    custom = compressed.export_onnx if compressed is not None else None
+                    (custom or (lambda p: export_onnx(deploy, ds.shape, p)))(path)
+                    parity = onnx_parity(model, path, x_par, atol=atol)
+                    prec = precision
+                else:
+                    from edgebench.export.openvino import export_openvino, openvino_parity
+
+                    custom = compressed.export_openvino if compressed is not None else None
+                    fp16 = fmt == "openvino-fp16"
+                    (custom or (lambda p, fp16=fp16: export_openvino(deploy, ds.shape, p, fp16=fp16)))(path)
+                    parity = openvino_parity(model, path, x_par, atol=max(atol, 1e-2) if fp16 else atol)
+                    prec = "f16 weights" if fp16 else precision
+                sizes = file_stats(artifact_files(path))
+                card = ModelCard(
+                    name=unit.id, format=fmt, input_shape=ds.shape, num_classes=ds.num_classes,
+                    classes=ds.classes, sha256=sha256_file(path), size_bytes=sizes["size_bytes"],
+                    deflate_bytes=sizes["deflate_bytes"],
+                    provenance={**provenance, "model": unit.model, "variant": unit.variant, "precision": prec,
+                                "model_key": model_key, "dataset": ds.name, "data_fingerprint": ds.fingerprint(),
+                                "plan": plan.name, "edgebench": __version__,
+                                "torch": __import__("torch").__version__},
+                    parity=parity)
+                card.save(path)
+        entry = ctx.cache.path("export", key)
+    return register_artifacts(ctx, unit, {f: entry / ARTIFACT_FILES[f] for f in formats}, key, model)
+
+
+def register_artifacts(ctx: RunContext, unit: Unit, paths: dict[str, Path], key: str, model: Any) -> Built:
+    """Record a unit's artifacts (with their cards) and return it built."""
+    from edgebench.export.card import card_path
+
+    cards = {}
+    for fmt, path in paths.items():
+        card = json.loads(card_path(path).read_text())
+        ctx.store.put_artifact(ctx.run_id, model=unit.model, variant=unit.variant, format=fmt, path=str(path),
+                               sha256=card["sha256"], size_bytes=card["size_bytes"], parity=card["parity"],
+                               card=card)
+        cards[fmt] = card
+    return Built(unit, key, dict(paths), cards, model)
+
+
+def store_variant(ctx: RunContext, built: Built, *, method: str, params: dict[str, Any], info: dict[str, Any],
+                  parent: Unit | None = None) -> None:
+    """Parameters, MACs, sizes, DEFLATE, ΔW and weight histograms of a built unit, into the store. ΔW is taken
+    against ``parent``, the model the method was applied to (the base unless the variant is chained: for
+    ``adv+q``, what quantizing the adversarially trained model changed, as in seed 003's Fig. 3)."""
+    if built.torch_model is None:
+        stats: dict[str, Any] = {}
+    else:
+        from edgebench.compress.stats import model_stats
+
+        base: Built | None = None
+        if built.unit.variant != BASE:
+            base = ctx.value((parent or Unit(built.unit.model)).stage)
+        # a function of the two twins: cached beside them, so a resumed run does not redo the SVDs
+        key = content_key("stats", {"unit": built.key, "parent": base.key if base else None,
+                                    "shape": list(ctx.ds.shape),
+                                    "code": code_fingerprint("edgebench.compress.stats")})
+        entry = ctx.cache.get("stats", key)
+        if entry is None:
+            computed = model_stats(built.torch_model, ctx.ds.shape, base=base.torch_model if base else None)
+            with ctx.cache.build("stats", key) as tmp:
+                (tmp / "stats.json").write_text(json.dumps(computed, default=float))
+            entry = ctx.cache.path("stats", key)
+        stats = json.loads((entry / "stats.json").read_text())
+    stats["artifacts"] = {fmt: {"size_bytes": c["size_bytes"], "deflate_bytes": c.get("deflate_bytes"),
+                                "precision": c.get("provenance", {}).get("precision")}
+                          for fmt, c in built.cards.items()}
+    ctx.store.put_variant(ctx.run_id, model=built.unit.model, variant=built.unit.variant, method=method,
+                          params=params, info=info, stats=stats)
+
+
+def apply_method(ctx: RunContext, c: CompressSpec) -> Built:
+    """Apply a variant method (a compression method or a defense, ``c.kind``) to a trained model or to the
+    variant it is applied ``on``; cache the twin; export and check it."""
+    from edgebench.compress.base import CompressContext, Compressed
+    from edgebench.models.train import TrainConfig, predict_logits, seeded
+
+    plan = ctx.plan
+    unit = Unit(c.model, c.variant)
+    base: Built = ctx.value(Unit(c.model, c.on).stage)  # the model the method is applied to
+    spec = ctx.spec(c.model)
+    ds = ctx.ds
+    on = "" if c.on == BASE else f" applied on {c.on!r}"
+    where = f"{plan.source}: {c.kind} (variant {c.variant!r} of model {c.model!r}{on})"
+    method = create_method(c.kind, c.method, where=where, **c.params)
+    key = variant_key(plan, c, base.key)
+    mctx = CompressContext(x_train=ds.x_train, y_train=ds.y_train, input_shape=ds.shape,
+                           num_classes=ds.num_classes, train=TrainConfig(seed=plan.seed, **spec.train),
+                           seed=plan.seed, where=where, build_base=base_builder(ctx, spec),
+                           workdir=ctx.cache.root / "work" / key)
+    entry = ctx.cache.get("variant", key)
+    cached = entry is not None
+    if entry is None:
+        seeded(plan.seed)
+        t0 = time.perf_counter()
+        result = method.apply(base.torch_model, mctx)
+        seconds = time.perf_counter() - t0
+        result.model.eval()
+        acc = float(np.mean(predict_logits(result.model, ds.x_test).argmax(1) == ds.y_test))
+        with ctx.cache.build("variant", key) as tmp:
+            method.save_twin(result.model, tmp / "twin.pt")
+            (tmp / "variant.json").write_text(json.dumps(
+                {"info": result.info, "history": result.history, "host_clean_acc": acc, "seconds": seconds,
+                 "parity_atol": result.parity_atol, "precision": result.precision}, indent=1, default=str))
+        entry = ctx.cache.path("variant", key)
+        if mctx.workdir is not None:  # the checkpoints of an interrupted build are no longer needed
+            shutil.rmtree(mctx.workdir, ignore_errors=True)
+    meta = json.loads((entry / "variant.json").read_text())
+    if cached:
+        twin = method.load_twin(entry / "twin.pt", base.torch_model)
+        result = Compressed(model=twin, info=meta["info"], parity_atol=meta["parity_atol"],
+                            precision=meta["precision"])
+    method.attach(result, base.torch_model, mctx)
+    built = export(ctx, unit, result.model, key, compressed=result,
+                   provenance={"method": c.method, "params": c.params, "base_key": base.key, "kind": c.kind,
+                               "on": c.on})
+    store_variant(ctx, built, method=c.method if c.on == BASE else f"{c.on} → {c.method}", params=c.params,
+                  parent=Unit(c.model, c.on),
+                  info={**meta["info"], "seconds": meta["seconds"], "host_clean_acc": meta["host_clean_acc"],
+                        "history": meta["history"]})
+    built.note = f"host clean acc {meta['host_clean_acc']:.4f}{' (cached)' if cached else ''}"
+    built.cached = cached
+    return built
+
+
+def create_method(kind: str, name: str, *, where: str, **params: Any) -> Any:
+    """An instance of variant method ``name`` of ``kind`` with ``params`` checked."""
+    if kind == "defend":
+        from edgebench.defenses import create_defense as create
+    else:
+        from edgebench.compress import create_compressor as create
+    return create(name, where=where, **params)
+
+
+def import_onnx(ctx: RunContext, spec: ModelSpec) -> Built:
+    """A ready ONNX file: checked by loading it in ONNX Runtime, copied into the cache with a card. It has no torch
+    twin, so it is evaluated on adversarial examples of its ``attack_source``."""
+    from edgebench.compress.stats import file_stats
+    from edgebench.export.card import ModelCard
+    from edgebench.runtime import create_backend
+
+    ds = ctx.ds
+    src = Path(spec.onnx or "")
+    where = f"{ctx.plan.source}: models[{spec.name}].onnx"
+    if not src.is_file():
+        raise ArtifactError(f"{where}: {src} not found")
+    digest = sha256_file(src)
+    key = onnx_import_key(digest, ds.fingerprint())
+    entry = ctx.cache.get("onnx", key)
+    if entry is None:
+        from edgebench.export.onnx_import import check_external_data
+
+        check_external_data(src, where=where)  # before any runtime follows its paths
+        backend = create_backend("onnxruntime")
+        try:
+            backend.load(src)
+        except ArtifactError as exc:
+            raise ArtifactError(f"{where}: {exc}") from None
+        want = tuple(backend.input_shape[1:])
+        if len(want) != len(ds.shape) or any(w is not None and w != s for w, s in zip(want, ds.shape)):
+            raise DataError(f"{where}: the model takes inputs of shape {want}, the test set has {ds.shape}")
+        out = backend.predict(ds.x_test[:2])
+        if out.ndim != 2 or out.shape[1] != ds.num_classes:
+            raise DataError(f"{where}: the model outputs shape {tuple(out.shape)}, expected (N, {ds.num_classes})")
+        with ctx.cache.build("onnx", key) as tmp:
+            shutil.copyfile(src, tmp / "model.onnx")
+            ModelCard(name=spec.name, format="onnx", input_shape=ds.shape, num_classes=ds.num_classes,
+                      classes=ds.classes, sha256=digest, **file_stats([src]),
+                      provenance={"imported_from": str(src.resolve())},
+                      parity={"note": "no torch twin: imported ONNX model"}).save(tmp / "model.onnx")
+        entry = ctx.cache.path("onnx", key)
+    built = register_artifacts(ctx, Unit(spec.name), {"onnx": entry / "model.onnx"}, key, None)
+    store_variant(ctx, built, method="none", params={}, info={"imported_from": str(src)})
+    return built

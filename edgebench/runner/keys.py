@@ -1,0 +1,140 @@
+"""Content keys of the host stages' outputs, one helper per kind, shared by the run and the dry run.
+
+A key is the hash of everything a stage's output depends on (inputs, parameters, seed, and the code that
+computes it: :func:`~edgebench.runner.cache.code_fingerprint`), so a changed input or changed code never serves
+a stale entry. :func:`cache_status` says, without computing anything, whether a stage's outputs are cached.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from edgebench.agent.job import sha256_file
+from edgebench.config import AttackSpec, CompressSpec, ModelSpec, Plan
+from edgebench.runner.cache import code_fingerprint, content_key
+from edgebench.runner.context import RunContext
+from edgebench.runner.units import Unit, parse_unit
+
+
+def method_registry(kind: str) -> Any:
+    """The registry of variant methods of ``kind`` (``compress`` or ``defend``)."""
+    if kind == "defend":
+        from edgebench.defenses import DEFENSES
+
+        return DEFENSES
+    from edgebench.compress import COMPRESSORS
+
+    return COMPRESSORS
+
+
+def model_spec(plan: Plan, spec: ModelSpec, data_fingerprint: str) -> dict[str, Any]:
+    """Everything a trained base model depends on (its cache key is the hash of this)."""
+    from edgebench.models.train import TrainConfig
+
+    ckpt = Path(spec.checkpoint) if spec.checkpoint else None
+    return {"arch": spec.arch, "factory": spec.factory, "params": spec.params,
+            "train": vars(TrainConfig(seed=plan.seed, **spec.train)), "data": data_fingerprint,
+            "checkpoint": sha256_file(ckpt) if ckpt and ckpt.is_file() else None,
+            "code": code_fingerprint("edgebench.models.train", "edgebench.models.zoo")}
+
+
+def model_key(plan: Plan, spec: ModelSpec, data_fingerprint: str) -> str:
+    return content_key("model", model_spec(plan, spec, data_fingerprint))
+
+
+def onnx_import_key(sha256: str, data_fingerprint: str) -> str:
+    """An imported ONNX file's entry: the file's hash and the data it was checked against."""
+    return content_key("onnx-import", {"sha256": sha256, "data": data_fingerprint})
+
+
+def testset_key(data_fingerprint: str) -> str:
+    return content_key("testset", {"data": data_fingerprint})
+
+
+def export_key(plan: Plan, model_key: str, atol: float) -> str:
+    """The artifacts (ONNX, OpenVINO IR) of the model or variant whose own key is ``model_key``."""
+    from edgebench.export.onnx import OPSET
+
+    m, ex = plan.measure, plan.export
+    return content_key("export", {"model": model_key, "opset": OPSET, "parity_n": m.parity_n, "atol": atol,
+                                  "openvino": ex.openvino, "fp16": ex.fp16,
+                                  "code": code_fingerprint("edgebench.export.onnx", "edgebench.export.openvino")})
+
+
+def variant_key(plan: Plan, c: CompressSpec, parent_key: str) -> str:
+    """The cache key of variant ``c`` applied to the model whose (export) key is ``parent_key``."""
+    cls = method_registry(c.kind).get(c.method)
+    return content_key("variant", {"base": parent_key, "method": c.method, "params": c.params, "seed": plan.seed,
+                                   "kind": c.kind,
+                                   "code": code_fingerprint(cls.__module__, "edgebench.compress.base")})
+
+
+def attack_n(plan: Plan, attack: AttackSpec, n_test: int) -> int:
+    """How many test samples ``attack`` is run on."""
+    return min(attack.n or n_test, n_test)
+
+
+def adv_key(plan: Plan, source_key: str, attack: AttackSpec, *, n_test: int, data_fingerprint: str) -> str:
+    """The cache key of ``attack``'s examples crafted on the model whose (export) key is ``source_key``."""
+    from edgebench.attacks import ATTACKS
+
+    cls = ATTACKS.get(attack.name)
+    code = code_fingerprint(cls.__module__, "edgebench.attacks.base", "edgebench.attacks._gradient")
+    return content_key("adv", {"model": source_key, "attack": attack.name, "params": attack.params,
+                               "eps": attack.eps, "n": attack_n(plan, attack, n_test), "data": data_fingerprint,
+                               "code": code, "targeted": attack.targeted, "round_8bit": attack.round_8bit,
+                               "seed": plan.seed})
+
+
+def cache_status(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> tuple[str, str | None]:
+    """Whether host stage ``name``'s outputs are all in the cache (``cached``), not (``run``), or cannot be known
+    before an input is computed (``unknown``), given the export keys of the units built before it; and its key.
+    A model or variant stage adds its unit's export key to ``keys`` where it can be known. Reads manifests only:
+    files are not re-hashed here (a run does, and rebuilds a corrupted entry)."""
+    plan, cache = ctx.plan, ctx.cache
+
+    def cached(kind: str, key: str) -> bool:
+        return (cache.path(kind, key) / "manifest.json").is_file()
+
+    kind, _, rest = name.partition("/")
+    if kind == "data":
+        return "always", None
+    fingerprint = ctx.ds.fingerprint()
+    if name == "testset/clean":
+        key = testset_key(fingerprint)
+        return ("cached" if cached("testset", key) else "run"), key
+    if kind == "model":
+        spec = ctx.spec(rest)
+        if spec.onnx:
+            src = Path(spec.onnx)
+            key = onnx_import_key(sha256_file(src), fingerprint) if src.is_file() else None
+            keys[Unit(rest)] = key
+            return ("cached" if key and cached("onnx", key) else "run"), key
+        mkey = model_key(plan, spec, fingerprint)
+        key = keys[Unit(rest)] = export_key(plan, mkey, plan.measure.parity_atol)
+        return ("cached" if cached("model", mkey) and cached("export", key) else "run"), key
+    if kind == "compress":
+        unit = Unit(*rest.split("/", 1))
+        c = next(c for c in plan.compress if Unit(c.model, c.variant) == unit)
+        parent = keys.get(Unit(c.model, c.on))
+        keys[unit] = None
+        if parent is None:
+            return "unknown", None
+        vkey = variant_key(plan, c, parent)
+        meta = cache.path("variant", vkey) / "variant.json"
+        if not (cached("variant", vkey) and meta.is_file()):
+            return "run", None
+        atol = json.loads(meta.read_text()).get("parity_atol")
+        key = keys[unit] = export_key(plan, vkey, plan.measure.parity_atol if atol is None else atol)
+        return ("cached" if cached("export", key) else "run"), key
+    if kind == "craft":
+        src_id, _, label = rest.rpartition("/")
+        source_key = keys.get(parse_unit(src_id))
+        if source_key is None:
+            return "unknown", None
+        attack = next(a for a in plan.attacks if a.label == label)
+        key = adv_key(plan, source_key, attack, n_test=len(ctx.ds.x_test), data_fingerprint=fingerprint)
+        return ("cached" if cached("adv", key) else "run"), key
+    return "run", None
