@@ -101,8 +101,15 @@ def _workers_of(proc: subprocess.Popen) -> list[psutil.Process]:
         kids = psutil.Process(proc.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-    return [k for k in kids if "multiprocessing" in " ".join(k.cmdline()) and "resource_tracker" not in
-            " ".join(k.cmdline())]
+    out = []
+    for k in kids:
+        try:  # a short-lived child (a tool the run calls) may be gone by now
+            cmd = " ".join(k.cmdline())
+        except psutil.NoSuchProcess:
+            continue
+        if "multiprocessing" in cmd and "resource_tracker" not in cmd:
+            out.append(k)
+    return out
 
 
 def test_worker_killed_mid_stage_is_retried_and_nothing_is_lost(tmp_path: Path) -> None:
