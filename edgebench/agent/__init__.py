@@ -8,6 +8,7 @@ folder. Metrics are computed on the host from the raw outputs (MLPerf's accuracy
 
 from __future__ import annotations
 
-from edgebench.agent.job import PROTOCOL_VERSION, Job, LatencyProtocol, TestSet, run_job
+from edgebench.agent.job import run_job
+from edgebench.agent.protocol import PROTOCOL_VERSION, EnergyProtocol, Job, LatencyProtocol, TestSet
 
-__all__ = ["PROTOCOL_VERSION", "Job", "LatencyProtocol", "TestSet", "run_job"]
+__all__ = ["PROTOCOL_VERSION", "EnergyProtocol", "Job", "LatencyProtocol", "TestSet", "run_job"]

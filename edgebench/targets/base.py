@@ -10,7 +10,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from edgebench.agent.job import Job
+from edgebench.agent.protocol import Job
 from edgebench.errors import ConfigError, DeviceError
 
 
@@ -61,7 +61,7 @@ class Transport(abc.ABC):
     def bundle(self) -> Path:
         """The agent bundle, built once per transport (the sources do not change during a run)."""
         if self._bundle is None:
-            from edgebench.agent.bundle import build_bundle
+            from edgebench.targets.bundle import build_bundle
 
             self._bundle = build_bundle(self.cache_dir)
         return self._bundle

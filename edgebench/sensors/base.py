@@ -31,7 +31,7 @@ class PowerSensor(abc.ABC):
 
     Subclasses set the class attributes ``name`` (the registry name) and ``kind`` (``"power"`` or ``"energy"``),
     take their options as keyword-only ``__init__`` parameters (validated by
-    :func:`edgebench.targets.sensors.create_sensor`), and implement :meth:`probe`, :meth:`read` and
+    :func:`edgebench.sensors.create_sensor`), and implement :meth:`probe`, :meth:`read` and
     :meth:`describe`. Constructing a sensor reads nothing; :meth:`probe` is the first access to the hardware.
     """
 

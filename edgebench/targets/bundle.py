@@ -1,9 +1,11 @@
-"""The agent as one self-contained file (a zip application, PEP 441) that the host ships to a device.
+"""The agent as one self-contained file (a zip application, PEP 441) that the host ships to a device. HOST SIDE:
+it builds the bundle and is not part of it.
 
 The device then needs only Python (>= 3.10), numpy and one runtime: no edgebench install, no torch, and no
 version skew, since the host runs exactly the code it ships. The bundle holds the device-side modules only
-(the ones that must never import torch) and is content-addressed: ``agent-<sha256[:16]>.pyz``, byte-for-byte
-reproducible (sorted members, fixed timestamps), so a transport copies it once per version.
+(every module of :data:`DEVICE_FOLDERS` and the few torch-free :data:`SHARED_MODULES`) and is
+content-addressed: ``agent-<sha256[:16]>.pyz``, byte-for-byte reproducible (sorted members, fixed
+timestamps), so a transport copies it once per version.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import os
 import zipfile
 from pathlib import Path
 
-#: the device side: packages (every .py inside) and single modules, relative to the edgebench package
-DEVICE_SIDE = ("__init__.py", "errors.py", "registry.py", "runtime", "agent", "metrics/__init__.py",
-               "metrics/latency.py", "metrics/energy.py", "targets/__init__.py", "targets/sensors")
+#: the device side's packages (every .py inside ships), relative to the edgebench package: device code only
+DEVICE_FOLDERS = ("runtime", "agent", "sensors")
+#: torch-free modules of the host's folders that the device side imports too (the package root, errors, the
+#: registry, and the pure latency and energy statistics the agent summarises its passes with)
+SHARED_MODULES = ("__init__.py", "errors.py", "registry.py", "metrics/__init__.py", "metrics/latency.py",
+                  "metrics/energy.py")
 
 _MAIN = b"import sys\nfrom edgebench.agent.__main__ import main\nsys.exit(main())\n"
 _EPOCH = (2020, 1, 1, 0, 0, 0)
@@ -25,7 +30,7 @@ _EPOCH = (2020, 1, 1, 0, 0, 0)
 def _members() -> list[tuple[str, bytes]]:
     root = Path(__file__).resolve().parents[1]
     files: list[Path] = []
-    for entry in DEVICE_SIDE:
+    for entry in DEVICE_FOLDERS + SHARED_MODULES:
         p = root / entry
         files.extend(sorted(p.rglob("*.py")) if p.is_dir() else [p])
     out = [(f"edgebench/{f.relative_to(root).as_posix()}", f.read_bytes()) for f in files if f.is_file()]

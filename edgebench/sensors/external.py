@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from edgebench.errors import ConfigError, DeviceError
-from edgebench.targets.sensors import SENSORS
-from edgebench.targets.sensors.base import PowerSensor
+from edgebench.sensors import SENSORS
+from edgebench.sensors.base import PowerSensor
 
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "iso": None}
 _NUMBER = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*[A-Za-zµ]*$")

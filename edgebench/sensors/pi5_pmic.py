@@ -28,8 +28,8 @@ import subprocess
 from typing import Any
 
 from edgebench.errors import ConfigError, DeviceError
-from edgebench.targets.sensors import SENSORS
-from edgebench.targets.sensors.base import PowerSensor
+from edgebench.sensors import SENSORS
+from edgebench.sensors.base import PowerSensor
 
 _LINE = re.compile(r"^\s*(?P<rail>\S+)_(?P<q>[AV])\s+(?:current|volt)\(\d+\)=(?P<val>[-+0-9.eE]+)[AV]\s*$")
 
