@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-MIN_PYTHON = (3, 10)
+from edgebench.agent.protocol import MIN_PYTHON, PROTOCOL_VERSION
 
 
 def _version(dist: str) -> str | None:
@@ -69,7 +69,6 @@ def device_report(*, backends: dict[str, dict[str, Any]] | None = None, power: d
                   path: str = ".") -> dict[str, Any]:
     """Everything ``targets check`` shows, as one JSON-able document."""
     from edgebench.agent.envinfo import environment
-    from edgebench.agent.protocol import PROTOCOL_VERSION
 
     doc: dict[str, Any] = {
         "protocol": PROTOCOL_VERSION,

@@ -18,6 +18,14 @@ from typing import Any
 from edgebench.errors import ConfigError
 
 PROTOCOL_VERSION = 2
+#: the oldest Python the device side runs on, tested in virtual environments of it and 3.9 (JetPack 5 ships
+#: 3.8, Raspberry Pi OS Bullseye 3.9); the bundle refuses an older one in one line, ``targets check`` says it
+MIN_PYTHON = (3, 8)
+
+
+def python_version_text(version: tuple[int, ...]) -> str:
+    """``(3, 8)`` as ``"3.8"``."""
+    return ".".join(map(str, version))
 
 
 @dataclass(frozen=True)

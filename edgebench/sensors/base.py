@@ -51,6 +51,11 @@ class PowerSensor(abc.ABC):
         """``"W"`` for a power sensor, ``"J"`` for an energy counter: the unit :meth:`read` returns."""
         return "J" if self.kind == "energy" else "W"
 
+    def _reason(self, exc: Exception) -> str:
+        """``exc``'s message without the ``power sensor 'NAME': `` prefix this sensor's errors start with."""
+        msg, prefix = str(exc), f"power sensor {self.name!r}: "
+        return msg[len(prefix):] if msg.startswith(prefix) else msg
+
     def _unavailable(self) -> DeviceError:
         """The error :meth:`read` raises when :meth:`probe` says the sensor is not readable here."""
         return DeviceError(f"power sensor {self.name!r}: {self.probe() or 'not readable'}")

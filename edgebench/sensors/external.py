@@ -205,7 +205,7 @@ class ExternalMeterSensor(PowerSensor):
         try:
             self._refresh()
         except DeviceError as exc:
-            return "external meter: " + str(exc).removeprefix("power sensor 'external': ")
+            return "external meter: " + self._reason(exc)
         except Exception as exc:  # probe never raises
             return f"external meter: cannot parse the log {self.file} ({exc})"
         if not len(self._t) and self._tail is None:

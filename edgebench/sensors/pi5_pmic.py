@@ -103,7 +103,7 @@ class Pi5PmicSensor(PowerSensor):
         try:
             rails = parse_pmic_adc(self._run())
         except DeviceError as exc:
-            return "Pi 5 PMIC: " + str(exc).removeprefix("power sensor 'pi5-pmic': ")
+            return "Pi 5 PMIC: " + self._reason(exc)
         except Exception as exc:  # probe never raises
             return f"Pi 5 PMIC: {self.vcgencmd} pmic_read_adc: unexpected error ({exc})"
         if not rails:

@@ -11,7 +11,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 import edgebench
+from edgebench.agent.protocol import MIN_PYTHON
 from edgebench.targets.bundle import bundle_bytes
 
 PACKAGE = Path(edgebench.__file__).resolve().parent
@@ -92,6 +95,20 @@ def test_every_bundled_module_imports_from_the_bundle_alone_without_torch(tmp_pa
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) == len(names) > 20
+
+
+def test_every_bundled_module_parses_as_the_oldest_device_python() -> None:
+    """Syntax newer than :data:`MIN_PYTHON` (``match``, parenthesised context managers, ...) fails here, on any
+    host; tests/integration/test_device_pythons.py runs the bundle on real 3.8 and 3.9 interpreters."""
+    bad = []
+    for member, src in _bundle().items():
+        try:
+            ast.parse(src, member, feature_version=MIN_PYTHON)
+        except SyntaxError as exc:
+            bad.append(f"{member}:{exc.lineno}: {exc.msg}")
+    assert not bad, bad
+    with pytest.raises(SyntaxError):
+        ast.parse("match x:\n    case 1:\n        pass\n", feature_version=MIN_PYTHON)
 
 
 def _host_files() -> list[Path]:
