@@ -41,10 +41,11 @@ class TestSet:
 class LatencyProtocol:
     """Batch-1 latency protocol: warm-up runs, then timed runs until both ``min_runs`` and
     ``min_duration_s`` are reached (or ``max_runs``). The first inference after loading is timed
-    separately, before warm-up."""
+    separately, before warm-up. These defaults are also a plan's ``[measure]`` defaults
+    (:class:`edgebench.config.MeasureSpec`)."""
 
-    warmup: int = 10
-    min_runs: int = 100
+    warmup: int = 20
+    min_runs: int = 200
     min_duration_s: float = 1.0
     max_runs: int = 1_000_000
     enabled: bool = True
@@ -55,7 +56,8 @@ class EnergyProtocol:
     """Energy protocol (MLPerf Tiny's energy rules, scaled): an idle baseline of ``idle_s`` seconds, then
     ``windows`` timed windows of at least ``min_window_s`` seconds of back-to-back batch-1 inferences while
     a thread samples the target's power ``sensor`` at ``rate_hz``. A window shorter than ``min_window_s``
-    or holding fewer than ``min_samples`` readings is flagged invalid, never reported silently."""
+    or holding fewer than ``min_samples`` readings is flagged invalid, never reported silently. The defaults
+    are also a plan's ``[measure] energy_*`` defaults and a target's ``[power] rate_hz`` default."""
 
     sensor: str = "none"
     options: dict[str, Any] = field(default_factory=dict)

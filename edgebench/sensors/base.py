@@ -21,8 +21,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edgebench.errors import DeviceError
-
 KINDS = ("power", "energy")
 
 
@@ -55,10 +53,6 @@ class PowerSensor(abc.ABC):
         """``exc``'s message without the ``power sensor 'NAME': `` prefix this sensor's errors start with."""
         msg, prefix = str(exc), f"power sensor {self.name!r}: "
         return msg[len(prefix):] if msg.startswith(prefix) else msg
-
-    def _unavailable(self) -> DeviceError:
-        """The error :meth:`read` raises when :meth:`probe` says the sensor is not readable here."""
-        return DeviceError(f"power sensor {self.name!r}: {self.probe() or 'not readable'}")
 
     # ------------------------------------------------------------------------------------------ the API
     @abc.abstractmethod

@@ -107,6 +107,7 @@ def load_target(name: str, *, where: str = "") -> Target:
 def parse_target(text: str, source: str) -> Target:
     import tomllib
 
+    from edgebench.agent.protocol import EnergyProtocol
     from edgebench.config import _Table
     from edgebench.runtime import BACKENDS
     from edgebench.sensors import SENSORS
@@ -131,7 +132,7 @@ def parse_target(text: str, source: str) -> Target:
     p = top.table("power")
     sensor = p.get("sensor", str, "none")
     SENSORS.get(sensor, where=f"{source}: power.sensor")
-    power = {"sensor": sensor, "rate_hz": p.number("rate_hz", 10.0, lo=0, lo_open=True, hi=10_000),
+    power = {"sensor": sensor, "rate_hz": p.number("rate_hz", EnergyProtocol.rate_hz, lo=0, lo_open=True, hi=10_000),
              "options": p.rest()}
     from edgebench.registry import check_kwargs
 
