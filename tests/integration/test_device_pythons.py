@@ -66,8 +66,10 @@ def _target(tmp_path: Path, python: Path, meter: Path | None = None) -> object:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("version", sorted(PINS), ids=lambda v: f"py{v[0]}.{v[1]}")
-def test_the_agent_bundle_runs_on_device_pythons(version: tuple[int, int], exported, tmp_path: Path) -> None:
+def test_the_agent_bundle_runs_on_device_pythons(version: tuple[int, int], exported, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     python = device_venv(version, PINS[version])
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # the device sees the bundle only, never this host's package
     model, testset, host_logits = exported
     want = ".".join(map(str, version))
     with meter_logging(tmp_path / "meter.csv", 1.5, period_s=0.02) as log:
