@@ -1,4 +1,4 @@
-"""The agent's latency pass (``_latency_pass`` over a backend's ``bind``) vs a reference, in the same run.
+"""The agent's latency pass (``latency_pass`` over a backend's ``bind``) vs a reference, in the same run.
 
 Three measurements, each alternating blocks of edgebench and its reference (the order flips every block)
 so drift and other processes hit both alike; each compares the median of the blocks' p50s:
@@ -120,7 +120,8 @@ def _row(name: str, eb: float, ref: float, goal: str, ok: bool | None, unit: str
 # ---------------------------------------------------------------------------------------------- null ---
 
 def bench_null(args: argparse.Namespace, model_path: Path, x: np.ndarray) -> tuple[list[list[str]], list[str]]:
-    from edgebench.agent.job import LatencyProtocol, _latency_pass
+    from edgebench.agent.job import latency_pass
+    from edgebench.agent.protocol import LatencyProtocol
     from edgebench.runtime import create_backend
 
     backend = create_backend("null", num_classes=10)
@@ -155,7 +156,7 @@ def bench_null(args: argparse.Namespace, model_path: Path, x: np.ndarray) -> tup
         res[key]["iter"].append(duration / len(samples) * 1e6)
 
     meter = CpuMeter()
-    _alternate(args.blocks, lambda: record("eb", _latency_pass(infer, proto)), lambda: record("ref", bare()),
+    _alternate(args.blocks, lambda: record("eb", latency_pass(infer, proto)), lambda: record("ref", bare()),
                meter)
     med = {k: {s: statistics.median(v) for s, v in d.items()} for k, d in res.items()}
     rows = [
@@ -177,7 +178,8 @@ def bench_null(args: argparse.Namespace, model_path: Path, x: np.ndarray) -> tup
 def bench_onnxruntime(args: argparse.Namespace, onnx_path: Path, x: np.ndarray) -> tuple[list[list[str]], list[str]]:
     import onnxruntime as ort
 
-    from edgebench.agent.job import LatencyProtocol, _latency_pass
+    from edgebench.agent.job import latency_pass
+    from edgebench.agent.protocol import LatencyProtocol
     from edgebench.runtime import create_backend
 
     backend = create_backend("onnxruntime", intra_op_num_threads=args.threads, inter_op_num_threads=1)
@@ -202,7 +204,7 @@ def bench_onnxruntime(args: argparse.Namespace, onnx_path: Path, x: np.ndarray) 
 
     p50: dict[str, list[float]] = {"eb": [], "ref": []}
     meter = CpuMeter()
-    _alternate(args.blocks, lambda: p50["eb"].append(_us(_latency_pass(infer, proto)[0])),
+    _alternate(args.blocks, lambda: p50["eb"].append(_us(latency_pass(infer, proto)[0])),
                lambda: p50["ref"].append(_us(bare())), meter)
     eb, ref = statistics.median(p50["eb"]), statistics.median(p50["ref"])
     rows = [_row(f"onnxruntime p50 vs bare session.run ({args.threads} thr)", eb, ref, "≤ 1.10×",
@@ -238,7 +240,8 @@ def bench_openvino(args: argparse.Namespace, xml: Path, x: np.ndarray,
                    workdir: Path) -> tuple[list[list[str]], list[str]]:
     import openvino as ov
 
-    from edgebench.agent.job import LatencyProtocol, _latency_pass
+    from edgebench.agent.job import latency_pass
+    from edgebench.agent.protocol import LatencyProtocol
     from edgebench.runtime import create_backend
 
     app = shutil.which("benchmark_app")
@@ -294,7 +297,7 @@ def bench_openvino(args: argparse.Namespace, xml: Path, x: np.ndarray,
     app_mode = ""
 
     def agent_and_bare() -> None:
-        samples, duration = _latency_pass(infer, proto)
+        samples, duration = latency_pass(infer, proto)
         res["eb_wall"].append(duration / len(samples) * 1e6)
         res["eb"].append(_us(samples))
         res["eb_mean"].append(_us(samples, np.mean))

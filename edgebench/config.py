@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from edgebench.agent.protocol import EnergyProtocol, LatencyProtocol
 from edgebench.errors import ConfigError, EdgebenchError
 
 
@@ -201,19 +202,21 @@ class TargetSpec:
 class MeasureSpec:
     """``[measure]``: the accuracy-pass batch size, the latency protocol, the parity tolerance and the energy
     protocol (used on targets with a power sensor: idle baseline, then ``energy_windows`` windows of at least
-    ``energy_min_window_s`` seconds; MLPerf Tiny uses >= 10 s windows and the median of 5)."""
+    ``energy_min_window_s`` seconds; MLPerf Tiny uses >= 10 s windows and the median of 5). The latency and
+    energy defaults are the agent's protocols' (:class:`~edgebench.agent.protocol.LatencyProtocol`,
+    :class:`~edgebench.agent.protocol.EnergyProtocol`): one source of truth."""
 
     batch_size: int = 128
-    warmup: int = 20
-    min_runs: int = 200
-    min_duration_s: float = 1.0
-    max_runs: int = 1_000_000
+    warmup: int = LatencyProtocol.warmup
+    min_runs: int = LatencyProtocol.min_runs
+    min_duration_s: float = LatencyProtocol.min_duration_s
+    max_runs: int = LatencyProtocol.max_runs
     parity_atol: float = 1e-4
     parity_n: int = 256
-    energy_idle_s: float = 5.0
-    energy_min_window_s: float = 10.0
-    energy_windows: int = 3
-    energy_min_samples: int = 10
+    energy_idle_s: float = EnergyProtocol.idle_s
+    energy_min_window_s: float = EnergyProtocol.min_window_s
+    energy_windows: int = EnergyProtocol.windows
+    energy_min_samples: int = EnergyProtocol.min_samples
 
 
 @dataclass(frozen=True)
@@ -559,18 +562,19 @@ def _parse_targets(raw: list[Any], source: str) -> tuple[TargetSpec, ...]:
 
 
 def _parse_measure(t: _Table) -> MeasureSpec:
+    d = MeasureSpec()
     spec = MeasureSpec(
-        batch_size=t.number("batch_size", 128, lo=1, integer=True),
-        warmup=t.number("warmup", 20, lo=0, integer=True),
-        min_runs=t.number("min_runs", 200, lo=1, integer=True),
-        min_duration_s=t.number("min_duration_s", 1.0, lo=0),
-        max_runs=t.number("max_runs", 1_000_000, lo=1, integer=True),
-        parity_atol=t.number("parity_atol", 1e-4, lo=0),
-        parity_n=t.number("parity_n", 256, lo=1, integer=True),
-        energy_idle_s=t.number("energy_idle_s", 5.0, lo=0),
-        energy_min_window_s=t.number("energy_min_window_s", 10.0, lo=0, lo_open=True),
-        energy_windows=t.number("energy_windows", 3, lo=1, integer=True),
-        energy_min_samples=t.number("energy_min_samples", 10, lo=1, integer=True),
+        batch_size=t.number("batch_size", d.batch_size, lo=1, integer=True),
+        warmup=t.number("warmup", d.warmup, lo=0, integer=True),
+        min_runs=t.number("min_runs", d.min_runs, lo=1, integer=True),
+        min_duration_s=t.number("min_duration_s", d.min_duration_s, lo=0),
+        max_runs=t.number("max_runs", d.max_runs, lo=1, integer=True),
+        parity_atol=t.number("parity_atol", d.parity_atol, lo=0),
+        parity_n=t.number("parity_n", d.parity_n, lo=1, integer=True),
+        energy_idle_s=t.number("energy_idle_s", d.energy_idle_s, lo=0),
+        energy_min_window_s=t.number("energy_min_window_s", d.energy_min_window_s, lo=0, lo_open=True),
+        energy_windows=t.number("energy_windows", d.energy_windows, lo=1, integer=True),
+        energy_min_samples=t.number("energy_min_samples", d.energy_min_samples, lo=1, integer=True),
     )
     t.done()
     return spec

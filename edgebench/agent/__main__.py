@@ -17,7 +17,8 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from edgebench.agent.job import Job, run_job, write_error
+    from edgebench.agent.job import run_job, write_error
+    from edgebench.agent.protocol import Job
     from edgebench.errors import EdgebenchError
 
     parser = argparse.ArgumentParser(prog="python -m edgebench.agent")

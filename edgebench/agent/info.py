@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-MIN_PYTHON = (3, 10)
+from edgebench.agent.protocol import MIN_PYTHON, PROTOCOL_VERSION
 
 
 def _version(dist: str) -> str | None:
@@ -53,7 +53,7 @@ def _backend(name: str, options: dict[str, Any]) -> dict[str, Any]:
 def _sensor(spec: dict[str, Any]) -> dict[str, Any]:
     name = spec.get("sensor", "none")
     try:
-        from edgebench.targets.sensors import create_sensor
+        from edgebench.sensors import create_sensor
 
         sensor = create_sensor(name, where="power.sensor", **spec.get("options", {}))
         why = sensor.probe()
@@ -69,7 +69,6 @@ def device_report(*, backends: dict[str, dict[str, Any]] | None = None, power: d
                   path: str = ".") -> dict[str, Any]:
     """Everything ``targets check`` shows, as one JSON-able document."""
     from edgebench.agent.envinfo import environment
-    from edgebench.agent.job import PROTOCOL_VERSION
 
     doc: dict[str, Any] = {
         "protocol": PROTOCOL_VERSION,

@@ -1,128 +1,35 @@
-"""The versioned host <-> agent job protocol, and the agent's passes. Torch-free.
+"""The agent's passes: what a device does with a :class:`~edgebench.agent.protocol.Job`. Torch-free.
 
-A job is a JSON document; the agent answers in the job's output folder with ``result.json`` and one raw
-output file per pass (``set-<i>.npy``: per-sample logits of test set ``i``; ``latency_ns.npy``: per-inference
-wall times), so metrics are computed on the host from raw outputs (MLPerf's accuracy-checker split).
+The agent answers in the job's output folder with ``result.json`` and one raw output file per pass
+(``set-<i>.npy``: per-sample logits of test set ``i``; ``latency_ns.npy``: per-inference wall times; the energy
+windows go into ``result.json``), so metrics are computed on the host from raw outputs (MLPerf's
+accuracy-checker split).
 
-Protocol versions are integers; the agent refuses a job of another version with a message saying which it
-speaks. Version 2 (this one) streams test sets in chunks of ``batch_size`` samples, writes each output as
-soon as its pass ends and is resumable: a job run again into the same output folder (a dropped SSH
-connection, a killed agent) skips the passes already finished for the same job, and a second agent started
-on the same folder waits for the first (a file lock) instead of measuring beside it.
+Test sets stream in chunks of ``batch_size`` samples, each output is written as soon as its pass ends, and a
+job is resumable: run again into the same output folder (a dropped SSH connection, a killed agent) it skips
+the passes already finished for the same job, and a second agent started on the same folder waits for the
+first (a file lock) instead of measuring beside it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgebench.errors import ConfigError, DataError, DeviceError, EdgebenchError
+from edgebench.agent.protocol import PROTOCOL_VERSION, EnergyProtocol, Job, LatencyProtocol, TestSet, sha256_file
+from edgebench.errors import DataError, DeviceError, EdgebenchError
 from edgebench.metrics.latency import latency_summary
 
-PROTOCOL_VERSION = 2
-
-
-@dataclass(frozen=True)
-class TestSet:
-    """One test set file (``.npz`` holding float32 ``x`` in [0, 1], or a ``.npy``); other arrays are unused
-    by the agent."""
-
-    name: str
-    path: str
-
-
-@dataclass(frozen=True)
-class LatencyProtocol:
-    """Batch-1 latency protocol: warm-up runs, then timed runs until both ``min_runs`` and
-    ``min_duration_s`` are reached (or ``max_runs``). The first inference after loading is timed
-    separately, before warm-up."""
-
-    warmup: int = 10
-    min_runs: int = 100
-    min_duration_s: float = 1.0
-    max_runs: int = 1_000_000
-    enabled: bool = True
-
-
-@dataclass(frozen=True)
-class EnergyProtocol:
-    """Energy protocol (MLPerf Tiny's energy rules, scaled): an idle baseline of ``idle_s`` seconds, then
-    ``windows`` timed windows of at least ``min_window_s`` seconds of back-to-back batch-1 inferences while
-    a thread samples the target's power ``sensor`` at ``rate_hz``. A window shorter than ``min_window_s``
-    or holding fewer than ``min_samples`` readings is flagged invalid, never reported silently."""
-
-    sensor: str = "none"
-    options: dict[str, Any] = field(default_factory=dict)
-    rate_hz: float = 10.0
-    idle_s: float = 5.0
-    min_window_s: float = 10.0
-    windows: int = 3
-    min_samples: int = 10
-
-
-@dataclass(frozen=True)
-class Job:
-    """What the host asks of a target."""
-
-    job_id: str
-    artifact: str
-    backend: str
-    output_dir: str
-    testsets: tuple[TestSet, ...] = ()
-    backend_options: dict[str, Any] = field(default_factory=dict)
-    batch_size: int = 128
-    latency: LatencyProtocol = LatencyProtocol()
-    energy: EnergyProtocol = EnergyProtocol()
-    artifact_sha256: str = ""
-    protocol: int = PROTOCOL_VERSION
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1)
-
-    def digest(self) -> str:
-        """What the job asks, whatever folder it runs in: finished passes are reused only for the same digest."""
-        raw = asdict(self)
-        raw.pop("output_dir")
-        return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
-
-    @classmethod
-    def from_json(cls, text: str, *, source: str = "job") -> Job:
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{source}: not valid JSON ({exc})") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{source}: a job is a JSON object")
-        if raw.get("protocol") != PROTOCOL_VERSION:
-            raise ConfigError(
-                f"{source}: job protocol {raw.get('protocol')!r}, this agent speaks {PROTOCOL_VERSION}; "
-                "install the same edgebench version on the host and the device"
-            )
-        try:
-            raw["testsets"] = tuple(TestSet(**t) for t in raw.get("testsets", ()))
-            raw["latency"] = LatencyProtocol(**raw.get("latency", {}))
-            raw["energy"] = EnergyProtocol(**raw.get("energy", {}))
-            return cls(**raw)
-        except TypeError as exc:
-            raise ConfigError(f"{source}: malformed job ({exc})") from None
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+__all__ = ["latency_pass", "run_job", "write_error"]
 
 
 def _check_testset(ts: TestSet, input_shape: tuple[int | None, ...], artifact: str) -> int:
@@ -154,7 +61,7 @@ def _accuracy_pass(backend: Any, path: Path, n: int, batch_size: int, out: Path)
     writer.close()
 
 
-def _latency_pass(infer: Any, proto: LatencyProtocol) -> tuple[np.ndarray, float]:
+def latency_pass(infer: Any, proto: LatencyProtocol) -> tuple[np.ndarray, float]:
     """Time ``infer()`` per call with ``perf_counter_ns``; return the samples and the timed duration."""
     for _ in range(proto.warmup):
         infer()
@@ -180,7 +87,7 @@ def _energy_pass(infer: Any, proto: EnergyProtocol, where: str) -> dict[str, Any
     """Idle baseline, then ``proto.windows`` windows of back-to-back inferences while a thread samples the
     sensor; energy per inference integrates power between the window markers (see
     :mod:`edgebench.metrics.energy`). No readable sensor: ``{"absent": why}``, never an estimate."""
-    from edgebench.targets.sensors import create_sensor
+    from edgebench.sensors import create_sensor
 
     sensor = create_sensor(proto.sensor, where=f"{where}: energy.sensor", **proto.options)
     try:
@@ -194,7 +101,7 @@ def _measure_energy(sensor: Any, infer: Any, proto: EnergyProtocol, where: str) 
     if why:
         return {"sensor": proto.sensor, "absent": why}
     from edgebench.metrics.energy import energy_summary, idle_power, window_energy
-    from edgebench.targets.sensors._sampler import PowerSampler
+    from edgebench.sensors.sampler import PowerSampler
 
     sampler = PowerSampler(sensor, rate_hz=proto.rate_hz)
     clock = time.perf_counter_ns
@@ -331,7 +238,7 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
             first_out = infer()
             first_ns = time.perf_counter_ns() - t0
             first_logits = np.array(first_out[0] if isinstance(first_out, list) else first_out, dtype=np.float32)
-            samples, duration = _latency_pass(infer, job.latency)
+            samples, duration = latency_pass(infer, job.latency)
             _save_npy(out / "latency_ns.npy", samples)
             latency = {**latency_summary(samples, first_ns=first_ns, duration_s=duration), "job": digest,
                        "protocol": asdict(job.latency), "sample": job.testsets[0].name, "file": "latency_ns.npy"}

@@ -28,7 +28,7 @@ def _open_x(path: Path) -> Iterator[IO[bytes]]:
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
             if "x.npy" not in z.namelist():
-                names = [n.removesuffix(".npy") for n in z.namelist()]
+                names = [n[:-4] if n.endswith(".npy") else n for n in z.namelist()]
                 raise DataError(f"{path}: no array 'x' in this test set (has {names})")
             with z.open("x.npy") as f:
                 yield f

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 MIN_WINDOW_S = 10.0  # MLPerf Tiny: each energy measurement lasts at least 10 s
-MLPERF_TINY_RUNS = 5  # MLPerf Tiny: median of 5 runs
 
 
 def _series(t_s: np.ndarray, values: np.ndarray, t0: float, t1: float, what: str) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from edgebench import __version__
-from edgebench.agent.job import sha256_file
+from edgebench.agent.protocol import sha256_file
 from edgebench.errors import DiskFullError, is_disk_full
 
 log = logging.getLogger(__name__)

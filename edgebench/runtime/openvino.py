@@ -38,9 +38,9 @@ def _plain(value: Any) -> Any:
     """An OpenVINO property value as plain Python: types as ``f32``/``bf16``, enums by name."""
     if hasattr(value, "get_type_name"):  # openvino.Type
         return value.get_type_name()
-    if isinstance(value, str | int | float | bool) or value is None:
+    if isinstance(value, (str, int, float, bool)) or value is None:
         return _TYPE_NAMES.get(value, value) if isinstance(value, str) else value
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     name = getattr(value, "name", None)  # enums such as PerformanceMode.LATENCY
     return name if isinstance(name, str) else str(value)

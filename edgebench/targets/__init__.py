@@ -1,4 +1,5 @@
-"""Targets (the devices a plan runs on), their transports and power sensors.
+"""Targets (the devices a plan runs on) and their transports. HOST SIDE: nothing here ships to a device (the
+power sensors that run there are :mod:`edgebench.sensors`).
 
 A target is a TOML file: ``targets/<name>.toml`` in the working folder, a folder named by
 ``EDGEBENCH_TARGETS``, or one shipped with edgebench (``local``, ``raspberry-pi-4``, ``raspberry-pi-5``,
@@ -8,9 +9,6 @@ A target is a TOML file: ``targets/<name>.toml`` in the working folder, a folder
     [transport]   the transport's options (ssh: host, user, port, identity_file, ssh_config, ...)
     [power]       sensor (a registered power sensor, "none" by default), rate_hz, and the sensor's options
     [backends.X]  one table per runtime the device has, with its options (threads, providers, device, ...)
-
-This package's ``__init__`` is imported on the device too (by :mod:`edgebench.targets.sensors`): it stays
-torch-free and imports ``tomllib`` only when a target file is parsed (Python 3.10 devices lack it).
 """
 
 from __future__ import annotations
@@ -109,9 +107,10 @@ def load_target(name: str, *, where: str = "") -> Target:
 def parse_target(text: str, source: str) -> Target:
     import tomllib
 
+    from edgebench.agent.protocol import EnergyProtocol
     from edgebench.config import _Table
     from edgebench.runtime import BACKENDS
-    from edgebench.targets.sensors import SENSORS
+    from edgebench.sensors import SENSORS
 
     try:
         raw = tomllib.loads(text)
@@ -133,7 +132,7 @@ def parse_target(text: str, source: str) -> Target:
     p = top.table("power")
     sensor = p.get("sensor", str, "none")
     SENSORS.get(sensor, where=f"{source}: power.sensor")
-    power = {"sensor": sensor, "rate_hz": p.number("rate_hz", 10.0, lo=0, lo_open=True, hi=10_000),
+    power = {"sensor": sensor, "rate_hz": p.number("rate_hz", EnergyProtocol.rate_hz, lo=0, lo_open=True, hi=10_000),
              "options": p.rest()}
     from edgebench.registry import check_kwargs
 

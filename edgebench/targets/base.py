@@ -10,7 +10,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from edgebench.agent.job import Job
+from edgebench.agent.protocol import MIN_PYTHON, Job, python_version_text
 from edgebench.errors import ConfigError, DeviceError
 
 
@@ -61,7 +61,7 @@ class Transport(abc.ABC):
     def bundle(self) -> Path:
         """The agent bundle, built once per transport (the sources do not change during a run)."""
         if self._bundle is None:
-            from edgebench.agent.bundle import build_bundle
+            from edgebench.targets.bundle import build_bundle
 
             self._bundle = build_bundle(self.cache_dir)
         return self._bundle
@@ -98,13 +98,15 @@ class Transport(abc.ABC):
         lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
         last = lines[-1] if lines else ""
         if rc == 127 or "No such file or directory" in last and python in last:
-            return DeviceError(f"{self.label}: Python {python!r} not found on the device; install Python >= 3.10 "
-                               f"there or set 'python' in {self.target.source}")
+            return DeviceError(f"{self.label}: Python {python!r} not found on the device; install Python >= "
+                               f"{python_version_text(MIN_PYTHON)} there or set 'python' in {self.target.source}")
         sig = -rc if rc < 0 else rc - 128 if rc > 128 else 0
         if sig:
             name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else f"signal {sig}"
             hint = " (out of memory? try a smaller [measure] batch_size)" if sig == signal.SIGKILL else ""
             return DeviceError(f"{self.label}: the agent was killed by {name} during job {job.job_id[:12]}{hint}")
+        if rc == 3 and last.startswith("edgebench-agent: "):  # the agent's own one line (an old Python, ...)
+            return DeviceError(f"{self.label}: {last[len('edgebench-agent: '):]}")
         if "No module named" in last:
             return DeviceError(f"{self.label}: {last.split(':')[-1].strip()} on the device; install numpy and "
                                "a runtime there (pip install numpy onnxruntime)")

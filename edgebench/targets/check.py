@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgebench.agent.protocol import MIN_PYTHON, python_version_text
+
 #: below this much free memory a board will swap or be OOM-killed with a realistic model and test set
 MIN_FREE_MB = 200
 
@@ -11,9 +13,9 @@ MIN_FREE_MB = 200
 def _rows(target: Any, r: dict[str, Any], seconds: float) -> list[tuple[str, str, str]]:
     env = r.get("environment") or {}
     where = f"ssh {target.transport_options['host']}" if target.transport == "ssh" else "this machine"
+    too_old = "" if r.get("python_ok") else f"; the agent needs Python >= {python_version_text(MIN_PYTHON)}"
     rows = [("connection", "ok", f"{where}: agent bundle sent and started in {seconds:.2f} s"),
-            ("python", "ok" if r.get("python_ok") else "FAIL",
-             f"{r.get('python')} ({r.get('executable')})" + ("" if r.get("python_ok") else "; needs >= 3.10")),
+            ("python", "ok" if r.get("python_ok") else "FAIL", f"{r.get('python')} ({r.get('executable')}){too_old}"),
             ("numpy", "ok" if r.get("numpy") else "FAIL", r.get("numpy") or "not installed: pip install numpy"),
             ("torch-free", "ok" if not r.get("torch_loaded") else "WARN",
              "the agent loaded no torch" if not r.get("torch_loaded") else "torch was imported")]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edgebench.agent.job import Job
+from edgebench.agent.protocol import Job
 from edgebench.errors import DeviceError
 from edgebench.targets import TRANSPORTS
 from edgebench.targets.base import Transport, read_result

@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from edgebench.agent.job import Job, TestSet
+from edgebench.agent.protocol import Job, TestSet
 from edgebench.errors import ConfigError, DeviceError
 from edgebench.targets import TRANSPORTS
 from edgebench.targets.base import Transport, read_result
@@ -179,7 +179,7 @@ class SshTransport(Transport):
         st = path.stat()
         key = (str(path), st.st_size, st.st_mtime_ns)
         if key not in self._hashes:
-            from edgebench.agent.job import sha256_file
+            from edgebench.agent.protocol import sha256_file
 
             self._hashes[key] = sha256_file(path)
         return self._hashes[key]

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench.agent.job import EnergyProtocol, Job, LatencyProtocol, sha256_file
-from edgebench.agent.job import TestSet as TS  # not collected by pytest
+from edgebench.agent.protocol import EnergyProtocol, Job, LatencyProtocol, sha256_file
+from edgebench.agent.protocol import TestSet as TS  # not collected by pytest
 
 pytestmark = pytest.mark.device
 

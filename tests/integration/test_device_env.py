@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench.agent.job import Job, LatencyProtocol, sha256_file
-from edgebench.agent.job import TestSet as TS  # not collected by pytest
+from edgebench.agent.protocol import Job, LatencyProtocol, sha256_file
+from edgebench.agent.protocol import TestSet as TS  # not collected by pytest
 from tests.fixtures.devices import torch_free_venv
 
 pytestmark = pytest.mark.slow

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench.agent.job import Job, LatencyProtocol, sha256_file
-from edgebench.agent.job import TestSet as TS  # not collected by pytest
+from edgebench.agent.protocol import Job, LatencyProtocol, sha256_file
+from edgebench.agent.protocol import TestSet as TS  # not collected by pytest
 from edgebench.errors import DeviceError
 from edgebench.targets import load_target
 from tests.fixtures.devices import Sshd, start_sshd, torch_free_venv

@@ -14,7 +14,7 @@ import pytest
 
 from edgebench.agent import PROTOCOL_VERSION, Job, LatencyProtocol, run_job
 from edgebench.agent import TestSet as TS  # aliased: pytest would try to collect a class named Test*
-from edgebench.agent.job import sha256_file
+from edgebench.agent.protocol import sha256_file
 from edgebench.errors import ArtifactError, ConfigError, DataError, DeviceError, UnknownNameError
 from edgebench.export.card import ModelCard, card_path
 from tests.fixtures.imports import assert_fresh_imports_clean
@@ -397,7 +397,7 @@ def test_energy_from_an_external_meter_log(exported: Exported, tmp_path: Path) -
     """The energy pass end to end with a real timestamped log that a 'meter' thread writes while the job
     runs (2.5 W steady): energy per inference = 2.5 W × window / inferences, valid; too few samples for
     the protocol's minimum: the same numbers, flagged invalid with the reason."""
-    from edgebench.agent.job import EnergyProtocol
+    from edgebench.agent.protocol import EnergyProtocol
     from tests.fixtures.devices import meter_logging
 
     with meter_logging(tmp_path / "meter.csv", 2.5, period_s=0.02) as log:

@@ -208,3 +208,22 @@ def test_every_shipped_plan_loads_at_both_sizes(plan: Path) -> None:
     """The plans in plans/ (the seeds' reproductions) stay valid as the code changes: full and quick."""
     full, quick = load_plan(str(plan)), load_plan(str(plan), quick=True)
     assert full.models and quick.name == f"{full.name}-quick" and quick.quick
+
+
+def test_measure_defaults_are_the_agents_protocols(tmp_path: Path) -> None:
+    """One source of truth for the latency and energy protocol defaults (the agent's dataclasses), and the
+    numbers in effect stay: a plan without [measure] gets 20 warm-up and >= 200 timed runs of >= 1 s, as
+    before; the default plan sets its own (50, 500, 2 s)."""
+    from edgebench.agent.protocol import EnergyProtocol, LatencyProtocol
+
+    m = load_plan(write(tmp_path, BASE)).measure
+    lat, en = LatencyProtocol(), EnergyProtocol()
+    assert (m.warmup, m.min_runs, m.min_duration_s, m.max_runs) == (20, 200, 1.0, 1_000_000)
+    assert (m.warmup, m.min_runs, m.min_duration_s, m.max_runs) == (lat.warmup, lat.min_runs, lat.min_duration_s,
+                                                                    lat.max_runs)
+    assert (m.energy_idle_s, m.energy_min_window_s, m.energy_windows, m.energy_min_samples) == (5.0, 10.0, 3, 10)
+    assert (m.energy_idle_s, m.energy_min_window_s, m.energy_windows, m.energy_min_samples) == (
+        en.idle_s, en.min_window_s, en.windows, en.min_samples)
+    assert load_target("local").power["rate_hz"] == en.rate_hz == 10.0
+    default = load_plan().measure
+    assert (default.warmup, default.min_runs, default.min_duration_s) == (50, 500, 2.0)

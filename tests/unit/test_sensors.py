@@ -14,8 +14,8 @@ import pytest
 
 from edgebench.errors import ConfigError, DeviceError, UnknownNameError
 from edgebench.metrics.energy import counter_delta, integrate_power
-from edgebench.targets.sensors import SENSORS, PowerSensor, create_sensor
-from edgebench.targets.sensors._sampler import PowerSampler
+from edgebench.sensors import SENSORS, PowerSensor, create_sensor
+from edgebench.sensors.sampler import PowerSampler
 from tests.fixtures.imports import assert_fresh_imports_clean
 
 
@@ -535,8 +535,8 @@ def test_sensor_modules_are_device_side() -> None:
     """No torch, no psutil, no pynvml on import; every sensor module loads."""
     code = (
         "import sys\n"
-        "from edgebench.targets.sensors import SENSORS, create_sensor\n"
-        "import edgebench.targets.sensors._sampler, edgebench.metrics.energy, edgebench.agent.envinfo\n"
+        "from edgebench.sensors import SENSORS, create_sensor\n"
+        "import edgebench.sensors.sampler, edgebench.metrics.energy, edgebench.agent.envinfo\n"
         "assert len(SENSORS.names()) == 6\n"
         "create_sensor('nvml', index=0)\n"
         "edgebench.agent.envinfo.environment()\n"

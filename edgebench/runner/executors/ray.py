@@ -98,7 +98,7 @@ def ray_device_task(target: Any, job_json: str, files: dict[str, Any]) -> tuple[
 
     import ray
 
-    from edgebench.agent.job import Job, TestSet
+    from edgebench.agent.protocol import Job, TestSet
     from edgebench.targets import open_transport
 
     job = Job.from_json(job_json)

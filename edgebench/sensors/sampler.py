@@ -22,7 +22,7 @@ from array import array
 import numpy as np
 
 from edgebench.errors import ConfigError
-from edgebench.targets.sensors.base import PowerSensor
+from edgebench.sensors.base import PowerSensor
 
 log = logging.getLogger(__name__)
 

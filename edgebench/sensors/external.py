@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from edgebench.errors import ConfigError, DeviceError
-from edgebench.targets.sensors import SENSORS
-from edgebench.targets.sensors.base import PowerSensor
+from edgebench.sensors import SENSORS
+from edgebench.sensors.base import PowerSensor
 
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "iso": None}
 _NUMBER = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*[A-Za-zµ]*$")
@@ -205,7 +205,7 @@ class ExternalMeterSensor(PowerSensor):
         try:
             self._refresh()
         except DeviceError as exc:
-            return "external meter: " + str(exc).removeprefix("power sensor 'external': ")
+            return "external meter: " + self._reason(exc)
         except Exception as exc:  # probe never raises
             return f"external meter: cannot parse the log {self.file} ({exc})"
         if not len(self._t) and self._tail is None:

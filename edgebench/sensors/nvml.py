@@ -18,8 +18,8 @@ import importlib
 from typing import Any
 
 from edgebench.errors import ConfigError, DeviceError
-from edgebench.targets.sensors import SENSORS
-from edgebench.targets.sensors.base import PowerSensor
+from edgebench.sensors import SENSORS
+from edgebench.sensors.base import PowerSensor
 
 
 @SENSORS.register("nvml")

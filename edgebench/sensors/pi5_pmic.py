@@ -28,8 +28,8 @@ import subprocess
 from typing import Any
 
 from edgebench.errors import ConfigError, DeviceError
-from edgebench.targets.sensors import SENSORS
-from edgebench.targets.sensors.base import PowerSensor
+from edgebench.sensors import SENSORS
+from edgebench.sensors.base import PowerSensor
 
 _LINE = re.compile(r"^\s*(?P<rail>\S+)_(?P<q>[AV])\s+(?:current|volt)\(\d+\)=(?P<val>[-+0-9.eE]+)[AV]\s*$")
 
@@ -103,7 +103,7 @@ class Pi5PmicSensor(PowerSensor):
         try:
             rails = parse_pmic_adc(self._run())
         except DeviceError as exc:
-            return "Pi 5 PMIC: " + str(exc).removeprefix("power sensor 'pi5-pmic': ")
+            return "Pi 5 PMIC: " + self._reason(exc)
         except Exception as exc:  # probe never raises
             return f"Pi 5 PMIC: {self.vcgencmd} pmic_read_adc: unexpected error ({exc})"
         if not rails:

@@ -21,8 +21,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edgebench.errors import DeviceError
-
 KINDS = ("power", "energy")
 
 
@@ -31,7 +29,7 @@ class PowerSensor(abc.ABC):
 
     Subclasses set the class attributes ``name`` (the registry name) and ``kind`` (``"power"`` or ``"energy"``),
     take their options as keyword-only ``__init__`` parameters (validated by
-    :func:`edgebench.targets.sensors.create_sensor`), and implement :meth:`probe`, :meth:`read` and
+    :func:`edgebench.sensors.create_sensor`), and implement :meth:`probe`, :meth:`read` and
     :meth:`describe`. Constructing a sensor reads nothing; :meth:`probe` is the first access to the hardware.
     """
 
@@ -51,9 +49,10 @@ class PowerSensor(abc.ABC):
         """``"W"`` for a power sensor, ``"J"`` for an energy counter: the unit :meth:`read` returns."""
         return "J" if self.kind == "energy" else "W"
 
-    def _unavailable(self) -> DeviceError:
-        """The error :meth:`read` raises when :meth:`probe` says the sensor is not readable here."""
-        return DeviceError(f"power sensor {self.name!r}: {self.probe() or 'not readable'}")
+    def _reason(self, exc: Exception) -> str:
+        """``exc``'s message without the ``power sensor 'NAME': `` prefix this sensor's errors start with."""
+        msg, prefix = str(exc), f"power sensor {self.name!r}: "
+        return msg[len(prefix):] if msg.startswith(prefix) else msg
 
     # ------------------------------------------------------------------------------------------ the API
     @abc.abstractmethod

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from edgebench.errors import ConfigError, DeviceError
-from edgebench.targets.sensors import SENSORS
-from edgebench.targets.sensors.base import PowerSensor
+from edgebench.sensors import SENSORS
+from edgebench.sensors.base import PowerSensor
 
 POWERCAP = "/sys/class/powercap"
 _ZONE = re.compile(r"^intel-rapl:\d+(:\d+)*$")

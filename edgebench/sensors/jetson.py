@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from edgebench.errors import ConfigError, DeviceError
-from edgebench.targets.sensors import SENSORS
-from edgebench.targets.sensors.base import PowerSensor
+from edgebench.sensors import SENSORS
+from edgebench.sensors.base import PowerSensor
 
 HWMON = "/sys/class/hwmon"
 IIO_DRIVER = "/sys/bus/i2c/drivers/ina3221x"

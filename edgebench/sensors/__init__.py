@@ -16,7 +16,7 @@ name          kind      reads
 
 A new sensor is one new module in this package holding a :class:`PowerSensor` subclass decorated with
 ``@SENSORS.register("name")``. The sampler thread that reads a sensor during a timed loop is
-:class:`edgebench.targets.sensors._sampler.PowerSampler`.
+:class:`edgebench.sensors.sampler.PowerSampler`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from typing import Any
 
 from edgebench.errors import ConfigError
 from edgebench.registry import Registry, check_kwargs
-from edgebench.targets.sensors.base import KINDS, PowerSensor
+from edgebench.sensors.base import KINDS, PowerSensor
 
-SENSORS: Registry[type[PowerSensor]] = Registry("power sensor", modules=("edgebench.targets.sensors.*",))
+SENSORS: Registry[type[PowerSensor]] = Registry("power sensor", modules=("edgebench.sensors.*",))
 
 
 def create_sensor(name: str, *, where: str = "", **options: Any) -> PowerSensor:

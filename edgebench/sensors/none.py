@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from edgebench.errors import DeviceError
-from edgebench.targets.sensors import SENSORS
-from edgebench.targets.sensors.base import PowerSensor
+from edgebench.sensors import SENSORS
+from edgebench.sensors.base import PowerSensor
 
 REASON = "no power sensor configured for this target"
 

@@ -1,0 +1,124 @@
+"""The versioned host <-> agent job protocol: what the host sends (a :class:`Job`, a JSON document) and the
+helpers both sides use. DEVICE SIDE, torch-free, and the agent's public face to the host: host code imports the
+job's types from here, never the agent's passes.
+
+Protocol versions are integers; the agent refuses a job of another version with a message saying which it
+speaks. Version 2 (this one) streams test sets in chunks of ``batch_size`` samples and is resumable (see
+:mod:`edgebench.agent.job`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgebench.errors import ConfigError
+
+PROTOCOL_VERSION = 2
+#: the oldest Python the device side runs on, tested in virtual environments of it and 3.9 (JetPack 5 ships
+#: 3.8, Raspberry Pi OS Bullseye 3.9); the bundle refuses an older one in one line, ``targets check`` says it
+MIN_PYTHON = (3, 8)
+
+
+def python_version_text(version: tuple[int, ...]) -> str:
+    """``(3, 8)`` as ``"3.8"``."""
+    return ".".join(map(str, version))
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """One test set file (``.npz`` holding float32 ``x`` in [0, 1], or a ``.npy``); other arrays are unused
+    by the agent."""
+
+    name: str
+    path: str
+
+
+@dataclass(frozen=True)
+class LatencyProtocol:
+    """Batch-1 latency protocol: warm-up runs, then timed runs until both ``min_runs`` and
+    ``min_duration_s`` are reached (or ``max_runs``). The first inference after loading is timed
+    separately, before warm-up. These defaults are also a plan's ``[measure]`` defaults
+    (:class:`edgebench.config.MeasureSpec`)."""
+
+    warmup: int = 20
+    min_runs: int = 200
+    min_duration_s: float = 1.0
+    max_runs: int = 1_000_000
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class EnergyProtocol:
+    """Energy protocol (MLPerf Tiny's energy rules, scaled): an idle baseline of ``idle_s`` seconds, then
+    ``windows`` timed windows of at least ``min_window_s`` seconds of back-to-back batch-1 inferences while
+    a thread samples the target's power ``sensor`` at ``rate_hz``. A window shorter than ``min_window_s``
+    or holding fewer than ``min_samples`` readings is flagged invalid, never reported silently. The defaults
+    are also a plan's ``[measure] energy_*`` defaults and a target's ``[power] rate_hz`` default."""
+
+    sensor: str = "none"
+    options: dict[str, Any] = field(default_factory=dict)
+    rate_hz: float = 10.0
+    idle_s: float = 5.0
+    min_window_s: float = 10.0
+    windows: int = 3
+    min_samples: int = 10
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the host asks of a target."""
+
+    job_id: str
+    artifact: str
+    backend: str
+    output_dir: str
+    testsets: tuple[TestSet, ...] = ()
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 128
+    latency: LatencyProtocol = LatencyProtocol()
+    energy: EnergyProtocol = EnergyProtocol()
+    artifact_sha256: str = ""
+    protocol: int = PROTOCOL_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    def digest(self) -> str:
+        """What the job asks, whatever folder it runs in: finished passes are reused only for the same digest."""
+        raw = asdict(self)
+        raw.pop("output_dir")
+        return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "job") -> Job:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{source}: not valid JSON ({exc})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: a job is a JSON object")
+        if raw.get("protocol") != PROTOCOL_VERSION:
+            raise ConfigError(
+                f"{source}: job protocol {raw.get('protocol')!r}, this agent speaks {PROTOCOL_VERSION}; "
+                "install the same edgebench version on the host and the device"
+            )
+        try:
+            raw["testsets"] = tuple(TestSet(**t) for t in raw.get("testsets", ()))
+            raw["latency"] = LatencyProtocol(**raw.get("latency", {}))
+            raw["energy"] = EnergyProtocol(**raw.get("energy", {}))
+            return cls(**raw)
+        except TypeError as exc:
+            raise ConfigError(f"{source}: malformed job ({exc})") from None
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """The file's SHA-256 (hex), read in chunks: how the host names an artifact and the agent checks its copy."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
