@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgebench.report import plots as plots_module
 from edgebench.report.data import RunData, unit_label
-from edgebench.report.plots import SECTIONS, Plot, make_plots, slugify
+from edgebench.report.plots import SECTIONS, Plot, latency, make_plots, robustness, slugify, style, transfer, variants
+from edgebench.report.plots.style import Styles
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -210,9 +210,11 @@ def test_none_and_nan_values_are_skipped(caplog: pytest.LogCaptureFixture) -> No
 
 
 def test_figure_count_does_not_grow_with_variants_and_attacks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(plots_module, "_png", lambda fig: PNG)  # figures built, not rasterised: this is about counts
-    monkeypatch.setattr(plots_module, "MAX_LINES", 3)  # small caps, so that a small run exceeds them
-    monkeypatch.setattr(plots_module, "MAX_PANELS", 2)
+    monkeypatch.setattr(style, "png", lambda fig: PNG)  # figures built, not rasterised: this is about counts
+    for family in (latency, robustness, transfer, variants):  # small caps, so that a small run exceeds them
+        for cap, value in (("MAX_LINES", 3), ("MAX_PANELS", 2)):
+            if hasattr(family, cap):
+                monkeypatch.setattr(family, cap, value)
     large = make_plots(synthetic_run(variants=5, attacks=3, targets=2))
     # one more target: one more latency and trade-off figure, nothing else
     expected = list(_EXPECTED)
@@ -273,11 +275,11 @@ def test_without_matplotlib_no_plots(monkeypatch: pytest.MonkeyPatch, caplog: py
 def test_series_never_look_alike() -> None:
     # few units: one look per unit across figures, the base black; many: looks by position within the figure
     few = synthetic_run(variants=5, adversarial=False, stats=False, histograms=False)
-    looks = plots_module._Styles(few).of(unit_label("liu2018_mnist", v) for v in ["base", "prune10", "prune40"])
+    looks = Styles(few).of(unit_label("liu2018_mnist", v) for v in ["base", "prune10", "prune40"])
     assert looks["liu2018_mnist"] == {"color": "#000000", "marker": "o", "linestyle": "-"}
     assert looks["liu2018_mnist/prune40"]["color"] != looks["liu2018_mnist/prune10"]["color"]
     many = synthetic_run(variants=40, adversarial=False, stats=False, histograms=False)
     labels = [unit_label("liu2018_mnist", v) for v in ["base"] + [f"prune{i * 10}" for i in range(30, 40)]]
-    looks = plots_module._Styles(many).of(labels)
+    looks = Styles(many).of(labels)
     assert len({tuple(s.values()) for s in looks.values()}) == len(labels)
     assert len({(s["color"], s["marker"]) for s in looks.values()}) == len(labels)
