@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from edgebench.metrics.pareto import finite
-from edgebench.report.data import BASE, RunData, unit_label
+from edgebench.report.data import BASE, HEADLINE_ROBUST, RunData, headline_robust, unit_label
 from edgebench.report.plots.rows import (
     first_pair,
     on_pair,
@@ -28,25 +27,13 @@ from edgebench.report.plots.style import (
 )
 
 
-def _worst_robust(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """Per (model, variant): its white-box row of lowest robust accuracy at a finite ε."""
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in rows:
-        if r.get("threat") != "white-box" or finite(r.get("eps")) is None or finite(r.get("robust_acc")) is None:
-            continue
-        k = (r["model"], r["variant"])
-        if k not in out or r["robust_acc"] < out[k]["robust_acc"]:
-            out[k] = r
-    return out
-
-
 def _or(v: float | None, default: float) -> float:
     return default if v is None else v
 
 
 def accuracy_overview(data: RunData, st: Styles) -> list[Plot]:
-    """Forest plot: clean accuracy with its 95 % Wilson interval per unit, and its worst white-box robust
-    accuracy (first target and backend)."""
+    """Forest plot: clean accuracy with its 95 % Wilson interval per unit, and the report's robust accuracy
+    (:func:`~edgebench.report.data.headline_robust`, the summary's figure) on the first target and backend."""
     clean = [r for r in data.clean if finite(r.get("clean_acc")) is not None]
     pair = first_pair(data, clean)
     if pair is None:
@@ -54,7 +41,7 @@ def accuracy_overview(data: RunData, st: Styles) -> list[Plot]:
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for r in on_pair(clean, pair):
         rows.setdefault((r["model"], r["variant"]), r)
-    worst = _worst_robust(on_pair(data.adversarial, pair))
+    robust = {(m, v): w for (m, v, t, b), (w, _) in headline_robust(data.adversarial).items() if (t, b) == pair}
     units = [(m, v) for m in ordered(k[0] for k in rows)
              for v in variant_order(m, (k[1] for k in rows if k[0] == m), data)]
     base_acc = {m: rows[(m, BASE)]["clean_acc"] for m, v in units if v == BASE}
@@ -62,8 +49,8 @@ def accuracy_overview(data: RunData, st: Styles) -> list[Plot]:
     labels = pick([unit_label(m, v) for m, v in units], drop, MAX_ROWS, keep=[m for m, v in units if v == BASE])
     units = [(m, v) for m, v in units if unit_label(m, v) in labels]
     series = [("clean_acc", 0.15, "o", OKABE_ITO[0], "clean accuracy"),
-              ("robust_acc", -0.15, "s", HIGHLIGHT, "worst white-box robust accuracy")]
-    if not worst:
+              ("robust_acc", -0.15, "s", HIGHLIGHT, "robust accuracy\n(strongest attack, mid ε)")]
+    if not robust:
         series = series[:1]
     cv = grid(1, panel=(4.2, 0.3 + 0.22 * len(units)), left=0.35 + text_width(labels), top=0.4,
                legend=[s[4] for s in series])
@@ -71,7 +58,7 @@ def accuracy_overview(data: RunData, st: Styles) -> list[Plot]:
     ys = list(range(len(units)))[::-1]
     handles: dict[str, Any] = {}
     for key, off, marker, color, what in series:
-        pts = [(y + off, (worst.get((m, v)) if key == "robust_acc" else rows[(m, v)])) for y, (m, v) in zip(ys, units)]
+        pts = [(y + off, (robust.get((m, v)) if key == "robust_acc" else rows[(m, v)])) for y, (m, v) in zip(ys, units)]
         pts = [(y, r, finite(r.get(key))) for y, r in pts if r is not None and finite(r.get(key)) is not None]
         if not pts:
             continue
@@ -87,7 +74,7 @@ def accuracy_overview(data: RunData, st: Styles) -> list[Plot]:
     cv.legend(handles)
     n_all = len(rows)
     caption = ("Clean accuracy (circles) of each model and variant on " + pair_text(pair) +
-               (" and its lowest white-box robust accuracy over the attacks at a finite ε (squares)" if worst else "")
+               (f" and its {HEADLINE_ROBUST} (squares; the summary's figure)" if robust else "")
                + ", with 95 % Wilson intervals: a variant whose interval overlaps the base's is not measurably "
                "worse." + shown_note(len(units), n_all, "the bases and the largest changes from the base"))
     return [cv.plot("accuracy-overview", f"Accuracy per variant ({pair_text(pair)})", caption, "summary")]

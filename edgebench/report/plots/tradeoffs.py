@@ -3,11 +3,10 @@ seed 004)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from edgebench.metrics.pareto import finite, pareto_front
-from edgebench.report.data import BASE, RunData, unit_label
+from edgebench.report.data import BASE, HEADLINE_ROBUST, RunData, headline_robust, unit_label
 from edgebench.report.plots.rows import (
     on_pair,
     ordered,
@@ -28,29 +27,20 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-def _mean_robust(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], float]:
-    """Per (model, variant): its mean robust accuracy over every attack × ε × source run against it (white-box
-    and transfer): smoother than the worst case, which strong attacks at a large ε drive to 0 for all."""
-    acc: dict[tuple[str, str], list[float]] = {}
-    for r in rows:
-        if finite(r.get("robust_acc")) is not None:
-            acc.setdefault((r["model"], r["variant"]), []).append(float(r["robust_acc"]))
-    return {k: sum(v) / len(v) for k, v in acc.items()}
-
-
 _TRADEOFF_LEGEND = ("variant", "Pareto-optimal", "Pareto front", "base (uncompressed)")
 
 
 def tradeoffs(data: RunData, st: Styles) -> list[Plot]:
     """Accuracy against latency, energy and size with the Pareto front (the pruning poster, seed 004)."""
     sizes = data.onnx_sizes()
+    headline = headline_robust(data.adversarial)
     out = []
     for target in ordered(p[0] for p in data.pairs):
         pair = next(p for p in data.pairs if p[0] == target)
         clean: dict[tuple[str, str], dict[str, Any]] = {}
         for r in on_pair(data.clean, pair):
             clean.setdefault((r["model"], r["variant"]), r)
-        robust = _mean_robust(on_pair(data.adversarial, pair))
+        robust = {(m, v): finite(w["robust_acc"]) for (m, v, t, b), (w, _) in headline.items() if (t, b) == pair}
         units = list(clean)
         energy = {u: finite(clean[u].get("energy_j")) if clean[u].get("energy_valid") else None for u in units}
         xs = {"latency": {u: finite(clean[u].get("p50_ms")) for u in units},
@@ -60,7 +50,7 @@ def tradeoffs(data: RunData, st: Styles) -> list[Plot]:
                   "size": "ONNX artifact size (bytes)"}
         ys = {"clean": {u: finite(clean[u].get("clean_acc")) for u in units},
               "robust": {u: robust.get(u) for u in units}}
-        ylabel = {"clean": "clean accuracy", "robust": "mean robust accuracy\n(all attacks)"}
+        ylabel = {"clean": "clean accuracy", "robust": "robust accuracy\n(strongest attack, mid ε)"}
         count = {(xk, yk): sum(1 for u in units if xs[xk][u] is not None and ys[yk][u] is not None)
                  for xk in xs for yk in ys}
         cols = [k for k in xs if count[(k, "clean")] >= 2 or count[(k, "robust")] >= 2]
@@ -87,8 +77,7 @@ def tradeoffs(data: RunData, st: Styles) -> list[Plot]:
         caption = (f"Each point is a model or variant on {pair_text(pair)}: accuracy (higher is better) against cost "
                    "(lower is better). Diamonds joined by the dashed step line are Pareto-optimal: no other variant "
                    "is both cheaper and more accurate; the star is the uncompressed base (poster 004's trade-off)." +
-                   (" Robust accuracy is the mean over every attack, ε and source run against the unit (white-box "
-                    "and transfer)." if "robust" in rws
+                   (f" The robust accuracy is the summary's figure: {HEADLINE_ROBUST}." if "robust" in rws
                     else "") + (" Energy only where the sensor's window was valid." if "energy" in cols else ""))
         out.append(cv.plot(f"tradeoffs-{target}", f"Accuracy vs cost on {pair_text(pair)}", caption, "tradeoffs"))
     return out
