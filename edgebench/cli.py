@@ -97,9 +97,10 @@ def _load_run(name: str, out: Path):  # noqa: ANN202 - RunData, imported lazily
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from edgebench.naming import slug
     from edgebench.report.compare import compare_sections
     from edgebench.report.html import html
-    from edgebench.report.render import csv_name, csv_text, markdown, tables_of
+    from edgebench.report.render import csv_text, markdown, tables_of
 
     a, b = _load_run(args.run_a, args.out), _load_run(args.run_b, args.out)
     sections = compare_sections(a, b)
@@ -110,7 +111,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     (to / "compare.md").write_text(markdown(title, lead, sections, {}))
     (to / "compare.html").write_text(html(title, lead, sections, {}))
     for t in tables_of(sections):
-        (to / f"{csv_name(t.name)}.csv").write_text(csv_text(t))
+        (to / f"{slug(t.name, default='table')}.csv").write_text(csv_text(t))
     print(to / "compare.md")
     print(to / "compare.html")
     return 0

@@ -23,9 +23,9 @@ from collections.abc import Callable
 
 from edgebench.report.data import RunData
 from edgebench.report.plots import latency, robustness, summary, tradeoffs, transfer, variants
-from edgebench.report.plots.style import RC, SECTIONS, Plot, Styles, slugify
+from edgebench.report.plots.style import RC, SECTIONS, Plot, Styles
 
-__all__ = ["SECTIONS", "Plot", "make_plots", "slugify"]
+__all__ = ["SECTIONS", "Plot", "make_plots"]
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import io
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from edgebench.naming import slug
 from edgebench.report.data import RunData, unit_label
 from edgebench.report.plots.rows import ordered
 
@@ -57,11 +57,6 @@ class Plot:
     caption: str
     section: str
     png: bytes
-
-
-def slugify(text: str) -> str:
-    """Lower-case ``text`` with every run of characters outside ``[a-z0-9]`` replaced by one ``-``."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "plot"
 
 
 class Styles:
@@ -161,7 +156,7 @@ class Canvas:
 
     def plot(self, name: str, title: str, caption: str, section: str) -> Plot:
         self.fig.suptitle(title, y=1 - 0.08 / self.height, va="top")
-        return Plot(slugify(name), title, caption, section, png(self.fig))
+        return Plot(slug(name, sep="-", keep="", lower=True, default="plot"), title, caption, section, png(self.fig))
 
 
 def grid(n: int, *, panel: tuple[float, float] = (3.0, 2.4), max_cols: int = 4, left: float = 0.65,
