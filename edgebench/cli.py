@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edgebench import __version__
 from edgebench.errors import EdgebenchError, is_disk_full
+from edgebench.logs import setup_logging
 
 log = logging.getLogger("edgebench")
 
@@ -189,7 +190,8 @@ def _targets_check(name: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgebench", description="Compression x robustness x edge deployment benchmark")
     p.add_argument("--version", action="version", version=f"edgebench {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="debug logging, other libraries' INFO and DEBUG included (default: theirs at WARNING)")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run a plan (no argument: the built-in default plan)")
     r.add_argument("plan", nargs="?", help="plan TOML file")
@@ -232,8 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
-                        stream=sys.stderr)
+    setup_logging(args.verbose)
     try:
         return int(args.func(args))
     except EdgebenchError as exc:
