@@ -86,24 +86,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_run(name: str, out: Path):  # noqa: ANN202 - RunData, imported lazily
-    from edgebench.report.data import RunData
-    from edgebench.report.runs import resolve_run
-    from edgebench.store import Store
-
-    db = resolve_run(name, out)
-    with Store.open(db, create=False) as store:
-        run_ids = [r["run_id"] for r in store.conn.execute("SELECT run_id FROM runs")]
-        return RunData.load(store, db.parent.name if db.parent.name in run_ids or not run_ids else run_ids[-1])
-
-
 def _cmd_compare(args: argparse.Namespace) -> int:
     from edgebench.naming import slug
     from edgebench.report.compare import compare_sections
     from edgebench.report.html import html
     from edgebench.report.render import csv_text, markdown, tables_of
+    from edgebench.report.runs import open_run
 
-    a, b = _load_run(args.run_a, args.out), _load_run(args.run_b, args.out)
+    a, b = open_run(args.run_a, args.out), open_run(args.run_b, args.out)
     sections = compare_sections(a, b)
     to = args.to or args.out / "compare" / f"{a.run_id}--{b.run_id}"
     to.mkdir(parents=True, exist_ok=True)
