@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edgebench import __version__
 from edgebench.errors import EdgebenchError, is_disk_full
+from edgebench.logs import setup_logging
 
 log = logging.getLogger("edgebench")
 
@@ -85,23 +86,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_run(name: str, out: Path):  # noqa: ANN202 - RunData, imported lazily
-    from edgebench.report.data import RunData
-    from edgebench.report.runs import resolve_run
-    from edgebench.store import Store
-
-    db = resolve_run(name, out)
-    with Store.open(db, create=False) as store:
-        run_ids = [r["run_id"] for r in store.conn.execute("SELECT run_id FROM runs")]
-        return RunData.load(store, db.parent.name if db.parent.name in run_ids or not run_ids else run_ids[-1])
-
-
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from edgebench.naming import slug
     from edgebench.report.compare import compare_sections
     from edgebench.report.html import html
-    from edgebench.report.render import csv_name, csv_text, markdown, tables_of
+    from edgebench.report.render import csv_text, markdown, tables_of
+    from edgebench.report.runs import open_run
 
-    a, b = _load_run(args.run_a, args.out), _load_run(args.run_b, args.out)
+    a, b = open_run(args.run_a, args.out), open_run(args.run_b, args.out)
     sections = compare_sections(a, b)
     to = args.to or args.out / "compare" / f"{a.run_id}--{b.run_id}"
     to.mkdir(parents=True, exist_ok=True)
@@ -110,7 +102,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     (to / "compare.md").write_text(markdown(title, lead, sections, {}))
     (to / "compare.html").write_text(html(title, lead, sections, {}))
     for t in tables_of(sections):
-        (to / f"{csv_name(t.name)}.csv").write_text(csv_text(t))
+        (to / f"{slug(t.name, default='table')}.csv").write_text(csv_text(t))
     print(to / "compare.md")
     print(to / "compare.html")
     return 0
@@ -188,7 +180,8 @@ def _targets_check(name: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgebench", description="Compression x robustness x edge deployment benchmark")
     p.add_argument("--version", action="version", version=f"edgebench {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="debug logging, other libraries' INFO and DEBUG included (default: theirs at WARNING)")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run a plan (no argument: the built-in default plan)")
     r.add_argument("plan", nargs="?", help="plan TOML file")
@@ -231,8 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
-                        stream=sys.stderr)
+    setup_logging(args.verbose)
     try:
         return int(args.func(args))
     except EdgebenchError as exc:

@@ -19,6 +19,7 @@ from typing import Any
 
 from edgebench.agent.protocol import EnergyProtocol, LatencyProtocol
 from edgebench.errors import ConfigError, EdgebenchError
+from edgebench.naming import slug
 
 
 def _where(source: str, key: str) -> str:
@@ -337,9 +338,7 @@ def _sweepable(cls: Any) -> set[str]:
 
 def _fmt(v: Any) -> str:
     """A swept value as part of a variant name ("1/8" -> "1_8")."""
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{v:g}" if isinstance(v, float) else str(v))
+    return slug(f"{v:g}" if isinstance(v, float) else str(v))
 
 
 def _parse_variants(raw: list[Any], source: str, models: tuple[ModelSpec, ...], kind: str) -> list[CompressSpec]:
@@ -363,8 +362,9 @@ def _parse_variants(raw: list[Any], source: str, models: tuple[ModelSpec, ...], 
         method = t.get("method", str, required=True)
         cls = registry.get(method, where=f"{source}: {t.path('method')}")
         label = t.get("label", str, method)
-        if not label or _fmt(label) != label:
-            raise t._fail("label", f"{label!r}: use letters, digits, '.', '_' and '-' only (it names files)")
+        if not label or slug(label, default="") != label:
+            raise t._fail("label", f"{label!r}: use letters, digits, '.', '_' and '-' only, not '_' at either end "
+                                   "(it names files)")
         model = t.get("model", str)
         if model is not None and model not in [m.name for m in models]:
             raise t._fail("model", f"{model!r} is not a model of this plan; allowed: {[m.name for m in models]}")

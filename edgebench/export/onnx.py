@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgebench.export.parity import compare_logits
+from edgebench.export.parity import runtime_parity
 
 OPSET = 17
 
@@ -44,12 +44,4 @@ def onnx_parity(model: nn.Module, path: Path, x: np.ndarray, *, atol: float = 1e
     count, the tolerance and ``ok`` (``max_abs_diff <= atol``). A parity failure is recorded and flagged
     in the report, never hidden.
     """
-    from edgebench.models.train import predict_logits
-    from edgebench.runtime import create_backend
-
-    backend = create_backend("onnxruntime")
-    backend.load(path)
-    ref = predict_logits(model, x)
-    got = np.concatenate([backend.predict(np.ascontiguousarray(x[i:i + 256], dtype=np.float32))
-                          for i in range(0, len(x), 256)])
-    return compare_logits(ref, got, backend="onnxruntime", atol=atol, what=str(path))
+    return runtime_parity(model, path, x, backend="onnxruntime", atol=atol)

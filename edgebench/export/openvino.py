@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from edgebench.errors import ArtifactError
-from edgebench.export.parity import compare_logits
+from edgebench.export.parity import runtime_parity
 from edgebench.runtime.openvino import ov_error_reason
 
 log = logging.getLogger(__name__)
@@ -111,13 +111,5 @@ def openvino_parity(model: nn.Module, path: Path, x: np.ndarray, *, atol: float 
     ``top1_agreement``, ``atol``, ``ok``) plus ``precision``: the inference precision the plugin reported
     (``f32`` by default here; ``None`` keeps the plugin's default, which may be bf16 on AMX CPUs).
     """
-    from edgebench.models.train import predict_logits
-    from edgebench.runtime import create_backend
-
-    backend = create_backend("openvino", inference_precision=inference_precision)
-    backend.load(path)
-    ref = predict_logits(model, x)
-    got = np.concatenate([backend.predict(np.ascontiguousarray(x[i:i + 256], dtype=np.float32))
-                          for i in range(0, len(x), 256)]) if len(x) else np.zeros((0, 0), np.float32)
-    return compare_logits(ref, got, backend="openvino", atol=atol, what=str(path),
-                          precision=backend.info()["precision"])
+    return runtime_parity(model, path, x, backend="openvino", atol=atol, record=("precision",),
+                          inference_precision=inference_precision)

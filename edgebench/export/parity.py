@@ -1,14 +1,40 @@
-"""The comparison behind every parity check: a deployed artifact's logits against its torch twin's.
-Torch-free."""
+"""Every parity check: a deployed artifact's logits, computed by its device-side runtime backend, against its
+torch twin's. :func:`compare_logits` is torch-free; :func:`runtime_parity` imports torch when called."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from torch import nn
+
 log = logging.getLogger(__name__)
+
+#: inputs per ``predict`` call of a parity check
+PARITY_BATCH = 256
+
+
+def runtime_parity(model: nn.Module, path: Path, x: np.ndarray, *, backend: str, atol: float,
+                   record: Sequence[str] = (), **options: Any) -> dict[str, Any]:
+    """Run the artifact at ``path`` on the runtime ``backend`` (created with ``options``) over the real inputs
+    ``x``, in batches of :data:`PARITY_BATCH`, and compare its logits with the torch twin ``model``'s
+    (:func:`compare_logits`). The keys of the backend's ``info()`` named in ``record`` join the result (OpenVINO:
+    the ``precision`` the plugin computes in). No inputs compare nothing: ``n`` 0, ``ok``."""
+    from edgebench.models.train import predict_logits
+    from edgebench.runtime import create_backend
+
+    runtime = create_backend(backend, **options)
+    runtime.load(path)
+    ref = predict_logits(model, x)
+    got = np.concatenate([runtime.predict(np.ascontiguousarray(x[i:i + PARITY_BATCH], dtype=np.float32))
+                          for i in range(0, len(x), PARITY_BATCH)]) if len(x) else np.zeros_like(ref)
+    info = runtime.info() if record else {}
+    return compare_logits(ref, got, backend=backend, atol=atol, what=str(path), **{k: info[k] for k in record})
 
 
 def compare_logits(ref: np.ndarray, got: np.ndarray, *, backend: str, atol: float, what: str = "",

@@ -8,6 +8,7 @@ import html as _html
 import re
 from typing import Any
 
+from edgebench.naming import slug
 from edgebench.report.tables import Bullets, Cell, Code, Mark, Num, Para, PlotRef, Prop, Section, Table, cell_text
 
 #: tables longer than this are folded (still in the page, one click away)
@@ -79,10 +80,6 @@ def table_html(t: Table, anchor: str) -> str:
     return table
 
 
-def _anchor(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "t"
-
-
 def html(title: str, lead: str, sections: list[Section], plots: dict[str, Any]) -> str:
     """One self-contained page of ``sections`` under ``title`` and a ``lead`` line, plots embedded."""
     nav = " ".join(f'<a href="#{s.id}">{_html.escape(s.title)}</a>' for s in sections if s.level == 2)
@@ -101,7 +98,7 @@ def html(title: str, lead: str, sections: list[Section], plots: dict[str, Any]) 
             elif isinstance(b, Bullets):
                 parts.append("<ul>" + "".join(f"<li>{inline(i)}</li>" for i in b.items) + "</ul>")
             elif isinstance(b, Table):
-                a = _anchor(b.name)
+                a = slug(b.name, sep="-", keep="", lower=True, default="t")
                 used[a] = used.get(a, 0) + 1
                 parts.append(table_html(b, a if used[a] == 1 else f"{a}-{used[a]}"))
             elif isinstance(b, Code):

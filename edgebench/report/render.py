@@ -8,11 +8,11 @@ import csv
 import io
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from edgebench.errors import ConfigError
+from edgebench.naming import slug
 from edgebench.report.data import RunData
 from edgebench.report.sections import (
     artifacts_section,
@@ -95,10 +95,6 @@ def markdown(title: str, lead: str, sections: list[Section], plots: dict[str, An
 
 
 # -- CSV ----------------------------------------------------------------------------------------------------
-def csv_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "table"
-
-
 def csv_text(t: Table) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -175,7 +171,7 @@ def write_report(store: Store, run_id: str, run_dir: Path,
         csv_dir.mkdir(exist_ok=True)
         names: dict[str, int] = {}
         for t in tables_of(sections):
-            stem = csv_name(t.name)
+            stem = slug(t.name, default="table")
             names[stem] = names.get(stem, 0) + 1
             path = csv_dir / (f"{stem}.csv" if names[stem] == 1 else f"{stem}-{names[stem]}.csv")
             _write(path, csv_text(t))

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebench.errors import EdgebenchError
+from edgebench.report.data import RunData
+from edgebench.store import Store
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,10 @@ def list_runs(out: Path) -> list[RunInfo]:
 
 
 def resolve_run(name: str | Path, out: Path) -> Path:
-    """The store of a run given by its id (a folder under ``out``) or its folder; a clear error naming the runs
-    that exist otherwise."""
+    """The store of a run given by its id (a folder under ``out``), its folder or its ``results.sqlite``; a clear
+    error naming the runs that exist otherwise."""
+    if Path(name).is_file():
+        return Path(name)
     run_dir = Path(name)
     if not (run_dir / "results.sqlite").is_file():
         run_dir = Path(out) / str(name)
@@ -71,3 +75,13 @@ def resolve_run(name: str | Path, out: Path) -> Path:
                              f"{', '.join(existing) if existing else 'none'} (edgebench runs lists them; --out DIR "
                              "looks elsewhere)")
     return db
+
+
+def open_run(run: str | Path, out: str | Path = "reports") -> RunData:
+    """A stored run's records (:class:`~edgebench.report.data.RunData`: results, variants, artifacts,
+    environments, minimal ε, flags, stages, samples, the plan), read from its store alone. ``run`` is a run id (a
+    folder under ``out``), a run folder or its ``results.sqlite``."""
+    db = resolve_run(run, Path(out))
+    with Store.open(db, create=False) as store:
+        run_ids = [r["run_id"] for r in store.conn.execute("SELECT run_id FROM runs")]
+        return RunData.load(store, db.parent.name if db.parent.name in run_ids or not run_ids else run_ids[-1])

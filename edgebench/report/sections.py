@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edgebench.metrics.pareto import pareto_front
-from edgebench.report.data import BASE, RunData, unit_label
+from edgebench.report.data import BASE, HEADLINE_ROBUST, RunData, headline_robust, unit_label
 from edgebench.report.tables import Bullets, Cell, Code, Mark, Num, Para, Prop, Section, Table, fmt_num, fmt_prop
 
 #: a proportion whose 95 % interval is wider than this is flagged "too few samples" in the summary
@@ -49,19 +49,6 @@ def _by_pair(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str,
     out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         out.setdefault((r["target"], r["backend"]), []).append(r)
-    return out
-
-
-def worst_robust(d: RunData) -> dict[tuple[str, str, str, str], tuple[dict[str, Any], int]]:
-    """Per (model, variant, target, backend): the adversarial row with the lowest robust accuracy, and how
-    many attack × ε rows it was the minimum of (a worst case over the attacks run, as AutoAttack reports)."""
-    out: dict[tuple[str, str, str, str], tuple[dict[str, Any], int]] = {}
-    for r in d.adversarial:
-        if r.get("robust_acc") is None:
-            continue
-        k = (r["model"], r["variant"], r["target"], r["backend"])
-        prev, count = out.get(k, (None, 0))
-        out[k] = (r if prev is None or r["robust_acc"] < prev["robust_acc"] else prev, count + 1)
     return out
 
 
@@ -138,18 +125,18 @@ def summary_section(d: RunData) -> Section:
                            "missing is marked and listed under \"What did not finish\". Run the same command again "
                            "to resume."))
     sizes = d.onnx_sizes()
-    worst = worst_robust(d)
+    headline = headline_robust(d.adversarial)
     rows: list[list[Cell]] = []
     fronts: list[str] = []
     for target in dict.fromkeys(r["target"] for r in d.clean):
         clean = [r for r in d.clean if r["target"] == target]
         best = _best
-        robust = [(w, c) for (m, v, t, b), (w, c) in worst.items() if t == target]
+        robust = [(w, c) for (m, v, t, b), (w, c) in headline.items() if t == target]
         rob_text = "–"
         if robust:
             w, c = max(robust, key=lambda t: t[0]["robust_acc"])
-            rob_text = (f"{_unit(w)} on {w['backend']}: {w['robust_acc']:.3f} worst case over {c} attack × ε "
-                        f"({w['attack']} ε={w['eps']:g})")
+            rob_text = (f"{_unit(w)} on {w['backend']}: {w['robust_acc']:.3f} against the strongest of {c} "
+                        f"attacks at mid ε ({w['attack']} ε={w['eps']:g})")
         seen_units = {(r["model"], r["variant"]): r for r in clean}
         size_rows = [(sizes[k], r) for k, r in seen_units.items() if k in sizes]
         size_text = "–"
@@ -171,8 +158,8 @@ def summary_section(d: RunData) -> Section:
     if rows:
         blocks.append(Table("summary", "Best variant per target", ["target", "most accurate", "most robust",
                                                                     "fastest", "least energy", "smallest"], rows,
-                            "Most robust: the highest worst-case robust accuracy over the attacks and ε run against "
-                            "it; least energy counts valid windows only."))
+                            f"Most robust: the highest {HEADLINE_ROBUST} (the largest ε leaves every variant near 0, "
+                            "so it would not separate them); least energy counts valid windows only."))
     if fronts:
         blocks.append(Para("Pareto-optimal variants, clean accuracy against p50 latency (no other variant is both "
                            "faster and more accurate): " + "; ".join(fronts) + "."))

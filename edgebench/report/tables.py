@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgebench.naming import slug
+
 
 @dataclass(frozen=True)
 class Prop:
@@ -150,7 +152,7 @@ def csv_key(column: str) -> str:
     text = re.sub(r"\s*\[[^\]]*\]", "", column)
     for sym, word in _SYMBOLS.items():
         text = text.replace(sym, f" {word} " if word else " ")
-    return re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_").lower() or "column"
+    return slug(text, keep="", lower=True, default="column")
 
 
 def _prop_columns(table: Table) -> set[int]:

@@ -177,6 +177,7 @@ ratio = 0.5
     ('method = "kbit"', r"needs parameter\(s\) 'bits'"),
     ('method = "kbit"\nbits = 4\nmodel = "other"', r"compress\[0\]\.model: 'other' is not a model of this plan"),
     ('method = "kbit"\nbits = 4\nlabel = "a/b"', r"compress\[0\]\.label: 'a/b': use letters"),
+    ('method = "kbit"\nbits = 4\nlabel = "_a"', r"compress\[0\]\.label: '_a': use letters.*not '_' at either end"),
     ('method = "kbit"\nbits = [4, 4]', r"variant 'kbit-4' of model 'm' is defined twice"),
 ])
 def test_bad_compress_entries(tmp_path: Path, entry: str, expected: str) -> None:

@@ -108,6 +108,22 @@ def test_onnx_parity_uses_shared_comparison(exported: Exported, tmp_path: Path) 
                    "ok": False, "extra": 1}
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "openvino"])
+def test_parity_on_no_inputs_compares_nothing(exported: Exported, tmp_path: Path, fmt: str) -> None:
+    """Both backends' parity checks go through one loop (export.parity.runtime_parity): no inputs, n = 0, ok."""
+    from edgebench.export.onnx import export_onnx, onnx_parity
+    from edgebench.export.openvino import openvino_parity
+
+    none = exported.x[:0]
+    if fmt == "onnx":
+        result = onnx_parity(exported.model, export_onnx(exported.model, SHAPE, tmp_path / "m.onnx"), none)
+    else:
+        result = openvino_parity(exported.model, exported.xml, none)
+        assert result.pop("precision") == "f32"
+    assert result == {"backend": "onnxruntime" if fmt == "onnx" else "openvino", "n": 0, "max_abs_diff": 0.0,
+                      "top1_agreement": 1.0, "atol": 1e-4, "scale": 1.0, "ok": True}
+
+
 def test_onnx_file_loads_directly(exported: Exported, tmp_path: Path, backend) -> None:
     from edgebench.export.onnx import export_onnx
 

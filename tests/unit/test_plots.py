@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import re
 import subprocess
 import sys
 from typing import Any
@@ -13,9 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgebench.report import plots as plots_module
 from edgebench.report.data import RunData, unit_label
-from edgebench.report.plots import SECTIONS, Plot, make_plots, slugify
+from edgebench.report.plots import SECTIONS, Plot, latency, make_plots, robustness, style, transfer, variants
+from edgebench.report.plots.style import Styles
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -210,9 +211,11 @@ def test_none_and_nan_values_are_skipped(caplog: pytest.LogCaptureFixture) -> No
 
 
 def test_figure_count_does_not_grow_with_variants_and_attacks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(plots_module, "_png", lambda fig: PNG)  # figures built, not rasterised: this is about counts
-    monkeypatch.setattr(plots_module, "MAX_LINES", 3)  # small caps, so that a small run exceeds them
-    monkeypatch.setattr(plots_module, "MAX_PANELS", 2)
+    monkeypatch.setattr(style, "png", lambda fig: PNG)  # figures built, not rasterised: this is about counts
+    for family in (latency, robustness, transfer, variants):  # small caps, so that a small run exceeds them
+        for cap, value in (("MAX_LINES", 3), ("MAX_PANELS", 2)):
+            if hasattr(family, cap):
+                monkeypatch.setattr(family, cap, value)
     large = make_plots(synthetic_run(variants=5, attacks=3, targets=2))
     # one more target: one more latency and trade-off figure, nothing else
     expected = list(_EXPECTED)
@@ -236,9 +239,7 @@ def test_broken_rows_are_logged_not_raised(caplog: pytest.LogCaptureFixture) -> 
     assert {"latency-board0", "tradeoffs-board0"} <= {p.name for p in plots}
 
 
-def test_slugify_and_unique_names() -> None:
-    assert slugify("asr-vs-eps-Liu2018_MNIST") == "asr-vs-eps-liu2018-mnist"
-    assert slugify("tradeoffs-pi 4 (arm64)") == "tradeoffs-pi-4-arm64"
+def test_plot_names_are_slugs_and_unique() -> None:
     runs = [synthetic_run(model=m, variants=1, attacks=1, eps=(0.1,), stats=False, histograms=False)
             for m in ("a_b", "a-b")]
     data = runs[0]
@@ -247,6 +248,7 @@ def test_slugify_and_unique_names() -> None:
     names = [p.name for p in make_plots(data)]
     assert len(names) == len(set(names))
     assert "vulnerability-a-b" in names and "vulnerability-a-b-2" in names
+    assert all(re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", n) for n in names)
 
 
 def test_import_does_not_load_matplotlib() -> None:
@@ -273,11 +275,11 @@ def test_without_matplotlib_no_plots(monkeypatch: pytest.MonkeyPatch, caplog: py
 def test_series_never_look_alike() -> None:
     # few units: one look per unit across figures, the base black; many: looks by position within the figure
     few = synthetic_run(variants=5, adversarial=False, stats=False, histograms=False)
-    looks = plots_module._Styles(few).of(unit_label("liu2018_mnist", v) for v in ["base", "prune10", "prune40"])
+    looks = Styles(few).of(unit_label("liu2018_mnist", v) for v in ["base", "prune10", "prune40"])
     assert looks["liu2018_mnist"] == {"color": "#000000", "marker": "o", "linestyle": "-"}
     assert looks["liu2018_mnist/prune40"]["color"] != looks["liu2018_mnist/prune10"]["color"]
     many = synthetic_run(variants=40, adversarial=False, stats=False, histograms=False)
     labels = [unit_label("liu2018_mnist", v) for v in ["base"] + [f"prune{i * 10}" for i in range(30, 40)]]
-    looks = plots_module._Styles(many).of(labels)
+    looks = Styles(many).of(labels)
     assert len({tuple(s.values()) for s in looks.values()}) == len(labels)
     assert len({(s["color"], s["marker"]) for s in looks.values()}) == len(labels)

@@ -39,14 +39,17 @@ def available_mb() -> int:
     return int(psutil.virtual_memory().available / 2**20)
 
 
-def _init_worker(threads: int, parent: int) -> None:
+def _init_worker(threads: int, parent: int, quiet: bool) -> None:
     import signal
     import threading
 
+    from edgebench.logs import quiet_third_party
     from edgebench.runner.worker import set_threads
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
     set_threads(threads)
+    if quiet:  # the run is not verbose: NNCF's INFO lines stay out of the workers' output too
+        quiet_third_party()
     threading.Thread(target=_exit_with, args=(parent,), name="edgebench-parent-watch", daemon=True).start()
 
 
@@ -109,7 +112,8 @@ class LocalExecutor:
             import multiprocessing
 
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_init_worker, initargs=(self.threads, os.getpid()))
+                                             initializer=_init_worker, initargs=(self.threads, os.getpid(),
+                                                       logging.getLogger().getEffectiveLevel() > logging.DEBUG))
             self._generation += 1
         return self._pool
 
