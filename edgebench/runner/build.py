@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgebench import __version__
-from edgebench.agent.job import sha256_file
+from edgebench.agent.protocol import sha256_file
 from edgebench.config import CompressSpec, ModelSpec
 from edgebench.errors import ArtifactError, DataError
 from edgebench.runner.cache import code_fingerprint, content_key

@@ -13,14 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgebench.agent.job import EnergyProtocol, Job, LatencyProtocol, TestSet
+from edgebench.agent.protocol import EnergyProtocol, Job, LatencyProtocol, TestSet
 from edgebench.config import TargetSpec
+from edgebench.naming import slug
 from edgebench.runner.cache import content_key
 from edgebench.runner.context import RunContext
 from edgebench.runner.fleet import shard_file
 from edgebench.runner.graph import sources_for
 from edgebench.runner.stages import Deferred
-from edgebench.runner.units import AdvSets, Built, DeviceRun, Unit, craft_stage, device_stage, shard_stage, slug
+from edgebench.runner.units import AdvSets, Built, DeviceRun, Unit, craft_stage, device_stage, shard_stage
 
 
 def transport(ctx: RunContext, name: str) -> Any:
@@ -69,7 +70,7 @@ def device_job(ctx: RunContext, tspec: TargetSpec, backend: str, unit: Unit,
                             max_runs=m.max_runs)
     power = target.power or {}
     energy = EnergyProtocol(sensor=power.get("sensor", "none"), options=power.get("options", {}),
-                            rate_hz=power.get("rate_hz", 10.0), idle_s=m.energy_idle_s,
+                            rate_hz=power.get("rate_hz", EnergyProtocol.rate_hz), idle_s=m.energy_idle_s,
                             min_window_s=m.energy_min_window_s, windows=m.energy_windows,
                             min_samples=m.energy_min_samples)
     options = target.backends.get(backend, {})

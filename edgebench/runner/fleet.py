@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 
 from edgebench.config import TargetSpec
+from edgebench.naming import slug
 from edgebench.runner.cache import content_key
 from edgebench.runner.context import RunContext
 from edgebench.runner.dataset import save_npz
-from edgebench.runner.units import DeviceRun, Unit, device_stage, set_id, shard_stage, slug
+from edgebench.runner.units import DeviceRun, Unit, device_stage, set_id, shard_stage
 
 
 def shard_file(ctx: RunContext, path: Path, i: int, k: int) -> Path:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgebench.agent.job import sha256_file
+from edgebench.agent.protocol import sha256_file
 from edgebench.config import AttackSpec, CompressSpec, ModelSpec, Plan
 from edgebench.runner.cache import code_fingerprint, content_key
 from edgebench.runner.context import RunContext

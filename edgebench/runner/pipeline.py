@@ -23,6 +23,7 @@ import numpy as np
 from edgebench import __version__
 from edgebench.config import Plan
 from edgebench.errors import ConfigError, EdgebenchError
+from edgebench.naming import slug
 from edgebench.runner import build, craft, dataset, device, fleet
 from edgebench.runner.cache import Cache
 from edgebench.runner.context import DiscardStore, RunContext
@@ -32,7 +33,7 @@ from edgebench.runner.keys import cache_status
 from edgebench.runner.progress import Progress
 from edgebench.runner.score import Scores, gradient_flags, score
 from edgebench.runner.stages import Needs, Stage, execute
-from edgebench.runner.units import Built, RunSummary, Unit, craft_stage, device_stage, shard_stage, slug
+from edgebench.runner.units import Built, RunSummary, Unit, craft_stage, device_stage, shard_stage
 from edgebench.store import Store
 
 log = logging.getLogger("edgebench")

@@ -8,7 +8,6 @@ that the graph, the keys, the device jobs and the scoring name a stage the same 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from edgebench.errors import ArtifactError
 from edgebench.store import BASE
 
 __all__ = ["BACKEND_FORMATS", "BASE", "AdvSets", "Built", "DeviceRun", "RunSummary", "Unit", "craft_stage",
-           "device_stage", "parse_unit", "set_id", "shard_stage", "slug"]
+           "device_stage", "parse_unit", "set_id", "shard_stage"]
 
 # the artifact format each backend runs, in order of preference
 BACKEND_FORMATS = {"openvino": ("openvino", "onnx")}
@@ -39,11 +38,6 @@ class Unit:
     def stage(self) -> str:
         """The stage that builds it."""
         return f"model/{self.model}" if self.variant == BASE else f"compress/{self.model}/{self.variant}"
-
-
-def slug(text: str) -> str:
-    """A file-name-safe form of a stage or model name."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
 
 
 def parse_unit(text: str) -> Unit:
