@@ -1,4 +1,4 @@
-"""The synthetic store (:mod:`edgebench.store.synthetic`): row counts, internal consistency of every
+"""The synthetic store (:mod:`tests.fixtures.synthetic`): row counts, internal consistency of every
 accuracy with the stored per-sample masks, determinism, and the edge sizes."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from edgebench.metrics.robustness import mcnemar, wilson
 from edgebench.metrics.samples import unpack_correct
 from edgebench.store import Store
-from edgebench.store.synthetic import fill_synthetic
+from tests.fixtures.synthetic import fill_synthetic
 
 RUN = "syn"
 KEY = ("model", "variant", "attack", "eps", "backend", "target", "source")
