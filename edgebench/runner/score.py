@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgebench.config import Plan
+from edgebench.metrics.gradients import MASKING_SHARE, masked
 from edgebench.runner.graph import units
 from edgebench.runner.units import BASE, AdvSets, DeviceRun, Unit, craft_stage, device_stage, set_id
 
@@ -239,8 +240,6 @@ def device_flags(where: dict[str, Any], result: dict[str, Any]) -> list[dict[str
 def gradient_flag(unit: Unit, health: dict[str, Any]) -> dict[str, Any]:
     """The trust flag of one twin's input-gradient health (:func:`edgebench.attacks.checks.gradient_health`):
     ``gradient-masking`` when too many gradients are zero or non-finite, else a ``gradient-check`` note."""
-    from edgebench.attacks.checks import MASKING_SHARE, masked
-
     flagged = masked(health)
     share = f"{health['zero_share']:.1%} zero, {health['nonfinite_share']:.1%} non-finite"
     message = (f"{unit.id}: {health['zero_share']:.1%} of input gradients are zero and "
