@@ -1,6 +1,6 @@
 """Report rendering on a big run: ``write_report`` from a synthetic store vs reading that store, same run.
 
-The store is made by :func:`edgebench.store.synthetic.fill_synthetic` (made-up but internally consistent
+The store is made by :func:`tests.fixtures.synthetic.fill_synthetic` (made-up but internally consistent
 numbers, every table filled as a real run fills it) in a temporary folder: by default 1 model × 50 variants ×
 10 attacks × 1 ε × 3 targets × 1 backend on 1000 samples. The script prints the exact row counts it made and
 the time the fill took, then times
@@ -93,7 +93,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from edgebench.store import Store
-    from edgebench.store.synthetic import fill_synthetic
+    from tests.fixtures.synthetic import fill_synthetic
 
     workdir = Path(tempfile.mkdtemp(prefix="bench_report_"))
     sizes = {"models": args.models, "variants": args.variants, "attacks": args.attacks, "eps_grid": args.eps_grid,

@@ -17,9 +17,9 @@ from torch import nn
 
 from edgebench.attacks._gradient import cross_entropy, objective_gradient
 from edgebench.attacks.base import Passes, frozen
+from edgebench.metrics.gradients import MASKING_SHARE, masked
 
-# share of samples with a zero or non-finite input gradient above which a victim is flagged
-MASKING_SHARE = 0.05
+__all__ = ["MASKING_SHARE", "gradient_health", "masked"]
 
 
 def gradient_health(model: nn.Module, x: np.ndarray, y: np.ndarray, *, batch_size: int = 256) -> dict[str, Any]:
@@ -59,8 +59,3 @@ def _log_histogram(values: np.ndarray, bins: int = 40) -> dict[str, Any]:
     edges = np.geomspace(lo, hi * 1.000001 if hi > lo else lo * 10, bins + 1)
     counts, _ = np.histogram(pos, bins=edges)
     return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts], "zeros": int(v.size - pos.size)}
-
-
-def masked(health: dict[str, Any], share: float = MASKING_SHARE) -> bool:
-    """Whether ``health`` (from :func:`gradient_health`) should be flagged as possible gradient masking."""
-    return health["zero_share"] + health["nonfinite_share"] > share

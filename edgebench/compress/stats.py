@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgebench.metrics.weights import HIST_BINS
+
 DEFLATE_LEVEL = 6  # zlib/gzip default; level 9 took ~10 s per 13 MB of low-bit weights for <1 % smaller files
-HIST_BINS = 41
 
 
 def deflate_size(data: bytes) -> int:

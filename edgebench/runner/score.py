@@ -11,13 +11,14 @@ to the store's records. A pure function of its inputs, so it can be tested witho
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgebench.config import Plan
+from edgebench.metrics.gradients import MASKING_SHARE, masked
 from edgebench.runner.graph import units
 from edgebench.runner.units import BASE, AdvSets, DeviceRun, Unit, craft_stage, device_stage, set_id
 
@@ -77,7 +78,7 @@ class ResultRecord:
     robust_delta_p: float | None = None
 
     def row(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # shallow: every field is a scalar
 
 
 @dataclass
@@ -239,8 +240,6 @@ def device_flags(where: dict[str, Any], result: dict[str, Any]) -> list[dict[str
 def gradient_flag(unit: Unit, health: dict[str, Any]) -> dict[str, Any]:
     """The trust flag of one twin's input-gradient health (:func:`edgebench.attacks.checks.gradient_health`):
     ``gradient-masking`` when too many gradients are zero or non-finite, else a ``gradient-check`` note."""
-    from edgebench.attacks.checks import MASKING_SHARE, masked
-
     flagged = masked(health)
     share = f"{health['zero_share']:.1%} zero, {health['nonfinite_share']:.1%} non-finite"
     message = (f"{unit.id}: {health['zero_share']:.1%} of input gradients are zero and "

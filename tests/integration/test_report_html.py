@@ -13,8 +13,8 @@ import pytest
 from edgebench.report.data import RunData
 from edgebench.report.render import build_sections, plots_by_name, tables_of, write_report
 from edgebench.store import Store
-from edgebench.store.synthetic import fill_synthetic
 from tests.fixtures.browser import check_page, find_chromium
+from tests.fixtures.synthetic import fill_synthetic
 
 pytestmark = pytest.mark.skipif(find_chromium() is None,
                                 reason="no chromium on PATH (Debian: apt-get install chromium; .ci/run installs it)")

@@ -11,7 +11,7 @@ import pytest
 
 import edgebench
 from edgebench.store import Store
-from edgebench.store.synthetic import fill_synthetic
+from tests.fixtures.synthetic import fill_synthetic
 
 
 def test_import_and_lookup_do_not_import_torch() -> None:

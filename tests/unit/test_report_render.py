@@ -17,7 +17,7 @@ from edgebench.report.data import RunData, unit_label
 from edgebench.report.render import build_sections, tables_of, write_report
 from edgebench.report.tables import Mark, Table
 from edgebench.store import Store
-from edgebench.store.synthetic import fill_synthetic
+from tests.fixtures.synthetic import fill_synthetic
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "report"
 SIZE = {"variants": 3, "attacks": 2, "eps_grid": 2, "targets": 3, "n": 200}

@@ -1,8 +1,9 @@
-"""The synthetic store (:mod:`edgebench.store.synthetic`): row counts, internal consistency of every
+"""The synthetic store (:mod:`tests.fixtures.synthetic`): row counts, internal consistency of every
 accuracy with the stored per-sample masks, determinism, and the edge sizes."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from edgebench.metrics.robustness import mcnemar, wilson
 from edgebench.metrics.samples import unpack_correct
 from edgebench.store import Store
-from edgebench.store.synthetic import fill_synthetic
+from tests.fixtures.synthetic import fill_synthetic, synthetic_run
 
 RUN = "syn"
 KEY = ("model", "variant", "attack", "eps", "backend", "target", "source")
@@ -25,19 +26,25 @@ def _fill(path: Path, **kw: Any) -> Store:
     return store
 
 
-def _expected(models: int, variants: int, attacks: int, eps_grid: int, targets: int, backends: int) -> dict[str, int]:
+def _expected(models: int, variants: int, attacks: int, eps_grid: int, targets: int, backends: int,
+              transfer: int = 1, names: tuple[str, ...] = ()) -> dict[str, int]:
     units, pairs = models * variants, targets * backends
-    transfer = models * (variants - 1) * pairs * eps_grid if attacks else 0
-    results = units * pairs * (1 + attacks * eps_grid) + transfer
+    transferred = min(transfer, attacks)
+    transfer_rows = models * (variants - 1) * pairs * eps_grid * transferred
+    results = units * pairs * (1 + attacks * eps_grid) + transfer_rows
     return {"results": results, "correct": results, "latency": units * pairs, "variants": units,
             "artifacts": 2 * units, "environments": units * pairs,
             "stages": 2 + units + units * attacks + units * pairs,
-            "min_eps": (units + models * (variants - 1)) * pairs if attacks and eps_grid >= 2 else 0}
+            "min_eps": (units + models * (variants - 1) * min(transferred, 1)) * pairs
+            if attacks and eps_grid >= 2 else 0}
 
 
 @pytest.mark.parametrize("sizes", [
     {"models": 1, "variants": 5, "attacks": 3, "eps_grid": 1, "targets": 2, "backends": 1},
     {"models": 2, "variants": 3, "attacks": 2, "eps_grid": 3, "targets": 3, "backends": 2},
+    {"models": 2, "variants": 3, "attacks": 3, "eps_grid": 2, "targets": 1, "backends": 1, "transfer": 2,
+     "names": ("a_b",)},
+    {"models": 1, "variants": 3, "attacks": 2, "eps_grid": 2, "targets": 1, "backends": 1, "transfer": 0},
 ])
 def test_row_counts(tmp_path: Path, sizes: dict[str, int]) -> None:
     with _fill(tmp_path / "results.sqlite", n=200, **sizes) as st:
@@ -58,9 +65,14 @@ def test_row_counts(tmp_path: Path, sizes: dict[str, int]) -> None:
         units = sizes["models"] * sizes["variants"]
         assert kinds.count("gradient-check") + kinds.count("gradient-masking") == units
         assert kinds.count("gradient-masking") == sizes["models"]  # one masked variant per model
+        transferred = {r["attack"] for r in results if r["threat"] == "transfer"}
+        assert transferred == {a["label"] for a in json.loads(run["plan"])["attacks"] if "transfer" in a["threat"]}
+        assert len(transferred) == min(sizes.get("transfer", 1), sizes["attacks"])
+        names = sizes.get("names", ())
+        assert {v["model"] for v in st.variants(RUN)} == {*names, *("liu", "lenet")[len(names):sizes["models"]]}
         assert kinds.count("throttling") == 1
         assert kinds.count("energy-invalid") == (units * sizes["backends"] if sizes["targets"] >= 3 else 0)
-        assert kinds.count("whitebox-below-transfer") >= 1
+        assert (kinds.count("whitebox-below-transfer") >= 1) == bool(transferred)
         # exactly one parity failure per model once there are >= 3 variants
         assert sum(a["parity_ok"] == 0 for a in st.artifacts(RUN)) == sizes["models"]
 
@@ -203,6 +215,26 @@ def test_edge_sizes(tmp_path: Path, sizes: dict[str, int]) -> None:
 
 def test_bad_sizes(tmp_path: Path) -> None:
     with Store.open(tmp_path / "results.sqlite") as st:
-        for bad in ({"variants": 0}, {"targets": 0}, {"attacks": -1}, {"backends": 4}, {"n": 0}):
+        for bad in ({"variants": 0}, {"targets": 0}, {"attacks": -1}, {"backends": 4}, {"n": 0}, {"transfer": -1},
+                    {"names": ("a", "b")}, {"models": 2, "names": ("a", "a")}):
             with pytest.raises(ValueError):
                 fill_synthetic(st, RUN, **bad)
+
+
+def test_run_data_switches_drop_what_sparser_runs_lack() -> None:
+    full = synthetic_run(attacks=1, eps_grid=2)
+    assert all("weights" in v["stats"] for v in full.variants)
+    assert any(f["kind"].startswith("gradient-") for f in full.flags)
+    assert any(s["kind"] == "latency" for s in full.samples)
+    assert any(r["energy_j"] is not None for r in full.results)
+    assert {r["threat"] for r in full.results} == {"clean", "white-box", "transfer"}
+    sparse = synthetic_run(attacks=1, eps_grid=2, stats=False, histograms=False, energy=False, transfer=False)
+    assert all("weights" not in v["stats"] and "delta_w_spectral" not in v["stats"] and "params" in v["stats"]
+               for v in sparse.variants)
+    assert not any(f["kind"].startswith("gradient-") for f in sparse.flags)
+    assert {s["kind"] for s in sparse.samples} == {"correct"}
+    assert all(r["energy_j"] is None and r["energy_valid"] is None for r in sparse.results)
+    assert {r["threat"] for r in sparse.results} == {"clean", "white-box"}
+    # the same made-up measurements otherwise
+    assert [r["clean_acc"] for r in sparse.results if r["threat"] == "clean"] == \
+        [r["clean_acc"] for r in full.results if r["threat"] == "clean"]
