@@ -9,14 +9,18 @@ hashes is discarded and rebuilt, never used.
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from edgebench import __version__
@@ -37,16 +41,140 @@ def cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "edgebench"
 
 
-def code_fingerprint(*modules: str) -> str:
-    """Hash of the source files of ``modules``: a stage's key includes the code that computes it, so that
-    changing an attack or the training loop invalidates what it produced (not only a version bump)."""
-    import importlib
-    import inspect
+PACKAGE = "edgebench"
+_HERE = Path(__file__).resolve().parents[1]  # this package's folder: the default root of the import closure
 
+
+def _module_name(root: str | ModuleType | type | Callable[..., Any]) -> str:
+    """The module a root stands for: a module name as given, a module's own name, a class's or function's module."""
+    if isinstance(root, str):
+        return root
+    if isinstance(root, ModuleType):
+        return root.__name__
+    return root.__module__
+
+
+def code_fingerprint(*roots: str | ModuleType | type | Callable[..., Any], package: Path | None = None) -> str:
+    """Hash of the code a stage runs: the source of the modules ``roots`` (module names, modules, or classes and
+    functions standing for their module) and of every edgebench module they import, transitively (imports inside
+    functions and relative ones included, with each package's ``__init__``), so that editing a helper the stage
+    uses invalidates what it produced, not only a version bump.
+
+    ``package`` is the folder holding the ``edgebench`` package to read (default: this one; a copy can be
+    fingerprinted without importing it). Computed once per process per set of roots: the code does not change
+    under a running process."""
+    return _fingerprint(tuple(sorted({_module_name(r) for r in roots})), (package or _HERE).resolve())
+
+
+@functools.cache
+def _fingerprint(names: tuple[str, ...], package: Path) -> str:
+    closure: set[str] = set()
+    for name in names:
+        closure |= _closure(name, package)
     h = hashlib.sha256()
-    for name in modules:
-        h.update(inspect.getsource(importlib.import_module(name)).encode())
+    for name in sorted(closure):
+        path = _source_file(name, package)
+        h.update(f"{name}\0{_digest(path) if path else 'absent'}\0".encode())
     return h.hexdigest()[:16]
+
+
+@functools.cache
+def _closure(name: str, package: Path) -> frozenset[str]:
+    """``name`` and every edgebench module it imports, transitively, with the packages above each."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        mod = todo.pop()
+        if mod in seen:
+            continue
+        seen.add(mod)
+        todo.extend(_parents(mod))
+        path = _source_file(mod, package)
+        if path is not None:
+            todo.extend(m for m in _imports(mod, path, package) if m not in seen)
+    return frozenset(seen)
+
+
+def _parents(name: str) -> list[str]:
+    """The packages above ``name`` inside edgebench (their ``__init__`` runs on import)."""
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))] if parts[0] == PACKAGE else []
+
+
+@functools.cache
+def _source_file(name: str, package: Path) -> Path | None:
+    """The source file of module ``name``: under ``package`` for edgebench's own, else where Python finds it
+    (a plugin registered from outside); ``None`` if there is none (a compiled or missing module)."""
+    parts = name.split(".")
+    if parts[0] == PACKAGE:
+        base = package.joinpath(*parts[1:])
+        for path in (base / "__init__.py", base.with_suffix(".py")):
+            if path.is_file():
+                return path
+        return None
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    origin = spec.origin if spec else None
+    return Path(origin) if origin and origin.endswith(".py") and Path(origin).is_file() else None
+
+
+@functools.cache
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+_IMPORT_MODULE = re.compile(rb"""import_module\(\s*["']([\w.]+)["']""")  # with a literal name
+_IMPORT_LINE = re.compile(rb"^[ \t]*(?:from[ \t]+[\w.]+[ \t]+import\b|import[ \t]+\w)", re.M)
+
+
+def _import_statements(source: bytes, path: Path) -> list[ast.stmt]:
+    """The import statements of ``source``, wherever they are (module level, in functions, under ``if``), each
+    parsed with ``ast`` on its own: parsing only them is what keeps a cold fingerprint fast. A line inside a
+    string that reads like an import only adds a module to the closure (a key that moves more, never a stale
+    one); where a statement does not parse alone, the whole file is parsed instead."""
+    found: list[ast.stmt] = []
+    for m in _IMPORT_LINE.finditer(source):
+        start, end = m.start(), m.end()
+        while True:  # to the end of the logical line: a parenthesised list or a backslash continues it
+            end = source.find(b"\n", end)
+            end = len(source) if end < 0 else end
+            text = source[start:end]
+            if end == len(source) or (text.count(b"(") <= text.count(b")") and not text.endswith(b"\\")):
+                break
+            end += 1
+        try:
+            found.extend(ast.parse(text.strip()).body)
+        except SyntaxError:
+            tree = ast.parse(source, filename=str(path))
+            return [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return found
+
+
+@functools.cache
+def _imports(name: str, path: Path, package: Path) -> tuple[str, ...]:
+    """The edgebench modules the source of ``name`` imports anywhere in it (``from pkg import sub`` counts ``sub``
+    where it is a module; ``importlib.import_module("edgebench...")`` with a literal name counts too)."""
+    source = path.read_bytes()
+    here = name if path.name == "__init__.py" else name.rpartition(".")[0]  # what a relative import starts from
+    found = [m.decode() for m in _IMPORT_MODULE.findall(source)]
+    for node in _import_statements(source, path):
+        if isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = here.split(".")[: max(0, len(here.split(".")) - node.level + 1)]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            else:
+                base = node.module or ""
+            found.append(base)
+            if base == PACKAGE or base.startswith(PACKAGE + "."):
+                found.extend(f"{base}.{alias.name}" for alias in node.names
+                             if _source_file(f"{base}.{alias.name}", package) is not None)
+    return tuple(m for m in found if m == PACKAGE or m.startswith(PACKAGE + "."))
 
 
 def content_key(kind: str, spec: dict[str, Any]) -> str:

@@ -563,15 +563,14 @@ class Pipeline:
             from edgebench.compress import COMPRESSORS as registry
         return content_key("variant", {"base": parent_key, "method": c.method, "params": c.params,
                                        "seed": self.plan.seed, "kind": c.kind,
-                                       "code": code_fingerprint(registry.get(c.method).__module__,
-                                                                "edgebench.compress.base")})
+                                       "code": code_fingerprint(registry.get(c.method))})
 
     def _adv_key(self, source_key: str, attack: AttackSpec) -> str:
         """The cache key of ``attack``'s examples crafted on the model whose (export) key is ``source_key``."""
         from edgebench.attacks import ATTACKS
 
         cls = ATTACKS.get(attack.name)
-        code = code_fingerprint(cls.__module__, "edgebench.attacks.base", "edgebench.attacks._gradient")
+        code = code_fingerprint(cls)
         return content_key("adv", {"model": source_key, "attack": attack.name, "params": attack.params,
                                    "eps": attack.eps, "n": self._attack_n(attack), "data": self.ds.fingerprint(),
                                    "code": code, "targeted": attack.targeted, "round_8bit": attack.round_8bit,
