@@ -280,7 +280,7 @@ class Pipeline:
         if self._data_key is None:
             ds = self.ds
             key = content_key("dataset", {"fingerprint": ds.fingerprint()})
-            if not (self.cache.path("dataset", key) / "manifest.json").is_file():
+            if not self.cache.signed("dataset", key):
                 with self.cache.build("dataset", key) as tmp:
                     for part in ("x_train", "y_train", "x_test", "y_test"):
                         np.save(tmp / f"{part}.npy", np.ascontiguousarray(getattr(ds, part)))
@@ -368,7 +368,7 @@ class Pipeline:
         known before an input is computed (``unknown``), given the export keys of the units built before it;
         and its key. A model or variant stage adds its unit's export key to ``keys`` where it can be known."""
         def cached(kind: str, key: str) -> bool:
-            return (self.cache.path(kind, key) / "manifest.json").is_file()
+            return self.cache.signed(kind, key)
 
         kind, _, rest = name.partition("/")
         if kind == "data":

@@ -1,13 +1,19 @@
-"""The artifact cache: keys that follow the code a stage runs (its import closure)."""
+"""The artifact cache: keys that follow the code a stage runs (its import closure), entries signed with the
+user's key and never used when the signature is missing or wrong."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
 
-from edgebench.runner.cache import code_fingerprint
+from edgebench.errors import ArtifactError, ConfigError
+from edgebench.runner.cache import Cache, code_fingerprint, key_path, signing_key
 
 PACKAGE = Path(__file__).resolve().parents[2] / "edgebench"
 
@@ -101,3 +107,109 @@ def test_closure_follows_relative_and_function_level_imports(tmp_path: Path) -> 
     shutil.copytree(root, quiet)
     (quiet / "unrelated.py").write_text("Y = 3\n")
     assert code_fingerprint("edgebench.sub.a", package=quiet) == seen["sub/__init__.py"]
+
+
+# -- signed entries ---------------------------------------------------------------------------------------------
+def _entry(cache: Cache, kind: str = "variant", key: str = "k1", payload: bytes = b"twin") -> Path:
+    with cache.build(kind, key) as tmp:
+        (tmp / "twin.pt").write_bytes(payload)
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "meta.json").write_text("{}")
+    return cache.path(kind, key)
+
+
+def _rewrite(entry: Path, **changes: object) -> None:
+    manifest = json.loads((entry / "manifest.json").read_text())
+    manifest.update(changes)
+    manifest = {k: v for k, v in manifest.items() if v is not None}
+    (entry / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_key_is_made_once_private_and_signs_every_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGEBENCH_CONFIG", str(tmp_path / "conf"))
+    assert key_path() == tmp_path / "conf" / "cache.key"
+    entry = _entry(Cache(tmp_path / "c"))
+    key = key_path()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and len(key.read_bytes().strip()) == 64
+    assert signing_key() == signing_key() == key.read_bytes().strip()
+    manifest = json.loads((entry / "manifest.json").read_text())
+    assert manifest["files"] == {"twin.pt": hashlib.sha256(b"twin").hexdigest(),
+                                 "sub/meta.json": hashlib.sha256(b"{}").hexdigest()}
+    blob = json.dumps({"kind": "variant", "key": "k1", "files": manifest["files"]}, sort_keys=True,
+                      separators=(",", ":"))
+    assert manifest["signature"] == hmac.new(key.read_bytes().strip(), blob.encode(), hashlib.sha256).hexdigest()
+    assert Cache(tmp_path / "c").get("variant", "k1") == entry  # a second process (same key) uses it
+
+
+def test_key_location_follows_xdg_then_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EDGEBENCH_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert key_path() == tmp_path / "xdg" / "edgebench" / "cache.key"
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert key_path() == tmp_path / "home" / ".config" / "edgebench" / "cache.key"
+
+
+def test_a_key_others_can_read_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "cache.key"
+    signing_key(path)
+    path.chmod(0o644)
+    with pytest.raises(ConfigError) as err:
+        _entry(Cache(tmp_path / "c", key=path))
+    assert str(err.value) == f"{path}: the cache signing key is open to other users (mode 644); run chmod 600 {path}"
+    path.chmod(0o600)
+    assert Cache(tmp_path / "c", key=path).get("variant", "k1") is None
+    _entry(Cache(tmp_path / "c", key=path))
+
+
+@pytest.mark.parametrize("forgery", ["no signature", "wrong signature", "other key", "other address", "extra file"])
+def test_an_entry_that_fails_its_signature_is_a_miss_and_removed(tmp_path: Path, forgery: str,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    cache = Cache(tmp_path / "c")
+    entry = _entry(cache)
+    if forgery == "no signature":
+        _rewrite(entry, signature=None)
+    elif forgery == "wrong signature":
+        _rewrite(entry, signature="0" * 64)
+    elif forgery == "other key":  # a valid entry of someone else's cache
+        entry = _entry(Cache(tmp_path / "c", key=tmp_path / "other.key"), key="k2")
+    elif forgery == "other address":  # a signed entry moved under another key
+        entry = entry.rename(entry.parent / "k2")
+    else:
+        (entry / "sitecustomize.py").write_text("import os\n")
+    reason = "does not match its manifest" if forgery == "extra file" else "is not signed with this machine's"
+    with caplog.at_level("WARNING", logger="edgebench.runner.cache"):
+        assert cache.get("variant", "k2" if forgery in ("other key", "other address") else "k1") is None
+        assert cache.get("variant", entry.name) is None  # gone now: no second line
+    assert not entry.exists()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and lines[0].startswith(f"cache: {entry} ") and reason in lines[0], lines
+    rebuilt = _entry(cache, key=entry.name)
+    assert cache.get("variant", entry.name) == rebuilt
+
+
+def test_shipped_entry_is_checked_then_signed_by_the_receiver(tmp_path: Path) -> None:
+    """Ray without a shared folder: an entry packed by the scheduler (its key) is published on a node with
+    another key, after its files are checked against the manifest it came with, and is usable there."""
+    sender, receiver = Cache(tmp_path / "a", key=tmp_path / "a.key"), Cache(tmp_path / "b", key=tmp_path / "b.key")
+    _entry(sender)
+    blob = sender.pack("variant", "k1")
+    assert receiver.unpack("variant", "k1", blob) == receiver.path("variant", "k1")
+    assert receiver.get("variant", "k1") is not None and receiver.signed("variant", "k1")
+    assert (receiver.path("variant", "k1") / "twin.pt").read_bytes() == b"twin"
+    assert json.loads((receiver.path("variant", "k1") / "manifest.json").read_text())["signature"] != \
+        json.loads((sender.path("variant", "k1") / "manifest.json").read_text())["signature"]
+    # a blob whose files differ from its manifest is refused, and an unsigned entry is never shipped
+    _rewrite(sender.path("variant", "k1"), files={"twin.pt": "0" * 64, "sub/meta.json": "0" * 64})
+    with pytest.raises(ArtifactError, match="not signed"):
+        sender.pack("variant", "k1")
+    import io
+    import tarfile
+
+    (_entry(sender, key="k3") / "twin.pt").write_bytes(b"evil")  # changed after it was signed
+    tampered = io.BytesIO()
+    with tarfile.open(fileobj=tampered, mode="w") as tar:
+        tar.add(sender.path("variant", "k3"), arcname=".")
+    with pytest.raises(ArtifactError, match="arrived damaged"):
+        receiver.unpack("variant", "k3", tampered.getvalue())
+    assert receiver.get("variant", "k3") is None
