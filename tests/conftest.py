@@ -4,6 +4,7 @@ beside the checkout); tests that need it skip with a reason where it is absent."
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,16 @@ def shared_data() -> Path:
     if not (root / "mnist").is_dir():
         pytest.skip(f"real MNIST not found under {root} (set EDGEBENCH_DATA to the folder holding mnist/)")
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One configuration folder for the session (``EDGEBENCH_CONFIG``): the cache's signing key is made there,
+    never in the user's ``~/.config``; subprocesses and Ray workers inherit it."""
+    folder = tmp_path_factory.mktemp("config")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGEBENCH_CONFIG", str(folder))
+        yield folder
 
 
 @pytest.fixture(autouse=True)

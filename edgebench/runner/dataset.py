@@ -40,7 +40,7 @@ def data_entry(ctx: RunContext) -> str:
     if ctx.data_entry is None:
         ds = ctx.ds
         key = content_key("dataset", {"fingerprint": ds.fingerprint()})
-        if not (ctx.cache.path("dataset", key) / "manifest.json").is_file():
+        if not ctx.cache.signed("dataset", key):
             with ctx.cache.build("dataset", key) as tmp:
                 for part in PARTS:
                     np.save(tmp / f"{part}.npy", np.ascontiguousarray(getattr(ds, part)))

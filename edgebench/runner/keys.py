@@ -68,7 +68,7 @@ def variant_key(plan: Plan, c: CompressSpec, parent_key: str) -> str:
     cls = method_registry(c.kind).get(c.method)
     return content_key("variant", {"base": parent_key, "method": c.method, "params": c.params, "seed": plan.seed,
                                    "kind": c.kind,
-                                   "code": code_fingerprint(cls.__module__, "edgebench.compress.base")})
+                                   "code": code_fingerprint(cls)})
 
 
 def attack_n(plan: Plan, attack: AttackSpec, n_test: int) -> int:
@@ -81,7 +81,7 @@ def adv_key(plan: Plan, source_key: str, attack: AttackSpec, *, n_test: int, dat
     from edgebench.attacks import ATTACKS
 
     cls = ATTACKS.get(attack.name)
-    code = code_fingerprint(cls.__module__, "edgebench.attacks.base", "edgebench.attacks._gradient")
+    code = code_fingerprint(cls)
     return content_key("adv", {"model": source_key, "attack": attack.name, "params": attack.params,
                                "eps": attack.eps, "n": attack_n(plan, attack, n_test), "data": data_fingerprint,
                                "code": code, "targeted": attack.targeted, "round_8bit": attack.round_8bit,
@@ -96,7 +96,7 @@ def cache_status(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> tu
     plan, cache = ctx.plan, ctx.cache
 
     def cached(kind: str, key: str) -> bool:
-        return (cache.path(kind, key) / "manifest.json").is_file()
+        return cache.signed(kind, key)
 
     kind, _, rest = name.partition("/")
     if kind == "data":

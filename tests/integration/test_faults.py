@@ -284,6 +284,61 @@ def test_corrupted_cache_entry_is_rebuilt_never_used(tmp_path: Path, caplog: pyt
         assert (r["clean_acc"], r.get("asr")) == (first[k]["clean_acc"], first[k].get("asr"))
 
 
+class _Planted:
+    """A pickle that writes ``marker`` when it is loaded: what someone who can write a shared cache folder could
+    leave at the key of a real stage."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return open, (str(self.marker), "w")
+
+
+def test_planted_cache_entry_is_rebuilt_never_loaded(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A compressed twin (a whole pickled module, read back with ``weights_only=False``) replaced by a pickle that
+    writes a file, with a manifest that lists its true hash but no valid signature: the run does not load it (the
+    file is never written), says so in one line, and rebuilds the variant, which measures what it did before."""
+    import torch
+
+    from edgebench.runner.cache import key_path
+
+    plan = write_plan(tmp_path, extra='[[compress]]\nmethod = "kbit"\nbits = 4\n')
+    out, cache = tmp_path / "reports", Path(os.environ["EDGEBENCH_CACHE"])
+    assert main(["run", str(plan), "--out", str(out)]) == 0
+    first = {(r["variant"], r["attack"], r["eps"]): r for r in json.loads((the_run(out) / "results.json").read_text())}
+    (twin,) = cache.glob("variant/*/twin.pt")
+    intact, signed = sha256(twin), json.loads((twin.parent / "manifest.json").read_text())["signature"]
+    marker = tmp_path / "planted-code-ran"
+
+    def plant(signature: str | None) -> None:
+        torch.save(_Planted(marker), twin)
+        manifest = json.loads((twin.parent / "manifest.json").read_text())
+        manifest["files"]["twin.pt"] = sha256(twin)  # a manifest that matches the planted file
+        manifest.pop("signature")
+        (twin.parent / "manifest.json").write_text(json.dumps({**manifest, **({"signature": signature}
+                                                                               if signature else {})}))
+
+    for case, signature in (("unsigned", None), ("stale-signature", signed)):
+        plant(signature)
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            assert main(["run", str(plan), "--out", str(out), "--run-id", case]) == 0
+        assert not marker.exists(), case
+        lines = [r.getMessage() for r in caplog.records if "cache:" in r.getMessage()]
+        assert lines == [f"cache: {twin.parent} is not signed with this machine's cache key ({key_path()}); "
+                         "rebuilding it, never loading it"], case
+        assert sha256(twin) == intact  # rebuilt, byte for byte what it was
+        again = json.loads((out / case / "results.json").read_text())
+        assert {(r["variant"], r["attack"], r["eps"]): r["clean_acc"] for r in again} == \
+            {k: r["clean_acc"] for k, r in first.items()}
+    # the planted pickle was live: loading it the way a twin is loaded runs its code
+    torch.save(_Planted(marker), tmp_path / "planted.pt")
+    with pytest.raises(AttributeError):  # what it unpickles to is a file object, not a module: .eval() fails
+        torch.load(tmp_path / "planted.pt", weights_only=False).eval()
+    assert marker.exists()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 Mount = Callable[[Path, str], Path]
 Grow = Callable[[Path, str], None]

@@ -11,7 +11,10 @@ Artifacts are cache entries, addressed by content. Where the workers see the sam
 and write it in place. Elsewhere each node keeps its own cache under its temporary folder; a task then carries
 the entries its dependencies made, put once each into Ray's object store (fetched only by nodes that lack
 them, and checked against their manifests on arrival), and brings back the entries it built, which are
-published into this machine's cache. ``EDGEBENCH_RAY_CACHE=shared|ship`` forces one way or the other.
+published into this machine's cache. ``EDGEBENCH_RAY_CACHE=shared|ship`` forces one way or the other. Entries
+are signed with the writing machine's cache key (:mod:`edgebench.runner.cache`): a shipped entry is signed again
+by its receiver (the object store carries it from this trusted process), while nodes that share one folder
+need the same key file (``EDGEBENCH_CONFIG`` is passed to the workers).
 
 Device jobs are dispatched from this process, which must reach the targets (the scheduler's device threads;
 :mod:`edgebench.runner.stages`), unless the target names a ``ray_resource``: then from a node offering it
@@ -36,7 +39,7 @@ from edgebench.runner.executors.base import EXECUTORS
 log = logging.getLogger("edgebench")
 
 TOKEN = ".edgebench-cache-id"  #: the file in a cache folder that tells a worker it sees the same folder
-_ENV_PASSED = ("EDGEBENCH_DATA", "EDGEBENCH_AGENT_PYTHON")
+_ENV_PASSED = ("EDGEBENCH_DATA", "EDGEBENCH_AGENT_PYTHON", "EDGEBENCH_CONFIG")
 
 
 def cache_token(root: Path) -> str:
@@ -75,10 +78,9 @@ def ray_host_task(task: Any, token: str, mode: str) -> dict[str, Any]:
         from edgebench.runner.cache import Cache
 
         local = Cache(root)
-        # a manifest is enough to skip the fetch: the stage's own lookup checks the files' hashes (and rebuilds a
-        # damaged entry), so the data set is not hashed again for every task
-        wanted = [(kind, key, ref) for kind, key, ref in task.inputs
-                  if not (local.path(kind, key) / "manifest.json").is_file()]
+        # a manifest signed with this node's key is enough to skip the fetch: the stage's own lookup checks the
+        # files' hashes (and rebuilds a damaged entry), so the data set is not hashed again for every task
+        wanted = [(kind, key, ref) for kind, key, ref in task.inputs if not local.signed(kind, key)]
         blobs = ray.get([ref for _, _, ref in wanted]) if wanted else []
         task = dataclasses.replace(task, cache_root=str(root), ship_outputs=True,
                                    inputs=tuple((kind, key, blob) for (kind, key, _), blob in zip(wanted, blobs)))
