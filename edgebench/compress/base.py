@@ -156,12 +156,6 @@ def select_layers(model: nn.Module, patterns: Sequence[str] | None, ctx: Compres
     return chosen
 
 
-def unsupported_layers(model: nn.Module, allowed: tuple[type[nn.Module], ...]) -> list[tuple[str, nn.Module]]:
-    """Leaf modules that hold parameters but are not of an ``allowed`` type."""
-    return [(n, m) for n, m in model.named_modules()
-            if not list(m.children()) and any(True for _ in m.parameters(recurse=False)) and not isinstance(m, allowed)]
-
-
 def clone(model: nn.Module) -> nn.Module:
     """A deep copy in eval mode: methods never modify the base they were given."""
     return copy.deepcopy(model).eval()

@@ -160,10 +160,6 @@ class _HashedLayer(nn.Module):
         norm = float(target.norm())
         return float((self.weight_virtual() - target).norm()) / norm if norm > 0 else 0.0
 
-    @property
-    def virtual_count(self) -> int:
-        return math.prod(self.virtual_shape)
-
 
 class HashedLinear(_HashedLayer):
     """A fully connected layer whose ``out × in`` virtual weight is hashed into ``buckets`` real weights

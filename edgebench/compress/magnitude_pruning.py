@@ -28,8 +28,6 @@ from edgebench.compress.base import (
     finetune,
 )
 
-_MASK_SUFFIX = ":weight__0.0.binary_mask"
-
 
 def nncf_masks(model: nn.Module) -> dict[str, torch.Tensor]:
     """``{module name: bool mask}`` of the weight masks NNCF registered on ``model``."""
