@@ -346,19 +346,14 @@ def _parse_variants(raw: list[Any], source: str, models: tuple[ModelSpec, ...], 
 
     if not raw:
         return []
-    if kind == "compress":
-        from edgebench.compress import COMPRESSORS as registry
-        from edgebench.compress import create_compressor as create
-    else:
-        from edgebench.defenses import DEFENSES as registry
-        from edgebench.defenses import create_defense as create
+    from edgebench.variants import create_method, method_for
 
     torch_models = [m.name for m in models if not m.onnx]
     specs: list[CompressSpec] = []
     for i, item in enumerate(raw):
         t = _Table(item, source, f"{kind}[{i}]")
         method = t.get("method", str, required=True)
-        cls = registry.get(method, where=f"{source}: {t.path('method')}")
+        cls = method_for(kind, method, where=f"{source}: {t.path('method')}")
         label = t.get("label", str, method)
         if not label or _fmt(label) != label:
             raise t._fail("label", f"{label!r}: use letters, digits, '.', '_' and '-' only (it names files)")
@@ -385,7 +380,7 @@ def _parse_variants(raw: list[Any], source: str, models: tuple[ModelSpec, ...], 
             name = f"{label}-{suffix}" if suffix else label
             p = {**params, **values}
             try:
-                create(method, where=f"{source}: {kind}[{i}]", **p)
+                create_method(kind, method, where=f"{source}: {kind}[{i}]", **p)
             except ConfigError as exc:
                 raise ConfigError(f"{source}: {kind}[{i}] (variant {name!r}): "
                                   f"{str(exc).split(f': {kind}[{i}]: ')[-1]}") from None

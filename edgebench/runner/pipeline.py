@@ -557,14 +557,12 @@ class Pipeline:
 
     def _variant_key(self, c: CompressSpec, parent_key: str) -> str:
         """The cache key of variant ``c`` applied to the model whose (export) key is ``parent_key``."""
-        if c.kind == "defend":
-            from edgebench.defenses import DEFENSES as registry
-        else:
-            from edgebench.compress import COMPRESSORS as registry
+        from edgebench.variants import method_for
+
         return content_key("variant", {"base": parent_key, "method": c.method, "params": c.params,
                                        "seed": self.plan.seed, "kind": c.kind,
-                                       "code": code_fingerprint(registry.get(c.method).__module__,
-                                                                "edgebench.compress.base")})
+                                       "code": code_fingerprint(method_for(c.kind, c.method).__module__,
+                                                                "edgebench.compress.base", "edgebench.variants")})
 
     def _adv_key(self, source_key: str, attack: AttackSpec) -> str:
         """The cache key of ``attack``'s examples crafted on the model whose (export) key is ``source_key``."""
@@ -692,13 +690,8 @@ class Pipeline:
         """Apply a compression method or a defense (``c.kind``) to a trained model or to the variant it is
         applied ``on``; cache the twin; export and check it."""
 
-        from edgebench.compress.base import CompressContext, Compressed
         from edgebench.models.train import TrainConfig, predict_logits, seeded
-
-        if c.kind == "defend":
-            from edgebench.defenses import create_defense as create
-        else:
-            from edgebench.compress import create_compressor as create
+        from edgebench.variants import Variant, VariantContext, create_method
 
         unit = Unit(c.model, c.variant)
         base: Built = self.outcome.values[Unit(c.model, c.on).stage]  # the model the method is applied to
@@ -706,12 +699,12 @@ class Pipeline:
         ds = self.ds
         on = "" if c.on == BASE else f" applied on {c.on!r}"
         where = f"{self.plan.source}: {c.kind} (variant {c.variant!r} of model {c.model!r}{on})"
-        method = create(c.method, where=where, **c.params)
+        method = create_method(c.kind, c.method, where=where, **c.params)
         key = self._variant_key(c, base.key)
-        ctx = CompressContext(x_train=ds.x_train, y_train=ds.y_train, input_shape=ds.shape,
-                              num_classes=ds.num_classes, train=TrainConfig(seed=self.plan.seed, **spec.train),
-                              seed=self.plan.seed, where=where, build_base=self._base_builder(spec),
-                              workdir=self.cache.root / "work" / key)
+        ctx = VariantContext(x_train=ds.x_train, y_train=ds.y_train, input_shape=ds.shape,
+                             num_classes=ds.num_classes, train=TrainConfig(seed=self.plan.seed, **spec.train),
+                             seed=self.plan.seed, where=where, build_base=self._base_builder(spec),
+                             workdir=self.cache.root / "work" / key)
         entry = self.cache.get("variant", key)
         cached = entry is not None
         if entry is None:
@@ -734,8 +727,8 @@ class Pipeline:
         meta = json.loads((entry / "variant.json").read_text())
         if cached:
             twin = method.load_twin(entry / "twin.pt", base.torch_model)
-            result = Compressed(model=twin, info=meta["info"], parity_atol=meta["parity_atol"],
-                                precision=meta["precision"])
+            result = Variant(model=twin, info=meta["info"], parity_atol=meta["parity_atol"],
+                             precision=meta["precision"])
         method.attach(result, base.torch_model, ctx)
         built = self._export(unit, result.model, key, compressed=result,
                              provenance={"method": c.method, "params": c.params, "base_key": base.key,

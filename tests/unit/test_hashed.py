@@ -11,20 +11,20 @@ import torch
 from torch import nn
 
 from edgebench.compress import COMPRESSORS
-from edgebench.compress.base import CompressContext
 from edgebench.compress.hashed import Hashed, HashedConv2d, HashedLinear, hash_tables, to_dense
 from edgebench.errors import CompressError, ConfigError
 from edgebench.models import create_model
 from edgebench.models.train import TrainConfig, predict_logits, seeded, train
+from edgebench.variants import VariantContext
 
 
-def _ctx(x: np.ndarray, y: np.ndarray, *, epochs: int = 0, build=None) -> CompressContext:
-    return CompressContext(x_train=x, y_train=y, input_shape=tuple(x.shape[1:]), num_classes=10,
+def _ctx(x: np.ndarray, y: np.ndarray, *, epochs: int = 0, build=None) -> VariantContext:
+    return VariantContext(x_train=x, y_train=y, input_shape=tuple(x.shape[1:]), num_classes=10,
                            train=TrainConfig(epochs=epochs, lr=1e-3, seed=0), seed=0, where="test: hashed",
                            build_base=build)
 
 
-def _empty_ctx(shape: tuple[int, ...]) -> CompressContext:
+def _empty_ctx(shape: tuple[int, ...]) -> VariantContext:
     return _ctx(np.zeros((0, *shape), np.float32), np.zeros(0, np.int64))
 
 
