@@ -383,7 +383,7 @@ def _parse_variants(raw: list[Any], source: str, models: tuple[ModelSpec, ...], 
                 create_method(kind, method, where=f"{source}: {kind}[{i}]", **p)
             except ConfigError as exc:
                 raise ConfigError(f"{source}: {kind}[{i}] (variant {name!r}): "
-                                  f"{str(exc).split(f': {kind}[{i}]: ')[-1]}") from None
+                                  f"{str(exc).removeprefix(f'{source}: {kind}[{i}]').lstrip(':. ')}") from None
             except (TypeError, ValueError) as exc:  # a value of the wrong type that the method did not check
                 raise ConfigError(f"{source}: {kind}[{i}] (variant {name!r}): bad parameter value in {p} "
                                   f"({type(exc).__name__}: {exc})") from None

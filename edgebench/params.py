@@ -119,6 +119,7 @@ def check_integers(func: Callable[..., object], params: dict[str, Any], *, what:
         if value is None and "None" in types:
             continue
         if type(value).__name__ not in types:  # bool is not int here
-            allowed = " or ".join(["an integer", *sorted(t for t in types if t != "int")])
-            at = f"{where}.{key}" if where else key
-            raise ConfigError(f"{at}: {what} takes {allowed} for {key!r}, got {value!r}")
+            allowed = " or ".join(["an integer", *sorted(t for t in types - {"int", "None"})])
+            if where and where != what:
+                raise ConfigError(f"{where}.{key}: {what} needs {allowed}, got {value!r}")
+            raise ConfigError(f"{what}: {key} needs {allowed}, got {value!r}")
