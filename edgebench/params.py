@@ -121,5 +121,5 @@ def check_integers(func: Callable[..., object], params: dict[str, Any], *, what:
         if type(value).__name__ not in types:  # bool is not int here
             allowed = " or ".join(["an integer", *sorted(t for t in types - {"int", "None"})])
             if where and where != what:
-                raise ConfigError(f"{where}.{key}: {what} needs {allowed}, got {value!r}")
-            raise ConfigError(f"{what}: {key} needs {allowed}, got {value!r}")
+                raise ConfigError(f"{where}.{key}: must be {allowed} for {what}, got {value!r}")
+            raise ConfigError(f"{what}: {key} must be {allowed}, got {value!r}")

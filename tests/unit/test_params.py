@@ -80,16 +80,16 @@ def test_a_plan_with_fractional_steps_fails_in_one_line_naming_the_key(tmp_path:
                     f'[[attacks]]\nname = "{name}"\neps = [0.1]\nsteps = 2.5\n')
     with pytest.raises(ConfigError) as info:
         load_plan(plan)
-    assert str(info.value) == f"{plan}: attacks[0].steps: attack {name!r} needs an integer, got 2.5"
+    assert str(info.value) == f"{plan}: attacks[0].steps: must be an integer for attack {name!r}, got 2.5"
 
 
 def test_optional_integers_take_none_and_other_annotated_types() -> None:
     def f(*, a: int | None = None, b: int | str = 1, c: float = 1.0, d: int = 0) -> None: ...
 
     check_integers(f, {"a": None, "b": "x", "c": 2.5, "d": 3}, what="x")
-    with pytest.raises(ConfigError, match=r"^x: b needs an integer or str, got 2.5$"):
+    with pytest.raises(ConfigError, match=r"^x: b must be an integer or str, got 2.5$"):
         check_integers(f, {"b": 2.5}, what="x")
-    with pytest.raises(ConfigError, match=r"^x: a needs an integer, got 1.0$"):
+    with pytest.raises(ConfigError, match=r"^x: a must be an integer, got 1.0$"):
         check_integers(f, {"a": 1.0}, what="x")
 
 
