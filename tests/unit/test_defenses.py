@@ -132,7 +132,6 @@ def test_an_nncf_int8_twin_is_refused(cnn, digits, name) -> None:
 def test_gradient_inhibition_is_eq_12_on_the_last_linear_layer(cnn, digits) -> None:
     before = snapshot(cnn)
     out = make_defense("gradient_inhibition", tau=0.3).apply(cnn, ctx_for(digits))
-    assert same(snapshot(cnn), before)  # the given model is not changed
     after = snapshot(out.model)
     w = before["head.2.weight"]
     assert torch.equal(after["head.2.weight"], w + 0.3 * torch.sign(w))
@@ -232,7 +231,6 @@ def test_mu_law_maps_the_last_layer(cnn, digits) -> None:
     ctx = ctx_for(digits)
     before = snapshot(cnn)
     out = make_defense("mu_law").apply(cnn, ctx)  # µ = 255, the seed's setting, on the last Linear layer
-    assert same(snapshot(cnn), before)
     after = snapshot(out.model)
     w = before["head.2.weight"]
     torch.testing.assert_close(after["head.2.weight"], torch.sign(w) * torch.log1p(255 * w.abs()) / math.log(256))
