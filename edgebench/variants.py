@@ -28,8 +28,8 @@ from edgebench.registry import Registry, check_kwargs
 
 WEIGHTED = (nn.Conv2d, nn.Linear)
 
-#: The plan tables of variant methods and what their entries are called in messages.
-KINDS = {"compress": "compression method", "defend": "defense"}
+#: The kinds of variant method: the plan tables ``[[compress]]`` and ``[[defend]]``, one registry each.
+KINDS = ("compress", "defend")
 
 
 @dataclass
@@ -86,7 +86,7 @@ class VariantMethod(abc.ABC):
     @property
     def what(self) -> str:
         """The method as error messages name it: ``"compression method 'kbit'"``, ``"defense 'mu_law'"``."""
-        return f"{KINDS.get(self.kind, self.kind)} {self.name!r}"
+        return f"{registry_for(self.kind).kind} {self.name!r}"
 
     @abc.abstractmethod
     def apply(self, model: nn.Module, ctx: VariantContext) -> Variant:
@@ -126,7 +126,7 @@ def registry_for(kind: str) -> Registry[Any]:
         from edgebench.defenses import DEFENSES
 
         return DEFENSES
-    raise ValueError(f"unknown kind of variant method {kind!r}; known: {sorted(KINDS)}")
+    raise ValueError(f"unknown kind of variant method {kind!r}; known: {list(KINDS)}")
 
 
 def method_for(kind: str, name: str, *, where: str = "") -> type[VariantMethod]:
@@ -137,8 +137,9 @@ def method_for(kind: str, name: str, *, where: str = "") -> type[VariantMethod]:
 def create_method(kind: str, name: str, *, where: str = "", **params: Any) -> VariantMethod:
     """Instantiate method ``name`` of ``kind``; unknown or missing parameters, non-integers given to integer
     parameters and bad values are one-line :class:`~edgebench.errors.ConfigError`."""
-    cls = method_for(kind, name, where=where)
-    what = f"{KINDS[kind]} {name!r}"
+    registry = registry_for(kind)
+    cls = registry.get(name, where=where)
+    what = f"{registry.kind} {name!r}"
     check_kwargs(cls.__init__, params, what=what, where=where)
     check_integers(cls.__init__, params, what=what, where=where)
     return cls(**params)
