@@ -1,4 +1,4 @@
-"""Plans and target files: TOML -> frozen dataclasses, validated at the edge.
+"""Plans: TOML -> the frozen dataclasses of :mod:`edgebench.specs`, validated at the edge.
 
 Unknown keys and bad values raise :class:`~edgebench.errors.ConfigError` naming the file, the key and the
 allowed values. Names (datasets, models, attacks, backends, targets) are checked against their registries
@@ -7,287 +7,48 @@ so that a typo fails before any work starts.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from edgebench.agent.protocol import EnergyProtocol, LatencyProtocol
 from edgebench.errors import ConfigError, EdgebenchError
 from edgebench.naming import slug
+from edgebench.specs import (
+    TARGETINGS,
+    THREATS,
+    AttackSpec,
+    CompressSpec,
+    DataSpec,
+    ExportSpec,
+    MeasureSpec,
+    ModelSpec,
+    Plan,
+    ReferenceSpec,
+    TargetSpec,
+)
+from edgebench.toml_table import Table, read_toml
 
 
-def _where(source: str, key: str) -> str:
-    return f"{source}: {key}" if key else source
-
-
-class _Table:
-    """A TOML table being validated: typed getters that record which keys were used."""
-
-    def __init__(self, raw: Any, source: str, key: str) -> None:
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{_where(source, key)}: expected a table, got {type(raw).__name__}")
-        self.raw, self.source, self.key = raw, source, key
-        self.used: set[str] = set()
-
-    def path(self, name: str) -> str:
-        name = name if name.isprintable() else repr(name)  # a key holding a newline still gives one line
-        return f"{self.key}.{name}" if self.key else name
-
-    def _fail(self, name: str, msg: str) -> ConfigError:
-        return ConfigError(f"{self.source}: {self.path(name)}: {msg}")
-
-    def get(self, name: str, kind: type | tuple[type, ...], default: Any = None, *, required: bool = False) -> Any:
-        self.used.add(name)
-        if name not in self.raw:
-            if required:
-                raise self._fail(name, "is required")
-            return default
-        value = self.raw[name]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if isinstance(value, bool) and bool not in kinds:
-            raise self._fail(name, f"must be {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
-        if not isinstance(value, kinds):
-            raise self._fail(name, f"must be {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
-        return value
-
-    def number(self, name: str, default: float | None, *, lo: float | None = None, hi: float | None = None,
-               integer: bool = False, lo_open: bool = False, required: bool = False) -> Any:
-        value = self.get(name, int if integer else (int, float), default, required=required)
-        if value is None:
-            return None
-        if not integer and not math.isfinite(value):
-            raise self._fail(name, f"must be finite, got {value!r}")
-        if lo is not None and (value < lo or (lo_open and value == lo)):
-            raise self._fail(name, f"must be {'>' if lo_open else '>='} {lo}, got {value!r}")
-        if hi is not None and value > hi:
-            raise self._fail(name, f"must be <= {hi}, got {value!r}")
-        return value
-
-    def choice(self, name: str, allowed: list[str], default: str | None = None, *, required: bool = False) -> Any:
-        value = self.get(name, str, default, required=required)
-        if value is not None and value not in allowed:
-            import difflib
-
-            close = difflib.get_close_matches(value, allowed, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise self._fail(name, f"{value!r} is not one of {allowed}{hint}")
-        return value
-
-    def table(self, name: str) -> _Table:
-        self.used.add(name)
-        return _Table(self.raw.get(name, {}), self.source, self.path(name))
-
-    def rest(self) -> dict[str, Any]:
-        """The keys not read by a getter (passed through as parameters, checked by their consumer)."""
-        return {k: v for k, v in self.raw.items() if k not in self.used}
-
-    def done(self, allowed_extra: tuple[str, ...] = ()) -> None:
-        unknown = [k for k in self.raw if k not in self.used and k not in allowed_extra]
-        if unknown:
-            allowed = sorted(self.used | set(allowed_extra))
-            raise ConfigError(f"{self.source}: {self.path(unknown[0])}: unknown key; allowed keys here: {allowed}")
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """``[data]``: the dataset, its loader parameters and the deterministic subset sizes."""
-
-    dataset: str = "digits"
-    params: dict[str, Any] = field(default_factory=dict)
-    n_train: int | None = None
-    n_test: int | None = None
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """``[[models]]``: a zoo architecture, a user torch factory (``package.module:factory``) or a ready
-    ONNX file. ``attack_source`` names the model whose adversarial examples this one is evaluated on
-    (default: itself, white-box); an ONNX model has no gradients and must name one."""
-
-    name: str
-    arch: str | None = None
-    factory: str | None = None
-    onnx: str | None = None
-    checkpoint: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    train: dict[str, Any] = field(default_factory=dict)
-    attack_source: str | None = None
-
-    @property
-    def source(self) -> str:
-        return self.attack_source or self.name
-
-
-THREATS = ("white-box", "transfer", "matrix")
-TARGETINGS = ("none", "next", "random")
-
-
-@dataclass(frozen=True)
-class AttackSpec:
-    """``[[attacks]]``: registry name, ε list, the number of test samples attacked, and parameters.
-
-    ``threat``: where the examples are crafted — ``white-box`` (on each victim's own torch twin: the
-    compression-aware attack), ``transfer`` (on ``surrogate``, by default each victim's uncompressed base,
-    evaluated on every variant) and ``matrix`` (every torch model and variant of the plan crafts, every one
-    is evaluated: the transferability table). ``min_eps``: per sample, the smallest ε of the grid at which
-    the attack succeeds (Algorithm 1 of Liu et al. 2018). ``targeted``: ``none``, ``next`` (label + 1 mod
-    classes) or ``random`` (seeded, never the label). ``round_8bit``: store the adversarial sets rounded to
-    k/255 (default float32, unrounded)."""
-
-    name: str
-    label: str
-    eps: tuple[float, ...]
-    n: int | None = None
-    batch_size: int = 256
-    params: dict[str, Any] = field(default_factory=dict)
-    threat: tuple[str, ...] = ("white-box",)
-    surrogate: str | None = None
-    min_eps: bool = False
-    targeted: str = "none"
-    round_8bit: bool = False
-    victims: tuple[str, ...] = ("*",)
-
-    def attacks_variant(self, variant: str) -> bool:
-        """Whether this attack is evaluated on ``variant`` (``victims``: variant names or shell globs, with
-        ``base`` for the uncompressed model; by default every variant)."""
-        import fnmatch
-
-        return any(fnmatch.fnmatchcase(variant, v) for v in self.victims)
-
-
-@dataclass(frozen=True)
-class CompressSpec:
-    """One variant of ``[[compress]]`` or ``[[defend]]``: the method, the variant's name, the model, the
-    variant it is applied to (``on``: ``"base"`` or another variant of the same model, so a model can be
-    adversarially trained then quantized, or compressed then defended) and the method's parameters (a list
-    given for a scalar parameter expands into one variant per value). ``kind`` says which registry the
-    method comes from: ``compress`` (:mod:`edgebench.compress`) or ``defend`` (:mod:`edgebench.defenses`)."""
-
-    method: str
-    variant: str
-    model: str
-    params: dict[str, Any] = field(default_factory=dict)
-    on: str = "base"
-    kind: str = "compress"
-
-
-@dataclass(frozen=True)
-class ExportSpec:
-    """``[export]``: OpenVINO IR beside every ONNX artifact, and an fp16-compressed IR as well."""
-
-    openvino: bool = True
-    fp16: bool = False
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    """``[[targets]]``: a target (name in ``targets/`` or a path to a target file) and its backends."""
-
-    target: str
-    backends: tuple[str, ...] = ()
-    #: a fleet: identical devices (target names or files) that share each test set, one shard each; ``target``
-    #: is then the fleet's name in the results
-    fleet: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class MeasureSpec:
-    """``[measure]``: the accuracy-pass batch size, the latency protocol, the parity tolerance and the energy
-    protocol (used on targets with a power sensor: idle baseline, then ``energy_windows`` windows of at least
-    ``energy_min_window_s`` seconds; MLPerf Tiny uses >= 10 s windows and the median of 5). The latency and
-    energy defaults are the agent's protocols' (:class:`~edgebench.agent.protocol.LatencyProtocol`,
-    :class:`~edgebench.agent.protocol.EnergyProtocol`): one source of truth."""
-
-    batch_size: int = 128
-    warmup: int = LatencyProtocol.warmup
-    min_runs: int = LatencyProtocol.min_runs
-    min_duration_s: float = LatencyProtocol.min_duration_s
-    max_runs: int = LatencyProtocol.max_runs
-    parity_atol: float = 1e-4
-    parity_n: int = 256
-    energy_idle_s: float = EnergyProtocol.idle_s
-    energy_min_window_s: float = EnergyProtocol.min_window_s
-    energy_windows: int = EnergyProtocol.windows
-    energy_min_samples: int = EnergyProtocol.min_samples
-
-
-@dataclass(frozen=True)
-class ReferenceSpec:
-    """``[[reference]]``: a number from a paper that the plan reproduces, put beside edgebench's own in the
-    report (figure by figure). ``metric`` is ``clean_acc``, ``robust_acc`` or ``asr`` (a fraction in [0, 1]),
-    read from the result row of ``model``/``variant`` under ``attack`` at ``eps`` (``source``: the crafting
-    model, default the white-box one). ``note`` says how the paper's setting differs, where it does."""
-
-    figure: str
-    metric: str
-    value: float
-    model: str
-    variant: str = "base"
-    attack: str = "none"
-    eps: float = 0.0
-    source: str = ""
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A whole experiment: data × models × attacks × targets, plus the measurement protocol."""
-
-    name: str
-    source: str
-    seed: int = 0
-    data: DataSpec = DataSpec()
-    models: tuple[ModelSpec, ...] = ()
-    compress: tuple[CompressSpec, ...] = ()
-    export: ExportSpec = ExportSpec()
-    attacks: tuple[AttackSpec, ...] = ()
-    targets: tuple[TargetSpec, ...] = ()
-    measure: MeasureSpec = MeasureSpec()
-    quick: dict[str, Any] = field(default_factory=dict)
-    references: tuple[ReferenceSpec, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("source")
-        for t in d["targets"]:  # a plan without fleets resolves (and hashes, and resumes) as before fleets existed
-            if not t["fleet"]:
-                t.pop("fleet")
-        return d
-
-    def digest(self) -> str:
-        """Content hash of the resolved plan (not of the file's text: formatting does not matter; nor of the
-        paper numbers it is compared with, which change no measurement)."""
-        d = self.as_dict()
-        d.pop("references")
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _eps_list(t: _Table, *, allow_inf: bool = False) -> tuple[float, ...]:
+def _eps_list(t: Table, *, allow_inf: bool = False) -> tuple[float, ...]:
     raw = t.get("eps", (int, float, list), [0.0])
     values = raw if isinstance(raw, list) else [raw]
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or v < 0 or (
                 math.isinf(v) and not allow_inf):
             more = " (inf only for minimal attacks: cw, deepfool)" if not allow_inf else ""
-            raise t._fail("eps", f"must be a number or list of numbers >= 0{more}, got {raw!r}")
+            raise t.fail("eps", f"must be a number or list of numbers >= 0{more}, got {raw!r}")
     return tuple(float(v) for v in values)
 
 
-def _threats(t: _Table) -> tuple[str, ...]:
+def _threats(t: Table) -> tuple[str, ...]:
     raw = t.get("threat", (str, list), ["white-box"])
     values = [raw] if isinstance(raw, str) else raw
     bad = [v for v in values if v not in THREATS]
     if bad or not values:
-        raise t._fail("threat", f"{bad or values!r}: choose from {list(THREATS)} (one or a list)")
+        raise t.fail("threat", f"{bad or values!r}: choose from {list(THREATS)} (one or a list)")
     return tuple(dict.fromkeys(values))
 
 
@@ -296,17 +57,17 @@ def _parse_models(raw: list[Any], source: str) -> tuple[ModelSpec, ...]:
 
     models = []
     for i, item in enumerate(raw):
-        t = _Table(item, source, f"models[{i}]")
+        t = Table(item, source, f"models[{i}]")
         name = t.get("name", str, required=True)
         arch, factory, onnx = t.get("arch", str), t.get("factory", str), t.get("onnx", str)
         given = [k for k, v in (("arch", arch), ("factory", factory), ("onnx", onnx)) if v]
         if len(given) != 1:
-            raise t._fail("arch", f"give exactly one of 'arch' (a zoo model: {MODELS.names()}), 'factory' "
+            raise t.fail("arch", f"give exactly one of 'arch' (a zoo model: {MODELS.names()}), 'factory' "
                                   f"('package.module:function') or 'onnx' (a file); got {given or 'none'}")
         if arch:
             MODELS.get(arch, where=f"{source}: {t.path('arch')}")
         if factory and ":" not in factory:
-            raise t._fail("factory", f"must be 'package.module:function', got {factory!r}")
+            raise t.fail("factory", f"must be 'package.module:function', got {factory!r}")
         spec = ModelSpec(
             name=name, arch=arch, factory=factory, onnx=onnx, checkpoint=t.get("checkpoint", str),
             params=t.get("params", dict, {}), train=_parse_train(t.table("train")),
@@ -348,39 +109,34 @@ def _parse_variants(raw: list[Any], source: str, models: tuple[ModelSpec, ...], 
 
     if not raw:
         return []
-    if kind == "compress":
-        from edgebench.compress import COMPRESSORS as registry
-        from edgebench.compress import create_compressor as create
-    else:
-        from edgebench.defenses import DEFENSES as registry
-        from edgebench.defenses import create_defense as create
+    from edgebench.variants import create_method, method_for
 
     torch_models = [m.name for m in models if not m.onnx]
     specs: list[CompressSpec] = []
     for i, item in enumerate(raw):
-        t = _Table(item, source, f"{kind}[{i}]")
+        t = Table(item, source, f"{kind}[{i}]")
         method = t.get("method", str, required=True)
-        cls = registry.get(method, where=f"{source}: {t.path('method')}")
+        cls = method_for(kind, method, where=f"{source}: {t.path('method')}")
         label = t.get("label", str, method)
         if not label or slug(label, default="") != label:
-            raise t._fail("label", f"{label!r}: use letters, digits, '.', '_' and '-' only, not '_' at either end "
-                                   "(it names files)")
+            raise t.fail("label", f"{label!r}: use letters, digits, '.', '_' and '-' only, not '_' at either end "
+                                  "(it names files)")
         model = t.get("model", str)
         if model is not None and model not in [m.name for m in models]:
-            raise t._fail("model", f"{model!r} is not a model of this plan; allowed: {[m.name for m in models]}")
+            raise t.fail("model", f"{model!r} is not a model of this plan; allowed: {[m.name for m in models]}")
         if model is not None and model not in torch_models:
-            raise t._fail("model", f"{model!r} is an ONNX file; {kind} needs a torch model ({torch_models})")
+            raise t.fail("model", f"{model!r} is an ONNX file; {kind} needs a torch model ({torch_models})")
         if model is None and not torch_models:
-            raise t._fail("model", f"the plan has no torch model to {kind} (ONNX models cannot be changed)")
+            raise t.fail("model", f"the plan has no torch model to {kind} (ONNX models cannot be changed)")
         on = t.get("on", (str, list), "base")
         ons = on if isinstance(on, list) else [on]
         if not ons or not all(isinstance(o, str) and o for o in ons):
-            raise t._fail("on", f"give 'base' or variant names (a string or a list of strings), got {on!r}")
+            raise t.fail("on", f"give 'base' or variant names (a string or a list of strings), got {on!r}")
         params = t.rest()
         sweep = {k: v for k, v in params.items() if isinstance(v, list) and k in _sweepable(cls)}
         for k, v in sweep.items():
             if not v:
-                raise t._fail(k, "an empty list gives no variant; give a value or a non-empty list")
+                raise t.fail(k, "an empty list gives no variant; give a value or a non-empty list")
         keys = list(sweep)
         for combo in itertools.product(*(sweep[k] for k in keys)) if keys else [()]:
             values = dict(zip(keys, combo))
@@ -388,10 +144,10 @@ def _parse_variants(raw: list[Any], source: str, models: tuple[ModelSpec, ...], 
             name = f"{label}-{suffix}" if suffix else label
             p = {**params, **values}
             try:
-                create(method, where=f"{source}: {kind}[{i}]", **p)
+                create_method(kind, method, where=f"{source}: {kind}[{i}]", **p)
             except ConfigError as exc:
                 raise ConfigError(f"{source}: {kind}[{i}] (variant {name!r}): "
-                                  f"{str(exc).split(f': {kind}[{i}]: ')[-1]}") from None
+                                  f"{str(exc).removeprefix(f'{source}: {kind}[{i}]').lstrip(':. ')}") from None
             except (TypeError, ValueError) as exc:  # a value of the wrong type that the method did not check
                 raise ConfigError(f"{source}: {kind}[{i}] (variant {name!r}): bad parameter value in {p} "
                                   f"({type(exc).__name__}: {exc})") from None
@@ -436,13 +192,13 @@ def _parse_compress(raw: list[Any], source: str, models: tuple[ModelSpec, ...],
     return tuple(ordered)
 
 
-def _parse_export(t: _Table) -> ExportSpec:
+def _parse_export(t: Table) -> ExportSpec:
     spec = ExportSpec(openvino=t.get("openvino", bool, True), fp16=t.get("fp16", bool, False))
     t.done()
     return spec
 
 
-def _parse_train(t: _Table) -> dict[str, Any]:
+def _parse_train(t: Table) -> dict[str, Any]:
     from edgebench.models.train import TrainConfig
 
     cfg = {
@@ -457,11 +213,11 @@ def _parse_train(t: _Table) -> dict[str, Any]:
     return cfg
 
 
-def _victims(t: _Table) -> tuple[str, ...]:
+def _victims(t: Table) -> tuple[str, ...]:
     raw = t.get("victims", (str, list), "*")
     victims = raw if isinstance(raw, list) else [raw]
     if not victims or not all(isinstance(v, str) and v for v in victims):
-        raise t._fail("victims", f"give variant names or globs ('base', 'hashed-*'), got {raw!r}")
+        raise t.fail("victims", f"give variant names or globs ('base', 'hashed-*'), got {raw!r}")
     return tuple(victims)
 
 
@@ -471,7 +227,7 @@ def _parse_attacks(raw: list[Any], source: str) -> tuple[AttackSpec, ...]:
 
     attacks = []
     for i, item in enumerate(raw):
-        t = _Table(item, source, f"attacks[{i}]")
+        t = Table(item, source, f"attacks[{i}]")
         name = t.get("name", str, required=True)
         cls = ATTACKS.get(name, where=f"{source}: {t.path('name')}")
         spec = AttackSpec(
@@ -525,33 +281,33 @@ def _parse_targets(raw: list[Any], source: str) -> tuple[TargetSpec, ...]:
 
     targets = []
     for i, item in enumerate(raw):
-        t = _Table(item, source, f"targets[{i}]")
+        t = Table(item, source, f"targets[{i}]")
         name = t.get("target", str, required=True)
         fleet = t.get("fleet", list, [])
         if fleet and (not all(isinstance(m, str) and m for m in fleet) or len(set(fleet)) != len(fleet)
                       or len(fleet) < 2):
-            raise t._fail("fleet", f"list two or more different target names (identical devices), got {fleet!r}")
+            raise t.fail("fleet", f"list two or more different target names (identical devices), got {fleet!r}")
         if fleet and not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-            raise t._fail("target", f"a fleet's name {name!r}: use letters, digits, '.', '_' and '-' only")
+            raise t.fail("target", f"a fleet's name {name!r}: use letters, digits, '.', '_' and '-' only")
         members = []
         for m in fleet or [name]:
             try:
                 members.append(load_target(m, where=f"{source}: {t.path('fleet' if fleet else 'target')}"))
             except (OSError, UnicodeDecodeError) as exc:  # a target file that is not readable text
-                raise t._fail("fleet" if fleet else "target", f"cannot read target file {m!r} ({exc})") from None
+                raise t.fail("fleet" if fleet else "target", f"cannot read target file {m!r} ({exc})") from None
         target = members[0]
         for other in members[1:]:  # identical devices: the same backends, settings and power sensor
             for what, a, b in (("backends", target.backends, other.backends), ("power", target.power, other.power)):
                 if a != b:
-                    raise t._fail("fleet", f"members must be identical devices, but {other.name!r} ({other.source}) "
+                    raise t.fail("fleet", f"members must be identical devices, but {other.name!r} ({other.source}) "
                                            f"has other {what} than {target.name!r} ({target.source}): {b!r} vs {a!r}")
         backends = t.get("backends", list, list(target.backends))
         if not all(isinstance(b, str) for b in backends):
-            raise t._fail("backends", f"give backend names (strings), got {backends!r}")
+            raise t.fail("backends", f"give backend names (strings), got {backends!r}")
         for b in backends:
             BACKENDS.get(b, where=f"{source}: {t.path('backends')}")
             if b not in target.backends:
-                raise t._fail("backends", f"target {target.name!r} has no backend {b!r}; it has "
+                raise t.fail("backends", f"target {target.name!r} has no backend {b!r}; it has "
                                           f"{list(target.backends)} (add it to {target.source})")
         t.done()
         targets.append(TargetSpec(target=name, backends=tuple(backends), fleet=tuple(fleet)))
@@ -561,7 +317,7 @@ def _parse_targets(raw: list[Any], source: str) -> tuple[TargetSpec, ...]:
     return tuple(targets)
 
 
-def _parse_measure(t: _Table) -> MeasureSpec:
+def _parse_measure(t: Table) -> MeasureSpec:
     d = MeasureSpec()
     spec = MeasureSpec(
         batch_size=t.number("batch_size", d.batch_size, lo=1, integer=True),
@@ -583,7 +339,7 @@ def _parse_measure(t: _Table) -> MeasureSpec:
 def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan:
     """Validate a plan document. With ``quick``, the plan's ``[quick]`` table overrides its sizes:
     ``n_train``, ``n_test``, ``epochs``, ``attack_n``, ``compress_epochs`` (the plan's declared quick size)."""
-    top = _Table(raw, source, "")
+    top = Table(raw, source, "")
     head = top.table("plan")
     name = head.get("name", str, Path(source).stem)
     seed = head.number("seed", 0, lo=0, integer=True)
@@ -642,7 +398,7 @@ def _parse_references(raw: list[Any], source: str, models: tuple[ModelSpec, ...]
     names = [m.name for m in models]
     labels = ["none"] + [a.label for a in attacks]
     for i, item in enumerate(raw):
-        t = _Table(item, source, f"reference[{i}]")
+        t = Table(item, source, f"reference[{i}]")
         model = t.choice("model", names, names[0] if len(names) == 1 else None, required=len(names) != 1)
         variants = ["base"] + [c.variant for c in compress if c.model == model]
         ref = ReferenceSpec(
@@ -654,9 +410,9 @@ def _parse_references(raw: list[Any], source: str, models: tuple[ModelSpec, ...]
         if ref.attack != "none":
             attack = next(a for a in attacks if a.label == ref.attack)
             if not any(math.isclose(ref.eps, e) for e in attack.eps):
-                raise t._fail("eps", f"{ref.eps!r} is not one of attack {ref.attack!r}'s eps {list(attack.eps)}")
+                raise t.fail("eps", f"{ref.eps!r} is not one of attack {ref.attack!r}'s eps {list(attack.eps)}")
         elif ref.metric != "clean_acc":
-            raise t._fail("metric", f"{ref.metric!r} needs an attack; give attack = one of {labels[1:]}")
+            raise t.fail("metric", f"{ref.metric!r} needs an attack; give attack = one of {labels[1:]}")
         out.append(ref)
     return tuple(out)
 
@@ -680,19 +436,6 @@ def apply_quick(plan: Plan) -> Plan:
 _EPOCH_KEYS = ("epochs", "epochs_per_step")
 
 
-def _read_toml(path: Path, what: str) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: {what} file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read {what} file ({exc})") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-
-
 def default_plan_text() -> str:
     """The embedded default plan (digits, zero downloads)."""
     return resources.files("edgebench.plans").joinpath("default.toml").read_text()
@@ -703,4 +446,4 @@ def load_plan(path: str | Path | None = None, *, quick: bool = False) -> Plan:
     if path is None:
         return parse_plan(tomllib.loads(default_plan_text()), "default plan", quick=quick)
     p = Path(path)
-    return parse_plan(_read_toml(p, "plan"), str(p), quick=quick)
+    return parse_plan(read_toml(p, "plan"), str(p), quick=quick)

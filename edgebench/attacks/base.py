@@ -73,8 +73,12 @@ class AttackResult:
 
 
 def check_params(cls: type, params: dict[str, Any], *, where: str) -> None:
-    """Raise :class:`ConfigError` for parameters the attack's constructor does not take."""
+    """Raise :class:`ConfigError` for parameters the attack's constructor does not take, and for a value given
+    to an integer parameter that is not an integer (``steps = 2.5``)."""
+    from edgebench.params import check_integers
+
     check_kwargs(cls.__init__, params, what=f"attack {cls.name!r}", where=where)
+    check_integers(cls.__init__, params, what=f"attack {cls.name!r}", where=where)
 
 
 @contextmanager

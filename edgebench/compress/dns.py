@@ -22,17 +22,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from edgebench.compress import COMPRESSORS
-from edgebench.compress.base import (
-    CompressContext,
-    Compressed,
-    Compressor,
-    check_int,
-    check_ratio,
-    clone,
-    finetune,
-    select_layers,
-    straight_through,
-)
+from edgebench.compress.base import Compressor, finetune, straight_through
+from edgebench.params import check_int, check_ratio
+from edgebench.variants import Variant, VariantContext, clone, select_layers
 
 
 class SurgeryMask(nn.Module):
@@ -73,14 +65,14 @@ class DNS(Compressor):
     def __init__(self, *, sparsity: float, epochs: int = 2, margin: float = 0.1, update_every: int = 1,
                  gamma: float = 1e-4, power: float = 1.0, lr: float | None = None,
                  layers: list[str] | None = None) -> None:
-        self.sparsity = check_ratio("sparsity", sparsity, method=self.name)
-        self.epochs = check_int("epochs", epochs, method=self.name)
-        self.margin = check_ratio("margin", margin, method=self.name)
-        self.update_every = check_int("update_every", update_every, method=self.name, lo=1)
+        self.sparsity = check_ratio("sparsity", sparsity, what=self.what)
+        self.epochs = check_int("epochs", epochs, what=self.what)
+        self.margin = check_ratio("margin", margin, what=self.what)
+        self.update_every = check_int("update_every", update_every, what=self.what, lo=1)
         self.gamma, self.power, self.lr = float(gamma), float(power), lr
         self.layers = list(layers) if layers is not None else None
 
-    def apply(self, model: nn.Module, ctx: CompressContext) -> Compressed:
+    def apply(self, model: nn.Module, ctx: VariantContext) -> Variant:
         twin = clone(model)
         layers = select_layers(twin, self.layers, ctx)
         masks: dict[str, SurgeryMask] = {}
@@ -111,6 +103,6 @@ class DNS(Compressor):
             parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
             per_layer[name] = {"sparsity": float((layer.weight == 0).float().mean())}
         twin.eval()
-        return Compressed(model=twin, history=history, info={
+        return Variant(model=twin, history=history, info={
             "sparsity_target": self.sparsity, "per_layer": per_layer, "mask_updates": state["updates"],
             "spliced": state["spliced"], "steps": state["it"]})

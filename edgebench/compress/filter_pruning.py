@@ -27,18 +27,9 @@ import torch
 from torch import nn
 
 from edgebench.compress import COMPRESSORS
-from edgebench.compress.base import (
-    CompressContext,
-    Compressed,
-    Compressor,
-    check_choice,
-    check_int,
-    check_ratio,
-    clone,
-    finetune,
-    recalibrate_batchnorm,
-    select_layers,
-)
+from edgebench.compress.base import Compressor, finetune, recalibrate_batchnorm
+from edgebench.params import check_choice, check_int, check_ratio
+from edgebench.variants import Variant, VariantContext, clone, select_layers
 
 CRITERIA = ("L1", "L2", "geometric_median")
 
@@ -112,14 +103,14 @@ class FilterPruning(Compressor):
 
     def __init__(self, *, ratio: float, criterion: str = "L2", steps: int = 1, epochs_per_step: int = 1,
                  lr: float | None = None, layers: list[str] | None = None) -> None:
-        self.ratio = check_ratio("ratio", ratio, method=self.name)
-        self.criterion = check_choice("criterion", criterion, CRITERIA, method=self.name)
-        self.steps = check_int("steps", steps, method=self.name, lo=1)
-        self.epochs_per_step = check_int("epochs_per_step", epochs_per_step, method=self.name)
+        self.ratio = check_ratio("ratio", ratio, what=self.what)
+        self.criterion = check_choice("criterion", criterion, CRITERIA, what=self.what)
+        self.steps = check_int("steps", steps, what=self.what, lo=1)
+        self.epochs_per_step = check_int("epochs_per_step", epochs_per_step, what=self.what)
         self.lr = lr
         self.layers = list(layers) if layers is not None else None
 
-    def apply(self, model: nn.Module, ctx: CompressContext) -> Compressed:
+    def apply(self, model: nn.Module, ctx: VariantContext) -> Variant:
         import torch_pruning as tp
 
         twin = clone(model)
@@ -155,6 +146,6 @@ class FilterPruning(Compressor):
         if out.shape[-1] != ctx.num_classes:
             raise ctx.fail(f"pruning changed the number of outputs to {out.shape[-1]}")
         per_layer = {name: {"channels_before": before[name], "channels_after": after.get(name)} for name in before}
-        return Compressed(model=twin, history=history, info={
+        return Variant(model=twin, history=history, info={
             "criterion": self.criterion, "ratio": self.ratio, "steps": self.steps, "per_layer": per_layer,
             "batchnorm_recalibrated": bn, "engine": f"torch-pruning {tp.__version__}"})

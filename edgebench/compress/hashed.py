@@ -40,20 +40,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgebench.compress import COMPRESSORS
-from edgebench.compress.base import (
-    CompressContext,
-    Compressed,
-    Compressor,
-    check_choice,
-    check_int,
-    clone,
-    finetune,
-    select_layers,
-)
+from edgebench.compress.base import Compressor, finetune
 from edgebench.errors import ConfigError
 from edgebench.models.train import Loss
+from edgebench.params import check_choice, check_int, check_layers, check_number
+from edgebench.variants import Variant, VariantContext, clone, select_layers
 
-__all__ = ["Hashed", "HashedConv2d", "HashedLinear", "hash_tables", "layer_seed", "to_dense"]
+__all__ = ["Hashed", "HashedConv2d", "HashedLayer", "HashedLinear", "hash_tables", "is_hashed", "layer_seed",
+           "to_dense", "virtual_weight"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -98,9 +92,10 @@ def hash_tables(shape: tuple[int, ...], buckets: int, seed: int) -> tuple[torch.
 
 
 # layers -------------------------------------------------------------------------------------------------
-class _HashedLayer(nn.Module):
-    """What both hashed layers share: the real weights ``w``, the bias, the hash tables and eq. 3's
-    virtual weight."""
+class HashedLayer(nn.Module):
+    """What both hashed layers share: the real weights ``w`` (the parameter that stores the layer: edit it to
+    change every virtual weight of its buckets), the bias, the hash tables and eq. 3's virtual weight
+    (:meth:`weight_virtual`)."""
 
     virtual_shape: tuple[int, ...]
     buckets: int
@@ -160,12 +155,8 @@ class _HashedLayer(nn.Module):
         norm = float(target.norm())
         return float((self.weight_virtual() - target).norm()) / norm if norm > 0 else 0.0
 
-    @property
-    def virtual_count(self) -> int:
-        return math.prod(self.virtual_shape)
 
-
-class HashedLinear(_HashedLayer):
+class HashedLinear(HashedLayer):
     """A fully connected layer whose ``out × in`` virtual weight is hashed into ``buckets`` real weights
     (eq. 3 of seed 000: ``a_i = f(sum_j w_h(i,j) xi(i,j) a_j)``); gradients are eq. 4 (see module doc)."""
 
@@ -204,7 +195,7 @@ def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-class HashedConv2d(_HashedLayer):
+class HashedConv2d(HashedLayer):
     """A 2-D convolution whose ``out × in/groups × kh × kw`` virtual kernel is hashed into ``buckets`` real
     weights (eq. 3 with ``j`` running over input channel and kernel position); zero padding only."""
 
@@ -252,6 +243,16 @@ class HashedConv2d(_HashedLayer):
                 f"seed={self.seed}, bias={self.bias is not None}")
 
 
+def is_hashed(module: nn.Module) -> bool:
+    """Whether ``module`` is a hashed layer (its weights are the real weights ``w``, not ``weight``)."""
+    return isinstance(module, HashedLayer)
+
+
+def virtual_weight(layer: nn.Module) -> torch.Tensor:
+    """The weight ``layer`` computes with: the virtual ``phi(W)`` of a hashed layer, else its ``weight``."""
+    return layer.weight_virtual() if isinstance(layer, HashedLayer) else layer.weight
+
+
 def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
     parent, _, child = name.rpartition(".")
     setattr(root.get_submodule(parent) if parent else root, child, new)
@@ -261,11 +262,11 @@ def to_dense(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with every hashed layer replaced by a plain ``nn.Linear`` / ``nn.Conv2d`` holding
     its virtual weights: the deployable model (ONNX / OpenVINO get Conv/Gemm, not Gather + Mul). Same
     logits as ``model``; ``model`` itself is not changed."""
-    if isinstance(model, _HashedLayer):
+    if isinstance(model, HashedLayer):
         return model.to_dense()
     dense = copy.deepcopy(model)
     for name, module in list(dense.named_modules()):
-        if isinstance(module, _HashedLayer):
+        if isinstance(module, HashedLayer):
             _replace(dense, name, module.to_dense())
     return dense
 
@@ -290,12 +291,6 @@ def _parse_rate(value: Any) -> Fraction:
     if not 0 < rate <= 1:
         raise bad
     return rate
-
-
-def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"compression method 'hashed': {name} must be a number > 0, got {value!r}")
-    return float(value)
 
 
 @COMPRESSORS.register("hashed")
@@ -326,28 +321,22 @@ class Hashed(Compressor):
     def __init__(self, *, rate: float | str = 0.125, init: str = "distill", epochs: int | None = None,
                  lr: float | None = None, temperature: float = 4.0, alpha: float = 0.9,
                  layers: list[str] | None = None, hash_seed: int = 0) -> None:
-        method = self.name
+        what = self.what
         self._rate = _parse_rate(rate)
         self.rate = float(self._rate)
-        self.init = check_choice("init", init, ("distill", "scratch"), method=method)
-        self.epochs = None if epochs is None else check_int("epochs", epochs, method=method, lo=0)
-        self.lr = None if lr is None else _positive("lr", lr)
-        self.temperature = _positive("temperature", temperature)
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-            raise ConfigError(f"compression method {method!r}: alpha must be a number in [0, 1], got {alpha!r}")
-        self.alpha = float(alpha)
-        if layers is not None and (isinstance(layers, str) or not isinstance(layers, (list, tuple)) or not layers
-                                   or not all(isinstance(p, str) and p for p in layers)):
-            raise ConfigError(f"compression method {method!r}: layers must be a non-empty list of module-name "
-                              f"globs (e.g. ['features.*']) or omitted for every Conv2d and Linear, got {layers!r}")
-        self.layers = None if layers is None else list(layers)
-        self.hash_seed = check_int("hash_seed", hash_seed, method=method, lo=0)
+        self.init = check_choice("init", init, ("distill", "scratch"), what=what)
+        self.epochs = None if epochs is None else check_int("epochs", epochs, what=what, lo=0)
+        self.lr = None if lr is None else check_number("lr", lr, what=what, lo=0.0, lo_open=True)
+        self.temperature = check_number("temperature", temperature, what=what, lo=0.0, lo_open=True)
+        self.alpha = check_number("alpha", alpha, what=what, lo=0.0, hi=1.0)
+        self.layers = check_layers(layers, what=what, default="every Conv2d and Linear")
+        self.hash_seed = check_int("hash_seed", hash_seed, what=what, lo=0)
 
     def buckets(self, n_virtual: int) -> int:
         """Real weights of a layer with ``n_virtual`` virtual weights: ``max(1, ceil(rate * n_virtual))``."""
         return max(1, math.ceil(self._rate * n_virtual))
 
-    def _check(self, name: str, layer: nn.Module, ctx: CompressContext) -> None:
+    def _check(self, name: str, layer: nn.Module, ctx: VariantContext) -> None:
         if type(layer) not in (nn.Conv2d, nn.Linear):
             raise ctx.fail(f"hashed: cannot hash a {type(layer).__name__} (only plain Conv2d and Linear; its owner "
                            f"may read .weight directly); leave it out with `layers`", layer=name)
@@ -356,7 +345,7 @@ class Hashed(Compressor):
         if layer.weight.numel() == 0:
             raise ctx.fail("hashed: the layer has no weights to hash", layer=name)
 
-    def _fresh(self, model: nn.Module, ctx: CompressContext) -> nn.Module:
+    def _fresh(self, model: nn.Module, ctx: VariantContext) -> nn.Module:
         """The starting model of ``init="scratch"`` (call under a seeded, forked RNG)."""
         if ctx.build_base is not None:
             return ctx.build_base().eval()
@@ -367,7 +356,7 @@ class Hashed(Compressor):
                 reset()
         return fresh
 
-    def apply(self, model: nn.Module, ctx: CompressContext) -> Compressed:
+    def apply(self, model: nn.Module, ctx: VariantContext) -> Variant:
         chosen = select_layers(model, self.layers, ctx)
         for name, layer in chosen:
             self._check(name, layer, ctx)
@@ -426,9 +415,9 @@ class Hashed(Compressor):
         }
         if self.init == "distill":
             info.update(temperature=self.temperature, alpha=self.alpha)
-        return Compressed(model=twin, info=info, history=history)
+        return Variant(model=twin, info=info, history=history)
 
-    def attach(self, compressed: Compressed, model: nn.Module, ctx: CompressContext) -> None:
+    def attach(self, compressed: Variant, model: nn.Module, ctx: VariantContext) -> None:
         """Devices run the dense virtual weights (plain Conv/Gemm), not the gather of the twin."""
         compressed.deploy = to_dense(compressed.model)
 

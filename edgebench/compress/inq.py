@@ -21,18 +21,10 @@ import torch
 from torch import nn
 
 from edgebench.compress import COMPRESSORS
-from edgebench.compress.base import (
-    CompressContext,
-    Compressed,
-    Compressor,
-    check_bits,
-    check_int,
-    check_schedule,
-    clone,
-    finetune,
-    select_layers,
-)
+from edgebench.compress.base import Compressor, finetune
 from edgebench.errors import ConfigError
+from edgebench.params import check_bits, check_int, check_schedule
+from edgebench.variants import Variant, VariantContext, clone, select_layers
 
 
 def inq_exponents(w: torch.Tensor, bits: int) -> tuple[int, int]:
@@ -72,18 +64,18 @@ class INQ(Compressor):
     def __init__(self, *, bits: int = 5, schedule: list[float] = (0.5, 0.75, 0.875, 1.0),  # type: ignore[assignment]
                  epochs_per_step: int = 1, lr: float | None = None, layers: list[str] | None = None,
                  adversarial_ratio: float = 0.0, adversarial_eps: float = 0.1) -> None:
-        self.bits = check_bits(bits, method=self.name, lo=2)
+        self.bits = check_bits(bits, what=self.what, lo=2)
         for key, value in (("adversarial_ratio", adversarial_ratio), ("adversarial_eps", adversarial_eps)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-                raise ConfigError(f"compression method 'inq': {key} must be a number in [0, 1], got {value!r}")
+                raise ConfigError(f"{self.what}: {key} must be a number in [0, 1], got {value!r}")
         self.adversarial_ratio = float(adversarial_ratio)
         self.adversarial_eps = float(adversarial_eps)
-        self.schedule = check_schedule(list(schedule), method=self.name)
-        self.epochs_per_step = check_int("epochs_per_step", epochs_per_step, method=self.name)
+        self.schedule = check_schedule(list(schedule), what=self.what)
+        self.epochs_per_step = check_int("epochs_per_step", epochs_per_step, what=self.what)
         self.lr = lr
         self.layers = list(layers) if layers is not None else None
 
-    def apply(self, model: nn.Module, ctx: CompressContext) -> Compressed:
+    def apply(self, model: nn.Module, ctx: VariantContext) -> Variant:
         twin = clone(model)
         layers = select_layers(twin, self.layers, ctx)
         exps = {name: inq_exponents(layer.weight.detach(), self.bits) for name, layer in layers}
@@ -125,7 +117,7 @@ class INQ(Compressor):
                             "distinct_values": int(torch.unique(layer.weight.detach()).numel()),
                             "zeros": float((layer.weight == 0).float().mean()),
                             "pruned_kept": int(pruned[name].sum())} for name, layer in layers}
-        return Compressed(model=twin, history=history, info={
+        return Variant(model=twin, history=history, info={
             "grid": f"powers of two or zero, {self.bits} bits: {{±2^n1..±2^n2, 0}} per layer",
             "bits": self.bits, "schedule": list(self.schedule), "per_layer": per_layer,
             "adversarial": None if not self.adversarial_ratio else {

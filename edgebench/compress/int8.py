@@ -24,7 +24,9 @@ import torch
 from torch import nn
 
 from edgebench.compress import COMPRESSORS
-from edgebench.compress.base import CompressContext, Compressed, Compressor, check_choice, check_int, clone
+from edgebench.compress.base import Compressor
+from edgebench.params import check_choice, check_int
+from edgebench.variants import Variant, VariantContext, clone
 
 
 @COMPRESSORS.register("int8")
@@ -42,8 +44,8 @@ class Int8(Compressor):
 
     def __init__(self, *, calibration_size: int = 300, preset: str = "performance", fast_bias_correction: bool = True,
                  parity_atol: float = 0.25) -> None:
-        self.calibration_size = check_int("calibration_size", calibration_size, method=self.name, lo=1)
-        self.preset = check_choice("preset", preset, ("performance", "mixed"), method=self.name)
+        self.calibration_size = check_int("calibration_size", calibration_size, what=self.what, lo=1)
+        self.preset = check_choice("preset", preset, ("performance", "mixed"), what=self.what)
         self.fast_bias_correction = bool(fast_bias_correction)
         self.parity_atol = float(parity_atol)
 
@@ -54,7 +56,7 @@ class Int8(Compressor):
         return {"preset": preset, "subset_size": self.calibration_size,
                 "fast_bias_correction": self.fast_bias_correction}
 
-    def apply(self, model: nn.Module, ctx: CompressContext) -> Compressed:
+    def apply(self, model: nn.Module, ctx: VariantContext) -> Variant:
         import nncf
 
         batches = self._calibration(ctx)
@@ -64,7 +66,7 @@ class Int8(Compressor):
             raise ctx.fail(f"NNCF cannot quantize this model ({type(exc).__name__}: {exc})") from None
         twin.eval()
         quantizers = sum(1 for n, _ in twin.named_modules() if n.count(".") == 3 and "__nncf_hooks" in n)
-        return Compressed(model=twin, parity_atol=self.parity_atol, precision="int8", info={
+        return Variant(model=twin, parity_atol=self.parity_atol, precision="int8", info={
             "grid": "int8: symmetric per-channel weights, per-tensor activations (NNCF preset "
                     f"{self.preset!r})", "calibration_size": len(batches), "quantizers": quantizers,
             "engine": f"nncf {nncf.__version__}"})
@@ -83,14 +85,14 @@ class Int8(Compressor):
         twin.load_state_dict(saved["state"])
         return twin.eval()
 
-    def _calibration(self, ctx: CompressContext) -> list[np.ndarray]:
+    def _calibration(self, ctx: VariantContext) -> list[np.ndarray]:
         if len(ctx.x_train) == 0:
             raise ctx.fail("int8 calibration needs training samples; the data set has none")
         idx = np.random.default_rng(ctx.seed).permutation(len(ctx.x_train))[: self.calibration_size]
         calib = np.ascontiguousarray(ctx.x_train[idx], dtype=np.float32)
         return [calib[i:i + 1] for i in range(len(calib))]
 
-    def attach(self, compressed: Compressed, model: nn.Module, ctx: CompressContext) -> None:
+    def attach(self, compressed: Variant, model: nn.Module, ctx: VariantContext) -> None:
         """The ONNX artifact is a QDQ model quantized by NNCF from the fp32 export of the base ``model``."""
 
         def export_qdq(path: Path) -> Path:

@@ -29,15 +29,9 @@ import torch
 from torch import nn
 
 from edgebench.compress import COMPRESSORS
-from edgebench.compress.base import (
-    CompressContext,
-    Compressed,
-    Compressor,
-    check_bits,
-    check_choice,
-    clone,
-    select_layers,
-)
+from edgebench.compress.base import Compressor
+from edgebench.params import check_bits, check_choice
+from edgebench.variants import Variant, VariantContext, clone, select_layers
 
 _CLIPS = torch.linspace(0.30, 1.00, 36)
 
@@ -87,18 +81,18 @@ class KBit(Compressor):
 
     def __init__(self, *, bits: int, grid: str = "zero", granularity: str = "channel", scale: str = "mse",
                  layers: list[str] | None = None) -> None:
-        self.bits = check_bits(bits, method=self.name)
-        self.grid = check_choice("grid", grid, ("zero", "nozero"), method=self.name)
+        self.bits = check_bits(bits, what=self.what)
+        self.grid = check_choice("grid", grid, ("zero", "nozero"), what=self.what)
         if self.grid == "zero" and self.bits < 2:
             from edgebench.errors import ConfigError
 
-            raise ConfigError("compression method 'kbit': grid 'zero' needs bits >= 2 (1 bit leaves only the zero "
+            raise ConfigError(f"{self.what}: grid 'zero' needs bits >= 2 (1 bit leaves only the zero "
                               "level); use grid = 'nozero' for binary weights")
-        self.granularity = check_choice("granularity", granularity, ("tensor", "channel"), method=self.name)
-        self.scale = check_choice("scale", scale, ("mse", "max"), method=self.name)
+        self.granularity = check_choice("granularity", granularity, ("tensor", "channel"), what=self.what)
+        self.scale = check_choice("scale", scale, ("mse", "max"), what=self.what)
         self.layers = list(layers) if layers is not None else None
 
-    def apply(self, model: nn.Module, ctx: CompressContext) -> Compressed:
+    def apply(self, model: nn.Module, ctx: VariantContext) -> Variant:
         twin = clone(model)
         per_layer: dict[str, Any] = {}
         with torch.no_grad():
@@ -114,5 +108,5 @@ class KBit(Compressor):
         grid_desc = (f"symmetric uniform, {levels} levels "
                      f"{'with a zero level' if self.grid == 'zero' else 'without zero'}, per {self.granularity}, "
                      f"scale by {'squared-error clipping search' if self.scale == 'mse' else 'max |W|'}")
-        return Compressed(model=twin, info={"grid": grid_desc, "bits": self.bits, "levels": levels,
+        return Variant(model=twin, info={"grid": grid_desc, "bits": self.bits, "levels": levels,
                                             "per_layer": per_layer})

@@ -17,18 +17,9 @@ import torch
 from torch import nn
 
 from edgebench.compress import COMPRESSORS
-from edgebench.compress.base import (
-    CompressContext,
-    Compressed,
-    Compressor,
-    check_choice,
-    check_int,
-    check_ratio,
-    clone,
-    finetune,
-)
-
-_MASK_SUFFIX = ":weight__0.0.binary_mask"
+from edgebench.compress.base import Compressor, finetune
+from edgebench.params import check_choice, check_int, check_ratio
+from edgebench.variants import Variant, VariantContext, clone
 
 
 def nncf_masks(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -56,12 +47,12 @@ class MagnitudePruning(Compressor):
     name = "magnitude_pruning"
 
     def __init__(self, *, ratio: float, scope: str = "local", epochs: int = 1, lr: float | None = None) -> None:
-        self.ratio = check_ratio("ratio", ratio, method=self.name)
-        self.scope = check_choice("scope", scope, ("local", "global"), method=self.name)
-        self.epochs = check_int("epochs", epochs, method=self.name)
+        self.ratio = check_ratio("ratio", ratio, what=self.what)
+        self.scope = check_choice("scope", scope, ("local", "global"), what=self.what)
+        self.epochs = check_int("epochs", epochs, what=self.what)
         self.lr = lr
 
-    def apply(self, model: nn.Module, ctx: CompressContext) -> Compressed:
+    def apply(self, model: nn.Module, ctx: VariantContext) -> Variant:
         import nncf
 
         work = clone(model)
@@ -85,6 +76,6 @@ class MagnitudePruning(Compressor):
             for name, mask in masks.items():
                 modules[name].weight.mul_(mask.to(modules[name].weight.dtype))
                 per_layer[name] = {"sparsity": float(1 - mask.float().mean())}
-        return Compressed(model=twin.eval(), history=history,
+        return Variant(model=twin.eval(), history=history,
                           info={"scope": self.scope, "ratio": self.ratio, "per_layer": per_layer,
                                 "engine": f"nncf {nncf.__version__} {mode.name}"})

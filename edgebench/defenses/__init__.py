@@ -1,11 +1,12 @@
 """Defenses: one file per defense, one registry, the compression methods' interface.
 
-A defense turns a trained model — a base or any compressed variant's torch twin — into a defended variant.
-It is a :class:`~edgebench.compress.base.Compressor` in all but name: configured once from a plan's
-``[[defend]]`` entry (keyword-only parameters, validated in ``__init__``), applied with
-``apply(model, ctx) -> Compressed``, cached with ``save_twin`` / ``load_twin``, so the pipeline treats
-compression and defense alike and chains them either way ("adversarially trained then quantized",
-"quantized then adversarially trained"). The result is a plain ``nn.Module`` that exports like any twin.
+A defense turns a trained model — a base or any compressed variant's torch twin — into a defended variant. Like
+a compression method it is a variant method (:mod:`edgebench.variants`), of kind ``defend``: configured once
+from a plan's ``[[defend]]`` entry (keyword-only parameters, validated in ``__init__``; create one with
+:func:`edgebench.variants.create_method`), applied with ``apply(model, ctx) -> Variant``, cached with
+``save_twin`` / ``load_twin``, so the pipeline treats compression and defense alike and chains them either way
+("adversarially trained then quantized", "quantized then adversarially trained"). The result is a plain
+``nn.Module`` that exports like any twin.
 
 * ``gradient_inhibition`` — Liu et al. 2018 (seed ``000``), eq. 12: ``w ← w + τ·sign(w)`` after training.
 * ``mu_law`` — Song et al. 2020 (seed ``003``), eq. 3a: µ-law companding of the last layers' weights.
@@ -19,16 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgebench.registry import Registry, check_kwargs
+from edgebench.registry import Registry
 
 DEFENSES: Registry[Any] = Registry("defense", modules=("edgebench.defenses.*",))
 
 
-def create_defense(name: str, *, where: str = "", **params: Any) -> Any:
-    """Instantiate defense ``name``; unknown or missing parameters and bad values are :class:`ConfigError`."""
-    cls = DEFENSES.get(name, where=where)
-    check_kwargs(cls.__init__, params, what=f"defense {name!r}", where=where)
-    return cls(**params)
-
-
-__all__ = ["DEFENSES", "create_defense"]
+__all__ = ["DEFENSES"]

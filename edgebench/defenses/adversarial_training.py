@@ -22,7 +22,7 @@ attack's forward passes) and the random starts drawn from a generator seeded wit
 The given model is **fine-tuned** (learning rate: a tenth of the base's unless ``lr`` is given) or, with
 ``from_scratch = true``, re-initialized under ``ctx.seed`` and trained at the base's learning rate.
 
-**Compressed twins.** With ``preserve = "auto"`` (default) the variant keeps the compression it was given. A
+**Variant twins.** With ``preserve = "auto"`` (default) the variant keeps the compression it was given. A
 layer whose weights take few distinct values (a quantized twin: per output channel at most 256 values, each
 shared by 1.25 weights or more on average; one grid per tensor when the channels share their values) stays on
 those values: training updates a full-precision shadow copy and the forward pass uses its nearest allowed
@@ -62,10 +62,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from edgebench.compress.base import WEIGHTED, CompressContext, Compressed, check_choice, check_int, clone
 from edgebench.defenses import DEFENSES
-from edgebench.defenses.base import Defense, check_fraction, check_model, check_number
+from edgebench.defenses.base import Defense, check_model
 from edgebench.errors import ConfigError
+from edgebench.params import check_choice, check_fraction, check_int, check_number
+from edgebench.variants import WEIGHTED, Variant, VariantContext, clone
 
 log = logging.getLogger(__name__)
 
@@ -316,31 +317,28 @@ class AdversarialTraining(Defense):
                  step_size: float | None = None, random_start: bool = True, labels: str | None = None,
                  from_scratch: bool = False, preserve: str = "auto") -> None:
         n = self.name
-        try:
-            self.mode = check_choice("mode", mode, ("pgd", "mixed"), method=n)
-            self.attack = check_choice("attack", attack if attack is not None else (
-                "pgd" if mode == "pgd" else "fgsm"), ("fgsm", "pgd"), method=n)
-            self.labels = check_choice("labels", labels if labels is not None else (
-                "true" if mode == "pgd" else "predicted"), ("true", "predicted"), method=n)
-            self.preserve = check_choice("preserve", preserve, ("auto", "grid", "zeros", "grid+zeros", "none"),
-                                         method=n)
-            self.epochs = None if epochs is None else check_int("epochs", epochs, method=n, lo=0)
-            self.steps = check_int("steps", steps, method=n, lo=1)
-        except ConfigError as exc:  # the shared checks say "compression method"
-            raise ConfigError(str(exc).replace("compression method", "defense", 1)) from None
+        self.mode = check_choice("mode", mode, ("pgd", "mixed"), what=self.what)
+        self.attack = check_choice("attack", attack if attack is not None else (
+            "pgd" if mode == "pgd" else "fgsm"), ("fgsm", "pgd"), what=self.what)
+        self.labels = check_choice("labels", labels if labels is not None else (
+            "true" if mode == "pgd" else "predicted"), ("true", "predicted"), what=self.what)
+        self.preserve = check_choice("preserve", preserve, ("auto", "grid", "zeros", "grid+zeros", "none"),
+                                     what=self.what)
+        self.epochs = None if epochs is None else check_int("epochs", epochs, what=self.what, lo=0)
+        self.steps = check_int("steps", steps, what=self.what, lo=1)
         if self.mode == "pgd" and self.attack != "pgd":
             raise ConfigError(f"defense {n!r}: attack {attack!r} needs mode = 'mixed' (mode 'pgd' trains on PGD "
                               "examples only)")
         if ratio is not None:
-            check_fraction("ratio", ratio, method=n)
+            check_fraction("ratio", ratio, what=self.what)
         if self.mode == "pgd" and ratio is not None and ratio != 1:
             raise ConfigError(f"defense {n!r}: ratio {ratio!r} needs mode = 'mixed' (mode 'pgd' makes the whole "
                               "batch adversarial); set mode = 'mixed' or leave ratio out")
         self.ratio = 1.0 if self.mode == "pgd" else check_fraction(
-            "ratio", 0.5 if ratio is None else ratio, method=n)
-        self.eps = check_fraction("eps", eps, method=n)
-        self.lr = None if lr is None else check_number("lr", lr, method=n, lo=0.0, lo_open=True)
-        self.step_size = None if step_size is None else check_number("step_size", step_size, method=n, lo=0.0,
+            "ratio", 0.5 if ratio is None else ratio, what=self.what)
+        self.eps = check_fraction("eps", eps, what=self.what)
+        self.lr = None if lr is None else check_number("lr", lr, what=self.what, lo=0.0, lo_open=True)
+        self.step_size = None if step_size is None else check_number("step_size", step_size, what=self.what, lo=0.0,
                                                                      lo_open=True)
         for key, value in (("random_start", random_start), ("from_scratch", from_scratch)):
             if not isinstance(value, bool):
@@ -369,7 +367,7 @@ class AdversarialTraining(Defense):
             model.train(was_training)
 
     # -- apply ----------------------------------------------------------------------------------------------
-    def _start(self, model: nn.Module, ctx: CompressContext) -> tuple[nn.Module, dict[str, str]]:
+    def _start(self, model: nn.Module, ctx: VariantContext) -> tuple[nn.Module, dict[str, str]]:
         """The model to train (clone, maybe re-initialized) with its constraints registered."""
         twin = clone(model)
         if self.from_scratch:
@@ -382,7 +380,7 @@ class AdversarialTraining(Defense):
         # from scratch: the zeros and grid come from the given twin, the values from the fresh init
         return twin, constrain(twin, self.preserve, source=model)
 
-    def apply(self, model: nn.Module, ctx: CompressContext) -> Compressed:
+    def apply(self, model: nn.Module, ctx: VariantContext) -> Variant:
         check_model(model, ctx, method=self.name)
         epochs = self.epochs if self.epochs is not None else ctx.train.epochs
         lr = self.lr if self.lr is not None else (ctx.train.lr if self.from_scratch else ctx.train.lr / 10)
@@ -435,7 +433,7 @@ class AdversarialTraining(Defense):
             "preserve": self.preserve, "constrained_layers": described,
             "checkpoints": str(store.folder) if store is not None else None,
         }
-        return Compressed(model=twin, info=info, history=history)
+        return Variant(model=twin, info=info, history=history)
 
     def _epoch(self, model: nn.Module, opt: torch.optim.Optimizer, xt: torch.Tensor, yt: torch.Tensor,
                batch_size: int, shuffle: torch.Generator, attack_gen: torch.Generator, epoch: int) -> dict[str, Any]:
@@ -473,7 +471,7 @@ class AdversarialTraining(Defense):
         return (self.ratio * F.cross_entropy(logits[:k], y[:k])
                 + (1.0 - self.ratio) * F.cross_entropy(logits[k:], y[k:]))
 
-    def _checkpoints(self, model: nn.Module, ctx: CompressContext, lr: float) -> _Checkpoints | None:
+    def _checkpoints(self, model: nn.Module, ctx: VariantContext, lr: float) -> _Checkpoints | None:
         if ctx.workdir is None:
             return None
         params = {k: v for k, v in self.params().items() if k != "epochs"}

@@ -1,4 +1,4 @@
-"""Gradient inhibition (Liu et al., "Security Analysis and Enhancement of Model Compressed Deep Learning Systems
+"""Gradient inhibition (Liu et al., "Security Analysis and Enhancement of Model Variant Deep Learning Systems
 under Adversarial Attacks", 2018 — seed ``000``, Sec. V-A, eq. 12).
 
 After training, every weight of the chosen layers moves away from zero by τ::
@@ -33,9 +33,10 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from edgebench.compress.base import CompressContext, Compressed
 from edgebench.defenses import DEFENSES
-from edgebench.defenses.base import Defense, check_layers, check_number, map_weights
+from edgebench.defenses.base import LAYERS_DEFAULT, Defense, map_weights
+from edgebench.params import check_layers, check_number
+from edgebench.variants import Variant, VariantContext
 
 
 @DEFENSES.register("gradient_inhibition")
@@ -50,14 +51,14 @@ class GradientInhibition(Defense):
     name: ClassVar[str] = "gradient_inhibition"
 
     def __init__(self, *, tau: float = 0.1, layers: list[str] | None = None) -> None:
-        self.tau = check_number("tau", tau, method=self.name, lo=0.0)
-        self.layers = check_layers(layers, method=self.name)
+        self.tau = check_number("tau", tau, what=self.what, lo=0.0)
+        self.layers = check_layers(layers, what=self.what, default=LAYERS_DEFAULT)
 
-    def apply(self, model: nn.Module, ctx: CompressContext) -> Compressed:
+    def apply(self, model: nn.Module, ctx: VariantContext) -> Variant:
         def inhibit(_name: str, _layer: nn.Module, w: torch.Tensor) -> None:
             w.add_(self.tau * torch.sign(w))
 
         twin, per_layer = map_weights(model, self.layers, ctx, method=self.name, fn=inhibit)
-        return Compressed(model=twin, info={
+        return Variant(model=twin, info={
             "tau": self.tau, "layers": list(per_layer), "per_layer": per_layer,
             "rule": "w <- w + tau * sign(w) (Liu et al. 2018, eq. 12); biases unchanged; sign(0) = 0"})

@@ -37,10 +37,11 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from edgebench.compress.base import CompressContext, Compressed, check_bits, check_choice
+from edgebench.compress.hashed import virtual_weight
 from edgebench.defenses import DEFENSES
-from edgebench.defenses.base import Defense, check_layers, check_number, map_weights, virtual_weight
-from edgebench.errors import ConfigError
+from edgebench.defenses.base import LAYERS_DEFAULT, Defense, map_weights
+from edgebench.params import check_bits, check_choice, check_layers, check_number
+from edgebench.variants import Variant, VariantContext
 
 
 def mu_law(x: torch.Tensor, mu: float) -> torch.Tensor:
@@ -65,16 +66,13 @@ class MuLaw(Defense):
 
     def __init__(self, *, mu: float = 255.0, layers: list[str] | None = None, normalize: str = "none",
                  bits: int | None = None, grid: str = "zero") -> None:
-        self.mu = check_number("mu", mu, method=self.name, lo=0.0, lo_open=True)
-        self.layers = check_layers(layers, method=self.name)
-        try:
-            self.normalize = check_choice("normalize", normalize, ("none", "max"), method=self.name)
-            self.bits = None if bits is None else check_bits(bits, method=self.name, lo=2, hi=8)
-            self.grid = check_choice("grid", grid, ("zero", "nozero"), method=self.name)
-        except ConfigError as exc:  # the shared checks say "compression method"
-            raise ConfigError(str(exc).replace("compression method", "defense", 1)) from None
+        self.mu = check_number("mu", mu, what=self.what, lo=0.0, lo_open=True)
+        self.layers = check_layers(layers, what=self.what, default=LAYERS_DEFAULT)
+        self.normalize = check_choice("normalize", normalize, ("none", "max"), what=self.what)
+        self.bits = None if bits is None else check_bits(bits, what=self.what, lo=2, hi=8)
+        self.grid = check_choice("grid", grid, ("zero", "nozero"), what=self.what)
 
-    def apply(self, model: nn.Module, ctx: CompressContext) -> Compressed:
+    def apply(self, model: nn.Module, ctx: VariantContext) -> Variant:
         def compand(name: str, layer: nn.Module, w: torch.Tensor) -> dict[str, Any]:
             m = float(virtual_weight(layer).detach().abs().max()) if w.numel() else 0.0
             if self.normalize == "none":
@@ -93,10 +91,10 @@ class MuLaw(Defense):
                      else "w <- m sgn(w) ln(1 + mu |w|/m) / ln(1 + mu), m = max|w| per layer (eq. 3a on w/m)")
                     + "; biases unchanged"}
         if self.bits is None:
-            return Compressed(model=twin, info=info)
+            return Variant(model=twin, info=info)
         from edgebench.compress.kbit import KBit
 
         quantized = KBit(bits=self.bits, grid=self.grid).apply(twin, ctx)
         info["quantization"] = {"method": "kbit", "order": "mu-law mapping, then quantization (the seed's '+mu (Q)')",
                                 **quantized.info}
-        return Compressed(model=quantized.model.eval(), info=info)
+        return Variant(model=quantized.model.eval(), info=info)

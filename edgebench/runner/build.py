@@ -194,8 +194,8 @@ def store_variant(ctx: RunContext, built: Built, *, method: str, params: dict[st
 def apply_method(ctx: RunContext, c: CompressSpec) -> Built:
     """Apply a variant method (a compression method or a defense, ``c.kind``) to a trained model or to the
     variant it is applied ``on``; cache the twin; export and check it."""
-    from edgebench.compress.base import CompressContext, Compressed
     from edgebench.models.train import TrainConfig, predict_logits, seeded
+    from edgebench.variants import Variant, VariantContext, create_method
 
     plan = ctx.plan
     unit = Unit(c.model, c.variant)
@@ -206,10 +206,10 @@ def apply_method(ctx: RunContext, c: CompressSpec) -> Built:
     where = f"{plan.source}: {c.kind} (variant {c.variant!r} of model {c.model!r}{on})"
     method = create_method(c.kind, c.method, where=where, **c.params)
     key = variant_key(plan, c, base.key)
-    mctx = CompressContext(x_train=ds.x_train, y_train=ds.y_train, input_shape=ds.shape,
-                           num_classes=ds.num_classes, train=TrainConfig(seed=plan.seed, **spec.train),
-                           seed=plan.seed, where=where, build_base=base_builder(ctx, spec),
-                           workdir=ctx.cache.root / "work" / key)
+    mctx = VariantContext(x_train=ds.x_train, y_train=ds.y_train, input_shape=ds.shape,
+                          num_classes=ds.num_classes, train=TrainConfig(seed=plan.seed, **spec.train),
+                          seed=plan.seed, where=where, build_base=base_builder(ctx, spec),
+                          workdir=ctx.cache.root / "work" / key)
     entry = ctx.cache.get("variant", key)
     cached = entry is not None
     if entry is None:
@@ -230,8 +230,8 @@ def apply_method(ctx: RunContext, c: CompressSpec) -> Built:
     meta = json.loads((entry / "variant.json").read_text())
     if cached:
         twin = method.load_twin(entry / "twin.pt", base.torch_model)
-        result = Compressed(model=twin, info=meta["info"], parity_atol=meta["parity_atol"],
-                            precision=meta["precision"])
+        result = Variant(model=twin, info=meta["info"], parity_atol=meta["parity_atol"],
+                         precision=meta["precision"])
     method.attach(result, base.torch_model, mctx)
     built = export(ctx, unit, result.model, key, compressed=result,
                    provenance={"method": c.method, "params": c.params, "base_key": base.key, "kind": c.kind,
@@ -243,15 +243,6 @@ def apply_method(ctx: RunContext, c: CompressSpec) -> Built:
     built.note = f"host clean acc {meta['host_clean_acc']:.4f}{' (cached)' if cached else ''}"
     built.cached = cached
     return built
-
-
-def create_method(kind: str, name: str, *, where: str, **params: Any) -> Any:
-    """An instance of variant method ``name`` of ``kind`` with ``params`` checked."""
-    if kind == "defend":
-        from edgebench.defenses import create_defense as create
-    else:
-        from edgebench.compress import create_compressor as create
-    return create(name, where=where, **params)
 
 
 def import_onnx(ctx: RunContext, spec: ModelSpec) -> Built:

@@ -18,17 +18,6 @@ from edgebench.runner.context import RunContext
 from edgebench.runner.units import Unit, parse_unit
 
 
-def method_registry(kind: str) -> Any:
-    """The registry of variant methods of ``kind`` (``compress`` or ``defend``)."""
-    if kind == "defend":
-        from edgebench.defenses import DEFENSES
-
-        return DEFENSES
-    from edgebench.compress import COMPRESSORS
-
-    return COMPRESSORS
-
-
 def model_spec(plan: Plan, spec: ModelSpec, data_fingerprint: str) -> dict[str, Any]:
     """Everything a trained base model depends on (its cache key is the hash of this)."""
     from edgebench.models.train import TrainConfig
@@ -65,7 +54,9 @@ def export_key(plan: Plan, model_key: str, atol: float) -> str:
 
 def variant_key(plan: Plan, c: CompressSpec, parent_key: str) -> str:
     """The cache key of variant ``c`` applied to the model whose (export) key is ``parent_key``."""
-    cls = method_registry(c.kind).get(c.method)
+    from edgebench.variants import method_for
+
+    cls = method_for(c.kind, c.method)
     return content_key("variant", {"base": parent_key, "method": c.method, "params": c.params, "seed": plan.seed,
                                    "kind": c.kind,
                                    "code": code_fingerprint(cls)})

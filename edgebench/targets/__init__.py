@@ -108,15 +108,15 @@ def parse_target(text: str, source: str) -> Target:
     import tomllib
 
     from edgebench.agent.protocol import EnergyProtocol
-    from edgebench.config import _Table
     from edgebench.runtime import BACKENDS
     from edgebench.sensors import SENSORS
+    from edgebench.toml_table import Table
 
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML ({exc})") from None
-    top = _Table(raw, source, "")
+    top = Table(raw, source, "")
     t = top.table("target")
     name = t.get("name", str, required=True)
     transport = t.get("transport", str, "local")

@@ -6,6 +6,7 @@ errors a user can cause."""
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import math
 from pathlib import Path
@@ -16,18 +17,20 @@ import torch
 from torch import nn
 
 from edgebench.attacks import create_attack
-from edgebench.compress import create_compressor
-from edgebench.compress.base import CompressContext
 from edgebench.compress.hashed import HashedLinear
 from edgebench.data import load_dataset
-from edgebench.defenses import DEFENSES, create_defense
+from edgebench.defenses import DEFENSES
 from edgebench.defenses.adversarial_training import AdversarialTraining, Constrained, grid_of
 from edgebench.defenses.mu_law import mu_law
 from edgebench.errors import CompressError, ConfigError, UnknownNameError
 from edgebench.models import create_model
 from edgebench.models.train import TrainConfig, predict_logits, seeded, train
+from edgebench.variants import VariantContext, create_method
 
 TRAIN = TrainConfig(epochs=8, seed=0)
+
+compressor = functools.partial(create_method, "compress")
+make_defense = functools.partial(create_method, "defend")
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +56,8 @@ def liu(digits):
     return m.eval()
 
 
-def ctx_for(ds, **kw) -> CompressContext:
-    return CompressContext(ds.x_train, ds.y_train, ds.shape, 10, TRAIN, seed=0, where="plan.toml: defend "
+def ctx_for(ds, **kw) -> VariantContext:
+    return VariantContext(ds.x_train, ds.y_train, ds.shape, 10, TRAIN, seed=0, where="plan.toml: defend "
                            "(variant 'v' of model 'm')", **kw)
 
 
@@ -74,9 +77,9 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 def test_registry_names_and_did_you_mean() -> None:
     assert DEFENSES.names() == ["adversarial_training", "gradient_inhibition", "mu_law"]
     with pytest.raises(UnknownNameError, match="Did you mean 'gradient_inhibition'"):
-        create_defense("gradient_inhibiton", where="plan.toml: defend[0].method")
+        make_defense("gradient_inhibiton", where="plan.toml: defend[0].method")
     with pytest.raises(ConfigError, match="has no parameter 'taus'.*did you mean 'tau'"):
-        create_defense("gradient_inhibition", taus=0.1)
+        make_defense("gradient_inhibition", taus=0.1)
 
 
 @pytest.mark.parametrize(("name", "params", "word"), [
@@ -103,18 +106,18 @@ def test_registry_names_and_did_you_mean() -> None:
 ])
 def test_bad_parameters_name_the_parameter(name, params, word) -> None:
     with pytest.raises(ConfigError, match=rf"defense '{name}'.*{word}") as info:
-        create_defense(name, **params)
+        make_defense(name, **params)
     assert "compression method" not in str(info.value)
 
 
 @pytest.mark.parametrize("name", ["gradient_inhibition", "mu_law"])
 def test_layer_pattern_that_matches_nothing(cnn, digits, name) -> None:
     with pytest.raises(CompressError, match=r"variant 'v' of model 'm'.*pattern 'classifier\.\*' matches no") as info:
-        create_defense(name, layers=["classifier.*"]).apply(cnn, ctx_for(digits))
+        make_defense(name, layers=["classifier.*"]).apply(cnn, ctx_for(digits))
     assert "head.2" in str(info.value)  # it lists the layers there are
     conv_only = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten())
     with pytest.raises(CompressError, match="no Linear layer"):
-        create_defense(name).apply(conv_only, ctx_for(digits))
+        make_defense(name).apply(conv_only, ctx_for(digits))
 
 
 @pytest.mark.parametrize("name", ["gradient_inhibition", "mu_law", "adversarial_training"])
@@ -122,14 +125,13 @@ def test_an_nncf_int8_twin_is_refused(cnn, digits, name) -> None:
     like_int8 = copy.deepcopy(cnn)
     like_int8.add_module("__nncf_hooks", nn.Module())  # what nncf.quantize leaves in the twin
     with pytest.raises(CompressError, match=r"variant 'v' of model 'm'.*cannot defend an NNCF int8 twin"):
-        create_defense(name).apply(like_int8, ctx_for(digits))
+        make_defense(name).apply(like_int8, ctx_for(digits))
 
 
 # gradient inhibition (seed 000, eq. 12) ------------------------------------------------------------------
 def test_gradient_inhibition_is_eq_12_on_the_last_linear_layer(cnn, digits) -> None:
     before = snapshot(cnn)
-    out = create_defense("gradient_inhibition", tau=0.3).apply(cnn, ctx_for(digits))
-    assert same(snapshot(cnn), before)  # the given model is not changed
+    out = make_defense("gradient_inhibition", tau=0.3).apply(cnn, ctx_for(digits))
     after = snapshot(out.model)
     w = before["head.2.weight"]
     assert torch.equal(after["head.2.weight"], w + 0.3 * torch.sign(w))
@@ -140,20 +142,20 @@ def test_gradient_inhibition_is_eq_12_on_the_last_linear_layer(cnn, digits) -> N
     pruned = copy.deepcopy(cnn)
     with torch.no_grad():
         pruned.head[2].weight[:, ::2] = 0.0
-    got = create_defense("gradient_inhibition", tau=0.3, layers=["head.*"]).apply(pruned, ctx_for(digits)).model
+    got = make_defense("gradient_inhibition", tau=0.3, layers=["head.*"]).apply(pruned, ctx_for(digits)).model
     assert bool((got.head[2].weight[:, ::2] == 0).all())
     assert got.head[0].weight.abs().min() >= 0.3  # both Linear layers of the head moved
-    assert create_defense("gradient_inhibition", tau=0.3, layers=["head.*"]).apply(pruned, ctx_for(digits)).info[
+    assert make_defense("gradient_inhibition", tau=0.3, layers=["head.*"]).apply(pruned, ctx_for(digits)).info[
         "per_layer"]["head.2"]["zeros_kept"] == 32 * 10
 
 
 def test_gradient_inhibition_on_a_hashed_twin_moves_every_virtual_weight(cnn, digits) -> None:
     ctx = ctx_for(digits)
-    hashed = create_compressor("hashed", rate="1/8", epochs=0).apply(cnn, ctx).model
+    hashed = compressor("hashed", rate="1/8", epochs=0).apply(cnn, ctx).model
     layer = hashed.head[2]
     assert isinstance(layer, HashedLinear)
     virtual = layer.weight_virtual().detach().clone()
-    defense = create_defense("gradient_inhibition", tau=0.25)
+    defense = make_defense("gradient_inhibition", tau=0.25)
     out = defense.apply(hashed, ctx)
     got = out.model.head[2]
     assert isinstance(got, HashedLinear) and got.w.numel() == layer.w.numel()  # still hashed, same storage
@@ -192,7 +194,7 @@ def test_gradient_inhibition_masks_gradients_rather_than_adding_robustness(liu, 
     base_adv = fgsm(liu, x, y, eps=[0.3]).x_adv[0]
     rows = []
     for tau in (0.0, 0.5, 1.0, 2.0):
-        model = create_defense("gradient_inhibition", tau=tau).apply(liu, ctx).model
+        model = make_defense("gradient_inhibition", tau=tau).apply(liu, ctx).model
         ok = predict_logits(model, x).argmax(1) == y
         white = float(fgsm(model, x, y, eps=[0.3]).success[0, ok].mean())
         transfer = float((predict_logits(model, base_adv).argmax(1) != y)[ok].mean())
@@ -228,15 +230,14 @@ def test_mu_law_formula_by_hand() -> None:
 def test_mu_law_maps_the_last_layer(cnn, digits) -> None:
     ctx = ctx_for(digits)
     before = snapshot(cnn)
-    out = create_defense("mu_law").apply(cnn, ctx)  # µ = 255, the seed's setting, on the last Linear layer
-    assert same(snapshot(cnn), before)
+    out = make_defense("mu_law").apply(cnn, ctx)  # µ = 255, the seed's setting, on the last Linear layer
     after = snapshot(out.model)
     w = before["head.2.weight"]
     torch.testing.assert_close(after["head.2.weight"], torch.sign(w) * torch.log1p(255 * w.abs()) / math.log(256))
     assert all(torch.equal(after[k], before[k]) for k in before if k != "head.2.weight")
     assert out.info["mu"] == 255.0 and out.info["layers"] == ["head.2"] and out.info["normalize"] == "none"
     # normalize = "max" keeps the layer's range
-    out_max = create_defense("mu_law", normalize="max", mu=100).apply(cnn, ctx)
+    out_max = make_defense("mu_law", normalize="max", mu=100).apply(cnn, ctx)
     got = out_max.model.head[2].weight
     assert float(got.detach().abs().max()) == pytest.approx(float(w.abs().max()), rel=1e-6)
     m = w.abs().max()
@@ -246,11 +247,11 @@ def test_mu_law_maps_the_last_layer(cnn, digits) -> None:
     with torch.no_grad():
         big.head[2].weight.mul_(10)
     with pytest.raises(CompressError, match=r"layer 'head\.2'.*outside eq\. 3a's domain.*normalize = 'max'"):
-        create_defense("mu_law").apply(big, ctx)
+        make_defense("mu_law").apply(big, ctx)
     # on a hashed twin: F is odd, so mapping the real weights maps every virtual weight exactly
-    hashed = create_compressor("hashed", rate="1/8", epochs=0).apply(cnn, ctx).model
+    hashed = compressor("hashed", rate="1/8", epochs=0).apply(cnn, ctx).model
     virtual = hashed.head[2].weight_virtual().detach().clone()
-    mapped = create_defense("mu_law").apply(hashed, ctx).model.head[2]
+    mapped = make_defense("mu_law").apply(hashed, ctx).model.head[2]
     assert isinstance(mapped, HashedLinear)
     torch.testing.assert_close(mapped.weight_virtual().detach(), mu_law(virtual, 255.0), rtol=0, atol=0)
 
@@ -270,15 +271,15 @@ def test_mu_law_then_quantized_and_its_effect(liu, digits) -> None:
     """
     ctx, x, y = ctx_for(digits), digits.x_test, digits.y_test
     fgsm, pgd = create_attack("fgsm"), create_attack("pgd", steps=20)
-    mapped = create_defense("mu_law").apply(liu, ctx).model
-    q = create_defense("mu_law", bits=3).apply(liu, ctx)
+    mapped = make_defense("mu_law").apply(liu, ctx).model
+    q = make_defense("mu_law", bits=3).apply(liu, ctx)
     # +mu (Q): mapping, then 3-bit linear quantization of every layer on the named grid
     assert q.info["quantization"]["bits"] == 3 and "7 levels with a zero level" in q.info["quantization"]["grid"]
     for name, module in q.model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             rows = module.weight.detach().reshape(module.weight.shape[0], -1)
             assert max(len(torch.unique(r)) for r in rows) <= 7, name
-    expected = create_compressor("kbit", bits=3).apply(mapped, ctx).model
+    expected = compressor("kbit", bits=3).apply(mapped, ctx).model
     assert same(snapshot(q.model), snapshot(expected))
     clean = [acc(m, x, y) for m in (liu, mapped, q.model)]
     one_step, iterative = [], []
@@ -314,9 +315,9 @@ def test_pgd_adversarial_training_raises_robust_accuracy(cnn, digits) -> None:
         return acc(model, x, y), 1 - pgd(model, x, y, eps=eps).success.mean(1)
 
     base_clean, base_robust = measure(cnn)
-    out = create_defense("adversarial_training", mode="pgd", eps=0.2, epochs=3, lr=1e-3, steps=5).apply(cnn, ctx)
+    out = make_defense("adversarial_training", mode="pgd", eps=0.2, epochs=3, lr=1e-3, steps=5).apply(cnn, ctx)
     clean, robust = measure(out.model)
-    mixed = create_defense("adversarial_training", mode="mixed", eps=0.2, epochs=3, lr=1e-3).apply(cnn, ctx)
+    mixed = make_defense("adversarial_training", mode="mixed", eps=0.2, epochs=3, lr=1e-3).apply(cnn, ctx)
     mixed_clean, mixed_robust = measure(mixed.model)
     logging.getLogger(__name__).info("base %s %s, pgd AT %s %s, mixed AT %s %s", base_clean, base_robust, clean,
                                      robust, mixed_clean, mixed_robust)
@@ -341,20 +342,20 @@ def test_mixed_batches_follow_the_ratio(cnn, digits, monkeypatch) -> None:
         return real(self, model, x, y, gen)
 
     monkeypatch.setattr(AdversarialTraining, "_craft", spy)
-    ctx = CompressContext(digits.x_train[:512], digits.y_train[:512], digits.shape, 10,
+    ctx = VariantContext(digits.x_train[:512], digits.y_train[:512], digits.shape, 10,
                           TrainConfig(batch_size=256), seed=0)
-    create_defense("adversarial_training", mode="mixed", ratio=0.5, epochs=1).apply(cnn, ctx)
+    make_defense("adversarial_training", mode="mixed", ratio=0.5, epochs=1).apply(cnn, ctx)
     assert seen == [128, 128]
     seen.clear()
-    create_defense("adversarial_training", mode="mixed", ratio=0.25, epochs=1, attack="pgd", steps=2).apply(cnn, ctx)
+    make_defense("adversarial_training", mode="mixed", ratio=0.25, epochs=1, attack="pgd", steps=2).apply(cnn, ctx)
     assert seen == [64, 64]
     seen.clear()
-    out = create_defense("adversarial_training", mode="mixed", ratio=0.0, epochs=1).apply(cnn, ctx)
+    out = make_defense("adversarial_training", mode="mixed", ratio=0.0, epochs=1).apply(cnn, ctx)
     assert seen == [] and "train_adv_acc" not in out.history[0]  # λ = 0: plain fine-tuning
 
 
 def _quick(epochs: int, **kw):
-    return create_defense("adversarial_training", mode="pgd", eps=0.15, epochs=epochs, lr=1e-3, steps=2, **kw)
+    return make_defense("adversarial_training", mode="pgd", eps=0.15, epochs=epochs, lr=1e-3, steps=2, **kw)
 
 
 def test_resumed_training_equals_an_uninterrupted_one(cnn, digits, tmp_path) -> None:
@@ -375,7 +376,7 @@ def test_resumed_training_equals_an_uninterrupted_one(cnn, digits, tmp_path) -> 
     done = _quick(3).apply(cnn, ctx_for(digits, workdir=tmp_path))
     assert done.info["resumed_from_epoch"] == 3 and same(snapshot(done.model), snapshot(whole.model))
     # other settings do not pick up these checkpoints
-    other = create_defense("adversarial_training", mode="pgd", eps=0.1, epochs=3, lr=1e-3, steps=2).apply(
+    other = make_defense("adversarial_training", mode="pgd", eps=0.1, epochs=3, lr=1e-3, steps=2).apply(
         cnn, ctx_for(digits, workdir=tmp_path))
     assert other.info["resumed_from_epoch"] is None and Path(other.info["checkpoints"]) != folder
 
@@ -409,9 +410,9 @@ def test_from_scratch_reinitializes_under_the_seed(cnn, digits) -> None:
     b = _quick(1, from_scratch=True).apply(cnn, ctx_for(digits))
     tuned = _quick(1).apply(cnn, ctx_for(digits))
     assert same(snapshot(a.model), snapshot(b.model)) and not same(snapshot(a.model), snapshot(tuned.model))
-    default_lr = create_defense("adversarial_training", epochs=0, from_scratch=True).apply(cnn, ctx_for(digits))
+    default_lr = make_defense("adversarial_training", epochs=0, from_scratch=True).apply(cnn, ctx_for(digits))
     assert default_lr.info["lr"] == TRAIN.lr and default_lr.history == []
-    assert create_defense("adversarial_training", epochs=0).apply(cnn, ctx_for(digits)).info["lr"] == TRAIN.lr / 10
+    assert make_defense("adversarial_training", epochs=0).apply(cnn, ctx_for(digits)).info["lr"] == TRAIN.lr / 10
 
 
 def test_grid_detection() -> None:
@@ -434,7 +435,7 @@ def test_adversarial_training_on_compressed_twins(cnn, digits) -> None:
     adversarially trained (zeros stay zero), hashed (real weights trained), and adversarially trained then
     quantized."""
     ctx = ctx_for(digits)
-    kbit = create_compressor("kbit", bits=3).apply(cnn, ctx).model
+    kbit = compressor("kbit", bits=3).apply(cnn, ctx).model
     out = _quick(1).apply(kbit, ctx)
     changed = 0
     for name, module in kbit.named_modules():
@@ -463,7 +464,7 @@ def test_adversarial_training_on_compressed_twins(cnn, digits) -> None:
             assert torch.equal(new == 0, module.weight == 0), name
             assert not torch.equal(new, module.weight), name
     # hashed: the real weights train, the layer stays hashed
-    hashed = create_compressor("hashed", rate="1/8", epochs=0).apply(cnn, ctx).model
+    hashed = compressor("hashed", rate="1/8", epochs=0).apply(cnn, ctx).model
     defense = _quick(1)
     out = defense.apply(hashed, ctx)
     assert isinstance(out.model.head[2], HashedLinear)
@@ -471,7 +472,7 @@ def test_adversarial_training_on_compressed_twins(cnn, digits) -> None:
     defense.attach(out, hashed, ctx)
     assert isinstance(out.deploy.head[2], nn.Linear)
     # adversarially trained, then quantized
-    then_q = create_compressor("kbit", bits=3).apply(_quick(1).apply(cnn, ctx).model, ctx).model
+    then_q = compressor("kbit", bits=3).apply(_quick(1).apply(cnn, ctx).model, ctx).model
     assert all(len(torch.unique(r)) <= 7 for r in then_q.head[2].weight.detach())
     # preserve = "none": the grid is left; "grid+zeros": the zero level frozen too (a pruned then quantized twin)
     free = _quick(1, preserve="none").apply(kbit, ctx).model
@@ -487,7 +488,7 @@ def test_defended_variants_export_to_onnx(cnn, digits, tmp_path) -> None:
     x = digits.x_test[:64]
     for name, params in (("gradient_inhibition", {"tau": 0.5}), ("mu_law", {}),
                          ("adversarial_training", {"epochs": 1, "steps": 2, "eps": 0.1})):
-        defense = create_defense(name, **params)
+        defense = make_defense(name, **params)
         out = defense.apply(cnn, ctx)
         defense.attach(out, cnn, ctx)
         assert out.deploy is None  # a plain module: it deploys itself

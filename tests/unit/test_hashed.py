@@ -11,20 +11,20 @@ import torch
 from torch import nn
 
 from edgebench.compress import COMPRESSORS
-from edgebench.compress.base import CompressContext
 from edgebench.compress.hashed import Hashed, HashedConv2d, HashedLinear, hash_tables, to_dense
 from edgebench.errors import CompressError, ConfigError
 from edgebench.models import create_model
 from edgebench.models.train import TrainConfig, predict_logits, seeded, train
+from edgebench.variants import VariantContext
 
 
-def _ctx(x: np.ndarray, y: np.ndarray, *, epochs: int = 0, build=None) -> CompressContext:
-    return CompressContext(x_train=x, y_train=y, input_shape=tuple(x.shape[1:]), num_classes=10,
+def _ctx(x: np.ndarray, y: np.ndarray, *, epochs: int = 0, build=None) -> VariantContext:
+    return VariantContext(x_train=x, y_train=y, input_shape=tuple(x.shape[1:]), num_classes=10,
                            train=TrainConfig(epochs=epochs, lr=1e-3, seed=0), seed=0, where="test: hashed",
                            build_base=build)
 
 
-def _empty_ctx(shape: tuple[int, ...]) -> CompressContext:
+def _empty_ctx(shape: tuple[int, ...]) -> VariantContext:
     return _ctx(np.zeros((0, *shape), np.float32), np.zeros(0, np.int64))
 
 
@@ -131,19 +131,19 @@ def test_liu2018_at_one_eighth_counts_real_weights() -> None:
     assert not out.model.training
 
 
-def test_apply_does_not_modify_base_and_is_deterministic() -> None:
+def test_scratch_init_does_not_modify_base_and_is_deterministic() -> None:
+    """The default init is in the contract table (test_variant_contract.py); ``init = "scratch"`` here."""
     base = _tiny()
     before = {k: v.clone() for k, v in base.state_dict().items()}
     rng = np.random.default_rng(0)
     x = rng.random((64, 1, 8, 8), dtype=np.float32)
     y = rng.integers(0, 10, 64)
     ctx = _ctx(x, y, epochs=1)
-    for init in ("distill", "scratch"):
-        a = Hashed(rate=0.25, init=init).apply(base, ctx)
-        b = Hashed(rate=0.25, init=init).apply(base, ctx)
-        for k, v in a.model.state_dict().items():
-            assert torch.equal(v, b.model.state_dict()[k]), (init, k)
-        assert len(a.history) == 1
+    a = Hashed(rate=0.25, init="scratch").apply(base, ctx)
+    b = Hashed(rate=0.25, init="scratch").apply(base, ctx)
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k]), k
+    assert len(a.history) == 1
     after = base.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
 

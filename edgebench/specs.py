@@ -1,0 +1,189 @@
+"""A plan as frozen dataclasses: what :func:`edgebench.config.load_plan` returns and the runner reads.
+Torch-free; the checks that build them are in :mod:`edgebench.config`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from edgebench.agent.protocol import EnergyProtocol, LatencyProtocol
+
+__all__ = ["TARGETINGS", "THREATS", "AttackSpec", "CompressSpec", "DataSpec", "ExportSpec", "MeasureSpec",
+           "ModelSpec", "Plan", "ReferenceSpec", "TargetSpec"]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """``[data]``: the dataset, its loader parameters and the deterministic subset sizes."""
+
+    dataset: str = "digits"
+    params: dict[str, Any] = field(default_factory=dict)
+    n_train: int | None = None
+    n_test: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """``[[models]]``: a zoo architecture, a user torch factory (``package.module:factory``) or a ready
+    ONNX file. ``attack_source`` names the model whose adversarial examples this one is evaluated on
+    (default: itself, white-box); an ONNX model has no gradients and must name one."""
+
+    name: str
+    arch: str | None = None
+    factory: str | None = None
+    onnx: str | None = None
+    checkpoint: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    attack_source: str | None = None
+
+    @property
+    def source(self) -> str:
+        return self.attack_source or self.name
+
+
+THREATS = ("white-box", "transfer", "matrix")
+TARGETINGS = ("none", "next", "random")
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """``[[attacks]]``: registry name, ε list, the number of test samples attacked, and parameters.
+
+    ``threat``: where the examples are crafted — ``white-box`` (on each victim's own torch twin: the
+    compression-aware attack), ``transfer`` (on ``surrogate``, by default each victim's uncompressed base,
+    evaluated on every variant) and ``matrix`` (every torch model and variant of the plan crafts, every one
+    is evaluated: the transferability table). ``min_eps``: per sample, the smallest ε of the grid at which
+    the attack succeeds (Algorithm 1 of Liu et al. 2018). ``targeted``: ``none``, ``next`` (label + 1 mod
+    classes) or ``random`` (seeded, never the label). ``round_8bit``: store the adversarial sets rounded to
+    k/255 (default float32, unrounded)."""
+
+    name: str
+    label: str
+    eps: tuple[float, ...]
+    n: int | None = None
+    batch_size: int = 256
+    params: dict[str, Any] = field(default_factory=dict)
+    threat: tuple[str, ...] = ("white-box",)
+    surrogate: str | None = None
+    min_eps: bool = False
+    targeted: str = "none"
+    round_8bit: bool = False
+    victims: tuple[str, ...] = ("*",)
+
+    def attacks_variant(self, variant: str) -> bool:
+        """Whether this attack is evaluated on ``variant`` (``victims``: variant names or shell globs, with
+        ``base`` for the uncompressed model; by default every variant)."""
+        import fnmatch
+
+        return any(fnmatch.fnmatchcase(variant, v) for v in self.victims)
+
+
+@dataclass(frozen=True)
+class CompressSpec:
+    """One variant of ``[[compress]]`` or ``[[defend]]``: the method, the variant's name, the model, the
+    variant it is applied to (``on``: ``"base"`` or another variant of the same model, so a model can be
+    adversarially trained then quantized, or compressed then defended) and the method's parameters (a list
+    given for a scalar parameter expands into one variant per value). ``kind`` says which registry the
+    method comes from: ``compress`` (:mod:`edgebench.compress`) or ``defend`` (:mod:`edgebench.defenses`)."""
+
+    method: str
+    variant: str
+    model: str
+    params: dict[str, Any] = field(default_factory=dict)
+    on: str = "base"
+    kind: str = "compress"
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """``[export]``: OpenVINO IR beside every ONNX artifact, and an fp16-compressed IR as well."""
+
+    openvino: bool = True
+    fp16: bool = False
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """``[[targets]]``: a target (name in ``targets/`` or a path to a target file) and its backends."""
+
+    target: str
+    backends: tuple[str, ...] = ()
+    #: a fleet: identical devices (target names or files) that share each test set, one shard each; ``target``
+    #: is then the fleet's name in the results
+    fleet: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """``[measure]``: the accuracy-pass batch size, the latency protocol, the parity tolerance and the energy
+    protocol (used on targets with a power sensor: idle baseline, then ``energy_windows`` windows of at least
+    ``energy_min_window_s`` seconds; MLPerf Tiny uses >= 10 s windows and the median of 5). The latency and
+    energy defaults are the agent's protocols' (:class:`~edgebench.agent.protocol.LatencyProtocol`,
+    :class:`~edgebench.agent.protocol.EnergyProtocol`): one source of truth."""
+
+    batch_size: int = 128
+    warmup: int = LatencyProtocol.warmup
+    min_runs: int = LatencyProtocol.min_runs
+    min_duration_s: float = LatencyProtocol.min_duration_s
+    max_runs: int = LatencyProtocol.max_runs
+    parity_atol: float = 1e-4
+    parity_n: int = 256
+    energy_idle_s: float = EnergyProtocol.idle_s
+    energy_min_window_s: float = EnergyProtocol.min_window_s
+    energy_windows: int = EnergyProtocol.windows
+    energy_min_samples: int = EnergyProtocol.min_samples
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """``[[reference]]``: a number from a paper that the plan reproduces, put beside edgebench's own in the
+    report (figure by figure). ``metric`` is ``clean_acc``, ``robust_acc`` or ``asr`` (a fraction in [0, 1]),
+    read from the result row of ``model``/``variant`` under ``attack`` at ``eps`` (``source``: the crafting
+    model, default the white-box one). ``note`` says how the paper's setting differs, where it does."""
+
+    figure: str
+    metric: str
+    value: float
+    model: str
+    variant: str = "base"
+    attack: str = "none"
+    eps: float = 0.0
+    source: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A whole experiment: data × models × attacks × targets, plus the measurement protocol."""
+
+    name: str
+    source: str
+    seed: int = 0
+    data: DataSpec = DataSpec()
+    models: tuple[ModelSpec, ...] = ()
+    compress: tuple[CompressSpec, ...] = ()
+    export: ExportSpec = ExportSpec()
+    attacks: tuple[AttackSpec, ...] = ()
+    targets: tuple[TargetSpec, ...] = ()
+    measure: MeasureSpec = MeasureSpec()
+    quick: dict[str, Any] = field(default_factory=dict)
+    references: tuple[ReferenceSpec, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("source")
+        for t in d["targets"]:  # a plan without fleets resolves (and hashes, and resumes) as before fleets existed
+            if not t["fleet"]:
+                t.pop("fleet")
+        return d
+
+    def digest(self) -> str:
+        """Content hash of the resolved plan (not of the file's text: formatting does not matter; nor of the
+        paper numbers it is compared with, which change no measurement)."""
+        d = self.as_dict()
+        d.pop("references")
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
