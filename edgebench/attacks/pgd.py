@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from edgebench.attacks import ATTACKS
-from edgebench.attacks._gradient import check_iterative, iterate, project_linf, random_start_linf, step_size
-from edgebench.attacks.base import Attack, Passes
+from edgebench.attacks._gradient import check_iterative, iterate, random_start_linf, step_size
+from edgebench.attacks.base import Attack, Passes, project_linf
 
 
 @ATTACKS.register("pgd")

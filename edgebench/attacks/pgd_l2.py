@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from edgebench.attacks import ATTACKS
-from edgebench.attacks._gradient import check_iterative, iterate, normalize_l2, project_l2, random_start_l2, step_size
-from edgebench.attacks.base import Attack, Passes
+from edgebench.attacks._gradient import check_iterative, iterate, normalize_l2, random_start_l2, step_size
+from edgebench.attacks.base import Attack, Passes, project_l2
 
 
 @ATTACKS.register("pgd-l2")

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from edgebench.attacks import ATTACKS, create_attack
-from edgebench.attacks._gradient import project_l2
 from edgebench.attacks.apgd import APGD, checkpoints
+from edgebench.attacks.base import project_l2
 from edgebench.attacks.cw import CarliniWagnerL2
 from edgebench.attacks.deepfool import DeepFool
 from edgebench.attacks.pgd import PGD
