@@ -5,6 +5,7 @@ fixture): budgets, success growing with ε, exact pass counts, determinism, targ
 from __future__ import annotations
 
 import copy
+import inspect
 
 import numpy as np
 import pytest
@@ -12,10 +13,13 @@ import torch
 from torch import nn
 
 from edgebench.attacks import ATTACKS, create_attack
+from edgebench.attacks._gradient import iterate, normalize_l2, random_start_l2
+from edgebench.attacks.base import Passes, frozen, project_l2
 from edgebench.attacks.bim import BIM
 from edgebench.attacks.fgsm import FGSM
 from edgebench.attacks.gaussian_noise import GaussianNoise
 from edgebench.attacks.mim import MIM
+from edgebench.attacks.pgd import PGD
 from edgebench.attacks.pgd_l2 import PGDL2
 from edgebench.attacks.uap import UAP
 from edgebench.attacks.uniform_noise import UniformNoise
@@ -175,6 +179,24 @@ def test_mim_follows_the_l1_normalised_momentum(trained_digits) -> None:
     kept[~hit] = xt[~hit]
     res = MIM(steps=steps, decay=mu)(model, x, y, eps=eps)
     np.testing.assert_allclose(res.x_adv[0], kept.numpy(), atol=1e-6)
+
+
+def test_pgd_l2_is_pgds_loop_with_the_l2_step(trained_digits) -> None:
+    """PGDL2 is PGD with the L2 start, step and projection: its result equals the update rule of its docstring
+    written out with the shared helpers, bit for bit (targeted too), and it takes PGD's parameters."""
+    model, x, y = trained_digits
+    xt, yt = torch.from_numpy(x[:64]), torch.from_numpy(y[:64])
+    eps, steps, seed = 1.0, 6, 5
+    alpha = 2.5 / steps * eps
+    for target in (None, (yt + 1) % 10):
+        start = random_start_l2(xt, eps, torch.Generator().manual_seed(seed))
+        with frozen(model):
+            want, pred = iterate(model, xt, yt, target, Passes(), attack="pgd-l2", start=start, steps=steps,
+                                 update=lambda x_t, g: project_l2(x_t + alpha * normalize_l2(g), xt, eps))
+        got = PGDL2(steps=steps, seed=seed)(model, xt, yt, eps=eps, target=target)
+        np.testing.assert_array_equal(got.x_adv[0], want.numpy())
+        np.testing.assert_array_equal(got.pred[0], pred.numpy())
+    assert inspect.signature(PGDL2).parameters == inspect.signature(PGD).parameters
 
 
 # ------------------------------------------------------------------------------------- pass counts
