@@ -1,5 +1,5 @@
-"""FGSM and PGD on a really trained digits CNN: monotonicity in ε, budgets, pass counts, determinism,
-targeted mode, model-state restoration and the errors a user can cause."""
+"""FGSM and PGD on a really trained digits CNN (the ``trained_digits`` fixture): monotonicity in ε, budgets,
+pass counts, determinism, targeted mode, model-state restoration and the errors a user can cause."""
 
 from __future__ import annotations
 
@@ -16,34 +16,17 @@ from edgebench.attacks.pgd import PGD
 from edgebench.errors import AttackError, ConfigError, UnknownNameError
 
 EPS = [0.0, 0.05, 0.1, 0.2]
-N = 200
 
 
 @pytest.fixture(scope="module")
-def trained() -> tuple[nn.Module, np.ndarray, np.ndarray]:
-    """digits_cnn trained for 5 epochs on the 8x8 digits, and 200 test samples."""
-    from edgebench.data import load_dataset
-    from edgebench.models import create_model
-    from edgebench.models.train import TrainConfig, predict_logits, seeded, train
-
-    ds = load_dataset("digits")
-    seeded(0)
-    model = create_model("digits_cnn", input_shape=(1, 8, 8), num_classes=10)
-    train(model, ds.x_train, ds.y_train, TrainConfig(epochs=5, seed=0))
-    acc = float(np.mean(predict_logits(model, ds.x_test).argmax(1) == ds.y_test))
-    assert acc > 0.9, f"the fixture model did not train (test accuracy {acc:.3f})"
-    return model, ds.x_test[:N], ds.y_test[:N]
-
-
-@pytest.fixture(scope="module")
-def fgsm_result(trained):
-    model, x, y = trained
+def fgsm_result(trained_digits):
+    model, x, y = trained_digits
     return FGSM()(model, x, y, eps=EPS)
 
 
 @pytest.fixture(scope="module")
-def pgd_result(trained):
-    model, x, y = trained
+def pgd_result(trained_digits):
+    model, x, y = trained_digits
     return PGD(steps=7, seed=0)(model, x, y, eps=EPS)
 
 
@@ -53,8 +36,8 @@ def _clean_pred(model: nn.Module, x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("which", ["fgsm", "pgd"])
-def test_success_grows_with_eps_and_budget_holds(which, trained, fgsm_result, pgd_result) -> None:
-    model, x, y = trained
+def test_success_grows_with_eps_and_budget_holds(which, trained_digits, fgsm_result, pgd_result) -> None:
+    model, x, y = trained_digits
     res = fgsm_result if which == "fgsm" else pgd_result
     k, n = len(EPS), len(x)
     assert res.eps == tuple(EPS)
@@ -64,7 +47,7 @@ def test_success_grows_with_eps_and_budget_holds(which, trained, fgsm_result, pg
 
     rate = res.success_rate()
     assert np.all(np.diff(rate) >= 0), rate
-    assert rate[-1] > rate[0] + 0.3, rate  # the attack really does something on a trained model
+    assert rate[-1] > rate[0] + 0.3, rate  # the attack really does something on a trained_digits model
 
     clean = _clean_pred(model, x)
     np.testing.assert_array_equal(res.pred[0], clean)
@@ -93,8 +76,8 @@ def test_pgd_at_least_as_strong_as_fgsm(fgsm_result, pgd_result) -> None:
     assert p[0] == f[0]
 
 
-def test_fgsm_perturbation_is_exactly_eps_where_clipping_does_not_bind(trained, fgsm_result) -> None:
-    _, x, _ = trained
+def test_fgsm_perturbation_is_exactly_eps_where_clipping_does_not_bind(trained_digits, fgsm_result) -> None:
+    _, x, _ = trained_digits
     for i, e in enumerate(EPS[1:], start=1):
         assert fgsm_result.linf[i].max() == pytest.approx(e, abs=1e-6)
         delta = fgsm_result.x_adv[i] - x
@@ -105,20 +88,20 @@ def test_fgsm_perturbation_is_exactly_eps_where_clipping_does_not_bind(trained, 
         assert np.mean(np.abs(moved - e) <= 1e-6) > 0.5
 
 
-def test_pass_counts(trained, fgsm_result, pgd_result) -> None:
+def test_pass_counts(trained_digits, fgsm_result, pgd_result) -> None:
     # The base's logits check (one forward on x[:8]) is not counted in Passes; ε = 0 costs one forward.
     # FGSM per ε > 0: 1 forward + 1 backward (gradient), 1 forward (prediction on x_adv).
     assert (fgsm_result.passes.forward, fgsm_result.passes.backward) == (1 + 3 * 2, 3)
     # PGD(steps=7) per ε > 0: 7 forward + 7 backward, 1 forward on the last iterate.
     assert (pgd_result.passes.forward, pgd_result.passes.backward) == (1 + 3 * 8, 3 * 7)
-    model, x, y = trained
+    model, x, y = trained_digits
     one = FGSM()(model, x[:16], y[:16], eps=0.1)
     assert (one.passes.forward, one.passes.backward) == (2, 1)
     assert one.x_adv.shape == (1, 16, 1, 8, 8)
 
 
-def test_pgd_is_deterministic_per_seed(trained) -> None:
-    model, x, y = trained
+def test_pgd_is_deterministic_per_seed(trained_digits) -> None:
+    model, x, y = trained_digits
     x, y = x[:64], y[:64]
     a = PGD(steps=3, seed=1)(model, x, y, eps=[0.1])
     b = PGD(steps=3, seed=1)(model, x, y, eps=[0.1])
@@ -132,8 +115,8 @@ def test_pgd_is_deterministic_per_seed(trained) -> None:
     np.testing.assert_array_equal(d.x_adv, e.x_adv)
 
 
-def test_targeted_pgd_reaches_the_target(trained) -> None:
-    model, x, y = trained
+def test_targeted_pgd_reaches_the_target(trained_digits) -> None:
+    model, x, y = trained_digits
     target = (y + 1) % 10
     eps = [0.0, 0.05, 0.1, 0.2, 0.3]
     res = PGD(steps=7, seed=0)(model, x, y, eps=eps, target=target)
@@ -150,8 +133,8 @@ def test_targeted_pgd_reaches_the_target(trained) -> None:
     assert f[1] > f[0]
 
 
-def test_model_state_is_restored(trained) -> None:
-    model, x, y = trained
+def test_model_state_is_restored(trained_digits) -> None:
+    model, x, y = trained_digits
     m = copy.deepcopy(model)
     m.train()
     params = list(m.parameters())
@@ -170,8 +153,8 @@ def test_model_state_is_restored(trained) -> None:
     assert not m.training
 
 
-def test_model_state_is_restored_after_an_error(trained) -> None:
-    model, x, y = trained
+def test_model_state_is_restored_after_an_error(trained_digits) -> None:
+    model, x, y = trained_digits
     m = copy.deepcopy(model)
     m.train()
 
@@ -199,41 +182,41 @@ def test_model_state_is_restored_after_an_error(trained) -> None:
 
 
 @pytest.mark.parametrize("name", ["fgsm", "pgd"])
-def test_negative_eps_is_an_error_naming_the_attack(name, trained) -> None:
-    model, x, y = trained
+def test_negative_eps_is_an_error_naming_the_attack(name, trained_digits) -> None:
+    model, x, y = trained_digits
     with pytest.raises(AttackError, match=f"attack '{name}'.*eps"):
         create_attack(name)(model, x[:4], y[:4], eps=[0.1, -0.1])
     with pytest.raises(AttackError, match=f"attack '{name}'"):
         create_attack(name)(model, x[:4], y[:4], eps=float("nan"))
 
 
-def test_inputs_outside_unit_box_are_an_error(trained) -> None:
-    model, x, y = trained
+def test_inputs_outside_unit_box_are_an_error(trained_digits) -> None:
+    model, x, y = trained_digits
     with pytest.raises(AttackError, match=r"\[0, 1\]"):
         FGSM()(model, x[:4] * 2.0 + 0.1, y[:4], eps=0.1)
     with pytest.raises(AttackError, match=r"\[0, 1\]"):
         FGSM()(model, x[:4] - 0.5, y[:4], eps=0.1)
 
 
-def test_labels_of_wrong_length_are_an_error(trained) -> None:
-    model, x, y = trained
+def test_labels_of_wrong_length_are_an_error(trained_digits) -> None:
+    model, x, y = trained_digits
     with pytest.raises(AttackError, match=r"labels must have shape \(4,\)"):
         PGD(steps=1)(model, x[:4], y[:3], eps=0.1)
     with pytest.raises(AttackError, match="labels"):
         PGD(steps=1)(model, x[:4], y[:4, None], eps=0.1)
 
 
-def test_softmax_model_warns_about_probabilities(trained) -> None:
-    model, x, y = trained
+def test_softmax_model_warns_about_probabilities(trained_digits) -> None:
+    model, x, y = trained_digits
     probs = nn.Sequential(copy.deepcopy(model), nn.Softmax(dim=1))
     with pytest.warns(UserWarning, match="probabilities"):
         FGSM()(probs, x[:8], y[:8], eps=0.1)
 
 
-def test_logits_model_does_not_warn(trained) -> None:
+def test_logits_model_does_not_warn(trained_digits) -> None:
     import warnings
 
-    model, x, y = trained
+    model, x, y = trained_digits
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         FGSM()(model, x[:8], y[:8], eps=0.1)
@@ -256,8 +239,8 @@ class _NoGrad(nn.Module):
 
 @pytest.mark.parametrize("attack", [FGSM(), PGD(steps=2)], ids=["fgsm", "pgd"])
 @pytest.mark.parametrize("kind", ["constant", "no_grad"])
-def test_model_without_gradient_is_an_error(attack, kind, trained) -> None:
-    model, x, y = trained
+def test_model_without_gradient_is_an_error(attack, kind, trained_digits) -> None:
+    model, x, y = trained_digits
     m = _ConstantOutput() if kind == "constant" else _NoGrad(copy.deepcopy(model))
     with pytest.raises(AttackError, match=f"attack '{attack.name}'.*gradient"):
         attack(m, x[:8], y[:8], eps=0.1)

@@ -117,7 +117,7 @@ def test_apgd_dlr_is_scale_invariant_where_pgd_is_not(trained_digits, pgd10) -> 
     softmax, the cross-entropy gradient vanishes and PGD falls to the clean error, while DLR's result does not
     change."""
     model, x, y = trained_digits
-    scaled = _Scaled(model, 1e4)
+    scaled = _Scaled(model, 1e4).eval()  # a wrapper in training mode would leave the shared model in it
     dlr_plain = APGD(steps=10, loss="dlr", seed=0)(model, x, y, eps=EPS)
     dlr_scaled = APGD(steps=10, loss="dlr", seed=0)(scaled, x, y, eps=EPS)
     pgd_scaled = PGD(steps=10, seed=0)(scaled, x, y, eps=EPS)

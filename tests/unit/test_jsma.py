@@ -210,7 +210,7 @@ class _Counting(nn.Module):
 @pytest.mark.parametrize(("output", "pairs"), CONFIGS, ids=CONFIG_IDS)
 def test_pass_counts_are_exact(output, pairs, trained_digits, target) -> None:
     model, x, y = trained_digits
-    counting = _Counting(model)
+    counting = _Counting(model).eval()  # a wrapper in training mode would leave the shared model in it
     res = JSMA(pairs=pairs, output=output)(counting, x, y, eps=EPS, target=target)
     # the base's logits check is one uncounted forward
     assert (res.passes.forward, res.passes.backward) == (counting.forwards - 1, counting.backwards)
