@@ -1,5 +1,6 @@
-"""Shared machinery of the gradient attacks: objectives, their gradient w.r.t. the input, projections and
-random starts. Each attack file keeps only its own update rule."""
+"""Shared machinery of the gradient attacks: objectives, their gradient w.r.t. the input, random starts and
+the iteration loop (projections onto the ε-balls live in :mod:`edgebench.attacks.base`). Each attack file keeps
+only its own update rule."""
 
 from __future__ import annotations
 
@@ -84,31 +85,6 @@ def loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: to
     (returned as the gradient of its negative, so callers always ascend)."""
     grad, logits, _ = objective_gradient(model, x, y, target, passes, attack=attack)
     return grad, logits
-
-
-def project_linf(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
-    """Project onto the L∞ ball of radius ``eps`` around ``x`` and onto the input box [0, 1]."""
-    return torch.clamp(torch.minimum(torch.maximum(x_adv, x - eps), x + eps), 0.0, 1.0)
-
-
-def project_l2(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
-    """Project onto the L2 ball of radius ``eps`` around ``x``, then onto the input box [0, 1]."""
-    delta = x_adv - x
-    norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-    factor = (eps / norms).clamp(max=1.0).view(-1, *([1] * (x.ndim - 1)))
-    return torch.clamp(x + delta * factor, 0.0, 1.0)
-
-
-def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    """Project onto the ``norm`` ball (``linf`` or ``l2``) of radius ``eps`` around ``x`` and onto [0, 1];
-    ``eps = inf`` only clips to the box."""
-    if eps == float("inf"):
-        return torch.clamp(x_adv, 0.0, 1.0)
-    if norm == "linf":
-        return project_linf(x_adv, x, eps)
-    if norm == "l2":
-        return project_l2(x_adv, x, eps)
-    raise ValueError(f"project: norm {norm!r} has no projection (use 'linf' or 'l2')")
 
 
 def normalize_l2(g: torch.Tensor) -> torch.Tensor:

@@ -39,12 +39,10 @@ from edgebench.attacks._gradient import (
     first_success,
     normalize_l2,
     objective_gradient,
-    project_l2,
-    project_linf,
     random_start_l2,
     random_start_linf,
 )
-from edgebench.attacks.base import Attack, Passes
+from edgebench.attacks.base import Attack, Passes, project_l2, project_linf
 from edgebench.errors import AttackError, ConfigError
 
 

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from edgebench.attacks import ATTACKS
+from edgebench.attacks._gradient import no_gradient
 from edgebench.attacks.base import Attack, Passes, predict
 from edgebench.errors import AttackError, ConfigError
 
@@ -100,7 +101,9 @@ def _art_params(cls: type) -> list[str]:
 
 
 class _Counting(nn.Module):
-    """Counts the forward calls of ``inner`` and every backward pass through its output."""
+    """Counts the forward calls of ``inner`` and every backward pass through its output; a forward that ART
+    means to differentiate (its input requires grad) but whose output has no gradient is an :class:`AttackError`
+    (ART would fail later in ``backward`` with a RuntimeError)."""
 
     def __init__(self, inner: nn.Module, passes: Passes) -> None:
         super().__init__()
@@ -112,6 +115,8 @@ class _Counting(nn.Module):
         self._passes.forward += 1
         if out.requires_grad:
             out.register_hook(self._backward)
+        elif x.requires_grad and torch.is_grad_enabled():
+            raise no_gradient(ArtAttack.name, RuntimeError("its output does not require grad"))
         return out
 
     def _backward(self, grad: torch.Tensor) -> None:

@@ -1,4 +1,5 @@
-"""The attack base class: validation, model mode, multi-ε loop and per-sample results.
+"""The attack base class: validation, model mode, multi-ε loop and per-sample results, and the
+projections onto the ε-balls of the budget norms.
 
 Subclasses implement :meth:`Attack.run` for one ε; :meth:`Attack.__call__` (final) checks the inputs,
 freezes the model (eval mode, parameters without gradients, restored afterwards), runs every ε and
@@ -105,6 +106,31 @@ def predict(model: nn.Module, x: torch.Tensor, passes: Passes) -> torch.Tensor:
     return pred
 
 
+def project_linf(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Project onto the L∞ ball of radius ``eps`` around ``x`` and onto the input box [0, 1]."""
+    return torch.clamp(torch.minimum(torch.maximum(x_adv, x - eps), x + eps), 0.0, 1.0)
+
+
+def project_l2(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Project onto the L2 ball of radius ``eps`` around ``x``, then onto the input box [0, 1]."""
+    delta = x_adv - x
+    norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+    factor = (eps / norms).clamp(max=1.0).view(-1, *([1] * (x.ndim - 1)))
+    return torch.clamp(x + delta * factor, 0.0, 1.0)
+
+
+def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    """Project onto the ``norm`` ball (``linf`` or ``l2``) of radius ``eps`` around ``x`` and onto [0, 1];
+    ``eps = inf`` only clips to the box."""
+    if eps == float("inf"):
+        return torch.clamp(x_adv, 0.0, 1.0)
+    if norm == "linf":
+        return project_linf(x_adv, x, eps)
+    if norm == "l2":
+        return project_l2(x_adv, x, eps)
+    raise ValueError(f"project: norm {norm!r} has no projection (use 'linf' or 'l2')")
+
+
 class Attack(abc.ABC):
     """Base of every attack. Subclasses set ``name`` and ``norm`` and implement :meth:`run`.
 
@@ -137,8 +163,6 @@ class Attack(abc.ABC):
                 target: torch.Tensor | None, passes: Passes) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Every ε of a call: ``(x_advs, preds)``, one entry per ε. The default calls :meth:`run` per ε (once
         for a minimal attack, then projects); sequence attacks override it."""
-        from edgebench.attacks._gradient import project
-
         xs: list[torch.Tensor] = []
         preds: list[torch.Tensor] = []
         found: tuple[torch.Tensor, torch.Tensor] | None = None

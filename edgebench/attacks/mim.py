@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from edgebench.attacks import ATTACKS
-from edgebench.attacks._gradient import check_iterative, iterate, project_linf, step_size
-from edgebench.attacks.base import Attack, Passes
+from edgebench.attacks._gradient import check_iterative, iterate, step_size
+from edgebench.attacks.base import Attack, Passes, project_linf
 from edgebench.errors import ConfigError
 
 

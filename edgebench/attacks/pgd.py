@@ -22,18 +22,22 @@ import torch
 from torch import nn
 
 from edgebench.attacks import ATTACKS
-from edgebench.attacks._gradient import check_iterative, iterate, project_linf, random_start_linf, step_size
-from edgebench.attacks.base import Attack, Passes
+from edgebench.attacks._gradient import check_iterative, iterate, random_start_linf, step_size
+from edgebench.attacks.base import Attack, Passes, project_linf
 
 
 @ATTACKS.register("pgd")
 class PGD(Attack):
-    """PGD with an L∞ budget.
+    """PGD with an L∞ budget, untargeted or targeted.
+
+    Subclasses change the norm by overriding :meth:`start` and :meth:`step` (:class:`~.pgd_l2.PGDL2`) or the
+    defaults (:class:`~.bim.BIM`).
 
     Args:
         steps: iterations (gradient evaluations) per ε.
-        rel_stepsize: step size as a fraction of ε; default ``2.5 / steps`` (ignored when ``abs_stepsize`` is set).
-        abs_stepsize: step size in input units.
+        rel_stepsize: step size as a fraction of ε; default ``default_rel / steps`` (2.5 / steps for PGD;
+            ignored when ``abs_stepsize`` is set).
+        abs_stepsize: step size in input units (measured in the attack's norm).
         random_start: start from a uniform point of the ε-ball.
         seed: seed of the random start.
     """
@@ -51,10 +55,18 @@ class PGD(Attack):
         self.random_start = random_start
         self.seed = seed
 
+    def start(self, x: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:
+        """A uniform point of the ε-ball around ``x`` (the random start)."""
+        return random_start_linf(x, eps, generator)
+
+    def step(self, x_t: torch.Tensor, grad: torch.Tensor, x: torch.Tensor, eps: float, alpha: float) -> torch.Tensor:
+        """One ascent step of length ``alpha`` along the steepest direction of the norm, projected back."""
+        return project_linf(x_t + alpha * grad.sign(), x, eps)
+
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
             target: torch.Tensor | None, passes: Passes) -> tuple[torch.Tensor, torch.Tensor]:
         alpha = step_size(eps, self.steps, self.rel_stepsize, self.abs_stepsize, default_rel=self.default_rel)
         gen = torch.Generator().manual_seed(self.seed)
-        start = random_start_linf(x, eps, gen) if self.random_start else x.clone()
+        start = self.start(x, eps, gen) if self.random_start else x.clone()
         return iterate(model, x, y, target, passes, attack=self.name, start=start, steps=self.steps,
-                       update=lambda x_t, grad: project_linf(x_t + alpha * grad.sign(), x, eps))
+                       update=lambda x_t, grad: self.step(x_t, grad, x, eps, alpha))

@@ -21,56 +21,25 @@ Example::
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from edgebench.attacks import ATTACKS
-from edgebench.attacks._gradient import check_iterative, iterate, normalize_l2, project_l2, random_start_l2, step_size
-from edgebench.attacks.base import Attack, Passes
+from edgebench.attacks._gradient import normalize_l2, random_start_l2
+from edgebench.attacks.base import project_l2
+from edgebench.attacks.pgd import PGD
 
 
 @ATTACKS.register("pgd-l2")
-class PGDL2(Attack):
+class PGDL2(PGD):
     """PGD with an L2 budget, untargeted or targeted.
 
-    Args:
-        steps: iterations (gradient evaluations) per ε.
-        rel_stepsize: step size as a fraction of ε; default ``2.5 / steps`` (ignored when ``abs_stepsize`` is set).
-        abs_stepsize: step size in input units (L2 length of one step).
-        random_start: start from a uniform point of the ε-ball.
-        seed: seed of the random start.
-    """
+    :class:`~.pgd.PGD`'s parameters and loop, with the L2 random start, step and projection (``abs_stepsize``
+    is the L2 length of one step)."""
 
     name = "pgd-l2"
     norm = "l2"
 
-    def __init__(
-        self,
-        *,
-        steps: int = 40,
-        rel_stepsize: float | None = None,
-        abs_stepsize: float | None = None,
-        random_start: bool = True,
-        seed: int = 0,
-    ) -> None:
-        check_iterative(self.name, steps, rel_stepsize, abs_stepsize)
-        self.steps = steps
-        self.rel_stepsize = rel_stepsize
-        self.abs_stepsize = abs_stepsize
-        self.random_start = random_start
-        self.seed = seed
+    def start(self, x: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:
+        return random_start_l2(x, eps, generator)
 
-    def run(
-        self,
-        model: nn.Module,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        *,
-        eps: float,
-        target: torch.Tensor | None,
-        passes: Passes,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        alpha = step_size(eps, self.steps, self.rel_stepsize, self.abs_stepsize, default_rel=2.5)
-        gen = torch.Generator().manual_seed(self.seed)
-        start = random_start_l2(x, eps, gen) if self.random_start else x.clone()
-        return iterate(model, x, y, target, passes, attack=self.name, start=start, steps=self.steps,
-                       update=lambda x_t, grad: project_l2(x_t + alpha * normalize_l2(grad), x, eps))
+    def step(self, x_t: torch.Tensor, grad: torch.Tensor, x: torch.Tensor, eps: float, alpha: float) -> torch.Tensor:
+        return project_l2(x_t + alpha * normalize_l2(grad), x, eps)

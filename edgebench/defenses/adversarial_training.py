@@ -16,8 +16,9 @@
   default (``labels = "predicted"``); ``mode = "pgd"`` crafts against the true labels, as Madry et al. do.
 
 Adversarial examples are crafted in the training graph, on torch tensors, with the attacks' own helpers
-(:mod:`edgebench.attacks._gradient`), the model in eval mode (BatchNorm statistics are not updated by the
-attack's forward passes) and the random starts drawn from a generator seeded with ``ctx.seed``.
+(:mod:`edgebench.attacks._gradient`, the projections of :mod:`edgebench.attacks.base`), the model in eval mode
+(BatchNorm statistics are not updated by the attack's forward passes) and the random starts drawn from a
+generator seeded with ``ctx.seed``.
 
 The given model is **fine-tuned** (learning rate: a tenth of the base's unless ``lr`` is given) or, with
 ``from_scratch = true``, re-initialized under ``ctx.seed`` and trained at the base's learning rate.
@@ -117,7 +118,8 @@ def pgd_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: flo
                  random_start: bool, generator: torch.Generator) -> torch.Tensor:
     """PGD-L∞ (Madry et al. 2018): ``x_{t+1} = Π_{B∞(x,ε) ∩ [0,1]}(x_t + α·sign(∇_x CE(x_t)))`` from a uniform
     start in the ball (or from ``x``); the last iterate."""
-    from edgebench.attacks._gradient import project_linf, random_start_linf
+    from edgebench.attacks._gradient import random_start_linf
+    from edgebench.attacks.base import project_linf
 
     x_adv = random_start_linf(x, eps, generator) if random_start else x.clone()
     for _ in range(steps):

@@ -38,14 +38,12 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     """digits_cnn trained for 5 epochs, exported to ONNX with its card, and the digits test split as .npz."""
     from edgebench.data import load_dataset
     from edgebench.export.onnx import export_onnx
-    from edgebench.models import create_model
-    from edgebench.models.train import TrainConfig, predict_logits, seeded, train
+    from edgebench.models.train import predict_logits
+    from tests.fixtures.models import trained
 
     root = tmp_path_factory.mktemp("agent")
     ds = load_dataset("digits")
-    seeded(0)
-    model = create_model("digits_cnn", input_shape=(1, 8, 8), num_classes=10)
-    train(model, ds.x_train, ds.y_train, TrainConfig(epochs=5, seed=0))
+    model = trained("digits_cnn", epochs=5, seed=0)
     artifact = export_onnx(model, (1, 8, 8), root / "digits_cnn.onnx")
     ModelCard(name="digits_cnn", format="onnx", input_shape=(1, 8, 8), num_classes=10,
               classes=ds.classes, sha256=sha256_file(artifact), size_bytes=artifact.stat().st_size).save(artifact)

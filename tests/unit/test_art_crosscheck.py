@@ -34,7 +34,7 @@ pytest.importorskip(
 )
 
 from edgebench.attacks import create_attack  # noqa: E402
-from edgebench.attacks._gradient import project_l2  # noqa: E402
+from edgebench.attacks.base import project_l2  # noqa: E402
 from edgebench.errors import ConfigError  # noqa: E402
 
 LINF_EPS = [0.05, 0.1, 0.2]

@@ -27,8 +27,9 @@ from edgebench.compress.stats import (
 from edgebench.data import load_dataset
 from edgebench.errors import CompressError, ConfigError, UnknownNameError
 from edgebench.models import create_model
-from edgebench.models.train import TrainConfig, predict_logits, seeded, train
+from edgebench.models.train import TrainConfig, predict_logits, seeded
 from edgebench.variants import VariantContext, create_method
+from tests.fixtures.models import trained
 
 compressor = functools.partial(create_method, "compress")
 
@@ -39,11 +40,8 @@ def digits():
 
 
 @pytest.fixture(scope="module")
-def base(digits):
-    seeded(0)
-    m = create_model("digits_cnn", input_shape=digits.shape, num_classes=10)
-    train(m, digits.x_train, digits.y_train, TrainConfig(epochs=8))
-    return m
+def base():
+    return trained("digits_cnn", epochs=8)
 
 
 def ctx_for(ds, **kw) -> VariantContext:

@@ -23,9 +23,9 @@ from edgebench.defenses import DEFENSES
 from edgebench.defenses.adversarial_training import AdversarialTraining, Constrained, grid_of
 from edgebench.defenses.mu_law import mu_law
 from edgebench.errors import CompressError, ConfigError, UnknownNameError
-from edgebench.models import create_model
-from edgebench.models.train import TrainConfig, predict_logits, seeded, train
+from edgebench.models.train import TrainConfig, predict_logits
 from edgebench.variants import VariantContext, create_method
+from tests.fixtures.models import trained
 
 TRAIN = TrainConfig(epochs=8, seed=0)
 
@@ -39,21 +39,15 @@ def digits():
 
 
 @pytest.fixture(scope="module")
-def cnn(digits):
+def cnn():
     """digits_cnn, 8 epochs: clean accuracy 0.933 on the 360 test digits."""
-    seeded(0)
-    m = create_model("digits_cnn", input_shape=digits.shape, num_classes=10)
-    train(m, digits.x_train, digits.y_train, TRAIN)
-    return m.eval()
+    return trained("digits_cnn", epochs=TRAIN.epochs, seed=TRAIN.seed)
 
 
 @pytest.fixture(scope="module")
-def liu(digits):
+def liu():
     """Seed 000's own network (784-C64-C128-F512-10, here on 8x8 digits), 8 epochs: clean accuracy 0.964."""
-    seeded(0)
-    m = create_model("liu2018_mnist", input_shape=digits.shape, num_classes=10)
-    train(m, digits.x_train, digits.y_train, TRAIN)
-    return m.eval()
+    return trained("liu2018_mnist", epochs=TRAIN.epochs, seed=TRAIN.seed)
 
 
 def ctx_for(ds, **kw) -> VariantContext:

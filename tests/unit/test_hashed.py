@@ -14,8 +14,9 @@ from edgebench.compress import COMPRESSORS
 from edgebench.compress.hashed import Hashed, HashedConv2d, HashedLinear, hash_tables, to_dense
 from edgebench.errors import CompressError, ConfigError
 from edgebench.models import create_model
-from edgebench.models.train import TrainConfig, predict_logits, seeded, train
+from edgebench.models.train import TrainConfig, predict_logits, seeded
 from edgebench.variants import VariantContext
+from tests.fixtures.models import trained
 
 
 def _ctx(x: np.ndarray, y: np.ndarray, *, epochs: int = 0, build=None) -> VariantContext:
@@ -219,11 +220,7 @@ def digits_base():
     from edgebench.data import load_dataset
 
     torch.set_num_threads(1)
-    ds = load_dataset("digits")
-    seeded(0)
-    base = create_model("digits_cnn", input_shape=ds.shape, num_classes=ds.num_classes)
-    train(base, ds.x_train, ds.y_train, TrainConfig(epochs=10, lr=1e-3, seed=0))
-    return ds, base
+    return load_dataset("digits"), trained("digits_cnn", epochs=10, lr=1e-3)
 
 
 def _acc(model: nn.Module, ds) -> float:
