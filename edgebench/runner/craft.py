@@ -37,7 +37,7 @@ def craft(ctx: RunContext, source: Unit, attack: AttackSpec) -> AdvSets:
     plan = ctx.plan
     built: Built = ctx.value(source.stage)
     ds = ctx.ds
-    n = attack_n(plan, attack, len(ds.x_test))
+    n = attack_n(attack, len(ds.x_test))
     cls = ATTACKS.get(attack.name)
     key = adv_key(plan, built.key, attack, n_test=len(ds.x_test), data_fingerprint=ds.fingerprint())
     entry = ctx.cache.get("adv", key)

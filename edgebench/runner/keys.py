@@ -62,7 +62,7 @@ def variant_key(plan: Plan, c: CompressSpec, parent_key: str) -> str:
                                    "code": code_fingerprint(cls)})
 
 
-def attack_n(plan: Plan, attack: AttackSpec, n_test: int) -> int:
+def attack_n(attack: AttackSpec, n_test: int) -> int:
     """How many test samples ``attack`` is run on."""
     return min(attack.n or n_test, n_test)
 
@@ -74,7 +74,7 @@ def adv_key(plan: Plan, source_key: str, attack: AttackSpec, *, n_test: int, dat
     cls = ATTACKS.get(attack.name)
     code = code_fingerprint(cls)
     return content_key("adv", {"model": source_key, "attack": attack.name, "params": attack.params,
-                               "eps": attack.eps, "n": attack_n(plan, attack, n_test), "data": data_fingerprint,
+                               "eps": attack.eps, "n": attack_n(attack, n_test), "data": data_fingerprint,
                                "code": code, "targeted": attack.targeted, "round_8bit": attack.round_8bit,
                                "seed": plan.seed})
 

@@ -60,9 +60,6 @@ class Pipeline(RunContext):
         self._stages: list[Stage] | None = None
 
     # the graph ------------------------------------------------------------------------------------
-    def units(self) -> list[Unit]:
-        return units(self.plan)
-
     def stages(self) -> list[Stage]:
         """The plan's stage graph, dependencies first (see :mod:`edgebench.runner.stages` for the kinds)."""
         plan = self.plan
@@ -116,7 +113,7 @@ class Pipeline(RunContext):
             return value
 
         return Stage(name, run, deps, kind="host", task=lambda: self._task(name),
-                     cached=lambda: self._status(name, self._known_keys())[0] == "cached")
+                     cached=lambda: cache_status(self, name, self._known_keys())[0] == "cached")
 
     @staticmethod
     def _device_of(target: str) -> tuple[str, bool]:
@@ -177,9 +174,6 @@ class Pipeline(RunContext):
         """The export key of every unit built so far."""
         return {v.unit: v.key for v in self.outcome.values.values() if isinstance(v, Built)}
 
-    def _status(self, name: str, keys: dict[Unit, str | None]) -> tuple[str, str | None]:
-        return cache_status(self, name, keys)
-
     def dry_run(self) -> list[dict[str, Any]]:
         """What :meth:`run` would do, stage by stage, without doing it (``edgebench run --dry-run``): each stage with
         its dependencies and ``status``: ``cached`` (its outputs are in the content-addressed cache), ``measured``
@@ -199,7 +193,7 @@ class Pipeline(RunContext):
             if kind == "device":
                 status, key = ("measured" if done.get(stage.name) == "done" else "run"), None
             else:
-                status, key = self._status(stage.name, keys)
+                status, key = cache_status(self, stage.name, keys)
             rows.append({"stage": stage.name, "kind": kind, "deps": list(stage.deps), "status": status, "key": key})
         return rows
 
