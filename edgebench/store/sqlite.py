@@ -10,7 +10,7 @@ untrustworthy: gradient masking, white-box weaker than transfer) and ``samples``
 big for a column: the latency histogram of a device run, and the packed per-sample correctness of every
 result row, which lets ``edgebench compare`` pair two runs sample by sample). Every write is one
 transaction, keyed so that a resumed run replaces a row instead of duplicating it. WAL mode lets a reader
-watch a run in progress. A store of schema 2, 3 or 4 is migrated in place on opening; a newer one is
+watch a run in progress. A store of schema 2 to 5 is migrated in place on opening; a newer one is
 refused with the version that reads it.
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 
 from edgebench.errors import DiskFullError, EdgebenchError, is_disk_full
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: the variant name of an uncompressed model, as plans name it and the store records it
 BASE = "base"
@@ -111,6 +111,16 @@ def _migrate_4_to_5(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE meta SET value='5' WHERE key='schema_version'")
 
 
+def _migrate_5_to_6(conn: sqlite3.Connection) -> None:
+    """Schema 6 adds the device-cost columns of issue 16 to ``results`` (NULL for rows written before):
+    every field of :data:`RESULT_FIELDS` the table lacks is added, so a later column needs no new step."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(results)")}
+    for f in RESULT_FIELDS:
+        if f not in have:
+            conn.execute(f"ALTER TABLE results ADD COLUMN {f} {_TYPES.get(f, 'REAL')}")
+    conn.execute("UPDATE meta SET value='6' WHERE key='schema_version'")
+
+
 def _version(conn: sqlite3.Connection) -> int | None:
     """The store's schema version; ``None`` for a new file (no ``meta`` table yet)."""
     try:
@@ -133,7 +143,7 @@ def _wal(conn: sqlite3.Connection, tries: int = 50) -> None:
             time.sleep(0.05 * (1 + i % 5))
 
 
-_MIGRATIONS = {2: _migrate_2_to_3, 3: _migrate_3_to_4, 4: _migrate_4_to_5}
+_MIGRATIONS = {2: _migrate_2_to_3, 3: _migrate_3_to_4, 4: _migrate_4_to_5, 5: _migrate_5_to_6}
 
 
 class Store:
