@@ -17,6 +17,7 @@ from edgebench.report.data import RunData, unit_label
 from edgebench.report.render import build_sections, tables_of, write_report
 from edgebench.report.tables import Mark, Table
 from edgebench.store import Store
+from edgebench.store.sqlite import SCHEMA_VERSION
 from tests.fixtures.synthetic import fill_synthetic
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "report"
@@ -128,7 +129,7 @@ def test_bad_format_and_newer_schema_are_clear_errors(synthetic: Path, tmp_path:
     shutil.copy(synthetic, newer)
     with sqlite3.connect(newer) as db:
         db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
-    with pytest.raises(EdgebenchError, match="schema 99, this edgebench reads 5"):
+    with pytest.raises(EdgebenchError, match=f"schema 99, this edgebench reads {SCHEMA_VERSION}"):
         Store.open(newer, create=False)
 
 
