@@ -100,7 +100,8 @@ class CompressSpec:
 
 @dataclass(frozen=True)
 class ExportSpec:
-    """``[export]``: OpenVINO IR beside every ONNX artifact, and an fp16-compressed IR as well."""
+    """``[export]``: OpenVINO IR beside every ONNX artifact, and with ``fp16`` an fp16-compressed IR and an fp16
+    ONNX file (float16 weights and compute, float32 inputs and outputs) as well, each checked for parity."""
 
     openvino: bool = True
     fp16: bool = False

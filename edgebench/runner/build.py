@@ -25,7 +25,8 @@ from edgebench.runner.context import RunContext
 from edgebench.runner.keys import export_key, model_spec, onnx_import_key, variant_key
 from edgebench.runner.units import BASE, Built, Unit
 
-ARTIFACT_FILES = {"onnx": "model.onnx", "openvino": "model-ov.xml", "openvino-fp16": "model-ov-fp16.xml"}
+ARTIFACT_FILES = {"onnx": "model.onnx", "openvino": "model-ov.xml", "openvino-fp16": "model-ov-fp16.xml",
+                  "onnx-fp16": "model-fp16.onnx"}
 
 
 def build_model(ctx: RunContext, spec: ModelSpec) -> Built:
@@ -112,6 +113,7 @@ def export(ctx: RunContext, unit: Unit, model: Any, model_key: str, *, provenanc
     key = export_key(plan, model_key, atol)
     formats = ["onnx"] + (["openvino"] if ex.openvino else []) + (["openvino-fp16"] if ex.openvino and ex.fp16
                                                                    else [])
+    formats += ["onnx-fp16"] if ex.fp16 and precision == "f32" else []  # fp16 of a float graph only (not int8)
     entry = ctx.cache.get("export", key)
     if entry is None:
         x_par = ds.x_test[:m.parity_n]
@@ -123,13 +125,19 @@ def export(ctx: RunContext, unit: Unit, model: Any, model_key: str, *, provenanc
                     (custom or (lambda p: export_onnx(deploy, ds.shape, p)))(path)
                     parity = onnx_parity(model, path, x_par, atol=atol)
                     prec = precision
+                elif fmt == "onnx-fp16":
+                    from edgebench.export.fp16 import FP16_ATOL, to_fp16
+
+                    to_fp16(tmp / ARTIFACT_FILES["onnx"], path)
+                    parity, prec = onnx_parity(model, path, x_par, atol=max(atol, FP16_ATOL)), "f16"
                 else:
+                    from edgebench.export.fp16 import FP16_ATOL
                     from edgebench.export.openvino import export_openvino, openvino_parity
 
                     custom = compressed.export_openvino if compressed is not None else None
                     fp16 = fmt == "openvino-fp16"
                     (custom or (lambda p, fp16=fp16: export_openvino(deploy, ds.shape, p, fp16=fp16)))(path)
-                    parity = openvino_parity(model, path, x_par, atol=max(atol, 1e-2) if fp16 else atol)
+                    parity = openvino_parity(model, path, x_par, atol=max(atol, FP16_ATOL) if fp16 else atol)
                     prec = "f16 weights" if fp16 else precision
                 sizes = file_stats(artifact_files(path))
                 card = ModelCard(

@@ -49,7 +49,8 @@ def export_key(plan: Plan, model_key: str, atol: float) -> str:
     m, ex = plan.measure, plan.export
     return content_key("export", {"model": model_key, "opset": OPSET, "parity_n": m.parity_n, "atol": atol,
                                   "openvino": ex.openvino, "fp16": ex.fp16,
-                                  "code": code_fingerprint("edgebench.export.onnx", "edgebench.export.openvino")})
+                                  "code": code_fingerprint("edgebench.export.onnx", "edgebench.export.openvino",
+                                                          "edgebench.export.fp16", "edgebench.export.qdq")})
 
 
 def variant_key(plan: Plan, c: CompressSpec, parent_key: str) -> str:

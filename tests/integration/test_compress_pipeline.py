@@ -80,12 +80,13 @@ def test_variants_run_end_to_end_and_a_broken_one_is_isolated(tmp_path: Path, ca
     assert variants["fp"]["info"]["per_layer"]["features.0"]["channels_after"] == [1, 8]
     assert base["weight_deflate_bytes"] / kbit["weight_deflate_bytes"] > 2.5
     assert kbit["params"] == base["params"] and max(kbit["delta_w_spectral"].values()) > 0
-    assert set(kbit["artifacts"]) == {"onnx", "openvino", "openvino-fp16"}
+    assert set(kbit["artifacts"]) == {"onnx", "openvino", "openvino-fp16", "onnx-fp16"}
     assert 0.4 < kbit["artifacts"]["openvino-fp16"]["size_bytes"] / kbit["artifacts"]["openvino"]["size_bytes"] < 0.6
+    assert 0.4 < kbit["artifacts"]["onnx-fp16"]["size_bytes"] / kbit["artifacts"]["onnx"]["size_bytes"] < 0.6
     assert "broken" not in variants
     # every artifact matches its twin, on both runtimes
     assert {(a["variant"], a["format"]) for a in arts} == {
-        (v, f) for v in ("base", "kbit", "fp") for f in ("onnx", "openvino", "openvino-fp16")}
+        (v, f) for v in ("base", "kbit", "fp") for f in ("onnx", "openvino", "openvino-fp16", "onnx-fp16")}
     # fp32 artifacts agree on every argmax; fp16 weights may flip a near-tie (seen: 1 of 256 with 8 threads)
     bad = [(a["variant"], a["format"], a["parity_max_abs_diff"], a["parity_top1_agreement"]) for a in arts
            if not (a["parity_ok"] == 1
