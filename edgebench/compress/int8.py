@@ -100,10 +100,14 @@ class Int8(Compressor):
             raise ctx.fail(f"NNCF cannot quantize this model ({type(exc).__name__}: {exc})") from None
         twin.eval()
         quantizers = sum(1 for n, _ in twin.named_modules() if n.count(".") == 3 and "__nncf_hooks" in n)
-        return Variant(model=twin, parity_atol=self.parity_atol, precision="int8", info={
-            "grid": "int8: symmetric per-channel weights, per-tensor activations (NNCF preset "
-                    f"{self.preset!r}, overflow fix {self.overflow_fix!r})", "calibration_size": len(batches), "quantizers": quantizers,
-            "engine": self.engine, "engine_version": _engine_version(self.engine)})
+        return Variant(model=twin, parity_atol=self.parity_atol, precision="int8",
+                       info=self.describe(len(batches), quantizers))
+
+    def describe(self, calibration_size: int, quantizers: int) -> dict:
+        """The variant's info: its grid, calibration, the twin's quantizer count and the ONNX ``engine``."""
+        return {"grid": "int8: symmetric per-channel weights, per-tensor activations (NNCF preset "
+                        f"{self.preset!r}, overflow fix {self.overflow_fix!r})", "calibration_size": calibration_size,
+                "quantizers": quantizers, "engine": self.engine, "engine_version": _engine_version(self.engine)}
 
     def save_twin(self, twin: nn.Module, path: Path) -> None:
         """NNCF's quantizers do not pickle: store NNCF's own config of the wrapped model and its state."""
