@@ -104,10 +104,11 @@ class Int8(Compressor):
                        info=self.describe(len(batches), quantizers))
 
     def describe(self, calibration_size: int, quantizers: int) -> dict:
-        """The variant's info: its grid, calibration, the twin's quantizer count and the ONNX ``engine``."""
+        """The variant's info: its grid, calibration, the twin's quantizer count and the ``engine`` that quantized
+        the ONNX artifact, with its version (``"onnxruntime 1.32.0"``), as the report names it."""
         return {"grid": "int8: symmetric per-channel weights, per-tensor activations (NNCF preset "
                         f"{self.preset!r}, overflow fix {self.overflow_fix!r})", "calibration_size": calibration_size,
-                "quantizers": quantizers, "engine": self.engine, "engine_version": _engine_version(self.engine)}
+                "quantizers": quantizers, "engine": _engine_version(self.engine)}
 
     def save_twin(self, twin: nn.Module, path: Path) -> None:
         """NNCF's quantizers do not pickle: store NNCF's own config of the wrapped model and its state."""

@@ -434,7 +434,8 @@ def variants_sections(d: RunData) -> list[Section]:
     for v in d.variants:
         st, onnx = v["stats"], v["stats"].get("artifacts", {}).get("onnx", {})
         b = bases.get(v["model"], {}).get("stats", {})
-        params = ", ".join(f"{k}={val}" for k, val in v["params"].items()) or "–"
+        engine = {"engine": v["info"].get("engine")} if v["method"].endswith("int8") else {}  # who made the ONNX
+        params = ", ".join(f"{k}={val}" for k, val in {**engine, **v["params"]}.items()) or "–"
         rows.append([v["model"], v["variant"], v["method"], params, Num(st.get("params")), Num(st.get("nonzeros")),
                      Num(st.get("macs")), Num(onnx.get("size_bytes")), Num(onnx.get("deflate_bytes")),
                      ratio(b.get("params"), st.get("params")),

@@ -305,10 +305,13 @@ def test_int8_twin_is_attackable_and_round_trips(base, digits, tmp_path) -> None
     (g,) = torch.autograd.grad(loss, x)
     assert torch.isfinite(g).all() and (g.abs().flatten(1).sum(1) > 0).float().mean() > 0.9  # straight-through
     assert acc(out.model, digits) >= acc(base, digits) - 0.02
-    # the quantized weights the twin computes with sit on an int8 grid per output channel
-    w = effective_weights(out.model)["features.2"]
-    steps = w.flatten(1).abs().amax(1) / 127
-    assert torch.allclose(w.flatten(1) / steps[:, None], torch.round(w.flatten(1) / steps[:, None]), atol=1e-3)
+    # the quantized weights the twin computes with sit on an integer grid per output channel: half the int8 range
+    # (7 bits: the largest weight is 63 or 64 steps) with the default overflow_fix "enable", so that the int8
+    # kernels of CPUs without VNNI do not saturate
+    w = effective_weights(out.model)["features.2"].flatten(1)
+    on_grid = [any(torch.allclose(c / (c.abs().max() / k), torch.round(c / (c.abs().max() / k)), atol=1e-3)
+                   for k in (63, 64)) for c in w]
+    assert all(on_grid)
     method.save_twin(out.model, tmp_path / "twin.pt")
     again = method.load_twin(tmp_path / "twin.pt", base)
     assert np.array_equal(predict_logits(again, digits.x_test[:64]), predict_logits(out.model, digits.x_test[:64]))
