@@ -32,7 +32,6 @@ from edgebench.compress.base import Compressor
 from edgebench.params import check_choice, check_int, check_number
 from edgebench.variants import Variant, VariantContext, clone
 
-
 #: who quantizes the ONNX artifact (the torch twin and the OpenVINO IR are NNCF's either way)
 ENGINES = ("nncf", "onnxruntime")
 #: NNCF's fix for the int16 saturation of u8×s8 dot products on x86 CPUs without VNNI (AVX2, AVX-512 without

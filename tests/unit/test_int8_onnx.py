@@ -26,22 +26,15 @@ FLOAT_COMPUTE = {"Conv", "Gemm", "FusedGemm", "MatMul", "FusedConv"}
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
-def base():
-    return trained("digits_cnn", epochs=8)
-
-
-@pytest.fixture(scope="module")
-def built(base, digits, tmp_path_factory) -> dict:
-    """Each engine's variant and ONNX artifact (calibrated on 64 training samples), and the fp32 export. The
-    twin (NNCF's, whatever the engine) is made once: the engines differ in the ONNX artifact only."""
+def built(tmp_path_factory) -> dict:
+    """The digits data, the trained base, its fp32 export, and each engine's variant and ONNX artifact
+    (calibrated on 64 training samples). The twin (NNCF's, whatever the engine) is made once: the engines
+    differ in the ONNX artifact only."""
     root = tmp_path_factory.mktemp("int8")
+    digits, base = load_dataset("digits"), trained("digits_cnn", epochs=8)
     ctx = VariantContext(digits.x_train, digits.y_train, digits.shape, 10, TrainConfig(epochs=8), seed=0, where="t")
-    out: dict = {"fp32": export_onnx(base, digits.shape, root / "fp32.onnx"), "ctx": ctx}
+    out: dict = {"fp32": export_onnx(base, digits.shape, root / "fp32.onnx"), "ctx": ctx, "digits": digits,
+                 "base": base}
     twin = None
     for engine in ("nncf", "onnxruntime"):
         method = compressor("int8", calibration_size=64, engine=engine)
@@ -56,8 +49,9 @@ def built(base, digits, tmp_path_factory) -> dict:
 
 
 @pytest.mark.parametrize("engine", ["nncf", "onnxruntime"])
-def test_each_engine_gives_a_graph_onnx_runtime_runs_in_int8(built, digits, engine) -> None:
+def test_each_engine_gives_a_graph_onnx_runtime_runs_in_int8(built, engine) -> None:
     _, variant, path = built[engine]
+    digits = built["digits"]
     ops = optimized_ops(path)
     # both convolutions and both fully connected layers are int8 kernels; nothing computes in float32
     assert ops["QLinearConv"] == 2 and ops["QGemm"] == 2, ops
@@ -73,9 +67,10 @@ def test_each_engine_gives_a_graph_onnx_runtime_runs_in_int8(built, digits, engi
         assert parity["max_abs_diff"] / parity["scale"] < 0.02, parity
 
 
-def test_nncf_graph_as_written_leaves_the_gemm_in_float_and_completing_it_is_exact(built, digits, tmp_path) -> None:
+def test_nncf_graph_as_written_leaves_the_gemm_in_float_and_completing_it_is_exact(built, tmp_path) -> None:
     import nncf
 
+    digits = built["digits"]
     method, _, _ = built["nncf"]
     raw = nncf.quantize(onnx.load(str(built["fp32"])), nncf.Dataset([{"x": b} for b in method._calibration(
         built["ctx"])]), **method._options())
@@ -112,7 +107,8 @@ def test_bad_int8_parameters_are_one_line_errors(params, message) -> None:
     assert "\n" not in str(err.value)
 
 
-def test_fp16_onnx_halves_the_file_keeps_float32_io_and_parity(base, digits, tmp_path: Path, built) -> None:
+def test_fp16_onnx_halves_the_file_keeps_float32_io_and_parity(tmp_path: Path, built) -> None:
+    base, digits = built["base"], built["digits"]
     half = to_fp16(built["fp32"], tmp_path / "half.onnx")
     model = onnx.load(str(half))
     assert 0.4 < half.stat().st_size / built["fp32"].stat().st_size < 0.6
