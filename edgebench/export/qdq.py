@@ -22,6 +22,7 @@ ONNX Runtime's optimizer leaves, to check that the int8 kernels are there.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
@@ -159,10 +160,16 @@ def quantize_onnx_ort(fp32: Path, out: Path, batches: Sequence[np.ndarray], *, i
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._it, None)
 
+    root = logging.getLogger()  # quantize_static logs "consider pre-processing" on the root logger every call
+    level = root.level
     with tempfile.TemporaryDirectory() as tmp:  # quantize_static writes augmented models beside its output
         raw = Path(tmp) / "q.onnx"
-        quantize_static(str(fp32), str(raw), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        root.setLevel(max(level, logging.ERROR))
+        try:
+            quantize_static(str(fp32), str(raw), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
         model = onnx.load(str(raw))
     strip_output_qdq(model)
     complete_qdq(model)
