@@ -173,6 +173,7 @@ ratio = 0.5
                                                 r"in \(0, 1\), got 1.5"),
     ('method = "filter_pruning"\nratio = [0.5, 0.0]', r"variant 'filter_pruning-0'.*ratio must be"),
     ('method = "kbit"\nbits = 12', r"variant 'kbit'.*bits must be an integer in 1..8, got 12"),
+    ('method = "int8"\nengine = "tensorrt"', r"variant 'int8'.*engine 'tensorrt' is not one of \['nncf', 'onnx"),
     ('method = "kbit"\nbits = 4\nbitz = 2', r"compression method 'kbit' has no parameter 'bitz' \(did you mean 'bits'"),
     ('method = "kbit"', r"needs parameter\(s\) 'bits'"),
     ('method = "kbit"\nbits = 4\nmodel = "other"', r"compress\[0\]\.model: 'other' is not a model of this plan"),
