@@ -84,10 +84,16 @@ class Int8(Compressor):
         import nncf
 
         preset = nncf.QuantizationPreset.PERFORMANCE if self.preset == "performance" else nncf.QuantizationPreset.MIXED
+        from nncf.quantization.advanced_parameters import QuantizationParameters
+
         fix = nncf.OverflowFix(OVERFLOW_FIX_NNCF[self.overflow_fix])
+        # per-tensor activations everywhere: NNCF quantizes a depthwise Conv's input per channel, which ONNX
+        # Runtime's QLinearConv cannot take, so that Conv (and the one before it) would run in float32
+        per_tensor = QuantizationParameters(per_channel=False)
         return {"preset": preset, "subset_size": self.calibration_size,
                 "fast_bias_correction": self.fast_bias_correction,
-                "advanced_parameters": nncf.AdvancedQuantizationParameters(overflow_fix=fix)}
+                "advanced_parameters": nncf.AdvancedQuantizationParameters(
+                    overflow_fix=fix, activations_quantization_params=per_tensor)}
 
     def apply(self, model: nn.Module, ctx: VariantContext) -> Variant:
         import nncf

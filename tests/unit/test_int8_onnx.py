@@ -121,3 +121,28 @@ def test_fp16_onnx_halves_the_file_keeps_float32_io_and_parity(tmp_path: Path, b
     assert parity["ok"] and parity["top1_agreement"] == 1.0 and 0 < parity["max_abs_diff"], parity
     with pytest.raises(ArtifactError, match="int8 QDQ graph"):
         to_fp16(built["nncf"][2], tmp_path / "no.onnx")
+
+
+def test_a_depthwise_separable_network_runs_every_conv_in_int8(built, tmp_path: Path) -> None:
+    """NNCF quantizes a depthwise Conv's input per channel unless told otherwise; QLinearConv takes per-tensor
+    activations only, so that Conv and the one before it ran in float32."""
+    import torch
+    from torch import nn
+
+    class Separable(nn.Module):  # wrapped: NNCF cannot quantize a root nn.Sequential (issue 16, item 8)
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
+                                     nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.Conv2d(16, 32, 1), nn.ReLU(),
+                                     nn.Flatten(), nn.Linear(32 * 64, 10))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x)
+
+    torch.manual_seed(0)
+    wrapped = Separable().eval()
+    method = compressor("int8", calibration_size=16)
+    variant = method.apply(wrapped, built["ctx"])
+    method.attach(variant, wrapped, built["ctx"])
+    ops = optimized_ops(variant.export_onnx(tmp_path / "dw.onnx"))
+    assert ops["QLinearConv"] == 3 and ops["QGemm"] == 1 and not FLOAT_COMPUTE & set(ops), ops
