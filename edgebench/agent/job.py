@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from edgebench.agent.protocol import PROTOCOL_VERSION, EnergyProtocol, Job, LatencyProtocol, TestSet, sha256_file
-from edgebench.errors import DataError, DeviceError, EdgebenchError
+from edgebench.errors import ConfigError, DataError, DeviceError, EdgebenchError
 from edgebench.metrics.latency import latency_summary
 
 __all__ = ["latency_pass", "run_job", "write_error"]
@@ -189,6 +189,8 @@ def run_job(job: Job) -> dict[str, Any]:
     Returns the result document. Errors a user can cause raise :class:`EdgebenchError`. Passes already
     finished in that folder for the same job are reused (see the module docstring).
     """
+    if job.kind == "latency":  # interleaved rounds of several artifacts: edgebench.agent.rounds
+        raise ConfigError(f"job {job.job_id}: a latency job runs with edgebench.agent.rounds.run_latency_job")
     out = Path(job.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
@@ -233,7 +235,7 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
 
         sample = next(iter_batches(job.testsets[0].path, 1))
         infer = backend.bind(sample)
-        if latency is None:
+        if latency is None and not job.latency.in_rounds:  # in rounds: the target's latency job times it
             t0 = time.perf_counter_ns()
             first_out = infer()
             first_ns = time.perf_counter_ns() - t0
