@@ -325,6 +325,10 @@ def _parse_measure(t: Table) -> MeasureSpec:
         min_runs=t.number("min_runs", d.min_runs, lo=1, integer=True),
         min_duration_s=t.number("min_duration_s", d.min_duration_s, lo=0),
         max_runs=t.number("max_runs", d.max_runs, lo=1, integer=True),
+        rounds=t.number("rounds", d.rounds, lo=1, integer=True),
+        cooldown_s=t.number("cooldown_s", d.cooldown_s, lo=0),
+        settle_s=t.number("settle_s", d.settle_s, lo=0),
+        settle_c=t.number("settle_c", d.settle_c, lo=0, lo_open=True),
         parity_atol=t.number("parity_atol", d.parity_atol, lo=0),
         parity_n=t.number("parity_n", d.parity_n, lo=1, integer=True),
         energy_idle_s=t.number("energy_idle_s", d.energy_idle_s, lo=0),
@@ -333,6 +337,9 @@ def _parse_measure(t: Table) -> MeasureSpec:
         energy_min_samples=t.number("energy_min_samples", d.energy_min_samples, lo=1, integer=True),
     )
     t.done()
+    if spec.rounds > spec.min_runs:
+        raise t.fail("rounds", f"{spec.rounds} rounds need at least one timed run each, but min_runs is "
+                               f"{spec.min_runs}; lower rounds or raise min_runs")
     return spec
 
 

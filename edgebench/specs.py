@@ -123,13 +123,19 @@ class MeasureSpec:
     protocol (used on targets with a power sensor: idle baseline, then ``energy_windows`` windows of at least
     ``energy_min_window_s`` seconds; MLPerf Tiny uses >= 10 s windows and the median of 5). The latency and
     energy defaults are the agent's protocols' (:class:`~edgebench.agent.protocol.LatencyProtocol`,
-    :class:`~edgebench.agent.protocol.EnergyProtocol`): one source of truth."""
+    :class:`~edgebench.agent.protocol.EnergyProtocol`): one source of truth. ``rounds`` > 1: every variant of a
+    (non-fleet) target is timed in one latency job, in interleaved rounds with ``cooldown_s`` and a settle wait of
+    at most ``settle_s`` for the temperature to come back within ``settle_c`` °C (:mod:`edgebench.agent.rounds`)."""
 
     batch_size: int = 128
     warmup: int = LatencyProtocol.warmup
     min_runs: int = LatencyProtocol.min_runs
     min_duration_s: float = LatencyProtocol.min_duration_s
     max_runs: int = LatencyProtocol.max_runs
+    rounds: int = LatencyProtocol.rounds
+    cooldown_s: float = LatencyProtocol.cooldown_s
+    settle_s: float = LatencyProtocol.settle_s
+    settle_c: float = LatencyProtocol.settle_c
     parity_atol: float = 1e-4
     parity_n: int = 256
     energy_idle_s: float = EnergyProtocol.idle_s
