@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgebench.errors import ConfigError
 from edgebench.metrics.rounds import RUN_FLOOR, compare_rounds
 from edgebench.metrics.robustness import mcnemar, two_proportion_test
 from edgebench.metrics.samples import unpack_correct
@@ -62,7 +63,11 @@ def _verdict(p: float | None) -> Cell:
     return Mark(f"{p:.2g}", "plain", p) if p < ALPHA else Mark(f"{p:.2g} n.s.", "muted", p)
 
 
-def compare_sections(a: RunData, b: RunData) -> list[Section]:
+def compare_sections(a: RunData, b: RunData, *, floor: float = RUN_FLOOR) -> list[Section]:
+    """The two runs' sections; ``floor``: latency ratios within ``1 ± floor`` are not resolved between runs."""
+    if not 0.0 <= floor < 1.0:
+        raise ConfigError(f"compare --floor: {floor!r} is not a fraction in [0, 1); 0.1 reads ratios within 10 % "
+                          "as not resolved")
     pairs = match_pairs(a, b)
     head = Section("runs", "The two runs", [
         Table("runs", "The two runs", ["", "run", "plan", "plan hash", "status", "edgebench", "target / backend"],
@@ -97,7 +102,7 @@ def compare_sections(a: RunData, b: RunData) -> list[Section]:
                                  _verdict(t["p_value"])])
             if ra["attack"] == "none" and ra.get("p50_ms") and rb.get("p50_ms"):
                 c = compare_rounds(rounds_a.get((*k[:2], *pa[::-1]), []), rounds_b.get((*k[:2], *pb[::-1]), []),
-                                   paired=False, floor=RUN_FLOOR)
+                                   paired=False, floor=floor)
                 ea, eb = ra.get("energy_j"), rb.get("energy_j")
                 lat_rows.append([unit_label(ra["model"], ra["variant"]), where, Num(ra["p50_ms"]), Num(rb["p50_ms"]),
                                  Mark(f"{rb['p50_ms'] / ra['p50_ms']:.3f}×", "plain", rb["p50_ms"] / ra["p50_ms"]),
@@ -121,7 +126,7 @@ def compare_sections(a: RunData, b: RunData) -> list[Section]:
             Para("p50 latency in ms and its ratio B ÷ A; `round medians`: B ÷ A on the two runs' per-round medians "
                  "(ratio of their medians, 95 % bootstrap interval over rounds), **not resolved** when the interval "
                  "holds 1, when the difference is inside the runs' spread (2 × the larger CV of round medians, and "
-                 f"at least {RUN_FLOOR * 100:g} %: rounds inside one run cannot see the drift between runs), or when "
+                 f"at least {floor * 100:g} %: rounds inside one run cannot see the drift between runs), or when "
                  "a run stored no rounds (per-inference samples are not independent: no test is made on them); "
                  "energy per inference in mJ."),
             Table("compare_latency", "Latency and energy",

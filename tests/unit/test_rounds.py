@@ -165,3 +165,126 @@ def test_settle_waits_for_the_temperature_within_its_bound(tmp_path: Path) -> No
     assert cooled["settled"] is True and cooled["temp_c"] == 51.5 and 0.25 <= cooled["waited_s"] < 2.0
     unreadable = settle(proto, None, root=str(tmp_path / "nowhere"))  # no sensor: only the cool-down
     assert unreadable["settled"] is None and unreadable["temp_c"] is None and unreadable["waited_s"] < 0.3
+
+
+# ------------------------------------------------------------------------- the test on round medians
+
+
+def test_welch_over_samples_reads_p0_where_round_medians_read_not_resolved() -> None:
+    """The flaw of issue 16: the same lenet5 artifact run twice read p50 0.069 vs 0.055 ms and "p = 0" by
+    Welch's t over ~15,000 per-inference samples. Tested on the runs' per-round medians, whose spread shows the
+    run-to-run drift, the same numbers are not resolved."""
+    from edgebench.metrics.latency import welch_test
+    from edgebench.metrics.rounds import RUN_FLOOR, compare_rounds
+
+    assert welch_test(0.069, 0.008, 15_000, 0.055, 0.008, 15_000)["p_value"] < 1e-200  # the old verdict
+    run_a = [0.069, 0.081, 0.058, 0.074, 0.063]  # one run's rounds drift with the machine: CV ~13 %
+    run_b = [0.055, 0.066, 0.049, 0.060, 0.071]
+    c = compare_rounds(run_a, run_b, paired=False, floor=RUN_FLOOR)
+    assert c["ratio"] == pytest.approx(0.060 / 0.069) and not c["resolved"]
+    assert c["cv_a"] == pytest.approx(np.std(run_a, ddof=1) / np.mean(run_a))
+    assert c["spread"] == pytest.approx(2 * max(c["cv_a"], c["cv_b"])) and abs(c["ratio"] - 1) < c["spread"]
+
+
+@pytest.mark.parametrize(("a", "b", "paired", "floor", "resolved", "why"), [
+    ([1.00, 1.01, 0.99, 1.00], [0.50, 0.51, 0.49, 0.50], True, 0.0, True, ""),  # 2× faster, tight rounds
+    ([1.00, 1.01, 0.99, 1.00], [0.50, 0.51, 0.49, 0.50], False, 0.10, True, ""),
+    ([1.00, 1.01, 0.99, 1.00], [0.96, 0.97, 0.95, 0.96], True, 0.0, True, ""),  # 4 % with CV ~0.8 %: resolved
+    ([1.00, 1.01, 0.99, 1.00], [0.96, 0.97, 0.95, 0.96], False, 0.10, False, "inside the spread (10.0 %)"),
+    # the rounds drift together (per-round ratios ~0.95, tight) but each unit's CV is ~14 %: inside the spread
+    ([1.00, 1.20, 0.85, 1.05], [0.95, 1.14, 0.81, 0.99], True, 0.0, False, "inside the spread"),
+    ([1.00, 1.20, 0.85, 1.05], [0.95, 1.30, 0.70, 1.00], True, 0.0, False, "interval over rounds holds 1"),
+    ([1.00, 1.01, 0.99, 1.00], [1.02, 0.98, 1.00, 1.01], True, 0.0, False, "interval over rounds holds 1"),
+    ([1.00, 1.01], [0.50, 0.51], True, 0.0, False, "fewer than 3 rounds"),
+    ([], [0.50, 0.51, 0.52], False, 0.0, False, "no per-round medians"),
+])
+def test_compare_rounds_resolves_only_outside_the_spread(a: list[float], b: list[float], paired: bool, floor: float,
+                                                        resolved: bool, why: str) -> None:
+    from edgebench.metrics.rounds import compare_rounds, verdict_text
+
+    c = compare_rounds(a, b, paired=paired, floor=floor)
+    assert c["resolved"] is resolved and why in c.get("why", "")
+    if resolved:
+        assert c["lo"] <= c["ratio"] <= c["hi"] and (c["hi"] < 1 or c["lo"] > 1)
+        assert verdict_text(c).startswith(f"{c['ratio']:.3f}× [")
+    else:
+        assert verdict_text(c).startswith("not resolved (")
+    if paired and len(a) == len(b) and a:
+        assert c["ratio"] == pytest.approx(float(np.median(np.asarray(b) / np.asarray(a))))
+
+
+def _stored_run(path: Path, run_id: str, latency: dict[str, dict], target: str = "local") -> "RunData":
+    """A store holding one clean result row per unit with its latency summary and its rounds (as scoring writes
+    them) from real latency-job results."""
+    from edgebench.report.data import RunData
+    from edgebench.store import Store
+
+    with Store.open(path) as store:
+        store.begin_run(run_id, plan_name="lat", plan_hash="0" * 12, plan={}, version="test")
+        rows, samples = [], []
+        for variant, lat in latency.items():
+            where = {"model": "m", "variant": variant, "backend": "onnxruntime", "target": target, "attack": "none",
+                     "eps": 0.0, "source": "m" if variant == "base" else f"m/{variant}"}
+            rows.append({**where, "threat": "clean", "n": 4, "clean_acc": 1.0,
+                         **{k: lat[k] for k in ("mean_ms", "std_ms", "p50_ms", "runs", "rounds", "round_cv")}})
+            samples.append({"kind": "rounds", **where, "data": {"median_ms": lat["round_median_ms"]}})
+        store.put_results(run_id, rows)
+        store.put_samples(run_id, samples)
+        store.finish_run(run_id, "done")
+        return RunData.load(store, run_id)
+
+
+def test_compare_reads_the_same_artifact_run_twice_as_not_resolved(tiny: dict[str, Path], tmp_path: Path) -> None:
+    """Two real runs of the same artifact (two latency jobs, one after the other): ``edgebench compare`` reads
+    their latency difference as not resolved, whatever the two p50s happen to be."""
+    from edgebench.agent.rounds import run_latency_job
+    from edgebench.report.compare import compare_sections
+    from edgebench.report.render import tables_of
+
+    runs = []
+    for k in range(2):
+        result = run_latency_job(latency_job(tiny, tmp_path / f"run{k}", ("a",), rounds=5))
+        runs.append(_stored_run(tmp_path / f"{k}.sqlite", f"run{k}", {"base": result["variants"][0]["latency"]}))
+    lat = next(t for t in tables_of(compare_sections(*runs)) if t.name == "compare_latency")
+    (row,) = lat.rows
+    assert row[7] == row[8] == 5 and row[9] is not None and row[10] is not None
+    assert row[11].kind == "muted" and row[11].text.startswith("not resolved (")
+    assert row[4].value == pytest.approx(runs[1].clean[0]["p50_ms"] / runs[0].clean[0]["p50_ms"])
+
+
+def test_compare_without_rounds_and_a_bad_floor(tmp_path: Path) -> None:
+    from edgebench.errors import ConfigError
+    from edgebench.report.compare import compare_sections
+    from edgebench.report.render import tables_of
+
+    old = {"mean_ms": 0.07, "std_ms": 0.01, "p50_ms": 0.069, "runs": 15_000, "rounds": None, "round_cv": None,
+           "round_median_ms": []}  # a run of protocol 2: one block, no rounds
+    a = _stored_run(tmp_path / "a.sqlite", "a", {"base": old})
+    b = _stored_run(tmp_path / "b.sqlite", "b", {"base": {**old, "mean_ms": 0.056, "p50_ms": 0.055}})
+    lat = next(t for t in tables_of(compare_sections(a, b)) if t.name == "compare_latency")
+    assert lat.rows[0][11].text == "not resolved (no per-round medians)"
+    with pytest.raises(ConfigError, match="compare --floor: 1.5 is not a fraction"):
+        compare_sections(a, b, floor=1.5)
+
+
+def test_report_section_marks_variants_inside_the_spread(tmp_path: Path) -> None:
+    from edgebench.report.render import tables_of
+    from edgebench.report.rounds import rounds_section
+
+    def lat(medians: list[float]) -> dict:
+        return {"mean_ms": medians[0], "std_ms": 0.0, "p50_ms": float(np.median(medians)), "runs": 100,
+                "rounds": len(medians), "round_cv": None, "round_median_ms": medians}
+
+    d = _stored_run(tmp_path / "r.sqlite", "r", {
+        "base": lat([1.00, 1.01, 0.99, 1.00]), "fast": lat([0.50, 0.51, 0.49, 0.50]),
+        "same": lat([1.01, 0.99, 1.00, 1.00]), "noisy": lat([0.80, 1.30, 0.70, 1.20])})
+    section = rounds_section(d)
+    (table,) = tables_of([section])
+    rows = {r[0]: r for r in table.rows}
+    assert list(rows) == ["m", "m/fast", "m/noisy", "m/same"]
+    assert rows["m"][2] == 4 and rows["m"][3].value == pytest.approx(100 * np.std([1, 1.01, .99, 1], ddof=1))
+    assert rows["m"][4] is None and rows["m"][5].text == "not readable"
+    assert rows["m/fast"][4].kind == "plain" and rows["m/fast"][4].text.startswith("0.500× [")
+    assert rows["m/same"][4].text.startswith("not resolved (")
+    assert rows["m/noisy"][4].text.startswith("not resolved (")
+    assert rounds_section(_stored_run(tmp_path / "none.sqlite", "n", {})) is None
