@@ -8,7 +8,9 @@ with artifact ``r mod n`` (A B C, B C A, C A B, ...), so slow drift (a warming C
 governor) lands on every artifact alike instead of on whichever block ran last. Between rounds the agent pauses
 ``cooldown_s`` and waits, at most ``settle_s``, for the hottest thermal zone to come back within ``settle_c`` °C
 of its reading before the first round; each round records that temperature, the CPU frequency and its cap, and
-the wait.
+the wait, and how many CPUs other processes kept busy during the round (``other_load``: a neighbour's load is
+drift that interleaving spreads over every artifact within a job, but that no test can separate from a real
+difference between two jobs).
 
 Outputs in the job's folder: ``latency-<i>.npy`` (artifact ``i``'s per-inference wall times, all rounds in
 order), ``rounds.json`` (per round: the order, each artifact's median and run count, the thermal state),
@@ -18,6 +20,7 @@ and ``result.json``.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import asdict, replace
@@ -65,6 +68,28 @@ def settle(proto: LatencyProtocol, baseline_c: float | None, root: str = "/") ->
             state = thermal_state(root)
         settled = state["temp_c"] <= baseline_c + proto.settle_c
     return {**state, "waited_s": time.monotonic() - t0, "settled": settled}
+
+
+class OtherLoad:
+    """How many CPUs other processes kept busy while a round ran: the machine's busy CPU time (``/proc/stat``)
+    less this process's own, over the wall time. None where the machine does not say (not Linux)."""
+
+    def __init__(self) -> None:
+        from edgebench.agent.envinfo import cpu_busy_s
+
+        self._busy = cpu_busy_s
+        self._t0, self._own0, self._busy0 = time.monotonic(), _own_cpu_s(), cpu_busy_s()
+
+    def cores(self) -> float | None:
+        busy, wall = self._busy(), time.monotonic() - self._t0
+        if busy is None or self._busy0 is None or wall <= 0:
+            return None
+        return max(0.0, (busy - self._busy0 - (_own_cpu_s() - self._own0)) / wall)
+
+
+def _own_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def run_latency_job(job: Job) -> dict[str, Any]:
@@ -141,6 +166,7 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
         order = [(r + k) % n for k in range(n)]
         medians: list[float] = [0.0] * n
         runs, seconds = [0] * n, [0.0] * n
+        load = OtherLoad()
         for i in order:
             samples, seconds[i] = latency_pass(loaded[i]["infer"], segment)
             chunks[i].append(samples)
@@ -148,7 +174,7 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
         for i in range(n):
             _save_npy(out / f"latency-{i}.npy", np.concatenate(chunks[i]))
         done.append({"round": r, "order": [job.artifacts[i].name for i in order], "median_ms": medians,
-                     "runs": runs, "seconds": seconds, **thermal})
+                     "runs": runs, "seconds": seconds, "other_load": load.cores(), **thermal})
         _write_json(out / "rounds.json", state)
     variants = []
     for a in loaded:

@@ -11,7 +11,9 @@ varies is the round (or the run): :func:`compare_rounds` compares two lists of p
   and across runs at least ``floor`` (the run-to-run noise that rounds inside one run cannot see).
 
 The difference is *resolved* only when the interval excludes 1 and ``|ratio − 1|`` exceeds the spread; with
-fewer than ``MIN_ROUNDS`` rounds on either side it is not resolved.
+fewer than ``MIN_ROUNDS`` rounds on either side it is not resolved. Across runs, when other processes kept more
+than ``BUSY_LIMIT`` CPUs busy during either run's rounds (median over rounds), it is not resolved either: a
+neighbour's load moves a whole run, and one run per side cannot tell that from a real difference.
 """
 
 from __future__ import annotations
@@ -32,12 +34,16 @@ RESAMPLES = 2000
 #: between runs (bench/bench_rounds.py measured 21-23 % run-to-run CV of p50 on a loaded 2-core machine; the bench
 #: README's "a ratio under ~1.1 is not resolved by one run"); ``edgebench compare --floor`` sets it
 RUN_FLOOR = 0.10
+#: other processes' load (CPUs kept busy, median over a run's rounds) above which two runs are not comparable
+BUSY_LIMIT = 0.25
 
 
-def compare_rounds(a_ms: list[float], b_ms: list[float], *, paired: bool, floor: float = 0.0) -> dict[str, Any]:
+def compare_rounds(a_ms: list[float], b_ms: list[float], *, paired: bool, floor: float = 0.0,
+                   other_load: tuple[list[float | None], list[float | None]] | None = None) -> dict[str, Any]:
     """B against A on per-round medians: ``ratio`` (median B ÷ median A), its bootstrap ``lo``/``hi``, ``spread``
     (the half-width around 1 inside which a ratio is not resolved), ``cv_a``/``cv_b``, ``resolved`` and, when
-    not resolved, ``why`` (one phrase)."""
+    not resolved, ``why`` (one phrase). ``other_load``: each run's per-round load of other processes (CPUs), for
+    comparisons across runs."""
     a = np.asarray([x for x in a_ms if x is not None], dtype=np.float64)
     b = np.asarray([x for x in b_ms if x is not None], dtype=np.float64)
     out: dict[str, Any] = {"ratio": None, "lo": None, "hi": None, "spread": None, "cv_a": round_cv(a),
@@ -63,7 +69,18 @@ def compare_rounds(a_ms: list[float], b_ms: list[float], *, paired: bool, floor:
     if abs(ratio - 1.0) <= spread:
         return {**out, "why": f"|ratio − 1| = {abs(ratio - 1) * 100:.1f} % is inside the spread "
                               f"({spread * 100:.1f} %)"}
-    return {**out, "resolved": True}
+    busy = _busy(other_load)
+    return {**out, "why": busy} if busy else {**out, "resolved": True}
+
+
+def _busy(other_load: tuple[list[float | None], list[float | None]] | None) -> str | None:
+    """Why two runs are not comparable for the load of other processes, or None."""
+    said = []
+    for name, loads in zip("AB", other_load or ()):
+        vals = [x for x in loads or () if x is not None]
+        if vals and float(np.median(vals)) > BUSY_LIMIT:
+            said.append(f"{float(np.median(vals)):.1f} CPUs in {name}")
+    return f"other processes kept {' and '.join(said)} busy during the rounds" if said else None
 
 
 def verdict_text(c: dict[str, Any]) -> str:

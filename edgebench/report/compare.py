@@ -17,11 +17,11 @@ from __future__ import annotations
 from typing import Any
 
 from edgebench.errors import ConfigError
-from edgebench.metrics.rounds import RUN_FLOOR, compare_rounds
+from edgebench.metrics.rounds import BUSY_LIMIT, RUN_FLOOR, compare_rounds
 from edgebench.metrics.robustness import mcnemar, two_proportion_test
 from edgebench.metrics.samples import unpack_correct
 from edgebench.report.data import RunData, unit_label
-from edgebench.report.rounds import cv_cell, round_medians, verdict_cell
+from edgebench.report.rounds import cv_cell, round_data, verdict_cell
 from edgebench.report.tables import Bullets, Cell, Mark, Num, Para, Prop, Section, Table, fmt_num
 
 ALPHA = 0.05
@@ -83,7 +83,7 @@ def compare_sections(a: RunData, b: RunData, *, floor: float = RUN_FLOOR) -> lis
     lat_rows: list[list[Cell]] = []
     unmatched = 0
     correct_a, correct_b = a.correctness(), b.correctness()
-    rounds_a, rounds_b = round_medians(a), round_medians(b)
+    rounds_a, rounds_b = round_data(a), round_data(b)
     for pa, pb in pairs:
         rows_a = {_key(r): r for r in a.results if (r["target"], r["backend"]) == pa}
         rows_b = {_key(r): r for r in b.results if (r["target"], r["backend"]) == pb}
@@ -101,8 +101,9 @@ def compare_sections(a: RunData, b: RunData, *, floor: float = RUN_FLOOR) -> lis
                                  Mark(f"{(rb[m] - ra[m]) * 100:+.2f}", "plain", rb[m] - ra[m]), t["test"],
                                  _verdict(t["p_value"])])
             if ra["attack"] == "none" and ra.get("p50_ms") and rb.get("p50_ms"):
-                c = compare_rounds(rounds_a.get((*k[:2], *pa[::-1]), []), rounds_b.get((*k[:2], *pb[::-1]), []),
-                                   paired=False, floor=floor)
+                da, db = rounds_a.get((*k[:2], *pa[::-1]), {}), rounds_b.get((*k[:2], *pb[::-1]), {})
+                c = compare_rounds(da.get("median_ms", []), db.get("median_ms", []), paired=False, floor=floor,
+                                   other_load=(da.get("other_load", []), db.get("other_load", [])))
                 ea, eb = ra.get("energy_j"), rb.get("energy_j")
                 lat_rows.append([unit_label(ra["model"], ra["variant"]), where, Num(ra["p50_ms"]), Num(rb["p50_ms"]),
                                  Mark(f"{rb['p50_ms'] / ra['p50_ms']:.3f}×", "plain", rb["p50_ms"] / ra["p50_ms"]),
@@ -126,7 +127,8 @@ def compare_sections(a: RunData, b: RunData, *, floor: float = RUN_FLOOR) -> lis
             Para("p50 latency in ms and its ratio B ÷ A; `round medians`: B ÷ A on the two runs' per-round medians "
                  "(ratio of their medians, 95 % bootstrap interval over rounds), **not resolved** when the interval "
                  "holds 1, when the difference is inside the runs' spread (2 × the larger CV of round medians, and "
-                 f"at least {floor * 100:g} %: rounds inside one run cannot see the drift between runs), or when "
+                 f"at least {floor * 100:g} %: rounds inside one run cannot see the drift between runs), when other "
+                 f"processes kept more than {BUSY_LIMIT:g} CPUs busy during either run's rounds, or when "
                  "a run stored no rounds (per-inference samples are not independent: no test is made on them); "
                  "energy per inference in mJ."),
             Table("compare_latency", "Latency and energy",

@@ -26,10 +26,6 @@ def round_data(d: RunData) -> dict[RoundsKey, dict[str, Any]]:
             for s in d.samples if s["kind"] == "rounds"}
 
 
-def round_medians(d: RunData) -> dict[RoundsKey, list[float]]:
-    return {k: v["median_ms"] for k, v in round_data(d).items()}
-
-
 def verdict_cell(c: dict[str, Any]) -> Cell:
     """The comparison's verdict: the ratio with its interval when resolved, else muted ``not resolved``."""
     return Mark(verdict_text(c), "plain" if c["resolved"] else "muted", c["ratio"])
@@ -39,14 +35,19 @@ def cv_cell(cv: float | None) -> Cell:
     return None if cv is None else Num(cv * 100, 1, " %")
 
 
-def _thermal(data: dict[str, Any]) -> Cell:
+def _conditions(data: dict[str, Any]) -> Cell:
+    """The hottest zone over the rounds and the settle wait; how many CPUs other processes kept busy."""
     temps = [t for t in data.get("temp_c") or () if t is not None]
-    if not temps:
-        return Mark("not readable", "muted")
-    waited = sum(w for w, s in zip(data.get("waited_s") or (), data.get("settled") or ()) if s is not None)
+    loads = sorted(x for x in data.get("other_load") or () if x is not None)
     late = sum(1 for s in data.get("settled") or () if s is False)
-    text = f"{min(temps):.1f}–{max(temps):.1f} °C, waited {waited:.1f} s"
-    return Mark(text + (f", {late} round(s) not settled" if late else ""), "bad" if late else "plain", max(temps))
+    parts = ["temperature not readable"]
+    if temps:
+        waited = sum(w for w, s in zip(data.get("waited_s") or (), data.get("settled") or ()) if s is not None)
+        parts = [f"{min(temps):.1f}–{max(temps):.1f} °C, waited {waited:.1f} s"
+                 + (f", {late} round(s) not settled" if late else "")]
+    if loads:
+        parts.append(f"others kept {loads[len(loads) // 2]:.1f} CPUs busy")
+    return Mark("; ".join(parts), "bad" if late else "plain", max(temps) if temps else None)
 
 
 def rounds_section(d: RunData) -> Section | None:
@@ -59,7 +60,8 @@ def rounds_section(d: RunData) -> Section | None:
         "unit alike). `CV`: the coefficient of variation of a unit's per-round medians. `vs base`: the median of "
         "the per-round ratios variant ÷ base with its 95 % bootstrap interval over rounds; **not resolved** when "
         f"the interval holds 1 or the difference is inside ±{SPREAD_K:g} × the larger CV (the rounds' spread). "
-        "Thermal: the hottest zone's reading before each round and the time spent waiting for it to settle.")]
+        "Conditions: the hottest zone's reading before each round, the time spent waiting for it to settle, and "
+        "how many CPUs other processes kept busy (median over rounds; it moves every unit of a round alike).")]
     pairs = sorted({(k[3], k[2]) for k in data})
     for target, backend in pairs:
         rows: list[list[Cell]] = []
@@ -73,7 +75,7 @@ def rounds_section(d: RunData) -> Section | None:
                 if base is not None and variant != BASE else None
             rows.append([unit_label(model, variant), Num(p50.get((model, variant))), len(mine["median_ms"]),
                          cv_cell(round_cv(mine["median_ms"])),
-                         None if c is None else verdict_cell(c), _thermal(mine)])
+                         None if c is None else verdict_cell(c), _conditions(mine)])
         blocks.append(Table(f"rounds_{target}_{backend}", f"{target} / {backend}",
-                            ["unit", "p50", "rounds", "CV of round medians", "vs base", "thermal"], rows))
+                            ["unit", "p50", "rounds", "CV of round medians", "vs base", "conditions"], rows))
     return Section("rounds", "Latency rounds", blocks)

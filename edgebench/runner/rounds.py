@@ -88,5 +88,6 @@ def round_record(run: DeviceRun, unit: Unit) -> dict[str, Any]:
     i = [v["name"] for v in run.result["variants"]].index(unit.id)
     return {"median_ms": [r["median_ms"][i] for r in rounds], "runs": [r["runs"][i] for r in rounds],
             "position": [r["order"].index(unit.id) for r in rounds],
-            **{k: [r.get(k) for r in rounds] for k in ("temp_c", "freq_mhz", "freq_cap_mhz", "waited_s", "settled")},
+            **{k: [r.get(k) for r in rounds] for k in ("temp_c", "freq_mhz", "freq_cap_mhz", "waited_s", "settled",
+                                                 "other_load")},
             "baseline_c": run.result.get("baseline_c")}

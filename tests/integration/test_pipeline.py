@@ -69,15 +69,16 @@ def test_run_then_rerun_resumes(tmp_path: Path, caplog: pytest.LogCaptureFixture
     # the dry run on an empty cache: the graph's size, and everything to compute
     assert main(["run", str(plan), "--out", str(out), "--dry-run"]) == 0
     dry = capsys.readouterr().out
-    assert "6 stages, 8 dependencies; 0 cached, 0 already measured in this run, 5 to run, 0 after stages" in dry
-    assert "to run: model/cnn, testset/clean, craft/cnn/fgsm, craft/cnn/pgd, device/local/onnxruntime/cnn" in dry
+    assert "7 stages, 10 dependencies; 0 cached, 0 already measured in this run, 6 to run, 0 after stages" in dry
+    assert ("to run: model/cnn, testset/clean, craft/cnn/fgsm, craft/cnn/pgd, latency/local/onnxruntime, "
+            "device/local/onnxruntime/cnn") in dry
     assert not out.exists() or not list(out.glob("*/results.sqlite"))  # nothing ran
     assert main(["run", str(plan), "--out", str(out)]) == 0
     run_dir = only_run(out)
     capsys.readouterr()
     assert main(["run", str(plan), "--out", str(out), "--dry-run"]) == 0
     dry = capsys.readouterr().out
-    assert "4 cached, 1 already measured in this run, 0 to run" in dry and "nothing to run" in dry
+    assert "4 cached, 2 already measured in this run, 0 to run" in dry and "nothing to run" in dry
     recs = records(run_dir)
     assert len(recs) == 1 + 2 + 2
     clean = next(r for r in recs if r["attack"] == "none")
@@ -127,6 +128,9 @@ def test_run_then_rerun_resumes(tmp_path: Path, caplog: pytest.LogCaptureFixture
     assert sum("| robust_acc |" in ln and "| McNemar |" in ln for ln in rows) == 4
     assert sum("| asr |" in ln and "| z (unpaired) |" in ln for ln in rows) == 4
     assert "## Latency and energy" in compared
+    # the same artifact measured in two runs: its latency difference is inside the runs' spread (issue 16)
+    lat_row = next(ln for ln in compared.splitlines() if ln.startswith("| cnn | local/onnxruntime |"))
+    assert "| 5 | 5 |" in lat_row and "| not resolved (" in lat_row
     assert main(["runs", "--out", str(out)]) == 0
     listing = capsys.readouterr().out
     assert run_dir.name in listing and "second" in listing and listing.count(" done ") == 2

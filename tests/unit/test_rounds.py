@@ -213,6 +213,18 @@ def test_compare_rounds_resolves_only_outside_the_spread(a: list[float], b: list
         assert c["ratio"] == pytest.approx(float(np.median(np.asarray(b) / np.asarray(a))))
 
 
+def test_a_busy_neighbour_leaves_a_difference_between_runs_unresolved() -> None:
+    """Two runs whose rounds are tight but 2× apart: resolved when the device was idle, not when other processes
+    kept a CPU busy during one of them (that moves a whole run; one run per side cannot tell)."""
+    from edgebench.metrics.rounds import compare_rounds
+
+    a, b = [1.00, 1.01, 0.99, 1.00], [0.50, 0.51, 0.49, 0.50]
+    assert compare_rounds(a, b, paired=False, floor=0.1, other_load=([0.0] * 4, [0.1, 0.0, 0.2, 0.0]))["resolved"]
+    assert compare_rounds(a, b, paired=False, floor=0.1, other_load=([None] * 4, []))["resolved"]  # not Linux
+    busy = compare_rounds(a, b, paired=False, floor=0.1, other_load=([0.0] * 4, [1.2, 0.9, 1.1, 1.0]))
+    assert not busy["resolved"] and busy["why"] == "other processes kept 1.1 CPUs in B busy during the rounds"
+
+
 def _stored_run(path: Path, run_id: str, latency: dict[str, dict], target: str = "local") -> "RunData":
     """A store holding one clean result row per unit with its latency summary and its rounds (as scoring writes
     them) from real latency-job results."""
@@ -227,7 +239,8 @@ def _stored_run(path: Path, run_id: str, latency: dict[str, dict], target: str =
                      "eps": 0.0, "source": "m" if variant == "base" else f"m/{variant}"}
             rows.append({**where, "threat": "clean", "n": 4, "clean_acc": 1.0,
                          **{k: lat[k] for k in ("mean_ms", "std_ms", "p50_ms", "runs", "rounds", "round_cv")}})
-            samples.append({"kind": "rounds", **where, "data": {"median_ms": lat["round_median_ms"]}})
+            samples.append({"kind": "rounds", **where, "data": {"median_ms": lat["round_median_ms"],
+                                                                 "other_load": lat.get("other_load", [])}})
         store.put_results(run_id, rows)
         store.put_samples(run_id, samples)
         store.finish_run(run_id, "done")
@@ -244,7 +257,8 @@ def test_compare_reads_the_same_artifact_run_twice_as_not_resolved(tiny: dict[st
     runs = []
     for k in range(2):
         result = run_latency_job(latency_job(tiny, tmp_path / f"run{k}", ("a",), rounds=5))
-        runs.append(_stored_run(tmp_path / f"{k}.sqlite", f"run{k}", {"base": result["variants"][0]["latency"]}))
+        lat = {**result["variants"][0]["latency"], "other_load": [r["other_load"] for r in result["rounds"]]}
+        runs.append(_stored_run(tmp_path / f"{k}.sqlite", f"run{k}", {"base": lat}))
     lat = next(t for t in tables_of(compare_sections(*runs)) if t.name == "compare_latency")
     (row,) = lat.rows
     assert row[7] == row[8] == 5 and row[9] is not None and row[10] is not None
@@ -283,7 +297,7 @@ def test_report_section_marks_variants_inside_the_spread(tmp_path: Path) -> None
     rows = {r[0]: r for r in table.rows}
     assert list(rows) == ["m", "m/fast", "m/noisy", "m/same"]
     assert rows["m"][2] == 4 and rows["m"][3].value == pytest.approx(100 * np.std([1, 1.01, .99, 1], ddof=1))
-    assert rows["m"][4] is None and rows["m"][5].text == "not readable"
+    assert rows["m"][4] is None and rows["m"][5].text == "temperature not readable"
     assert rows["m/fast"][4].kind == "plain" and rows["m/fast"][4].text.startswith("0.500× [")
     assert rows["m/same"][4].text.startswith("not resolved (")
     assert rows["m/noisy"][4].text.startswith("not resolved (")
