@@ -51,6 +51,17 @@ def _check_testset(ts: TestSet, input_shape: tuple[int | None, ...], artifact: s
     return int(shape[0])
 
 
+def checked_artifact(path: Path, expected_sha256: str, what: str = "model file") -> str:
+    """The artifact's SHA-256, after checking it is there and (when the host gave one) equal to the host's."""
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found on the device")
+    sha = sha256_file(path)
+    if expected_sha256 and sha != expected_sha256:
+        raise DataError(f"{path}: sha256 {sha[:12]} differs from the host's {expected_sha256[:12]}; "
+                        "the copy is corrupt, re-send it")
+    return sha
+
+
 def _accuracy_pass(backend: Any, path: Path, n: int, batch_size: int, out: Path) -> None:
     """Logits of every sample, streamed: one chunk in memory, written as it comes."""
     from edgebench.agent.stream import NpyWriter, iter_batches
@@ -207,12 +218,7 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
         return finished
     env_before = environment()
     artifact = Path(job.artifact)
-    if not artifact.is_file():
-        raise DataError(f"{artifact}: model file not found on the device")
-    sha = sha256_file(artifact)
-    if job.artifact_sha256 and sha != job.artifact_sha256:
-        raise DataError(f"{artifact}: sha256 {sha[:12]} differs from the host's {job.artifact_sha256[:12]}; "
-                        "the copy is corrupt, re-send it")
+    sha = checked_artifact(artifact, job.artifact_sha256)
     where = f"job {job.job_id}"
     backend = create_backend(job.backend, where=f"{where}: backend", **job.backend_options)
     t0 = time.perf_counter_ns()

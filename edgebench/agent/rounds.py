@@ -29,9 +29,17 @@ from typing import Any
 
 import numpy as np
 
-from edgebench.agent.job import _check_testset, _done, _locked, _save_npy, _write_json, latency_pass
-from edgebench.agent.protocol import PROTOCOL_VERSION, Job, LatencyProtocol, sha256_file
-from edgebench.errors import ConfigError, DataError
+from edgebench.agent.job import (
+    _check_testset,
+    _done,
+    _locked,
+    _save_npy,
+    _write_json,
+    checked_artifact,
+    latency_pass,
+)
+from edgebench.agent.protocol import PROTOCOL_VERSION, Job, LatencyProtocol
+from edgebench.errors import ConfigError
 from edgebench.metrics.latency import latency_summary, round_cv
 
 __all__ = ["run_latency_job", "segment_protocol", "settle"]
@@ -110,12 +118,7 @@ def _load(job: Job, sample_path: Path) -> list[dict[str, Any]]:
     loaded = []
     for i, ref in enumerate(job.artifacts):
         path = Path(ref.path)
-        if not path.is_file():
-            raise DataError(f"{path}: model file of {ref.name!r} not found on the device")
-        sha = sha256_file(path)
-        if ref.sha256 and sha != ref.sha256:
-            raise DataError(f"{path}: sha256 {sha[:12]} differs from the host's {ref.sha256[:12]}; the copy is "
-                            "corrupt, re-send it")
+        sha = checked_artifact(path, ref.sha256, what=f"model file of {ref.name!r}")
         backend = create_backend(job.backend, where=f"job {job.job_id}: backend", **job.backend_options)
         t0 = time.perf_counter_ns()
         backend.load(path)

@@ -57,7 +57,7 @@ def welch_test(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: floa
     return {"t": float(t), "df": float(df), "p_value": float(2 * stats.t.sf(abs(t), df))}
 
 
-def round_cv(medians_ms: "list[float] | np.ndarray") -> float | None:
+def round_cv(medians_ms: list[float] | np.ndarray) -> float | None:
     """The coefficient of variation (std with ddof=1 over mean) of per-round medians: how much one round's
     median moves from round to round. None below two rounds."""
     m = np.asarray([x for x in medians_ms if x is not None], dtype=np.float64)

@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from edgebench.errors import ConfigError
-from edgebench.metrics.rounds import BUSY_LIMIT, RUN_FLOOR, compare_rounds
 from edgebench.metrics.robustness import mcnemar, two_proportion_test
+from edgebench.metrics.rounds import BUSY_LIMIT, RUN_FLOOR, compare_rounds
 from edgebench.metrics.samples import unpack_correct
 from edgebench.report.data import RunData, unit_label
 from edgebench.report.rounds import cv_cell, round_data, verdict_cell

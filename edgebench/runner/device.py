@@ -21,8 +21,16 @@ from edgebench.runner.context import RunContext
 from edgebench.runner.fleet import shard_file
 from edgebench.runner.graph import sources_for
 from edgebench.runner.stages import Deferred
-from edgebench.runner.units import (AdvSets, Built, DeviceRun, Unit, craft_stage, device_stage, latency_stage,
-                                   shard_stage)
+from edgebench.runner.units import (
+    AdvSets,
+    Built,
+    DeviceRun,
+    Unit,
+    craft_stage,
+    device_stage,
+    latency_stage,
+    shard_stage,
+)
 
 
 def transport(ctx: RunContext, name: str) -> Any:

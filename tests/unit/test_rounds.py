@@ -14,6 +14,7 @@ import pytest
 from edgebench.agent import Job, LatencyProtocol
 from edgebench.agent import TestSet as TS  # aliased: pytest would try to collect a class named Test*
 from edgebench.agent.protocol import ArtifactRef, sha256_file
+from edgebench.report.data import RunData
 
 ORT = {"intra_op_num_threads": 1, "inter_op_num_threads": 1}
 FAST = LatencyProtocol(warmup=3, min_runs=30, min_duration_s=0.03, rounds=3, settle_s=0.0)
@@ -91,8 +92,11 @@ def test_latency_job_interleaves_rounds_and_stores_their_medians(tiny: dict[str,
         assert [r["median_ms"][i] for r in result["rounds"]] == pytest.approx(medians)
         assert v["latency"]["rounds"] == 3 and v["latency"]["round_cv"] == pytest.approx(round_cv(medians))
         assert v["latency"]["p50_ms"] == pytest.approx(np.percentile(samples / 1e6, 50))
-        assert v["latency"]["first_ms"] > 0 and v["load_ms"] > 0 and v["artifact_sha256"] == sha256_file(tiny[v["name"]])
-    assert all(set(r) >= {"temp_c", "freq_mhz", "freq_cap_mhz", "waited_s", "settled"} for r in result["rounds"])
+        assert v["latency"]["first_ms"] > 0 and v["load_ms"] > 0
+        assert v["artifact_sha256"] == sha256_file(tiny[v["name"]])
+    keys = {"temp_c", "freq_mhz", "freq_cap_mhz", "waited_s", "settled", "other_load"}
+    assert all(set(r) >= keys for r in result["rounds"])
+    assert all(r["other_load"] is None or r["other_load"] >= 0 for r in result["rounds"])
 
 
 def test_an_interrupted_latency_job_resumes_after_its_last_round(tiny: dict[str, Path], tmp_path: Path) -> None:
@@ -225,10 +229,9 @@ def test_a_busy_neighbour_leaves_a_difference_between_runs_unresolved() -> None:
     assert not busy["resolved"] and busy["why"] == "other processes kept 1.1 CPUs in B busy during the rounds"
 
 
-def _stored_run(path: Path, run_id: str, latency: dict[str, dict], target: str = "local") -> "RunData":
+def _stored_run(path: Path, run_id: str, latency: dict[str, dict], target: str = "local") -> RunData:
     """A store holding one clean result row per unit with its latency summary and its rounds (as scoring writes
     them) from real latency-job results."""
-    from edgebench.report.data import RunData
     from edgebench.store import Store
 
     with Store.open(path) as store:
