@@ -68,6 +68,8 @@ def finish(ctx: RunContext, name: str, key: str, started: float, done: tuple[dic
         note += f"; resumed after round {result['resumed']}"
     waits = [r["waited_s"] for r in result["rounds"] if r.get("settled") is not None]
     info: dict[str, Any] = {"note": note, "seconds": time.time() - started, "settle_wait_s": sum(waits)}
+    if result.get("dispatched_from"):
+        info["worker"] = result["dispatched_from"]
     ctx.store.set_stage(ctx.run_id, name, key=key, status="done", started=started, info=info)
     return DeviceRun(name, outputs, result, [], note=note)
 
