@@ -7,7 +7,8 @@ warms each up, then measures them in ``rounds`` rounds. Round ``r`` times every 
 with artifact ``r mod n`` (A B C, B C A, C A B, ...), so slow drift (a warming CPU, a neighbour's load, a
 governor) lands on every artifact alike instead of on whichever block ran last. Between rounds the agent pauses
 ``cooldown_s`` and waits, at most ``settle_s``, for the hottest thermal zone to come back within ``settle_c`` °C
-of its reading before the first round; each round records that temperature, the CPU frequency and its cap, and
+of its reading before the first round and for the CPU frequency cap to come back to its value then; each round
+records that temperature, the CPU frequency and its cap, and
 the wait, and how many CPUs other processes kept busy during the round (``other_load``: a neighbour's load is
 drift that interleaving spreads over every artifact within a job, but that no test can separate from a real
 difference between two jobs).
@@ -55,27 +56,34 @@ def segment_protocol(proto: LatencyProtocol) -> LatencyProtocol:
                    min_duration_s=proto.min_duration_s / k, max_runs=max(1, proto.max_runs // k))
 
 
-def settle(proto: LatencyProtocol, baseline_c: float | None, root: str = "/") -> dict[str, Any]:
+def settle(proto: LatencyProtocol, baseline: dict[str, Any], root: str = "/") -> dict[str, Any]:
     """Pause ``cooldown_s``, then wait (at most ``settle_s``) until the hottest zone is within ``settle_c`` of
-    ``baseline_c``. Returns the thermal state read last, ``waited_s`` (the whole pause) and ``settled`` (None
-    where the device reads no temperature)."""
+    ``baseline["temp_c"]`` and the CPU frequency cap is back to ``baseline["freq_cap_mhz"]`` (a thermal governor
+    lowers it). Returns the state read last, ``waited_s`` (the whole pause) and ``settled`` (None where the device
+    reads neither)."""
     from edgebench.agent.envinfo import thermal_state
+
+    def hot(state: dict[str, Any]) -> bool | None:
+        checks = []
+        if baseline.get("temp_c") is not None and state["temp_c"] is not None:
+            checks.append(state["temp_c"] > baseline["temp_c"] + proto.settle_c)
+        if baseline.get("freq_cap_mhz") is not None and state["freq_cap_mhz"] is not None:
+            checks.append(state["freq_cap_mhz"] < baseline["freq_cap_mhz"])
+        return any(checks) if checks else None
 
     t0 = time.monotonic()
     if proto.cooldown_s > 0:
         time.sleep(proto.cooldown_s)
     state = thermal_state(root)
     start = time.monotonic()
-    settled: bool | None = None
-    if baseline_c is not None and state["temp_c"] is not None:
-        while state["temp_c"] > baseline_c + proto.settle_c:
-            left = proto.settle_s - (time.monotonic() - start)
-            if left <= 0:
-                break
-            time.sleep(min(POLL_S, left))
-            state = thermal_state(root)
-        settled = state["temp_c"] <= baseline_c + proto.settle_c
-    return {**state, "waited_s": time.monotonic() - t0, "settled": settled}
+    while hot(state):
+        left = proto.settle_s - (time.monotonic() - start)
+        if left <= 0:
+            break
+        time.sleep(min(POLL_S, left))
+        state = thermal_state(root)
+    now = hot(state)
+    return {**state, "waited_s": time.monotonic() - t0, "settled": None if now is None else not now}
 
 
 class OtherLoad:
@@ -143,7 +151,7 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
         raise ConfigError(f"job {job.job_id}: a latency job names at least one artifact and one test set")
     proto = job.latency
     env_before = environment()
-    state = _done(out, "rounds", digest) or {"job": digest, "baseline_c": thermal_state()["temp_c"], "rounds": []}
+    state = _done(out, "rounds", digest) or {"job": digest, "baseline": thermal_state(), "rounds": []}
     done = state["rounds"]
     loaded = _load(job, Path(job.testsets[0].path))
     chunks: list[list[np.ndarray]] = []
@@ -165,7 +173,7 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
     segment = segment_protocol(proto)
     n = len(loaded)
     for r in range(len(done), max(1, proto.rounds)):
-        thermal = settle(proto, state["baseline_c"]) if r else {**thermal_state(), "waited_s": 0.0, "settled": None}
+        thermal = settle(proto, state["baseline"]) if r else {**thermal_state(), "waited_s": 0.0, "settled": None}
         order = [(r + k) % n for k in range(n)]
         medians: list[float] = [0.0] * n
         runs, seconds = [0] * n, [0.0] * n
@@ -194,7 +202,7 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
     result = {
         "protocol": PROTOCOL_VERSION, "kind": "latency", "job_id": job.job_id, "job": digest, "status": "ok",
         "backend": loaded[0]["backend"].info(), "latency_protocol": asdict(proto), "sample": job.testsets[0].name,
-        "variants": variants, "rounds": done, "baseline_c": state["baseline_c"],
+        "variants": variants, "rounds": done, "baseline": state["baseline"],
         "files": [v["file"] for v in variants] + ["rounds.json"], "resumed": resumed,
         "environment": {"before": env_before, "after": environment()}, "torch_loaded": "torch" in sys.modules,
     }

@@ -92,4 +92,4 @@ def round_record(run: DeviceRun, unit: Unit) -> dict[str, Any]:
             "position": [r["order"].index(unit.id) for r in rounds],
             **{k: [r.get(k) for r in rounds] for k in ("temp_c", "freq_mhz", "freq_cap_mhz", "waited_s", "settled",
                                                  "other_load")},
-            "baseline_c": run.result.get("baseline_c")}
+            "baseline": run.result.get("baseline")}

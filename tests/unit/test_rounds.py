@@ -152,22 +152,32 @@ def _thermal_tree(root: Path, milli_c: int) -> Path:
     return zone / "temp"
 
 
-def test_settle_waits_for_the_temperature_within_its_bound(tmp_path: Path) -> None:
+def test_settle_waits_for_the_temperature_and_the_frequency_cap_within_its_bound(tmp_path: Path) -> None:
     import threading
     import time
 
+    from edgebench.agent.envinfo import thermal_state
     from edgebench.agent.rounds import settle
 
-    temp = _thermal_tree(tmp_path, 60_000)
+    temp = _thermal_tree(tmp_path, 50_000)
+    baseline = thermal_state(str(tmp_path))
+    assert baseline == {"temp_c": 50.0, "freq_mhz": 1200.0, "freq_cap_mhz": 1500.0}
+    temp.write_text("60000\n")
     proto = LatencyProtocol(settle_s=0.3, settle_c=2.0, cooldown_s=0.1)
     t0 = time.monotonic()
-    hot = settle(proto, 50.0, root=str(tmp_path))  # stays hot: gives up after settle_s, says so
+    hot = settle(proto, baseline, root=str(tmp_path))  # stays hot: gives up after settle_s, says so
     assert hot["settled"] is False and hot["temp_c"] == 60.0 and 0.4 <= hot["waited_s"] <= time.monotonic() - t0
     assert hot["freq_mhz"] == 1200.0 and hot["freq_cap_mhz"] == 1500.0
     threading.Timer(0.3, lambda: temp.write_text("51500\n")).start()  # cools to within 2 °C of the baseline
-    cooled = settle(dataclasses.replace(proto, settle_s=10.0, cooldown_s=0.0), 50.0, root=str(tmp_path))
+    cooled = settle(dataclasses.replace(proto, settle_s=10.0, cooldown_s=0.0), baseline, root=str(tmp_path))
     assert cooled["settled"] is True and cooled["temp_c"] == 51.5 and 0.25 <= cooled["waited_s"] < 2.0
-    unreadable = settle(proto, None, root=str(tmp_path / "nowhere"))  # no sensor: only the cool-down
+    # a thermal governor capped the CPU at 1.0 GHz: wait for the cap to be lifted, even when the zone is cool
+    cap = tmp_path / "sys/devices/system/cpu/cpu0/cpufreq/scaling_max_freq"
+    cap.write_text("1000000\n")
+    threading.Timer(0.3, lambda: cap.write_text("1500000\n")).start()
+    lifted = settle(dataclasses.replace(proto, settle_s=10.0, cooldown_s=0.0), baseline, root=str(tmp_path))
+    assert lifted["settled"] is True and lifted["freq_cap_mhz"] == 1500.0 and 0.25 <= lifted["waited_s"] < 2.0
+    unreadable = settle(proto, thermal_state(str(tmp_path / "nowhere")), root=str(tmp_path / "nowhere"))
     assert unreadable["settled"] is None and unreadable["temp_c"] is None and unreadable["waited_s"] < 0.3
 
 
