@@ -50,8 +50,8 @@ class LatencyProtocol:
     ``rounds`` segments of ``min_runs / rounds`` runs and ``min_duration_s / rounds`` seconds, measured in
     interleaved rounds (A, B, C, then B, C, A, ...); between rounds the agent pauses ``cooldown_s`` seconds, then
     waits at most ``settle_s`` seconds for the hottest thermal zone to come back within ``settle_c`` °C of its
-    reading before the first round, and for the CPU frequency cap to come back to its value then. ``in_rounds``: this (per-artifact) job skips its own timed pass, because the
-    target's latency job times the artifact."""
+    reading before the first round, and for the CPU frequency cap to come back to its value then. ``in_rounds``:
+    this (per-artifact) job skips its own timed pass, because the target's latency job times the artifact."""
 
     warmup: int = 20
     min_runs: int = 200

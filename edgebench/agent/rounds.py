@@ -40,7 +40,7 @@ from edgebench.agent.job import (
     latency_pass,
 )
 from edgebench.agent.protocol import PROTOCOL_VERSION, Job, LatencyProtocol
-from edgebench.errors import ConfigError
+from edgebench.errors import ArtifactError, ConfigError, DataError, EdgebenchError
 from edgebench.metrics.latency import latency_summary, round_cv
 
 __all__ = ["run_latency_job", "segment_protocol", "settle"]
@@ -117,27 +117,36 @@ def run_latency_job(job: Job) -> dict[str, Any]:
         return _run_locked(job, out)
 
 
-def _load(job: Job, sample_path: Path) -> list[dict[str, Any]]:
-    """Every artifact loaded and bound to the first sample, with its load time and first inference."""
+def _load(job: Job, sample_path: Path) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Every artifact that loads, bound to the first sample, with its load time and first inference; and the
+    ones that do not (name and the one-line reason): they leave the rounds, the others are still timed."""
     from edgebench.agent.stream import iter_batches
     from edgebench.runtime import create_backend
 
     sample = next(iter_batches(sample_path, 1))
-    loaded = []
-    for i, ref in enumerate(job.artifacts):
+    loaded, failed = [], []
+    for ref in job.artifacts:
         path = Path(ref.path)
-        sha = checked_artifact(path, ref.sha256, what=f"model file of {ref.name!r}")
-        backend = create_backend(job.backend, where=f"job {job.job_id}: backend", **job.backend_options)
-        t0 = time.perf_counter_ns()
-        backend.load(path)
-        load_ms = (time.perf_counter_ns() - t0) / 1e6
-        _check_testset(job.testsets[0], backend.input_shape, str(path))
-        infer = backend.bind(sample)
-        t0 = time.perf_counter_ns()
-        infer()
-        loaded.append({"i": i, "ref": ref, "sha": sha, "backend": backend, "infer": infer, "load_ms": load_ms,
+        try:
+            sha = checked_artifact(path, ref.sha256, what=f"model file of {ref.name!r}")
+            backend = create_backend(job.backend, where=f"job {job.job_id}: backend", **job.backend_options)
+            t0 = time.perf_counter_ns()
+            backend.load(path)
+            load_ms = (time.perf_counter_ns() - t0) / 1e6
+            _check_testset(job.testsets[0], backend.input_shape, str(path))
+            infer = backend.bind(sample)
+            t0 = time.perf_counter_ns()
+            infer()
+        except EdgebenchError as exc:
+            if not isinstance(exc, (ArtifactError, DataError)):  # the backend or the set: every artifact fails
+                raise
+            failed.append({"name": ref.name, "error": str(exc)})
+            continue
+        loaded.append({"ref": ref, "sha": sha, "backend": backend, "infer": infer, "load_ms": load_ms,
                        "first_ns": time.perf_counter_ns() - t0})
-    return loaded
+    if not loaded:
+        raise ArtifactError(f"job {job.job_id}: no artifact of the latency job loads; first: {failed[0]['error']}")
+    return loaded, failed
 
 
 def _run_locked(job: Job, out: Path) -> dict[str, Any]:
@@ -151,13 +160,16 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
         raise ConfigError(f"job {job.job_id}: a latency job names at least one artifact and one test set")
     proto = job.latency
     env_before = environment()
-    state = _done(out, "rounds", digest) or {"job": digest, "baseline": thermal_state(), "rounds": []}
+    loaded, failed = _load(job, Path(job.testsets[0].path))
+    names = [a["ref"].name for a in loaded]
+    state = _done(out, "rounds", digest)
+    if state is None or state.get("names") != names:  # new, or other artifacts loaded this time: start over
+        state = {"job": digest, "names": names, "baseline": thermal_state(), "rounds": []}
     done = state["rounds"]
-    loaded = _load(job, Path(job.testsets[0].path))
     chunks: list[list[np.ndarray]] = []
-    for a in loaded:
-        kept = sum(r["runs"][a["i"]] for r in done)
-        f = out / f"latency-{a['i']}.npy"
+    for k in range(len(loaded)):
+        kept = sum(r["runs"][k] for r in done)
+        f = out / f"latency-{k}.npy"
         prior = np.load(f, allow_pickle=False)[:kept] if kept and f.is_file() else np.zeros(0, np.int64)
         if len(prior) < kept:  # the file lost what rounds.json says it holds: measure every round again
             done.clear()
@@ -184,12 +196,11 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
             medians[i], runs[i] = float(np.median(samples)) / 1e6, int(len(samples))
         for i in range(n):
             _save_npy(out / f"latency-{i}.npy", np.concatenate(chunks[i]))
-        done.append({"round": r, "order": [job.artifacts[i].name for i in order], "median_ms": medians,
+        done.append({"round": r, "order": [names[i] for i in order], "median_ms": medians,
                      "runs": runs, "seconds": seconds, "other_load": load.cores(), **thermal})
         _write_json(out / "rounds.json", state)
     variants = []
-    for a in loaded:
-        i = a["i"]
+    for i, a in enumerate(loaded):
         samples = np.concatenate(chunks[i])
         medians_i = [r["median_ms"][i] for r in done]
         variants.append({
@@ -202,7 +213,7 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
     result = {
         "protocol": PROTOCOL_VERSION, "kind": "latency", "job_id": job.job_id, "job": digest, "status": "ok",
         "backend": loaded[0]["backend"].info(), "latency_protocol": asdict(proto), "sample": job.testsets[0].name,
-        "variants": variants, "rounds": done, "baseline": state["baseline"],
+        "variants": variants, "failed": failed, "rounds": done, "baseline": state["baseline"],
         "files": [v["file"] for v in variants] + ["rounds.json"], "resumed": resumed,
         "environment": {"before": env_before, "after": environment()}, "torch_loaded": "torch" in sys.modules,
     }

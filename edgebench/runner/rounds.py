@@ -66,6 +66,8 @@ def finish(ctx: RunContext, name: str, key: str, started: float, done: tuple[dic
             + ("" if worst is None else f"; round-median CV ≤ {worst * 100:.1f} %"))
     if result.get("resumed"):
         note += f"; resumed after round {result['resumed']}"
+    for f in result.get("failed", ()):
+        note += f"; {f['name']} not timed: {f['error']}"
     waits = [r["waited_s"] for r in result["rounds"] if r.get("settled") is not None]
     info: dict[str, Any] = {"note": note, "seconds": time.time() - started, "settle_wait_s": sum(waits)}
     if result.get("dispatched_from"):

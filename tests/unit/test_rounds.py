@@ -126,6 +126,21 @@ def test_an_interrupted_latency_job_resumes_after_its_last_round(tiny: dict[str,
     assert run_latency_job(dataclasses.replace(job, code="changed")) == other  # finished: returned as is
 
 
+def test_an_artifact_that_does_not_load_leaves_the_others_timed(tiny: dict[str, Path], tmp_path: Path) -> None:
+    from edgebench.agent.rounds import run_latency_job
+    from edgebench.errors import ArtifactError
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    files = {**tiny, "broken": broken}
+    result = run_latency_job(latency_job(files, tmp_path / "out", ("a", "broken", "b")))
+    assert [v["name"] for v in result["variants"]] == ["a", "b"]
+    assert [f["name"] for f in result["failed"]] == ["broken"] and str(broken) in result["failed"][0]["error"]
+    assert [r["order"] for r in result["rounds"]] == [["a", "b"], ["b", "a"], ["a", "b"]]
+    with pytest.raises(ArtifactError, match="no artifact of the latency job loads"):
+        run_latency_job(latency_job(files, tmp_path / "none", ("broken",)))
+
+
 def test_a_latency_job_is_not_a_measure_job(tiny: dict[str, Path], tmp_path: Path) -> None:
     from edgebench.agent import run_job
     from edgebench.errors import ConfigError
