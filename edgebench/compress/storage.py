@@ -8,8 +8,10 @@ Per weight tensor (rows = output channels), the smallest of these encodings befo
 
 - values: ``fp32`` (32 bits each, no codebook); ``codebook`` (one codebook per tensor, ``b = ceil(log2 K)``
   bits per index for K distinct values, the codebook as K fp32 values); ``codebook/row`` (one codebook per
-  output channel, as per-channel k-bit and int8 grids need: ``b`` from the largest row's K, the codebooks as
-  fp32 values plus one byte per row for its length);
+  output channel: ``b`` from the largest row's K, the codebooks as fp32 values plus one byte per row for its
+  length); ``grid/row`` (every row on a uniform grid ``lo + k·step``, as k-bit and int8 weights are, per
+  channel or per tensor: ``k`` in ``b`` bits, two fp32 numbers per row; decodes to the weights within fp32
+  rounding, 1e-6 of the largest |w|);
 - layout: ``dense`` (one value per weight) or ``sparse`` (only the non-zeros, each with its distance to the
   previous entry in ``i`` bits; a gap longer than ``2^i − 1`` zeros gets filler entries holding a zero, Han et
   al.'s relative-index encoding; ``i`` in 1..8 chosen per tensor; the codebooks of a sparse tensor hold zero).
@@ -65,12 +67,14 @@ class _Coding:
 
 def _codings(v: np.ndarray, rows: int, with_zero: bool) -> list[_Coding]:
     out = [_Coding("fp32", 32, None, b"")]
-    if np.unique(v[:4096]).size > 2 ** MAX_CODE_BITS:  # a sample settles it for fp32 weights, without sorting all
-        return out
-    book, codes = np.unique(np.append(v, 0.0) if with_zero else v, return_inverse=True)
-    if book.size <= 2 ** MAX_CODE_BITS:
-        out.append(_Coding("codebook", code_bits(book.size), codes[:v.size], book.astype(np.float32).tobytes()))
+    if np.unique(v[:4096]).size <= 2 ** MAX_CODE_BITS:  # a sample settles it for fp32 weights, without sorting all
+        book, codes = np.unique(np.append(v, 0.0) if with_zero else v, return_inverse=True)
+        if book.size <= 2 ** MAX_CODE_BITS:
+            out.append(_Coding("codebook", code_bits(book.size), codes[:v.size], book.astype(np.float32).tobytes()))
     per_row = v.reshape(rows, -1)
+    grid = _row_grid(per_row, with_zero) if per_row.shape[1] > 0 else None
+    if grid is not None:
+        out.append(grid)
     if rows > 1 and per_row.shape[1] > 0:
         books, row_codes = [], []
         for r in per_row:
@@ -85,6 +89,27 @@ def _codings(v: np.ndarray, rows: int, with_zero: bool) -> list[_Coding]:
             out.append(_Coding("codebook/row", bits, np.concatenate(row_codes),
                                head + np.concatenate(books).astype(np.float32).tobytes()))
     return out
+
+
+def _row_grid(per_row: np.ndarray, with_zero: bool) -> _Coding | None:
+    """Rows whose values all lie on a uniform grid ``lo + k·step`` (k-bit and int8 grids, per channel or per
+    tensor): the codes are ``k``, the codebook two fp32 numbers per row. None if a row is off its grid."""
+    rows = np.concatenate([per_row, np.zeros((len(per_row), 1), np.float32)], 1) if with_zero else per_row
+    lo = rows.min(1, keepdims=True).astype(np.float64)
+    steps = np.ones((len(rows), 1))
+    for i, r in enumerate(rows):
+        d = np.diff(np.unique(r))
+        if d.size > 2 ** MAX_CODE_BITS - 1:
+            return None
+        if d.size:  # the smallest gap sets the grid; the whole range, a whole number of steps, sets it exactly
+            span = float(r.max()) - float(r.min())
+            steps[i] = span / max(1.0, round(span / float(d.min())))
+    k = np.rint((rows - lo) / steps)
+    if k.max() >= 2 ** MAX_CODE_BITS or np.abs(lo + k * steps - rows).max() > 1e-6 * max(float(np.abs(rows).max()),
+                                                                                         1e-30):
+        return None
+    book = np.concatenate([lo, steps], 1).astype(np.float32).tobytes()
+    return _Coding("grid/row", code_bits(int(k.max()) + 1), k[:, :per_row.shape[1]].astype(np.int64).reshape(-1), book)
 
 
 def _entries(nonzero: np.ndarray, index_bits: int) -> int:

@@ -69,17 +69,23 @@ def test_kbit_layer_packs_to_its_bit_width_plus_the_codebook() -> None:
     assert info["value_bytes"] == math.ceil(w.size * 4 / 8) and info["codebook_bytes"] == 16 * 4
     assert info["packed_bytes"] == len(data) == math.ceil(w.size * 4 / 8) + 16 * 4
     np.testing.assert_array_equal(decode(data, info, w.shape[0]), w.reshape(-1))
-    # per channel, each row has its own 16 levels: one codebook per row plus its length byte
+    # per channel, each row has its own 16 levels on a uniform grid: 4-bit codes, (lowest level, step) per row
     qc = create_method("compress", "kbit", bits=4, grid="nozero", scale="max").apply(base, ctx).model
     wc = next(m.weight for m in qc.modules() if isinstance(m, nn.Linear)).detach().numpy()
-    _, ic = encode_tensor(wc, rows=wc.shape[0])
-    assert (ic["values"], ic["bits"]) == ("codebook/row", 4)
-    levels = sum(np.unique(r).size for r in wc)
-    assert ic["codebook_bytes"] == wc.shape[0] + 4 * levels and ic["value_bytes"] == math.ceil(wc.size / 2)
+    data, ic = encode_tensor(wc, rows=wc.shape[0])
+    assert (ic["values"], ic["layout"], ic["bits"]) == ("grid/row", "dense", 4)
+    assert ic["codebook_bytes"] == wc.shape[0] * 2 * 4 and ic["value_bytes"] == math.ceil(wc.size / 2)
+    book = np.frombuffer(data[-ic["codebook_bytes"]:], dtype=np.float32).reshape(-1, 2)
+    k = unpack(data[:ic["value_bytes"]], 4, wc.size).reshape(wc.shape)
+    np.testing.assert_allclose(book[:, :1] + k * book[:, 1:], wc, rtol=0, atol=1e-6 * np.abs(wc).max())
     st = model_stats(q, ds.shape)
     assert st["stored_packed_bytes"] == sum(i["packed_bytes"] for i in st["stored_layers"].values()) + \
         st["stored_rest_bytes"]
     assert {i["bits"] for i in st["stored_layers"].values()} == {4}
+    # without a uniform grid (INQ's powers of two), rows get their own codebooks
+    rows = np.array([[0.5, 0.25, -1.0, 2.0] * 30, [0.125, 4.0, -0.5, 8.0] * 30], dtype=np.float32)
+    data, info = encode_tensor(rows, rows=2)
+    assert (info["values"], info["bits"], info["codebook_bytes"]) == ("codebook/row", 2, 2 * (1 + 4 * 4))
     # DEFLATE finds the 16 levels in the fp32 bytes too (5×), but packing does better
     assert st["stored_bytes"] < 0.7 * st["weight_deflate_bytes"]
 
