@@ -23,7 +23,8 @@ Channel rounding (``round_to``, default 8): the channels a layer keeps are round
 over blocks of 8 or 16 channels (oneDNN's nChw8c/nChw16c, MLAS's NCHWc): in ONNX Runtime a four-convolution
 network runs slower at 58 or 57 channels than at 64, while 56 and 48 are faster (issue 16,
 ``bench/bench_pruning.py``). A layer that would keep fewer than ``round_to`` channels keeps what the ratio
-gives. ``round_to = 1`` is the unrounded pruning.
+gives. Rounding down can remove much more than the ratio on small layers (16 channels at 30 % keep 8);
+``round_to = 1`` is the unrounded pruning.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ Per weight tensor (rows = output channels), the smallest of these encodings befo
   al.'s relative-index encoding; ``i`` in 1..8 chosen per tensor; the codebooks of a sparse tensor hold zero).
 
 Everything else the model needs (biases, BatchNorm statistics, a hashed layer's bucket values) is stored as
-fp32. The layers' streams and the rest are concatenated and DEFLATE'd together (:func:`deflate_size`, zlib level 6). Container headers (shapes, a few bytes per layer) are not
+fp32. The layers' streams and the rest are concatenated and DEFLATE'd together (:func:`deflate_size`, zlib
+level 6). Container headers (shapes, a few bytes per layer) are not
 counted: the graph that a device also holds carries them. Pure numpy: a function of arrays."""
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ def _ratio(num: float | None, den: float | None) -> Cell:
 
 def slower_line(unit: str, where: str, macs: float, p50: float, info: dict[str, Any]) -> str:
     """The report's line for a variant with fewer MACs than its base that is not faster on ``where``."""
-    line = f"`{unit}` on {where}: {macs:.2f}× the MACs of its base but {p50:.2f}× its p50 latency: fewer MACs, not faster"
+    line = (f"`{unit}` on {where}: {macs:.2f}× the MACs of its base but {p50:.2f}× its p50 latency: fewer MACs, "
+            "not faster")
     off, pruned = off_grid_layers(info)
     if off:
         line += (f"; {off} of {pruned} pruned layers keep a channel count that is not a multiple of {VECTOR_CHANNELS} "
@@ -63,7 +64,8 @@ def efficiency_section(d: RunData) -> Section | None:
             macs, p50 = _ratio(st.get("macs"), b.get("macs")), _ratio(r.get("p50_ms"), base_p50.get(r["model"]))
             table.append([r["model"], r["variant"], Num(st.get("macs")), Num(st.get("params")), macs,
                           Num(r.get("p50_ms")), p50, info.get("round_to")])
-            if r["variant"] != BASE and isinstance(macs, Mark) and isinstance(p50, Mark) and macs.value < 1 <= p50.value:
+            fewer = isinstance(macs, Mark) and isinstance(p50, Mark) and macs.value < 1 <= p50.value
+            if r["variant"] != BASE and fewer:
                 lines.append(slower_line(unit_label(r["model"], r["variant"]), f"{target}/{backend}", macs.value,
                                          p50.value, info))
         blocks.append(Table(f"efficiency_{target}_{backend}", f"{target} / {backend}",

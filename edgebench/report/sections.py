@@ -449,7 +449,8 @@ def variants_sections(d: RunData) -> list[Section]:
              "(hashed layers store only their real weights but deploy dense virtual weights), for the ONNX file "
              "after DEFLATE and for the layer weights alone after DEFLATE. `stored (true)`: what a device would hold, "
              "as seed 002 counts it: codebook indices packed to their bit width, the codebook, relative indices of "
-             "pruned weights, then DEFLATE (docs/reports.md). Clean accuracy on the host twin and on the first target."),
+             "pruned weights, then DEFLATE (docs/reports.md). Clean accuracy on the host twin and on the first "
+             "target."),
         Table("variants", "Variants: size and compression",
               ["model", "variant", "method", "parameters", "params", "non-zeros", "MACs", "ONNX bytes",
                "DEFLATE bytes", "stored (true)", "rate (params)", "rate (ONNX)", "rate (weights)", "rate (stored)", "host acc", "device acc [95 % CI]"],

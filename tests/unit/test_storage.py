@@ -56,12 +56,14 @@ def test_pack_bits_by_hand() -> None:
 
 
 def test_kbit_layer_packs_to_its_bit_width_plus_the_codebook() -> None:
-    """A real 4-bit per-tensor k-bit layer of digits_cnn (16 levels, no zero): ceil(n·4/8) index bytes + 16 fp32 values."""
+    """A real 4-bit per-tensor k-bit layer of digits_cnn (16 levels, no zero): ceil(n·4/8) index bytes + 16 fp32
+    values."""
     ds = load_dataset("digits")
     seeded(0)
     base = create_model("digits_cnn", input_shape=ds.shape, num_classes=10)  # quantizing needs no training
     ctx = VariantContext(ds.x_train, ds.y_train, ds.shape, 10, TrainConfig(epochs=1), seed=0, where="test")
-    q = create_method("compress", "kbit", bits=4, grid="nozero", granularity="tensor", scale="max").apply(base, ctx).model
+    kbit = create_method("compress", "kbit", bits=4, grid="nozero", granularity="tensor", scale="max")
+    q = kbit.apply(base, ctx).model
     w = next(m.weight for m in q.modules() if isinstance(m, nn.Linear)).detach().numpy()
     data, info = encode_tensor(w, rows=w.shape[0])
     assert np.unique(w).size == 16
