@@ -92,23 +92,35 @@ def _codings(v: np.ndarray, rows: int, with_zero: bool) -> list[_Coding]:
     return out
 
 
+def _grid_step(u: np.ndarray, tol: float) -> float | None:
+    """The step of a uniform grid holding the sorted distinct values ``u`` (at most 2^8 steps wide): the smallest
+    gap divided by 1..8 (a sparse row may skip levels), refined over the whole span; None if there is none."""
+    d = np.diff(u)
+    if d.size == 0:
+        return 1.0
+    span = float(u[-1]) - float(u[0])
+    for div in range(1, 9):
+        step = span / max(1.0, round(span * div / float(d.min())))
+        k = np.rint((u - u[0]) / step)
+        if k[-1] < 2 ** MAX_CODE_BITS and np.abs(u[0] + k * step - u).max() <= tol:
+            return step
+    return None
+
+
 def _row_grid(per_row: np.ndarray, with_zero: bool) -> _Coding | None:
     """Rows whose values all lie on a uniform grid ``lo + k·step`` (k-bit and int8 grids, per channel or per
     tensor): the codes are ``k``, the codebook two fp32 numbers per row. None if a row is off its grid."""
     rows = np.concatenate([per_row, np.zeros((len(per_row), 1), np.float32)], 1) if with_zero else per_row
-    lo = rows.min(1, keepdims=True).astype(np.float64)
+    tol = 1e-6 * max(float(np.abs(rows).max()), 1e-30)
     steps = np.ones((len(rows), 1))
     for i, r in enumerate(rows):
-        d = np.diff(np.unique(r))
-        if d.size > 2 ** MAX_CODE_BITS - 1:
+        u = np.unique(r).astype(np.float64)
+        step = _grid_step(u, tol) if u.size <= 2 ** MAX_CODE_BITS else None
+        if step is None:
             return None
-        if d.size:  # the smallest gap sets the grid; the whole range, a whole number of steps, sets it exactly
-            span = float(r.max()) - float(r.min())
-            steps[i] = span / max(1.0, round(span / float(d.min())))
+        steps[i] = step
+    lo = rows.min(1, keepdims=True).astype(np.float64)
     k = np.rint((rows - lo) / steps)
-    if k.max() >= 2 ** MAX_CODE_BITS or np.abs(lo + k * steps - rows).max() > 1e-6 * max(float(np.abs(rows).max()),
-                                                                                         1e-30):
-        return None
     book = np.concatenate([lo, steps], 1).astype(np.float32).tobytes()
     return _Coding("grid/row", code_bits(int(k.max()) + 1), k[:, :per_row.shape[1]].astype(np.int64).reshape(-1), book)
 
@@ -133,7 +145,8 @@ def _sparse_streams(nonzero: np.ndarray, index_bits: int) -> tuple[np.ndarray, n
 def encode_tensor(values: np.ndarray, *, rows: int = 1) -> tuple[bytes, dict[str, Any]]:
     """The packed bytes of one weight tensor (flattened row-major, ``rows`` output channels) in its smallest
     encoding, and what it is: ``{values, layout, bits, index_bits, index_bytes, value_bytes, codebook_bytes,
-    packed_bytes, n, nonzeros}`` (``index_bytes`` is the sparse layout's relative-index stream, else 0)."""
+    packed_bytes, n, entries, nonzeros}`` (``index_bytes`` is the sparse layout's relative-index stream, else 0;
+    ``entries``, the values stored, fillers included, is header data a reader needs, not counted)."""
     v = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
     n = v.size
     rows = rows if rows >= 1 and n % rows == 0 else 1
@@ -156,7 +169,7 @@ def encode_tensor(values: np.ndarray, *, rows: int = 1) -> tuple[bytes, dict[str
     value = v[pos].tobytes() if coding.codes is None else pack_bits(coding.codes[pos], coding.bits)
     info = {"values": coding.name, "layout": layout, "bits": coding.bits, "index_bits": ib or None,
             "index_bytes": len(index), "value_bytes": len(value), "codebook_bytes": len(coding.codebook),
-            "packed_bytes": len(index) + len(value) + len(coding.codebook), "n": int(n),
+            "packed_bytes": len(index) + len(value) + len(coding.codebook), "n": int(n), "entries": int(pos.size),
             "nonzeros": int(nonzero.size)}
     return index + value + coding.codebook, info
 

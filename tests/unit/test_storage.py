@@ -25,25 +25,53 @@ def unpack(data: bytes, bits: int, n: int) -> np.ndarray:
 
 
 def decode(data: bytes, info: dict, rows: int) -> np.ndarray:
-    """An independent reader of :func:`encode_tensor`'s streams (per-tensor codebook or fp32 values)."""
+    """An independent reader of :func:`encode_tensor`'s streams, for every coding and both layouts."""
     n = info["n"]
     if info["layout"] == "dense":
         entries, pos = n, np.arange(n)
     else:
-        entries = info["index_bytes"] * 8 // info["index_bits"]
-        rel = unpack(data[:info["index_bytes"]], info["index_bits"], entries)
-        entries = int(np.searchsorted(np.cumsum(rel + 1) - 1, n))  # the last byte's padding is not an entry
-        pos = np.cumsum(rel[:entries] + 1) - 1
+        entries = info["entries"]  # from the header: the last byte's padding would read as entries
+        pos = np.cumsum(unpack(data[:info["index_bytes"]], info["index_bits"], entries) + 1) - 1
     body = data[info["index_bytes"]:info["index_bytes"] + info["value_bytes"]]
+    book = data[len(data) - info["codebook_bytes"]:]
+    row = pos // (n // rows)
     if info["values"] == "fp32":
         vals = np.frombuffer(body, dtype=np.float32)[:entries]
     else:
-        assert info["values"] == "codebook"
-        book = np.frombuffer(data[-info["codebook_bytes"]:], dtype=np.float32)
-        vals = book[unpack(body, info["bits"], entries)]
+        codes = unpack(body, info["bits"], entries)
+        if info["values"] == "codebook":
+            vals = np.frombuffer(book, dtype=np.float32)[codes]
+        elif info["values"] == "grid/row":
+            lo, step = np.frombuffer(book, dtype=np.float32).reshape(rows, 2).T
+            vals = lo[row] + codes * step[row].astype(np.float64)
+        else:
+            sizes = np.frombuffer(book[:rows], dtype=np.uint8).astype(np.int64) + 1
+            flat = np.frombuffer(book[rows:], dtype=np.float32)
+            vals = flat[(np.cumsum(sizes) - sizes)[row] + codes]
     out = np.zeros(n, dtype=np.float32)
     out[pos] = vals
     return out
+
+
+@pytest.mark.parametrize("values", ["fp32", "codebook", "codebook/row", "grid/row"])
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.95])
+def test_every_encoding_decodes_back(values, sparsity) -> None:
+    rng = np.random.default_rng(7)
+    rows, cols = 24, 200
+    if values == "fp32":
+        w = rng.standard_normal((rows, cols))
+    elif values == "codebook":
+        w = rng.choice([0.3, -1.7, 2.9, 0.011, -0.4], (rows, cols))
+    elif values == "codebook/row":  # few irregular values per row, a different set in each row
+        w = rng.choice([0.3, -1.7, 2.9, 0.011], (rows, cols)) * rng.uniform(0.5, 2.0, (rows, 1)) ** 2
+    else:  # a 6-bit uniform grid with its own scale per row (per-channel k-bit)
+        w = rng.integers(-31, 32, (rows, cols)) * rng.uniform(0.001, 0.1, (rows, 1))
+    w = np.where(rng.random((rows, cols)) < sparsity, 0.0, w).astype(np.float32)
+    data, info = encode_tensor(w, rows=rows)
+    assert info["values"] == values, info
+    assert info["layout"] == {0.0: "dense", 0.95: "sparse"}.get(sparsity, info["layout"])
+    assert info["packed_bytes"] == len(data) == info["index_bytes"] + info["value_bytes"] + info["codebook_bytes"]
+    np.testing.assert_allclose(decode(data, info, rows), w.reshape(-1), rtol=0, atol=1e-6 * np.abs(w).max())
 
 
 def test_pack_bits_by_hand() -> None:
