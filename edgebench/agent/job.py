@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from edgebench.agent.memory import MemoryProbe
+from edgebench.agent.profile import profile_pass
 from edgebench.agent.protocol import PROTOCOL_VERSION, EnergyProtocol, Job, LatencyProtocol, TestSet, sha256_file
 from edgebench.errors import DataError, DeviceError, EdgebenchError
 from edgebench.metrics.latency import latency_summary
@@ -213,9 +215,11 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
                         "the copy is corrupt, re-send it")
     where = f"job {job.job_id}"
     backend = create_backend(job.backend, where=f"{where}: backend", **job.backend_options)
+    memory = MemoryProbe()
     t0 = time.perf_counter_ns()
     backend.load(artifact)
     load_ms = (time.perf_counter_ns() - t0) / 1e6
+    memory.loaded()
     shape = backend.input_shape
     sizes = [_check_testset(ts, shape, str(artifact)) for ts in job.testsets]
     resumed: list[str] = []
@@ -234,18 +238,27 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
         sample = next(iter_batches(job.testsets[0].path, 1))
         infer = backend.bind(sample)
         if latency is None:
+            memory.start_peak()
             t0 = time.perf_counter_ns()
             first_out = infer()
             first_ns = time.perf_counter_ns() - t0
             first_logits = np.array(first_out[0] if isinstance(first_out, list) else first_out, dtype=np.float32)
             samples, duration = latency_pass(infer, job.latency)
+            peak = memory.peak()
             _save_npy(out / "latency_ns.npy", samples)
             latency = {**latency_summary(samples, first_ns=first_ns, duration_s=duration), "job": digest,
-                       "protocol": asdict(job.latency), "sample": job.testsets[0].name, "file": "latency_ns.npy"}
+                       "protocol": asdict(job.latency), "sample": job.testsets[0].name, "file": "latency_ns.npy",
+                       "memory": peak}
             _write_json(out / "latency.json", latency)
         if energy is None:
             energy = {**_energy_pass(infer, job.energy, where), "job": digest}
             _write_json(out / "energy.json", energy)
+    profile = _done(out, "profile", digest) if job.profile_runs else None
+    if profile is not None:
+        resumed.append("profile")
+    elif measure_latency and job.profile_runs:  # after the timed passes, in a session of its own
+        profile = {**profile_pass(backend, Path(job.testsets[0].path), job.profile_runs), "job": digest}
+        _write_json(out / "profile.json", profile)
 
     sets: list[dict[str, Any]] = []
     for i, (ts, n) in enumerate(zip(job.testsets, sizes)):
@@ -283,6 +296,8 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
         "environment": {"before": env_before, "after": environment()},
         "torch_loaded": "torch" in sys.modules,
         "peak_rss_mb": _peak_rss_mb(),
+        "memory": memory.result(None if latency is None else latency.get("memory")),
+        "profile": None if profile is None else {k: v for k, v in profile.items() if k != "job"},
     }
     _write_json(out / "result.json", result)
     return result
