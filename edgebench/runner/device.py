@@ -80,7 +80,7 @@ def device_job(ctx: RunContext, tspec: TargetSpec, backend: str, unit: Unit,
     key = content_key("device", {"artifact": card["sha256"], "sets": [str(p) for p in paths],
                                  "backend": backend, "options": options, "protocol": vars(proto),
                                  "energy": vars(energy), "batch": m.batch_size, "target": target.name,
-                                 "transport": target.transport})
+                                 "transport": target.transport, "profile_runs": m.profile_runs})
     out_dir = ctx.run_dir / "raw" / slug(name.removeprefix("device/"))
     prev = ctx.store.stage(ctx.run_id, name)
     if prev and prev["status"] == "done" and prev["key"] == key and (out_dir / "result.json").is_file():
@@ -89,7 +89,8 @@ def device_job(ctx: RunContext, tspec: TargetSpec, backend: str, unit: Unit,
             return DeviceRun(name, out_dir, result, sets, note="already measured in this run", cached=True)
     job = Job(job_id=key, artifact=str(artifact), backend=backend, output_dir=str(out_dir),
               testsets=tuple(TestSet(s["name"], str(p)) for s, p in zip(sets, paths)), backend_options=options,
-              batch_size=m.batch_size, latency=proto, energy=energy, artifact_sha256=card["sha256"])
+              batch_size=m.batch_size, latency=proto, energy=energy, artifact_sha256=card["sha256"],
+              profile_runs=m.profile_runs)
     started = time.time()
     dispatch = getattr(ctx.executor, "device_job", None) if target.ray_resource else None
     if dispatch is not None:  # from a node of the cluster that reaches the device

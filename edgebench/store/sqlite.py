@@ -36,6 +36,7 @@ RESULT_FIELDS = (
     "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "first_ms", "runs", "duration_s",
     "throughput_per_s", "mean_linf", "mean_l2",
     "energy_j", "energy_net_j", "power_w", "idle_power_w", "energy_valid", "robust_delta", "robust_delta_p",
+    "load_rss_mb", "peak_rss_mb",
 )
 #: columns added by schema 4: energy per inference (from the target's power sensor) and the paired comparison
 #: of each variant's robust accuracy with its base's
@@ -316,7 +317,8 @@ class Store:
 
     def put_samples(self, run_id: str, records: list[dict[str, Any]]) -> None:
         """Per-row distributions: ``kind`` (``latency``: a histogram of the timed inferences; ``correct``: the
-        packed per-sample correctness of a result row), the result key, and ``data`` (JSON)."""
+        packed per-sample correctness of a result row; ``profile``: the device run's per-operator profile,
+        :func:`edgebench.agent.profile.summarize`), the result key, and ``data`` (JSON)."""
         key = ("kind", "model", "variant", "backend", "target", "attack", "eps", "source")
         with self.conn:
             self.conn.executemany(
