@@ -42,10 +42,10 @@ def why_not_faster(profile: dict[str, Any], base: dict[str, Any] | None, macs: t
     quant = [g for g in ops if g["class"] == "quant"]
     heavy = next((g for g in ops if g["class"] == "float" and g["op"] in _COMPUTE), None)
     float_compute = sum(g["share"] for g in ops if g["class"] == "float" and g["op"] in _COMPUTE)
-    if quant and heavy and float_compute > shares["int8"]:
+    if quant and heavy and (float_compute > shares["int8"] or shares["quant"] >= _QUANT_CAUSE):
         return (f"{_pct(heavy['share'])} of time in float {heavy['op']} ({heavy['kernel']}) and "
                 f"{_pct(shares['quant'])} in {', '.join(dict.fromkeys(g['op'] for g in quant))}, "
-                f"{_pct(shares['int8'])} in int8 kernels: the int8 pattern was not fused, so the model runs in "
+                f"{_pct(shares['int8'])} in int8 kernels: the int8 pattern was not fused, so those layers run in "
                 "float plus conversions")
     if shares["quant"] >= _QUANT_CAUSE:
         return (f"{_pct(shares['quant'])} of time converting between float and int8 "
