@@ -1,7 +1,7 @@
 """The ``edgebench`` command: ``run | report | compare | runs | models | attacks | targets [check NAME]``.
 
-Errors a user can cause print one line and exit non-zero (2 for a bad plan or usage), without a traceback
-and without losing results already stored.
+Errors a user can cause print one line and exit non-zero (2 for a bad plan or usage; 3 when ``run`` breaks a
+gate of the plan), without a traceback and without losing results already stored.
 """
 
 from __future__ import annotations
@@ -39,6 +39,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     print(summary.run_dir / "report.md")
+    for line in summary.violations:
+        print(f"edgebench: gate failed: {line}", file=sys.stderr)
+    if summary.violations:
+        print(f"edgebench: {len(summary.violations)} gate check(s) failed; the report lists them under Gates: "
+              f"{summary.run_dir / 'report.md'}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -23,6 +23,7 @@ from edgebench.specs import (
     CompressSpec,
     DataSpec,
     ExportSpec,
+    GatesSpec,
     MeasureSpec,
     ModelSpec,
     Plan,
@@ -378,6 +379,7 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
     targets = _parse_targets(top.get("targets", list, []), source)
     measure = _parse_measure(top.table("measure"))
     top_references = top.get("reference", list, [])
+    gates = _parse_gates(top.table("gates"), attacks)
     top.done()
     if not models:
         raise ConfigError(f"{source}: models: the plan has no [[models]] entry; add at least one")
@@ -386,8 +388,40 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
     plan = Plan(name=name, source=source, seed=seed, data=data, models=models, compress=compress, export=export,
                 attacks=attacks, targets=targets,
                 measure=measure, quick={k: v for k, v in quick_cfg.items() if v is not None},
-                references=references)
+                references=references, gates=gates)
     return apply_quick(plan) if quick else plan
+
+
+def _parse_gates(t: Table, attacks: tuple[AttackSpec, ...]) -> GatesSpec:
+    """``[gates]`` (:class:`~edgebench.specs.GatesSpec`): limits in their units, ``min_robust_acc`` per attack label of
+    the plan (a number: at the middle ε of the attack's grid; or ``{ eps = E, acc = A }`` for an ε of the grid)."""
+    frac = {"lo": 0.0, "hi": 1.0}
+    positive = {"lo": 0.0, "lo_open": True}
+    robust: dict[str, dict[str, float | None]] = {}
+    rt = t.table("min_robust_acc")
+    grids = {a.label: a.eps for a in attacks}
+    for label in list(rt.raw):
+        if label not in grids:
+            raise rt.fail(label, f"no attack of the plan is labelled {label!r}; gate one of {sorted(grids)}")
+        value = rt.get(label, (int, float, dict))
+        if isinstance(value, dict):
+            one = Table(value, t.source, rt.path(label))
+            eps = one.number("eps", None, lo=0, required=True)
+            if not any(abs(eps - e) <= 1e-9 * max(1.0, abs(e)) for e in grids[label]):
+                raise one.fail("eps", f"{eps!r} is not in the ε grid of {label!r} {list(grids[label])}")
+            robust[label] = {"eps": float(eps), "acc": one.number("acc", None, required=True, **frac)}
+            one.done()
+        else:
+            robust[label] = {"eps": None, "acc": rt.number(label, None, **frac)}
+    gates = GatesSpec(
+        max_clean_drop=t.number("max_clean_drop", None, **frac), min_clean_acc=t.number("min_clean_acc", None, **frac),
+        min_robust_acc=robust, max_p50_ms=t.number("max_p50_ms", None, **positive),
+        max_p99_ms=t.number("max_p99_ms", None, **positive), max_energy_mj=t.number("max_energy_mj", None, **positive),
+        max_peak_rss_mb=t.number("max_peak_rss_mb", None, **positive),
+        max_size_mb=t.number("max_size_mb", None, **positive),
+        units=t.choice("units", ["variants", "all"], "variants"))
+    t.done()
+    return gates
 
 
 _METRICS = ["clean_acc", "robust_acc", "asr"]

@@ -243,8 +243,12 @@ class Pipeline(RunContext):
             from edgebench.report.render import write_report
 
             write_report(store, self.run_id, self.run_dir)
+            from edgebench.report.data import RunData
+            from edgebench.report.gates import violations
+
+            broken = [v.line() for v in violations(RunData.load(store, self.run_id))] if self.plan.gates.any() else []
         return RunSummary(self.run_id, self.run_dir, records, dict(self.outcome.failed), dict(self.outcome.skipped),
-                          time.perf_counter() - t0)
+                          time.perf_counter() - t0, broken)
 
     def _record_stage(self, name: str, status: str, note: str, seconds: float) -> None:
         if name.startswith("device/") and status == "done":

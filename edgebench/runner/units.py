@@ -131,3 +131,5 @@ class RunSummary:
     failed: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    #: the plan's broken ``[gates]``, one line each (:mod:`edgebench.report.gates`); the CLI exits 3 on any
+    violations: list[str] = field(default_factory=list)

@@ -198,10 +198,13 @@ class Store:
 
     # runs -----------------------------------------------------------------------------------------
     def begin_run(self, run_id: str, *, plan_name: str, plan_hash: str, plan: dict[str, Any], version: str) -> None:
+        """Record a run starting, or resuming: a resumed run (same plan hash) keeps its creation time and takes the
+        plan's latest references and gates, which the hash leaves out."""
         with self.conn:
             self.conn.execute(
                 "INSERT INTO runs (run_id, plan_name, plan_hash, plan, edgebench_version, created, status) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'running') ON CONFLICT(run_id) DO UPDATE SET status='running'",
+                "VALUES (?, ?, ?, ?, ?, ?, 'running') "
+                "ON CONFLICT(run_id) DO UPDATE SET status='running', plan=excluded.plan",
                 (run_id, plan_name, plan_hash, json.dumps(plan, default=str), version, time.time()))
 
     def finish_run(self, run_id: str, status: str) -> None:

@@ -115,6 +115,22 @@ def test_run_then_rerun_resumes(tmp_path: Path, caplog: pytest.LogCaptureFixture
     assert (run_dir / "report.md").read_text() == report
     assert (run_dir / "report.html").is_file() and (run_dir / "csv" / "robustness_local_onnxruntime.csv").is_file()
 
+    # gates: the same plan with a [gates] table is the same run (gates change no measurement); a broken gate is
+    # exit 3 after the report is written, which lists it; a kept one passes
+    gated = tmp_path / "gated.toml"
+    gated.write_text(plan.read_text() + '[gates]\nunits = "all"\nmax_p50_ms = 1e-6\nmin_robust_acc = { fgsm = 0.0 }\n')
+    capsys.readouterr()
+    assert main(["run", str(gated), "--out", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert "gate failed: cnn on local/onnxruntime: max_p50_ms — p50 latency in ms" in err and "≤ 1e-06" in err
+    assert "min_robust_acc" not in err and "1 gate check(s) failed" in err
+    gated_report = (run_dir / "report.md").read_text()
+    assert "## Gates" in gated_report and "1 of 2 gate checks failed" in gated_report
+    assert "| cnn | local | onnxruntime | min_robust_acc.fgsm |" in gated_report
+    gated.write_text(plan.read_text() + '[gates]\nunits = "all"\nmax_p50_ms = 1e6\n')
+    assert main(["run", str(gated), "--out", str(out)]) == 0
+    assert "All 1 gate checks passed." in (run_dir / "report.md").read_text()
+
     # a second run of the plan measures the device anew: the same samples give the same accuracy (McNemar
     # p = 1 on identical predictions), and the latency comparison is there
     assert main(["run", str(plan), "--out", str(out), "--run-id", "second"]) == 0
