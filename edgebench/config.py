@@ -336,6 +336,7 @@ def _parse_measure(t: Table) -> MeasureSpec:
         energy_min_window_s=t.number("energy_min_window_s", d.energy_min_window_s, lo=0, lo_open=True),
         energy_windows=t.number("energy_windows", d.energy_windows, lo=1, integer=True),
         energy_min_samples=t.number("energy_min_samples", d.energy_min_samples, lo=1, integer=True),
+        profile_runs=t.number("profile_runs", d.profile_runs, lo=0, integer=True),
     )
     t.done()
     if spec.rounds > spec.min_runs:

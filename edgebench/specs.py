@@ -8,7 +8,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from edgebench.agent.protocol import EnergyProtocol, LatencyProtocol
+from edgebench.agent.protocol import EnergyProtocol, Job, LatencyProtocol
 
 __all__ = ["TARGETINGS", "THREATS", "AttackSpec", "CompressSpec", "DataSpec", "ExportSpec", "MeasureSpec",
            "GatesSpec", "ModelSpec", "Plan", "ReferenceSpec", "TargetSpec"]
@@ -142,6 +142,7 @@ class MeasureSpec:
     energy_min_window_s: float = EnergyProtocol.min_window_s
     energy_windows: int = EnergyProtocol.windows
     energy_min_samples: int = EnergyProtocol.min_samples
+    profile_runs: int = Job.profile_runs
 
 
 @dataclass(frozen=True)

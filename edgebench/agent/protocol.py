@@ -112,6 +112,9 @@ class Job:
     kind: str = "measure"
     artifacts: tuple[ArtifactRef, ...] = ()
     code: str = ""
+    #: inferences of the per-operator profiling pass after the latency pass, in a session of its own with the
+    #: runtime's profiler on (:mod:`edgebench.agent.profile`); 0: no profile. Also ``[measure] profile_runs``.
+    profile_runs: int = 50
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)

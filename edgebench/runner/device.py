@@ -88,14 +88,15 @@ def device_job(ctx: RunContext, tspec: TargetSpec, backend: str, unit: Unit,
     key = content_key("device", {"artifact": card["sha256"], "sets": [str(p) for p in paths],
                                  "backend": backend, "options": options, "protocol": vars(proto),
                                  "energy": vars(energy), "batch": m.batch_size, "target": target.name,
-                                 "transport": target.transport})
+                                 "transport": target.transport, "profile_runs": m.profile_runs})
     out_dir = ctx.run_dir / "raw" / slug(name.removeprefix("device/"))
     measured = already_measured(ctx, name, key, out_dir, sets)
     if measured is not None:
         return measured
     job = Job(job_id=key, artifact=str(artifact), backend=backend, output_dir=str(out_dir),
               testsets=tuple(TestSet(s["name"], str(p)) for s, p in zip(sets, paths)), backend_options=options,
-              batch_size=m.batch_size, latency=proto, energy=energy, artifact_sha256=card["sha256"])
+              batch_size=m.batch_size, latency=proto, energy=energy, artifact_sha256=card["sha256"],
+              profile_runs=m.profile_runs)
     started = time.time()
     return Deferred(work=shipper(ctx, conn, job, out_dir),
                     finish=lambda done: finish(ctx, name, key, started, target, backend, unit, fmt, sets, done))

@@ -27,6 +27,9 @@ from edgebench.runner.units import BASE, AdvSets, DeviceRun, Unit, craft_stage, 
 LATENCY_FIELDS = ("mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "first_ms", "runs",
                   "duration_s", "throughput_per_s", "rounds", "round_cv")
 
+#: the memory fields of a device run (its ``result.json``'s ``memory``, :mod:`edgebench.agent.memory`)
+MEMORY_FIELDS = ("load_rss_mb", "peak_rss_mb")
+
 #: the twin's predictions of ``unit`` on the clean test set (``path`` None) or on the adversarial set at ``path``;
 #: None when the unit has no torch twin (an imported ONNX model)
 HostPredict = Callable[[Unit, "Path | None"], "np.ndarray | None"]
@@ -79,6 +82,8 @@ class ResultRecord:
     robust_delta_p: float | None = None
     rounds: int | None = None
     round_cv: float | None = None
+    load_rss_mb: float | None = None
+    peak_rss_mb: float | None = None
 
     def row(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # shallow: every field is a scalar
@@ -126,7 +131,8 @@ def score(plan: Plan, values: Mapping[str, Any], y: np.ndarray, *, host_predict:
                 clean_pred = logits["clean"].argmax(1)
                 ca = clean_accuracy(clean_pred, y)
                 where = {"model": unit.model, "variant": unit.variant, "backend": b, "target": target_name(t.target)}
-                base = {**where, **lat, **energy_fields(run.result.get("energy"))}
+                mem = {k: (run.result.get("memory") or {}).get(k) for k in MEMORY_FIELDS}
+                base = {**where, **lat, **energy_fields(run.result.get("energy")), **mem}
                 out.records.append(ResultRecord(**base, attack="none", eps=0.0, n=ca["n"], clean_acc=ca["value"],
                                                 clean_acc_lo=ca["lo"], clean_acc_hi=ca["hi"], source=unit.id,
                                                 threat="clean"))
@@ -138,6 +144,9 @@ def score(plan: Plan, values: Mapping[str, Any], y: np.ndarray, *, host_predict:
                 if timed:
                     out.samples.append({"kind": "rounds", **where, "attack": "none", "eps": 0.0, "source": unit.id,
                                         "data": round_record(timed_in, unit)})
+                if (run.result.get("profile") or {}).get("ops"):  # the agent's per-operator profile
+                    out.samples.append({"kind": "profile", **where, "attack": "none", "eps": 0.0, "source": unit.id,
+                                        "data": run.result["profile"]})
                 if unit not in host_clean:
                     host_clean[unit] = host_predict(unit, None)
                 twin_clean = host_clean[unit]
