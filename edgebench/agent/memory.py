@@ -4,7 +4,9 @@
   before it; the runtime library is already imported, so this is the model and its session).
 - ``peak_rss_mb``: the peak resident memory during the latency pass (bind, first inference, warm-up, timed runs)
   over the same baseline: the high-water mark ``VmHWM`` is reset to the current RSS just before (writing ``5``
-  to ``/proc/self/clear_refs``) and read just after. Where the reset is refused, the peak is the process's
+  to ``/proc/self/clear_refs``) and read just after. Where the target's variants are timed in interleaved rounds
+  by one latency job (several models loaded at once), each device job reads the peak over its own batch-1 bind,
+  first inference and warm-up instead, untimed. Where the reset is refused, the peak is the process's
   since it started (``peak_method`` says so; it then includes the agent's start and the model's loading);
   where there is no ``/proc`` (not Linux), both are None and ``memory_note`` says why.
 """
