@@ -133,7 +133,9 @@ def _effect(name: str, v: Variant, base: nn.Module) -> None:
         assert all(_levels_ok(m.weight, 15) for m in twin.values())
     elif name == "int8":  # the weights the twin computes with sit on an int8 grid per output channel
         assert v.info["quantizers"] > 0
-        for n, w in effective_weights(v.model).items():
+        weights = effective_weights(v.model)  # the user's layer names, each with its weight quantizer
+        assert weights.keys() == before.keys()
+        for n, w in weights.items():
             steps = w.flatten(1).abs().amax(1).clamp_min(1e-12)[:, None] / 127
             assert torch.allclose(w.flatten(1) / steps, torch.round(w.flatten(1) / steps), atol=1e-3), n
     elif name == "adversarial_training":
