@@ -18,7 +18,7 @@ from typing import Any
 
 from edgebench.agent.protocol import PROTOCOL_VERSION, EnergyProtocol, Job, LatencyProtocol, TestSet
 
-__all__ = ["PROTOCOL_VERSION", "EnergyProtocol", "Job", "LatencyProtocol", "TestSet", "run_job"]
+__all__ = ["PROTOCOL_VERSION", "EnergyProtocol", "Job", "LatencyProtocol", "TestSet", "run_job", "run_latency_job"]
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: the passes (numpy, a runtime) load on first use
@@ -26,4 +26,8 @@ def __getattr__(name: str) -> Any:  # PEP 562: the passes (numpy, a runtime) loa
         from edgebench.agent.job import run_job
 
         return run_job
+    if name == "run_latency_job":
+        from edgebench.agent.rounds import run_latency_job
+
+        return run_latency_job
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from edgebench.agent.protocol import PROTOCOL_VERSION, EnergyProtocol, Job, LatencyProtocol, TestSet, sha256_file
-from edgebench.errors import DataError, DeviceError, EdgebenchError
+from edgebench.errors import ConfigError, DataError, DeviceError, EdgebenchError
 from edgebench.metrics.latency import latency_summary
 
 __all__ = ["latency_pass", "run_job", "write_error"]
@@ -49,6 +49,17 @@ def _check_testset(ts: TestSet, input_shape: tuple[int | None, ...], artifact: s
             f"{artifact} takes {tuple('?' if e is None else e for e in expected)}"
         )
     return int(shape[0])
+
+
+def checked_artifact(path: Path, expected_sha256: str, what: str = "model file") -> str:
+    """The artifact's SHA-256, after checking it is there and (when the host gave one) equal to the host's."""
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found on the device")
+    sha = sha256_file(path)
+    if expected_sha256 and sha != expected_sha256:
+        raise DataError(f"{path}: sha256 {sha[:12]} differs from the host's {expected_sha256[:12]}; "
+                        "the copy is corrupt, re-send it")
+    return sha
 
 
 def _accuracy_pass(backend: Any, path: Path, n: int, batch_size: int, out: Path) -> None:
@@ -189,6 +200,8 @@ def run_job(job: Job) -> dict[str, Any]:
     Returns the result document. Errors a user can cause raise :class:`EdgebenchError`. Passes already
     finished in that folder for the same job are reused (see the module docstring).
     """
+    if job.kind == "latency":  # interleaved rounds of several artifacts: edgebench.agent.rounds
+        raise ConfigError(f"job {job.job_id}: a latency job runs with edgebench.agent.rounds.run_latency_job")
     out = Path(job.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
@@ -205,12 +218,7 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
         return finished
     env_before = environment()
     artifact = Path(job.artifact)
-    if not artifact.is_file():
-        raise DataError(f"{artifact}: model file not found on the device")
-    sha = sha256_file(artifact)
-    if job.artifact_sha256 and sha != job.artifact_sha256:
-        raise DataError(f"{artifact}: sha256 {sha[:12]} differs from the host's {job.artifact_sha256[:12]}; "
-                        "the copy is corrupt, re-send it")
+    sha = checked_artifact(artifact, job.artifact_sha256)
     where = f"job {job.job_id}"
     backend = create_backend(job.backend, where=f"{where}: backend", **job.backend_options)
     t0 = time.perf_counter_ns()
@@ -233,7 +241,7 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
 
         sample = next(iter_batches(job.testsets[0].path, 1))
         infer = backend.bind(sample)
-        if latency is None:
+        if latency is None and not job.latency.in_rounds:  # in rounds: the target's latency job times it
             t0 = time.perf_counter_ns()
             first_out = infer()
             first_ns = time.perf_counter_ns() - t0

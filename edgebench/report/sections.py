@@ -437,20 +437,23 @@ def variants_sections(d: RunData) -> list[Section]:
         params = ", ".join(f"{k}={val}" for k, val in v["params"].items()) or "–"
         rows.append([v["model"], v["variant"], v["method"], params, Num(st.get("params")), Num(st.get("nonzeros")),
                      Num(st.get("macs")), Num(onnx.get("size_bytes")), Num(onnx.get("deflate_bytes")),
-                     ratio(b.get("params"), st.get("params")),
+                     Num(st.get("stored_bytes")), ratio(b.get("params"), st.get("params")),
                      ratio(b.get("artifacts", {}).get("onnx", {}).get("deflate_bytes"), onnx.get("deflate_bytes")),
                      ratio(b.get("weight_deflate_bytes"), st.get("weight_deflate_bytes")),
+                     ratio(b.get("stored_bytes"), st.get("stored_bytes")),
                      Num(v["info"].get("host_clean_acc"), 4),
                      Prop.of(acc.get((v["model"], v["variant"])), "clean_acc")])
     blocks: list[Any] = [
         Para("Parameters and non-zeros of the torch twin, MACs of one inference, the ONNX artifact's size and its "
              "DEFLATE'd size (zlib level 6; seed 002, Table IV); `rate` = base ÷ variant: for the stored parameters "
              "(hashed layers store only their real weights but deploy dense virtual weights), for the ONNX file "
-             "after DEFLATE and for the layer weights alone after DEFLATE. Clean accuracy on the host twin and on "
-             "the first target."),
+             "after DEFLATE and for the layer weights alone after DEFLATE. `stored (true)`: what a device would hold, "
+             "as seed 002 counts it: codebook indices packed to their bit width, the codebook, relative indices of "
+             "pruned weights, then DEFLATE (docs/reports.md). Clean accuracy on the host twin and on the first "
+             "target."),
         Table("variants", "Variants: size and compression",
               ["model", "variant", "method", "parameters", "params", "non-zeros", "MACs", "ONNX bytes",
-               "DEFLATE bytes", "rate (params)", "rate (ONNX)", "rate (weights)", "host acc", "device acc [95 % CI]"],
+               "DEFLATE bytes", "stored (true)", "rate (params)", "rate (ONNX)", "rate (weights)", "rate (stored)", "host acc", "device acc [95 % CI]"],
               rows)]
     out = [Section("variants", "Variants: size and compression", blocks)]
     deltas = [v for v in d.variants if v["stats"].get("delta_w_spectral")]

@@ -36,6 +36,7 @@ RESULT_FIELDS = (
     "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "first_ms", "runs", "duration_s",
     "throughput_per_s", "mean_linf", "mean_l2",
     "energy_j", "energy_net_j", "power_w", "idle_power_w", "energy_valid", "robust_delta", "robust_delta_p",
+    "rounds", "round_cv",
 )
 #: columns added by schema 4: energy per inference (from the target's power sensor) and the paired comparison
 #: of each variant's robust accuracy with its base's
@@ -43,7 +44,7 @@ _ENERGY_FIELDS = ("energy_j", "energy_net_j", "power_w", "idle_power_w", "energy
                   "robust_delta_p")
 
 _TYPES = {"source": "TEXT", "threat": "TEXT", "n": "INTEGER", "asr_n": "INTEGER", "runs": "INTEGER",
-          "energy_valid": "INTEGER"}
+          "energy_valid": "INTEGER", "rounds": "INTEGER"}
 
 _RESULTS_TABLE = f"""results (
     run_id TEXT, {", ".join(f"{k} {'REAL' if k == 'eps' else 'TEXT'}" for k in RESULT_KEY)},
@@ -197,10 +198,13 @@ class Store:
 
     # runs -----------------------------------------------------------------------------------------
     def begin_run(self, run_id: str, *, plan_name: str, plan_hash: str, plan: dict[str, Any], version: str) -> None:
+        """Record a run starting, or resuming: a resumed run (same plan hash) keeps its creation time and takes the
+        plan's latest references and gates, which the hash leaves out."""
         with self.conn:
             self.conn.execute(
                 "INSERT INTO runs (run_id, plan_name, plan_hash, plan, edgebench_version, created, status) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'running') ON CONFLICT(run_id) DO UPDATE SET status='running'",
+                "VALUES (?, ?, ?, ?, ?, ?, 'running') "
+                "ON CONFLICT(run_id) DO UPDATE SET status='running', plan=excluded.plan",
                 (run_id, plan_name, plan_hash, json.dumps(plan, default=str), version, time.time()))
 
     def finish_run(self, run_id: str, status: str) -> None:
@@ -316,7 +320,8 @@ class Store:
 
     def put_samples(self, run_id: str, records: list[dict[str, Any]]) -> None:
         """Per-row distributions: ``kind`` (``latency``: a histogram of the timed inferences; ``correct``: the
-        packed per-sample correctness of a result row), the result key, and ``data`` (JSON)."""
+        packed per-sample correctness of a result row; ``rounds``: the per-round medians and thermal state of
+        interleaved latency rounds), the result key, and ``data`` (JSON)."""
         key = ("kind", "model", "variant", "backend", "target", "attack", "eps", "source")
         with self.conn:
             self.conn.executemany(
