@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgebench.report.data import BASE, RunData
-from edgebench.report.tables import Bullets, Cell, Num, Para, Section, Table, fmt_num
+from edgebench.report.data import RunData
+from edgebench.report.tables import Cell, Num, Para, Section, Table, fmt_num
 
 #: operators that do a layer's arithmetic (matrix products, convolutions), by runtime spelling
 _COMPUTE = ("Conv", "MatMul", "Gemm", "FusedConv", "FusedGemm", "FusedMatMul", "Convolution", "FullyConnected",
@@ -90,7 +90,6 @@ def cost_sections(d: RunData) -> list[Section]:
                 if s["kind"] == "profile"}
     if not profiles:
         return []
-    macs = {(v["model"], v["variant"]): v["stats"].get("macs") for v in d.variants}
     rows = {(r["target"], r["backend"], r["model"], r["variant"]): r for r in d.clean}
     blocks: list[Any] = [Para(
         "A profiling pass after the timed latency pass (a session of its own with the runtime's profiler on, "
@@ -98,29 +97,21 @@ def cost_sections(d: RunData) -> list[Section]:
         "(under the profiler, so above the p50 on small models), the share in int8 kernels and in float↔int8 "
         "conversions (QuantizeLinear/DequantizeLinear, FakeQuantize/Convert), and the three operators that take "
         "most of the time, with the kernel that ran them (ONNX Runtime: provider/input type; OpenVINO: exec type, "
-        "`ref` being the unoptimized fallback).")]
-    why: list[str] = []
+        "`ref` being the unoptimized fallback). Why a compressed variant is not faster than its base, from these "
+        "profiles: under \"Cost and speed\".")]
     for target, backend in dict.fromkeys((t, b) for t, b, _, _ in profiles):
         table: list[list[Cell]] = []
         for (t, b, model, variant), p in profiles.items():
             if (t, b) != (target, backend):
                 continue
-            r, base_r = rows.get((t, b, model, variant), {}), rows.get((t, b, model, BASE), {})
+            r = rows.get((t, b, model, variant), {})
             quantized = p["shares"]["int8"] > 0 or p["shares"]["quant"] > 0
             table.append([model, variant, Num(r.get("p50_ms")), Num(p["total_ms"]),
                           Num(100 * p["shares"]["int8"], 0, " %") if quantized else None,
                           Num(100 * p["shares"]["quant"], 0, " %") if quantized else None, _top(p)])
-            if variant != BASE and r.get("p50_ms") is not None and base_r.get("p50_ms") is not None \
-                    and r["p50_ms"] >= base_r["p50_ms"]:
-                line = why_not_faster(p, profiles.get((t, b, model, BASE)),
-                                      (macs.get((model, variant)), macs.get((model, BASE))))
-                why.append(f"`{model}/{variant}` on {t}/{b}: p50 {fmt_num(r['p50_ms'])} ms, not faster than the base's "
-                           f"{fmt_num(base_r['p50_ms'])} ms; {line}.")
         blocks.append(Table(f"profile_{target}_{backend}", f"{target} / {backend}",
                             ["model", "variant", "p50 ms", "kernel ms", "int8", "conversions", "top operators"],
                             table))
-    if why:
-        blocks += [Para("**Not faster than the base**, and why, from the profiles:"), Bullets(why)]
     return [Section("costs", "Where the time goes", blocks)]
 
 

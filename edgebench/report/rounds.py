@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from edgebench.metrics.latency import round_cv
-from edgebench.metrics.rounds import SPREAD_K, compare_rounds, verdict_text
+from edgebench.metrics.rounds import SPREAD_K, verdict_text
 from edgebench.report.data import RunData, unit_label
+from edgebench.report.speed import speed_cell, speed_verdicts
 from edgebench.report.tables import Cell, Mark, Num, Para, Section, Table
 from edgebench.store import BASE
 
@@ -63,6 +64,7 @@ def rounds_section(d: RunData) -> Section | None:
         "Conditions: the hottest zone's reading before each round, the time spent waiting for it to settle, and "
         "how many CPUs other processes kept busy (median over rounds; it moves every unit of a round alike).")]
     pairs = sorted({(k[3], k[2]) for k in data})
+    speed = speed_verdicts(d)
     for target, backend in pairs:
         rows: list[list[Cell]] = []
         p50 = {(r["model"], r["variant"]): r.get("p50_ms") for r in d.clean
@@ -70,12 +72,9 @@ def rounds_section(d: RunData) -> Section | None:
         keys = sorted((k for k in data if (k[3], k[2]) == (target, backend)), key=lambda k: (k[0], k[1] != BASE, k[1]))
         for model, variant, _, _ in keys:
             mine = data[(model, variant, backend, target)]
-            base = data.get((model, BASE, backend, target))
-            c = compare_rounds(base["median_ms"], mine["median_ms"], paired=True) \
-                if base is not None and variant != BASE else None
             rows.append([unit_label(model, variant), Num(p50.get((model, variant))), len(mine["median_ms"]),
-                         cv_cell(round_cv(mine["median_ms"])),
-                         None if c is None else verdict_cell(c), _conditions(mine)])
+                         cv_cell(round_cv(mine["median_ms"])), speed_cell(speed.get((model, variant, target, backend))),
+                         _conditions(mine)])
         blocks.append(Table(f"rounds_{target}_{backend}", f"{target} / {backend}",
                             ["unit", "p50", "rounds", "CV of round medians", "vs base", "conditions"], rows))
     return Section("rounds", "Latency rounds", blocks)

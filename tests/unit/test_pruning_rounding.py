@@ -13,7 +13,8 @@ from edgebench.compress.stats import count_macs, param_stats
 from edgebench.errors import ConfigError
 from edgebench.models.train import TrainConfig, seeded
 from edgebench.report.data import RunData
-from edgebench.report.efficiency import efficiency_section, off_grid_layers
+from edgebench.report.efficiency import efficiency_section
+from edgebench.report.speed import off_grid_layers
 from edgebench.report.tables import Bullets, Table
 from edgebench.variants import VariantContext, create_method
 
@@ -103,7 +104,7 @@ def test_report_says_when_fewer_macs_are_not_faster() -> None:
     assert table.rows[1][4].value == pytest.approx(0.76) and table.rows[1][6].value == pytest.approx(1.2)
     assert table.rows[1][7] == 1
     (line,) = next(b for b in sec.blocks if isinstance(b, Bullets)).items
-    assert line == ("`m/p10` on local/onnxruntime: 0.76× the MACs of its base but 1.20× its p50 latency: fewer "
+    assert line == ("`m/p10` on local/onnxruntime: 1.20× its base's p50; with 0.76× the MACs (760 vs 1000): fewer "
                     "MACs, not faster; 1 of 2 pruned layers keep a channel count that is not a multiple of 8 "
                     "(round_to = 1), which loses the runtimes' vectorized kernels.")
     faster = efficiency_section(_data({"base": 0.5, "p10": 0.4}, info))
