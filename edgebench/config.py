@@ -426,6 +426,7 @@ def _parse_gates(t: Table, attacks: tuple[AttackSpec, ...]) -> GatesSpec:
         max_p99_ms=t.number("max_p99_ms", None, **positive), max_energy_mj=t.number("max_energy_mj", None, **positive),
         max_peak_rss_mb=t.number("max_peak_rss_mb", None, **positive),
         max_size_mb=t.number("max_size_mb", None, **positive),
+        max_stored_mb=t.number("max_stored_mb", None, **positive),
         units=t.choice("units", ["variants", "all"], "variants"))
     t.done()
     return gates

@@ -173,7 +173,8 @@ class GatesSpec:
       attack's grid (the report's headline budget), or ``{ eps = E, acc = A }`` for an ε of the grid;
     - ``max_p50_ms``, ``max_p99_ms``, ``max_energy_mj`` (per inference, valid windows only), ``max_peak_rss_mb``
       (peak resident memory of the agent over its baseline) on every target and backend;
-    - ``max_size_mb``: the ONNX artifact's size in MB (10⁶ bytes).
+    - ``max_size_mb``: the ONNX artifact's size in MB (10⁶ bytes); ``max_stored_mb``: the true stored size (packed
+      codebook indices, codebook and sparse index, DEFLATE'd: :mod:`edgebench.compress.storage`).
 
     ``units``: ``variants`` (default: the compressed and defended variants, the base is what they are measured
     against) or ``all`` (the base too). A gate whose figure was not measured fails with *not measured*: a CI
@@ -187,6 +188,7 @@ class GatesSpec:
     max_energy_mj: float | None = None
     max_peak_rss_mb: float | None = None
     max_size_mb: float | None = None
+    max_stored_mb: float | None = None
     units: str = "variants"
 
     def any(self) -> bool:

@@ -66,6 +66,7 @@ def check_gates(d: RunData) -> list[Verdict]:
     clean = [r for r in d.clean if every or r["variant"] != BASE]
     base = {(r["model"], r["target"], r["backend"]): r.get("clean_acc") for r in d.clean if r["variant"] == BASE}
     sizes = d.onnx_sizes()
+    stored_bytes = {(v["model"], v["variant"]): (v.get("stats") or {}).get("stored_bytes") for v in d.variants}
     white = [r for r in d.adversarial if r.get("threat") == "white-box" and r.get("robust_acc") is not None]
     mid = middle_eps(white)
     out: list[Verdict] = []
@@ -86,6 +87,9 @@ def check_gates(d: RunData) -> list[Verdict]:
         if gates.get("max_size_mb") is not None:
             size = sizes.get((r["model"], r["variant"]))
             verdict("max_size_mb", None if size is None else size / 1e6, True, "ONNX artifact in MB")
+        if gates.get("max_stored_mb") is not None:
+            stored = stored_bytes.get((r["model"], r["variant"]))
+            verdict("max_stored_mb", None if stored is None else stored / 1e6, True, "true stored size in MB")
         for label, g in (gates.get("min_robust_acc") or {}).items():
             eps = g.get("eps") if g.get("eps") is not None else mid.get(label)
             accs = [w["robust_acc"] for w in white if w["attack"] == label and eps is not None

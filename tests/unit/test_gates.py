@@ -113,5 +113,10 @@ def test_an_unmeasured_figure_fails_and_all_includes_the_base(run: RunData) -> N
     verdicts = check_gates(unmeasured)  # a store written before the memory columns
     assert len(verdicts) == len(run.clean) and not any(v.ok for v in verdicts)
     assert "not measured" in verdicts[0].line()
+    stored = {(v["model"], v["variant"]): v["stats"]["stored_bytes"] for v in run.variants}
+    run.plan["gates"] = {"max_stored_mb": min(stored.values()) / 1e6}
+    verdicts = check_gates(run)
+    assert [v.value * 1e6 for v in verdicts] == pytest.approx([stored[tuple(v.unit.split("/"))] for v in verdicts])
+    assert {v.ok for v in verdicts} == {True, False} and verdicts[0].what == "true stored size in MB"
     run.plan["gates"] = {}
     assert check_gates(run) == [] and gates_section(run) is None
