@@ -1,7 +1,7 @@
 """The ``edgebench`` command: ``run | report | compare | runs | models | attacks | targets [check NAME]``.
 
-Errors a user can cause print one line and exit non-zero (2 for a bad plan or usage), without a traceback
-and without losing results already stored.
+Errors a user can cause print one line and exit non-zero (2 for a bad plan or usage; 3 when ``run`` breaks a
+gate of the plan), without a traceback and without losing results already stored.
 """
 
 from __future__ import annotations
@@ -39,6 +39,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     print(summary.run_dir / "report.md")
+    for line in summary.violations:
+        print(f"edgebench: gate failed: {line}", file=sys.stderr)
+    if summary.violations:
+        print(f"edgebench: {len(summary.violations)} gate check(s) failed; the report lists them under Gates: "
+              f"{summary.run_dir / 'report.md'}", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -94,7 +100,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from edgebench.report.runs import open_run
 
     a, b = open_run(args.run_a, args.out), open_run(args.run_b, args.out)
-    sections = compare_sections(a, b)
+    sections = compare_sections(a, b) if args.floor is None else compare_sections(a, b, floor=args.floor)
     to = args.to or args.out / "compare" / f"{a.run_id}--{b.run_id}"
     to.mkdir(parents=True, exist_ok=True)
     title = f"edgebench compare: {a.run_id} vs {b.run_id}"
@@ -208,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("run_b", help="run id or run folder (B)")
     cmp_.add_argument("--out", type=Path, default=Path("reports"), help="where run folders are (default: reports)")
     cmp_.add_argument("--to", type=Path, help="where to write compare.md/.html/CSV (default: OUT/compare/A--B)")
+    cmp_.add_argument("--floor", type=float, default=None,
+                      help="latency ratios within 1 ± FLOOR of each other are never resolved between two runs "
+                           "(default 0.10: the run-to-run drift that rounds inside one run cannot see)")
     cmp_.set_defaults(func=_cmd_compare)
     runs = sub.add_parser("runs", help="list the stored runs")
     runs.add_argument("--out", type=Path, default=Path("reports"), help="where run folders are (default: reports)")

@@ -23,6 +23,7 @@ from edgebench.specs import (
     CompressSpec,
     DataSpec,
     ExportSpec,
+    GatesSpec,
     MeasureSpec,
     ModelSpec,
     Plan,
@@ -325,14 +326,22 @@ def _parse_measure(t: Table) -> MeasureSpec:
         min_runs=t.number("min_runs", d.min_runs, lo=1, integer=True),
         min_duration_s=t.number("min_duration_s", d.min_duration_s, lo=0),
         max_runs=t.number("max_runs", d.max_runs, lo=1, integer=True),
+        rounds=t.number("rounds", d.rounds, lo=1, integer=True),
+        cooldown_s=t.number("cooldown_s", d.cooldown_s, lo=0),
+        settle_s=t.number("settle_s", d.settle_s, lo=0),
+        settle_c=t.number("settle_c", d.settle_c, lo=0, lo_open=True),
         parity_atol=t.number("parity_atol", d.parity_atol, lo=0),
         parity_n=t.number("parity_n", d.parity_n, lo=1, integer=True),
         energy_idle_s=t.number("energy_idle_s", d.energy_idle_s, lo=0),
         energy_min_window_s=t.number("energy_min_window_s", d.energy_min_window_s, lo=0, lo_open=True),
         energy_windows=t.number("energy_windows", d.energy_windows, lo=1, integer=True),
         energy_min_samples=t.number("energy_min_samples", d.energy_min_samples, lo=1, integer=True),
+        profile_runs=t.number("profile_runs", d.profile_runs, lo=0, integer=True),
     )
     t.done()
+    if spec.rounds > spec.min_runs:
+        raise t.fail("rounds", f"{spec.rounds} rounds need at least one timed run each, but min_runs is "
+                               f"{spec.min_runs}; lower rounds or raise min_runs")
     return spec
 
 
@@ -377,6 +386,7 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
     targets = _parse_targets(top.get("targets", list, []), source)
     measure = _parse_measure(top.table("measure"))
     top_references = top.get("reference", list, [])
+    gates = _parse_gates(top.table("gates"), attacks)
     top.done()
     if not models:
         raise ConfigError(f"{source}: models: the plan has no [[models]] entry; add at least one")
@@ -385,8 +395,41 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
     plan = Plan(name=name, source=source, seed=seed, data=data, models=models, compress=compress, export=export,
                 attacks=attacks, targets=targets,
                 measure=measure, quick={k: v for k, v in quick_cfg.items() if v is not None},
-                references=references)
+                references=references, gates=gates)
     return apply_quick(plan) if quick else plan
+
+
+def _parse_gates(t: Table, attacks: tuple[AttackSpec, ...]) -> GatesSpec:
+    """``[gates]`` (:class:`~edgebench.specs.GatesSpec`): limits in their units, ``min_robust_acc`` per attack label of
+    the plan (a number: at the middle ε of the attack's grid; or ``{ eps = E, acc = A }`` for an ε of the grid)."""
+    frac = {"lo": 0.0, "hi": 1.0}
+    positive = {"lo": 0.0, "lo_open": True}
+    robust: dict[str, dict[str, float | None]] = {}
+    rt = t.table("min_robust_acc")
+    grids = {a.label: a.eps for a in attacks}
+    for label in list(rt.raw):
+        if label not in grids:
+            raise rt.fail(label, f"no attack of the plan is labelled {label!r}; gate one of {sorted(grids)}")
+        value = rt.get(label, (int, float, dict))
+        if isinstance(value, dict):
+            one = Table(value, t.source, rt.path(label))
+            eps = one.number("eps", None, lo=0, required=True)
+            if not any(abs(eps - e) <= 1e-9 * max(1.0, abs(e)) for e in grids[label]):
+                raise one.fail("eps", f"{eps!r} is not in the ε grid of {label!r} {list(grids[label])}")
+            robust[label] = {"eps": float(eps), "acc": one.number("acc", None, required=True, **frac)}
+            one.done()
+        else:
+            robust[label] = {"eps": None, "acc": rt.number(label, None, **frac)}
+    gates = GatesSpec(
+        max_clean_drop=t.number("max_clean_drop", None, **frac), min_clean_acc=t.number("min_clean_acc", None, **frac),
+        min_robust_acc=robust, max_p50_ms=t.number("max_p50_ms", None, **positive),
+        max_p99_ms=t.number("max_p99_ms", None, **positive), max_energy_mj=t.number("max_energy_mj", None, **positive),
+        max_peak_rss_mb=t.number("max_peak_rss_mb", None, **positive),
+        max_size_mb=t.number("max_size_mb", None, **positive),
+        max_stored_mb=t.number("max_stored_mb", None, **positive),
+        units=t.choice("units", ["variants", "all"], "variants"))
+    t.done()
+    return gates
 
 
 _METRICS = ["clean_acc", "robust_acc", "asr"]

@@ -8,10 +8,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from edgebench.agent.protocol import EnergyProtocol, LatencyProtocol
+from edgebench.agent.protocol import EnergyProtocol, Job, LatencyProtocol
 
 __all__ = ["TARGETINGS", "THREATS", "AttackSpec", "CompressSpec", "DataSpec", "ExportSpec", "MeasureSpec",
-           "ModelSpec", "Plan", "ReferenceSpec", "TargetSpec"]
+           "GatesSpec", "ModelSpec", "Plan", "ReferenceSpec", "TargetSpec"]
 
 
 @dataclass(frozen=True)
@@ -124,19 +124,26 @@ class MeasureSpec:
     protocol (used on targets with a power sensor: idle baseline, then ``energy_windows`` windows of at least
     ``energy_min_window_s`` seconds; MLPerf Tiny uses >= 10 s windows and the median of 5). The latency and
     energy defaults are the agent's protocols' (:class:`~edgebench.agent.protocol.LatencyProtocol`,
-    :class:`~edgebench.agent.protocol.EnergyProtocol`): one source of truth."""
+    :class:`~edgebench.agent.protocol.EnergyProtocol`): one source of truth. ``rounds`` > 1: every variant of a
+    (non-fleet) target is timed in one latency job, in interleaved rounds with ``cooldown_s`` and a settle wait of
+    at most ``settle_s`` for the temperature to come back within ``settle_c`` °C (:mod:`edgebench.agent.rounds`)."""
 
     batch_size: int = 128
     warmup: int = LatencyProtocol.warmup
     min_runs: int = LatencyProtocol.min_runs
     min_duration_s: float = LatencyProtocol.min_duration_s
     max_runs: int = LatencyProtocol.max_runs
+    rounds: int = LatencyProtocol.rounds
+    cooldown_s: float = LatencyProtocol.cooldown_s
+    settle_s: float = LatencyProtocol.settle_s
+    settle_c: float = LatencyProtocol.settle_c
     parity_atol: float = 1e-4
     parity_n: int = 256
     energy_idle_s: float = EnergyProtocol.idle_s
     energy_min_window_s: float = EnergyProtocol.min_window_s
     energy_windows: int = EnergyProtocol.windows
     energy_min_samples: int = EnergyProtocol.min_samples
+    profile_runs: int = Job.profile_runs
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,38 @@ class ReferenceSpec:
 
 
 @dataclass(frozen=True)
+class GatesSpec:
+    """``[gates]``: limits a CI job holds each variant to (checked by :mod:`edgebench.report.gates`; ``edgebench
+    run`` exits 3 after writing the report when one is broken). Every limit is optional:
+
+    - ``max_clean_drop``: base clean accuracy minus the variant's, on the same target and backend (a fraction);
+    - ``min_clean_acc``; ``min_robust_acc``: per attack label, the least robust accuracy at the middle ε of that
+      attack's grid (the report's headline budget), or ``{ eps = E, acc = A }`` for an ε of the grid;
+    - ``max_p50_ms``, ``max_p99_ms``, ``max_energy_mj`` (per inference, valid windows only), ``max_peak_rss_mb``
+      (peak resident memory of the agent over its baseline) on every target and backend;
+    - ``max_size_mb``: the ONNX artifact's size in MB (10⁶ bytes); ``max_stored_mb``: the true stored size (packed
+      codebook indices, codebook and sparse index, DEFLATE'd: :mod:`edgebench.compress.storage`).
+
+    ``units``: ``variants`` (default: the compressed and defended variants, the base is what they are measured
+    against) or ``all`` (the base too). A gate whose figure was not measured fails with *not measured*: a CI
+    gate never passes by default."""
+
+    max_clean_drop: float | None = None
+    min_clean_acc: float | None = None
+    min_robust_acc: dict[str, dict[str, float]] = field(default_factory=dict)
+    max_p50_ms: float | None = None
+    max_p99_ms: float | None = None
+    max_energy_mj: float | None = None
+    max_peak_rss_mb: float | None = None
+    max_size_mb: float | None = None
+    max_stored_mb: float | None = None
+    units: str = "variants"
+
+    def any(self) -> bool:
+        return any(v not in (None, {}) for k, v in asdict(self).items() if k != "units")
+
+
+@dataclass(frozen=True)
 class Plan:
     """A whole experiment: data × models × attacks × targets, plus the measurement protocol."""
 
@@ -173,6 +212,7 @@ class Plan:
     measure: MeasureSpec = MeasureSpec()
     quick: dict[str, Any] = field(default_factory=dict)
     references: tuple[ReferenceSpec, ...] = ()
+    gates: GatesSpec = GatesSpec()
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -184,7 +224,8 @@ class Plan:
 
     def digest(self) -> str:
         """Content hash of the resolved plan (not of the file's text: formatting does not matter; nor of the
-        paper numbers it is compared with, which change no measurement)."""
+        paper numbers it is compared with, nor of the gates, which change no measurement)."""
         d = self.as_dict()
         d.pop("references")
+        d.pop("gates")
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from edgebench.errors import CompressError
 from edgebench.models.train import TrainConfig
@@ -155,10 +156,11 @@ def select_layers(model: nn.Module, patterns: Sequence[str] | None, ctx: Variant
                   kinds: tuple[type[nn.Module], ...] = WEIGHTED, last_of: tuple[type[nn.Module], ...] | None = None,
                   method: str = "") -> list[tuple[str, nn.Module]]:
     """The ``kinds`` layers of ``model`` whose names match one of ``patterns`` (shell globs, e.g.
-    ``"features.*"``). With ``patterns`` None: all of them, or with ``last_of`` the last layer of those kinds
-    (the one closest to the output: defenses' default, the last fully connected layer). A pattern matching
-    nothing, or a model without the layers wanted, is a :class:`CompressError` naming the variant
-    (``method``, if given, prefixes the message)."""
+    ``"features.*"``). With ``patterns`` None: all of them (where another module holds a weight matrix — a
+    Conv1d, an Embedding, a custom layer — that is an error naming it, not a silent skip), or with ``last_of``
+    the last layer of those kinds (the one closest to the output: defenses' default, the last fully connected
+    layer). A pattern matching nothing, or a model without the layers wanted, is a :class:`CompressError` naming
+    the variant (``method``, if given, prefixes the message)."""
     prefix = f"{method}: " if method else ""
     found = [(n, m) for n, m in model.named_modules() if isinstance(m, kinds)]
     names = [n for n, _ in found]
@@ -171,6 +173,7 @@ def select_layers(model: nn.Module, patterns: Sequence[str] | None, ctx: Variant
     if not found:
         raise ctx.fail(f"{prefix}the model has no {_kind_names(kinds)} layer this method can change")
     if patterns is None:
+        _refuse_other_weighted(model, ctx, prefix, names)
         return found
     chosen: list[tuple[str, nn.Module]] = []
     for pat in patterns:
@@ -180,6 +183,20 @@ def select_layers(model: nn.Module, patterns: Sequence[str] | None, ctx: Variant
                            f"{names}")
         chosen += [h for h in hits if h not in chosen]
     return chosen
+
+
+def _refuse_other_weighted(model: nn.Module, ctx: VariantContext, prefix: str, names: list[str]) -> None:
+    """"Every layer" must not silently skip weights: a layer holding a weight matrix of a type the methods do not
+    change (Conv1d, ConvTranspose2d, Embedding, a custom layer's own parameter...) is an error naming it."""
+    for name, m in model.named_modules():
+        if isinstance(m, (*WEIGHTED, parametrize.ParametrizationList)):
+            continue
+        own = [p for p, t in m.named_parameters(recurse=False) if t.dim() >= 2]
+        if own:
+            raise ctx.fail(f"{prefix}{type(m).__name__} (parameter {own[0]!r}) is not a Conv2d or Linear layer, the "
+                           f"only kinds this method changes; name the layers to change with `layers` (e.g. "
+                           f"{names[:4]}{'...' if len(names) > 4 else ''}) to leave it as it is",
+                           layer=name or "<root>")
 
 
 def clone(model: nn.Module) -> nn.Module:

@@ -4,11 +4,12 @@
 protocol: :mod:`edgebench.agent.protocol`), then, in the job's output folder, writes one raw output file per
 pass as soon as the pass ends: ``set-<i>.npy`` (per-sample logits of test set ``i``, one accuracy pass per
 set), ``latency_ns.npy`` (per-inference wall times of the latency pass), with ``set-<i>.json``,
-``latency.json`` and ``energy.json`` recording each finished pass (so a rerun resumes), and last
+``latency.json``, ``energy.json`` and ``profile.json`` (the per-operator profiling pass after the timed
+ones, :mod:`edgebench.agent.profile`) recording each finished pass (so a rerun resumes), and last
 ``result.json``: the summary the host reads (status, backend, load time, latency and energy summaries, the
-environment before and after, peak memory, the list of raw files), or on a failure a ``result.json`` with
-status ``error`` and the one-line reason. Metrics are computed on the host from the
-raw outputs (MLPerf's accuracy-checker split). Host code imports the job's types from
+environment before and after, memory (:mod:`edgebench.agent.memory`), the profile, the list of raw files),
+or on a failure a ``result.json`` with status ``error`` and the one-line reason. Metrics are computed on the
+host from the raw outputs (MLPerf's accuracy-checker split). Host code imports the job's types from
 :mod:`edgebench.agent.protocol`; importing this package loads no numpy until :func:`run_job` is used.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from edgebench.agent.protocol import PROTOCOL_VERSION, EnergyProtocol, Job, LatencyProtocol, TestSet
 
-__all__ = ["PROTOCOL_VERSION", "EnergyProtocol", "Job", "LatencyProtocol", "TestSet", "run_job"]
+__all__ = ["PROTOCOL_VERSION", "EnergyProtocol", "Job", "LatencyProtocol", "TestSet", "run_job", "run_latency_job"]
 
 
 def __getattr__(name: str) -> Any:  # PEP 562: the passes (numpy, a runtime) load on first use
@@ -26,4 +27,8 @@ def __getattr__(name: str) -> Any:  # PEP 562: the passes (numpy, a runtime) loa
         from edgebench.agent.job import run_job
 
         return run_job
+    if name == "run_latency_job":
+        from edgebench.agent.rounds import run_latency_job
+
+        return run_latency_job
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

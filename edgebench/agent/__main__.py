@@ -48,7 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edgebench-agent: {exc}", file=sys.stderr)
         return 3
     try:
-        run_job(job)
+        if job.kind == "latency":
+            from edgebench.agent.rounds import run_latency_job
+
+            run_latency_job(job)
+        else:
+            run_job(job)
     except EdgebenchError as exc:
         write_error(job.output_dir, job.job_id, exc)
         print(f"edgebench-agent: {exc}", file=sys.stderr)

@@ -346,3 +346,29 @@ def _freq_throttling(before: dict[str, Any], after: dict[str, Any]) -> list[str]
             out.append(f"under the performance governor the highest CPU clock fell from {cur0:.0f} MHz before the "
                        f"run to {cur1:.0f} MHz after it")
     return out
+
+
+def thermal_state(root: str = "/") -> dict[str, float | None]:
+    """A cheap reading between latency rounds: the hottest thermal zone (``temp_c``), the highest current CPU
+    frequency (``freq_mhz``) and the lowest scaling cap (``freq_cap_mhz``), each None where the device does not
+    expose it."""
+    temps = _safe(_temperatures, root, default={})
+    _, per_cpu = _safe(_cpufreq, root, default=([], {}))
+    summary = _freq_summary(per_cpu) if per_cpu else {}
+    cur, cap = summary.get("cur"), summary.get("max")
+    return {"temp_c": max(temps.values()) if temps else None, "freq_mhz": cur["max"] if cur else None,
+            "freq_cap_mhz": cap["min"] if cap else None}
+
+
+def cpu_busy_s(root: str = "/") -> float | None:
+    """Busy CPU time of the whole machine since boot, in CPU-seconds (Linux ``/proc/stat``: every CPU's time less
+    idle and iowait); None where it is not readable."""
+    line = (_safe(_read, _p(root, "/proc/stat")) or "").splitlines()[:1]
+    fields = line[0].split() if line else []
+    if len(fields) < 5 or fields[0] != "cpu":
+        return None
+    try:
+        ticks = [int(v) for v in fields[1:]]
+    except ValueError:
+        return None
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")

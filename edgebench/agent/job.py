@@ -25,8 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from edgebench.agent.memory import MemoryProbe
+from edgebench.agent.profile import profile_pass
 from edgebench.agent.protocol import PROTOCOL_VERSION, EnergyProtocol, Job, LatencyProtocol, TestSet, sha256_file
-from edgebench.errors import DataError, DeviceError, EdgebenchError
+from edgebench.errors import ConfigError, DataError, DeviceError, EdgebenchError
 from edgebench.metrics.latency import latency_summary
 
 __all__ = ["latency_pass", "run_job", "write_error"]
@@ -49,6 +51,17 @@ def _check_testset(ts: TestSet, input_shape: tuple[int | None, ...], artifact: s
             f"{artifact} takes {tuple('?' if e is None else e for e in expected)}"
         )
     return int(shape[0])
+
+
+def checked_artifact(path: Path, expected_sha256: str, what: str = "model file") -> str:
+    """The artifact's SHA-256, after checking it is there and (when the host gave one) equal to the host's."""
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found on the device")
+    sha = sha256_file(path)
+    if expected_sha256 and sha != expected_sha256:
+        raise DataError(f"{path}: sha256 {sha[:12]} differs from the host's {expected_sha256[:12]}; "
+                        "the copy is corrupt, re-send it")
+    return sha
 
 
 def _accuracy_pass(backend: Any, path: Path, n: int, batch_size: int, out: Path) -> None:
@@ -189,6 +202,8 @@ def run_job(job: Job) -> dict[str, Any]:
     Returns the result document. Errors a user can cause raise :class:`EdgebenchError`. Passes already
     finished in that folder for the same job are reused (see the module docstring).
     """
+    if job.kind == "latency":  # interleaved rounds of several artifacts: edgebench.agent.rounds
+        raise ConfigError(f"job {job.job_id}: a latency job runs with edgebench.agent.rounds.run_latency_job")
     out = Path(job.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
@@ -205,17 +220,14 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
         return finished
     env_before = environment()
     artifact = Path(job.artifact)
-    if not artifact.is_file():
-        raise DataError(f"{artifact}: model file not found on the device")
-    sha = sha256_file(artifact)
-    if job.artifact_sha256 and sha != job.artifact_sha256:
-        raise DataError(f"{artifact}: sha256 {sha[:12]} differs from the host's {job.artifact_sha256[:12]}; "
-                        "the copy is corrupt, re-send it")
+    sha = checked_artifact(artifact, job.artifact_sha256)
     where = f"job {job.job_id}"
     backend = create_backend(job.backend, where=f"{where}: backend", **job.backend_options)
+    memory = MemoryProbe()
     t0 = time.perf_counter_ns()
     backend.load(artifact)
     load_ms = (time.perf_counter_ns() - t0) / 1e6
+    memory.loaded()
     shape = backend.input_shape
     sizes = [_check_testset(ts, shape, str(artifact)) for ts in job.testsets]
     resumed: list[str] = []
@@ -227,25 +239,43 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
     if energy is not None:
         resumed.append("energy")
     first_logits = None
+    peak_in_rounds: dict[str, Any] | None = None
     measure_latency = job.latency.enabled and job.testsets and sizes[0] > 0
     if measure_latency and (latency is None or energy is None):
         from edgebench.agent.stream import iter_batches
 
         sample = next(iter_batches(job.testsets[0].path, 1))
         infer = backend.bind(sample)
-        if latency is None:
+        if latency is None and job.latency.in_rounds:
+            # the target's latency job times this artifact (edgebench.agent.rounds); here only the batch-1 memory
+            # peak (bind, first inference, warm-up: the inferences a timed pass starts with) and the output check
+            memory.start_peak()
+            first_logits = _logits(infer())
+            for _ in range(job.latency.warmup):
+                infer()
+            peak_in_rounds = memory.peak()
+        elif latency is None:
+            memory.start_peak()
             t0 = time.perf_counter_ns()
             first_out = infer()
             first_ns = time.perf_counter_ns() - t0
-            first_logits = np.array(first_out[0] if isinstance(first_out, list) else first_out, dtype=np.float32)
+            first_logits = _logits(first_out)
             samples, duration = latency_pass(infer, job.latency)
+            peak = memory.peak()
             _save_npy(out / "latency_ns.npy", samples)
             latency = {**latency_summary(samples, first_ns=first_ns, duration_s=duration), "job": digest,
-                       "protocol": asdict(job.latency), "sample": job.testsets[0].name, "file": "latency_ns.npy"}
+                       "protocol": asdict(job.latency), "sample": job.testsets[0].name, "file": "latency_ns.npy",
+                       "memory": peak}
             _write_json(out / "latency.json", latency)
         if energy is None:
             energy = {**_energy_pass(infer, job.energy, where), "job": digest}
             _write_json(out / "energy.json", energy)
+    profile = _done(out, "profile", digest) if job.profile_runs else None
+    if profile is not None:
+        resumed.append("profile")
+    elif measure_latency and job.profile_runs:  # after the timed passes, in a session of its own
+        profile = {**profile_pass(backend, Path(job.testsets[0].path), job.profile_runs), "job": digest}
+        _write_json(out / "profile.json", profile)
 
     sets: list[dict[str, Any]] = []
     for i, (ts, n) in enumerate(zip(job.testsets, sizes)):
@@ -260,11 +290,14 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
         else:
             resumed.append(name)
         sets.append({k: v for k, v in done.items() if k != "job"})
+    output_diff = None
     if first_logits is not None and sizes[0] > 0:
         # the latency run's output for its sample must equal the accuracy run's (MLPerf TEST01 in small)
         row0 = np.load(out / "set-0.npy", mmap_mode="r")[0]
-        latency["output_max_abs_diff"] = float(np.max(np.abs(first_logits.reshape(-1) - row0)))
-        _write_json(out / "latency.json", latency)
+        output_diff = float(np.max(np.abs(first_logits.reshape(-1) - row0)))
+        if latency is not None:
+            latency["output_max_abs_diff"] = output_diff
+            _write_json(out / "latency.json", latency)
 
     result = {
         "protocol": PROTOCOL_VERSION,
@@ -283,9 +316,17 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
         "environment": {"before": env_before, "after": environment()},
         "torch_loaded": "torch" in sys.modules,
         "peak_rss_mb": _peak_rss_mb(),
+        "memory": memory.result(peak_in_rounds if latency is None else latency.get("memory")),
+        "output_max_abs_diff": output_diff,
+        "profile": None if profile is None else {k: v for k, v in profile.items() if k != "job"},
     }
     _write_json(out / "result.json", result)
     return result
+
+
+def _logits(out: Any) -> np.ndarray:
+    """A backend's output for one sample as float32 logits."""
+    return np.array(out[0] if isinstance(out, list) else out, dtype=np.float32)
 
 
 def _peak_rss_mb() -> float | None:

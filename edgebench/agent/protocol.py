@@ -3,8 +3,10 @@ helpers both sides use. DEVICE SIDE, torch-free, and the agent's public face to 
 job's types from here, never the agent's passes.
 
 Protocol versions are integers; the agent refuses a job of another version with a message saying which it
-speaks. Version 2 (this one) streams test sets in chunks of ``batch_size`` samples and is resumable (see
-:mod:`edgebench.agent.job`).
+speaks. Version 2 streams test sets in chunks of ``batch_size`` samples and is resumable (see
+:mod:`edgebench.agent.job`). Version 3 (this one) adds latency rounds: the :class:`LatencyProtocol`'s ``rounds``,
+``cooldown_s``, ``settle_s``, ``settle_c`` and ``in_rounds``, and the job kind ``latency`` (:attr:`Job.kind`), which
+loads several artifacts of one target and times them in interleaved rounds (:mod:`edgebench.agent.rounds`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from edgebench.errors import ConfigError
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 #: the oldest Python the device side runs on, tested in virtual environments of it and 3.9 (JetPack 5 ships
 #: 3.8, Raspberry Pi OS Bullseye 3.9); the bundle refuses an older one in one line, ``targets check`` says it
 MIN_PYTHON = (3, 8)
@@ -42,13 +44,25 @@ class LatencyProtocol:
     """Batch-1 latency protocol: warm-up runs, then timed runs until both ``min_runs`` and
     ``min_duration_s`` are reached (or ``max_runs``). The first inference after loading is timed
     separately, before warm-up. These defaults are also a plan's ``[measure]`` defaults
-    (:class:`edgebench.config.MeasureSpec`)."""
+    (:class:`edgebench.config.MeasureSpec`).
+
+    ``rounds`` > 1 (a latency job, :attr:`Job.kind` ``latency``): the timed runs of each artifact are split into
+    ``rounds`` segments of ``min_runs / rounds`` runs and ``min_duration_s / rounds`` seconds, measured in
+    interleaved rounds (A, B, C, then B, C, A, ...); between rounds the agent pauses ``cooldown_s`` seconds, then
+    waits at most ``settle_s`` seconds for the hottest thermal zone to come back within ``settle_c`` °C of its
+    reading before the first round, and for the CPU frequency cap to come back to its value then. ``in_rounds``:
+    this (per-artifact) job skips its own timed pass, because the target's latency job times the artifact."""
 
     warmup: int = 20
     min_runs: int = 200
     min_duration_s: float = 1.0
     max_runs: int = 1_000_000
     enabled: bool = True
+    rounds: int = 5
+    cooldown_s: float = 0.0
+    settle_s: float = 30.0
+    settle_c: float = 2.0
+    in_rounds: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,8 +83,20 @@ class EnergyProtocol:
 
 
 @dataclass(frozen=True)
+class ArtifactRef:
+    """One artifact of a latency job: its name in the report (a unit id), its path and its SHA-256."""
+
+    name: str
+    path: str
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
 class Job:
-    """What the host asks of a target."""
+    """What the host asks of a target. ``kind`` ``measure`` (the default): accuracy, latency and energy of
+    ``artifact``; ``latency``: interleaved latency rounds of every artifact in ``artifacts`` on the first
+    sample of ``testsets[0]`` (``artifact`` is unused). ``code``: the host's fingerprint of the agent code that
+    measures, part of :meth:`digest`, so a changed agent never resumes passes an older one finished."""
 
     job_id: str
     artifact: str
@@ -83,6 +109,12 @@ class Job:
     energy: EnergyProtocol = EnergyProtocol()
     artifact_sha256: str = ""
     protocol: int = PROTOCOL_VERSION
+    kind: str = "measure"
+    artifacts: tuple[ArtifactRef, ...] = ()
+    code: str = ""
+    #: inferences of the per-operator profiling pass after the latency pass, in a session of its own with the
+    #: runtime's profiler on (:mod:`edgebench.agent.profile`); 0: no profile. Also ``[measure] profile_runs``.
+    profile_runs: int = 50
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -108,11 +140,15 @@ class Job:
             )
         try:
             raw["testsets"] = tuple(TestSet(**t) for t in raw.get("testsets", ()))
+            raw["artifacts"] = tuple(ArtifactRef(**a) for a in raw.get("artifacts", ()))
             raw["latency"] = LatencyProtocol(**raw.get("latency", {}))
             raw["energy"] = EnergyProtocol(**raw.get("energy", {}))
-            return cls(**raw)
+            job = cls(**raw)
         except TypeError as exc:
             raise ConfigError(f"{source}: malformed job ({exc})") from None
+        if job.kind not in ("measure", "latency"):
+            raise ConfigError(f"{source}: job kind {job.kind!r}; this agent runs 'measure' and 'latency' jobs")
+        return job
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

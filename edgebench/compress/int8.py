@@ -29,6 +29,7 @@ from torch import nn
 
 from edgebench.compress import COMPRESSORS
 from edgebench.compress.base import Compressor
+from edgebench.compress.nncf_root import for_nncf
 from edgebench.params import check_choice, check_int, check_number
 from edgebench.variants import Variant, VariantContext, clone
 
@@ -100,7 +101,8 @@ class Int8(Compressor):
 
         batches = self._calibration(ctx)
         try:
-            twin = nncf.quantize(clone(model), nncf.Dataset([torch.from_numpy(b) for b in batches]), **self._options())
+            data = nncf.Dataset([torch.from_numpy(b) for b in batches])
+            twin = nncf.quantize(for_nncf(clone(model)), data, **self._options())
         except Exception as exc:  # NNCF raises its own types for graphs it cannot trace
             raise ctx.fail(f"NNCF cannot quantize this model ({type(exc).__name__}: {exc})") from None
         twin.eval()
@@ -125,7 +127,7 @@ class Int8(Compressor):
         from nncf.torch import load_from_config
 
         saved = torch.load(path, weights_only=False)  # written by save_twin into the hash-checked cache only
-        twin = load_from_config(clone(model), saved["config"])
+        twin = load_from_config(for_nncf(clone(model)), saved["config"])
         twin.load_state_dict(saved["state"])
         return twin.eval()
 

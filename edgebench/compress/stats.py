@@ -4,7 +4,6 @@ Table IV), the spectral norm of ΔW per layer (seed ``003``, eq. 2) and weight d
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgebench.compress.storage import deflate_size, true_size
 from edgebench.metrics.weights import HIST_BINS
-
-DEFLATE_LEVEL = 6  # zlib/gzip default; level 9 took ~10 s per 13 MB of low-bit weights for <1 % smaller files
-
-
-def deflate_size(data: bytes) -> int:
-    """Bytes after DEFLATE (zlib, level 6, the gzip default): LZ77 + Huffman, as in seed 002's pipeline."""
-    return len(zlib.compress(data, DEFLATE_LEVEL))
 
 
 def file_stats(paths: list[Path]) -> dict[str, int]:
@@ -107,6 +100,25 @@ def weight_deflate(weights: dict[str, torch.Tensor]) -> dict[str, int]:
     return {"weight_bytes": len(data), "weight_deflate_bytes": deflate_size(data)}
 
 
+def stored_size(model: nn.Module) -> dict[str, Any]:
+    """The storage a device would hold (:func:`edgebench.compress.storage.true_size`): each Conv/Linear layer's
+    effective weights (a hashed layer's bucket values ``w`` instead, its hash tables being recomputed from the
+    seed) packed to their codebook, the rest of the state dict's floating-point tensors as fp32."""
+    weights: dict[str, tuple[np.ndarray, int]] = {}
+    covered: set[str] = set()
+    effective = effective_weights(model)
+    for name, m in model.named_modules():
+        if name not in effective:
+            continue
+        hashed = isinstance(getattr(m, "w", None), torch.Tensor) and hasattr(m, "weight_virtual")
+        w = m.w.detach() if hashed else effective[name]
+        weights[name] = (w.float().numpy(), 1 if hashed else int(w.shape[0]))
+        covered.add(f"{name}.w" if hashed else f"{name}.weight")
+    rest = [t.detach().float().numpy() for k, t in model.state_dict().items()
+            if k not in covered and torch.is_floating_point(t)]
+    return true_size(weights, rest)
+
+
 def spectral_delta(base: dict[str, torch.Tensor], variant: dict[str, torch.Tensor]) -> dict[str, float | None]:
     """‖ΔW‖₂ = largest singular value of ``W_variant − W_base`` per layer (seed 003, eq. 2), the weight
     matrix of a convolution taken as (out, in·kh·kw). ``None`` where shapes differ (pruned channels)."""
@@ -139,7 +151,7 @@ def model_stats(model: nn.Module, input_shape: tuple[int, ...], *, base: nn.Modu
     """Everything above for one torch twin (``base`` gives ΔW)."""
     weights = effective_weights(model)
     stats: dict[str, Any] = {**param_stats(model), "macs": count_macs(model, input_shape), **weight_deflate(weights),
-                             "weights": weight_histograms(weights)}
+                             **stored_size(model), "weights": weight_histograms(weights)}
     if base is not None:
         stats["delta_w_spectral"] = spectral_delta(effective_weights(base), weights)
     return stats

@@ -55,3 +55,12 @@ def welch_test(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: floa
     t = (mean_b - mean_a) / (va + vb) ** 0.5
     df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
     return {"t": float(t), "df": float(df), "p_value": float(2 * stats.t.sf(abs(t), df))}
+
+
+def round_cv(medians_ms: list[float] | np.ndarray) -> float | None:
+    """The coefficient of variation (std with ddof=1 over mean) of per-round medians: how much one round's
+    median moves from round to round. None below two rounds."""
+    m = np.asarray([x for x in medians_ms if x is not None], dtype=np.float64)
+    if m.size < 2 or float(m.mean()) <= 0:
+        return None
+    return float(m.std(ddof=1) / m.mean())

@@ -5,18 +5,23 @@ Rows are matched on model, variant, attack, ε and source. Target/backend pairs 
 compared with themselves; the remaining pairs are matched in order (one device against another: the pairing
 is printed). Accuracy, robust accuracy and asr differences carry McNemar's exact test when both rows stored
 their per-sample correctness on the same test set (the same samples: the test that DESIGN.md asks for), and
-an unpaired two-proportion z-test otherwise (said so in the row). Latency differences carry Welch's t-test
-on the two runs' samples, and the p50 ratio.
+an unpaired two-proportion z-test otherwise (said so in the row). Latency differences are tested on the unit
+that varies, the per-round medians of interleaved rounds (:func:`~edgebench.metrics.rounds.compare_rounds`,
+unpaired, with the run-to-run floor ``RUN_FLOOR``), not on per-inference samples: those are not independent, and
+Welch's t over ~15,000 of them read "p = 0" for the same artifact run twice. A difference inside the runs'
+spread, or a row without stored rounds (a run of protocol 2, ``rounds = 1``, a fleet), reads *not resolved*.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from edgebench.metrics.latency import welch_test
+from edgebench.errors import ConfigError
 from edgebench.metrics.robustness import mcnemar, two_proportion_test
+from edgebench.metrics.rounds import BUSY_LIMIT, RUN_FLOOR, compare_rounds
 from edgebench.metrics.samples import unpack_correct
 from edgebench.report.data import RunData, unit_label
+from edgebench.report.rounds import cv_cell, round_data, verdict_cell
 from edgebench.report.tables import Bullets, Cell, Mark, Num, Para, Prop, Section, Table, fmt_num
 
 ALPHA = 0.05
@@ -58,7 +63,11 @@ def _verdict(p: float | None) -> Cell:
     return Mark(f"{p:.2g}", "plain", p) if p < ALPHA else Mark(f"{p:.2g} n.s.", "muted", p)
 
 
-def compare_sections(a: RunData, b: RunData) -> list[Section]:
+def compare_sections(a: RunData, b: RunData, *, floor: float = RUN_FLOOR) -> list[Section]:
+    """The two runs' sections; ``floor``: latency ratios within ``1 ± floor`` are not resolved between runs."""
+    if not 0.0 <= floor < 1.0:
+        raise ConfigError(f"compare --floor: {floor!r} is not a fraction in [0, 1); 0.1 reads ratios within 10 % "
+                          "as not resolved")
     pairs = match_pairs(a, b)
     head = Section("runs", "The two runs", [
         Table("runs", "The two runs", ["", "run", "plan", "plan hash", "status", "edgebench", "target / backend"],
@@ -74,6 +83,7 @@ def compare_sections(a: RunData, b: RunData) -> list[Section]:
     lat_rows: list[list[Cell]] = []
     unmatched = 0
     correct_a, correct_b = a.correctness(), b.correctness()
+    rounds_a, rounds_b = round_data(a), round_data(b)
     for pa, pb in pairs:
         rows_a = {_key(r): r for r in a.results if (r["target"], r["backend"]) == pa}
         rows_b = {_key(r): r for r in b.results if (r["target"], r["backend"]) == pb}
@@ -91,14 +101,15 @@ def compare_sections(a: RunData, b: RunData) -> list[Section]:
                                  Mark(f"{(rb[m] - ra[m]) * 100:+.2f}", "plain", rb[m] - ra[m]), t["test"],
                                  _verdict(t["p_value"])])
             if ra["attack"] == "none" and ra.get("p50_ms") and rb.get("p50_ms"):
-                w = welch_test(ra["mean_ms"], ra["std_ms"] or 0.0, int(ra["runs"] or 0), rb["mean_ms"],
-                               rb["std_ms"] or 0.0, int(rb["runs"] or 0))
+                da, db = rounds_a.get((*k[:2], *pa[::-1]), {}), rounds_b.get((*k[:2], *pb[::-1]), {})
+                c = compare_rounds(da.get("median_ms", []), db.get("median_ms", []), paired=False, floor=floor,
+                                   other_load=(da.get("other_load", []), db.get("other_load", [])))
                 ea, eb = ra.get("energy_j"), rb.get("energy_j")
                 lat_rows.append([unit_label(ra["model"], ra["variant"]), where, Num(ra["p50_ms"]), Num(rb["p50_ms"]),
                                  Mark(f"{rb['p50_ms'] / ra['p50_ms']:.3f}×", "plain", rb["p50_ms"] / ra["p50_ms"]),
                                  Mark(f"{fmt_num(ra['mean_ms'])} ± {fmt_num(ra['std_ms'])}", "plain", ra["mean_ms"]),
                                  Mark(f"{fmt_num(rb['mean_ms'])} ± {fmt_num(rb['std_ms'])}", "plain", rb["mean_ms"]),
-                                 _verdict(w["p_value"]),
+                                 c["rounds_a"], c["rounds_b"], cv_cell(c["cv_a"]), cv_cell(c["cv_b"]), verdict_cell(c),
                                  Num(None if ea is None else ea * 1e3, None),
                                  Num(None if eb is None else eb * 1e3, None),
                                  Mark(f"{eb / ea:.3f}×", "plain", eb / ea) if ea and eb else None])
@@ -113,15 +124,21 @@ def compare_sections(a: RunData, b: RunData) -> list[Section]:
                    "test", "p"], acc_rows)]))
     if lat_rows:
         out.append(Section("latency", "Latency and energy", [
-            Para("p50 latency in ms and its ratio B ÷ A; `p`: Welch's t-test on the two runs' per-inference samples "
-                 "(it cannot see drift between sessions, so re-run before trusting a small ratio); energy per "
-                 "inference in mJ."),
+            Para("p50 latency in ms and its ratio B ÷ A; `round medians`: B ÷ A on the two runs' per-round medians "
+                 "(ratio of their medians, 95 % bootstrap interval over rounds), **not resolved** when the interval "
+                 "holds 1, when the difference is inside the runs' spread (2 × the larger CV of round medians, and "
+                 f"at least {floor * 100:g} %: rounds inside one run cannot see the drift between runs), when other "
+                 f"processes kept more than {BUSY_LIMIT:g} CPUs busy during either run's rounds, or when "
+                 "a run stored no rounds (per-inference samples are not independent: no test is made on them); "
+                 "energy per inference in mJ."),
             Table("compare_latency", "Latency and energy",
-                  ["unit", "where", "p50 A", "p50 B", "B ÷ A", "mean ± std A", "mean ± std B", "p", "mJ A", "mJ B",
-                   "energy B ÷ A"], lat_rows)]))
+                  ["unit", "where", "p50 A", "p50 B", "B ÷ A", "mean ± std A", "mean ± std B", "rounds A",
+                   "rounds B", "CV A", "CV B", "round medians B ÷ A", "mJ A", "mJ B", "energy B ÷ A"], lat_rows)]))
     significant = sum(1 for r in acc_rows if isinstance(r[-1], Mark) and r[-1].kind == "plain")
     summary = [f"{len(acc_rows)} accuracy/robustness comparisons, {significant} significant at p < {ALPHA}",
-               f"{len(lat_rows)} latency comparisons"]
+               f"{len(lat_rows)} latency comparisons, "
+               f"{sum(1 for r in lat_rows if isinstance(r[11], Mark) and r[11].kind == 'plain')} resolved on "
+               "per-round medians"]
     if unmatched:
         summary.append(f"{unmatched} rows in only one of the two runs (not compared)")
     head.blocks.append(Bullets(summary))

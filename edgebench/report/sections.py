@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edgebench.metrics.pareto import pareto_front
+from edgebench.report.costs import MEMORY_COLUMNS, memory_cells
 from edgebench.report.data import BASE, HEADLINE_ROBUST, RunData, headline_robust, unit_label
 from edgebench.report.tables import Bullets, Cell, Code, Mark, Num, Para, Prop, Section, Table, fmt_num, fmt_prop
 
@@ -261,22 +262,24 @@ def latency_section(d: RunData) -> Section:
     interval, mean ± std, p50/p90/p99, first inference, runs, throughput and energy per inference."""
     blocks: list[Any] = [Para("Accuracy with its sample count and 95 % Wilson interval; latency is the batch-1 wall "
                               "time of one inference on the target, in ms (first: the first inference, before "
-                              "warm-up); energy per inference in mJ where the target has a power sensor.")]
+                              "warm-up); energy per inference in mJ where the target has a power sensor; memory in "
+                              "MiB over the agent's baseline: what loading the model added, and the peak during the "
+                              "latency pass.")]
     gaps = missing_measurements(d)
     for (target, backend), rows in _by_pair(d.clean).items():
         table_rows: list[list[Cell]] = [
             [r["model"], r["variant"], r["n"], Prop.of(r, "clean_acc"),
              Mark(f"{fmt_num(r['mean_ms'])} ± {fmt_num(r['std_ms'])}", "plain", r["mean_ms"]), Num(r["p50_ms"]),
              Num(r["p90_ms"]), Num(r["p99_ms"]), Num(r["first_ms"]), Num(r["runs"] and int(r["runs"])),
-             Num(r["throughput_per_s"], 0), energy_cell(r)] for r in rows]
+             Num(r["throughput_per_s"], 0), energy_cell(r), *memory_cells(r)] for r in rows]
         for u, t, b, why in gaps:
             if (t, b) == (target, backend):
                 m, _, v = u.partition("/")
                 table_rows.append([m, v or BASE, None, Mark("not measured", "missing"), Mark(why, "missing"),
-                                   *([None] * 7)])
+                                   *([None] * (7 + len(MEMORY_COLUMNS)))])
         blocks.append(Table(f"latency_{target}_{backend}", f"{target} / {backend}",
                             ["model", "variant", "n", "clean_acc [95 % CI]", "mean ± std", "p50", "p90", "p99", "first",
-                             "runs", "throughput/s", "mJ/inference"], table_rows))
+                             "runs", "throughput/s", "mJ/inference", *MEMORY_COLUMNS], table_rows))
     return Section("latency", "Clean accuracy and latency", blocks)
 
 
@@ -438,20 +441,24 @@ def variants_sections(d: RunData) -> list[Section]:
         params = ", ".join(f"{k}={val}" for k, val in {**engine, **v["params"]}.items()) or "–"
         rows.append([v["model"], v["variant"], v["method"], params, Num(st.get("params")), Num(st.get("nonzeros")),
                      Num(st.get("macs")), Num(onnx.get("size_bytes")), Num(onnx.get("deflate_bytes")),
-                     ratio(b.get("params"), st.get("params")),
+                     Num(st.get("stored_bytes")), ratio(b.get("params"), st.get("params")),
                      ratio(b.get("artifacts", {}).get("onnx", {}).get("deflate_bytes"), onnx.get("deflate_bytes")),
                      ratio(b.get("weight_deflate_bytes"), st.get("weight_deflate_bytes")),
+                     ratio(b.get("stored_bytes"), st.get("stored_bytes")),
                      Num(v["info"].get("host_clean_acc"), 4),
                      Prop.of(acc.get((v["model"], v["variant"])), "clean_acc")])
     blocks: list[Any] = [
         Para("Parameters and non-zeros of the torch twin, MACs of one inference, the ONNX artifact's size and its "
              "DEFLATE'd size (zlib level 6; seed 002, Table IV); `rate` = base ÷ variant: for the stored parameters "
              "(hashed layers store only their real weights but deploy dense virtual weights), for the ONNX file "
-             "after DEFLATE and for the layer weights alone after DEFLATE. Clean accuracy on the host twin and on "
-             "the first target."),
+             "after DEFLATE and for the layer weights alone after DEFLATE. `stored (true)`: what a device would hold, "
+             "as seed 002 counts it: codebook indices packed to their bit width, the codebook, relative indices of "
+             "pruned weights, then DEFLATE (docs/reports.md). Clean accuracy on the host twin and on the first "
+             "target."),
         Table("variants", "Variants: size and compression",
               ["model", "variant", "method", "parameters", "params", "non-zeros", "MACs", "ONNX bytes",
-               "DEFLATE bytes", "rate (params)", "rate (ONNX)", "rate (weights)", "host acc", "device acc [95 % CI]"],
+               "DEFLATE bytes", "stored (true)", "rate (params)", "rate (ONNX)", "rate (weights)", "rate (stored)",
+               "host acc", "device acc [95 % CI]"],
               rows)]
     out = [Section("variants", "Variants: size and compression", blocks)]
     deltas = [v for v in d.variants if v["stats"].get("delta_w_spectral")]

@@ -14,14 +14,23 @@ from pathlib import Path
 from typing import Any
 
 from edgebench.agent.protocol import EnergyProtocol, Job, LatencyProtocol, TestSet
-from edgebench.config import TargetSpec
+from edgebench.config import MeasureSpec, Plan, TargetSpec
 from edgebench.naming import slug
 from edgebench.runner.cache import content_key
 from edgebench.runner.context import RunContext
 from edgebench.runner.fleet import shard_file
 from edgebench.runner.graph import sources_for
 from edgebench.runner.stages import Deferred
-from edgebench.runner.units import AdvSets, Built, DeviceRun, Unit, craft_stage, device_stage, shard_stage
+from edgebench.runner.units import (
+    AdvSets,
+    Built,
+    DeviceRun,
+    Unit,
+    craft_stage,
+    device_stage,
+    latency_stage,
+    shard_stage,
+)
 
 
 def transport(ctx: RunContext, name: str) -> Any:
@@ -66,8 +75,7 @@ def device_job(ctx: RunContext, tspec: TargetSpec, backend: str, unit: Unit,
         name = shard_stage(name, shard[0], shard[1])
     sets = job_sets(ctx, unit)
     m = ctx.plan.measure
-    proto = LatencyProtocol(warmup=m.warmup, min_runs=m.min_runs, min_duration_s=m.min_duration_s,
-                            max_runs=m.max_runs)
+    proto = latency_protocol(m, in_rounds=uses_rounds(ctx.plan, tspec))
     power = target.power or {}
     energy = EnergyProtocol(sensor=power.get("sensor", "none"), options=power.get("options", {}),
                             rate_hz=power.get("rate_hz", EnergyProtocol.rate_hz), idle_s=m.energy_idle_s,
@@ -80,26 +88,52 @@ def device_job(ctx: RunContext, tspec: TargetSpec, backend: str, unit: Unit,
     key = content_key("device", {"artifact": card["sha256"], "sets": [str(p) for p in paths],
                                  "backend": backend, "options": options, "protocol": vars(proto),
                                  "energy": vars(energy), "batch": m.batch_size, "target": target.name,
-                                 "transport": target.transport})
+                                 "transport": target.transport, "profile_runs": m.profile_runs})
     out_dir = ctx.run_dir / "raw" / slug(name.removeprefix("device/"))
+    measured = already_measured(ctx, name, key, out_dir, sets)
+    if measured is not None:
+        return measured
+    job = Job(job_id=key, artifact=str(artifact), backend=backend, output_dir=str(out_dir),
+              testsets=tuple(TestSet(s["name"], str(p)) for s, p in zip(sets, paths)), backend_options=options,
+              batch_size=m.batch_size, latency=proto, energy=energy, artifact_sha256=card["sha256"],
+              profile_runs=m.profile_runs)
+    started = time.time()
+    return Deferred(work=shipper(ctx, conn, job, out_dir),
+                    finish=lambda done: finish(ctx, name, key, started, target, backend, unit, fmt, sets, done))
+
+
+def latency_protocol(m: MeasureSpec, *, in_rounds: bool = False) -> LatencyProtocol:
+    """The latency protocol of a plan's ``[measure]``; ``in_rounds``: the target's latency job times the units."""
+    return LatencyProtocol(warmup=m.warmup, min_runs=m.min_runs, min_duration_s=m.min_duration_s,
+                           max_runs=m.max_runs, rounds=m.rounds, cooldown_s=m.cooldown_s, settle_s=m.settle_s,
+                           settle_c=m.settle_c, in_rounds=in_rounds)
+
+
+def uses_rounds(plan: Plan, tspec: TargetSpec) -> bool:
+    """Whether target ``tspec``'s units are timed in interleaved rounds by one latency job
+    (:mod:`edgebench.runner.rounds`); a fleet's members time their shards' units in one block each."""
+    return plan.measure.rounds > 1 and not tspec.fleet
+
+
+def already_measured(ctx: RunContext, name: str, key: str, out_dir: Path,
+                     sets: list[dict[str, Any]]) -> DeviceRun | None:
+    """Device stage ``name``'s outputs when this run already finished it with the same ``key``."""
     prev = ctx.store.stage(ctx.run_id, name)
     if prev and prev["status"] == "done" and prev["key"] == key and (out_dir / "result.json").is_file():
         result = json.loads((out_dir / "result.json").read_text())
         if all((out_dir / f).is_file() for f in result.get("files", ())):
             return DeviceRun(name, out_dir, result, sets, note="already measured in this run", cached=True)
-    job = Job(job_id=key, artifact=str(artifact), backend=backend, output_dir=str(out_dir),
-              testsets=tuple(TestSet(s["name"], str(p)) for s, p in zip(sets, paths)), backend_options=options,
-              batch_size=m.batch_size, latency=proto, energy=energy, artifact_sha256=card["sha256"])
-    started = time.time()
+    return None
+
+
+def shipper(ctx: RunContext, conn: Any, job: Job, out_dir: Path) -> Any:
+    """What ships ``job`` and waits for it on a thread: through the target's transport, or from a node of the Ray
+    cluster that reaches the device."""
+    target = conn.target
     dispatch = getattr(ctx.executor, "device_job", None) if target.ray_resource else None
-    if dispatch is not None:  # from a node of the cluster that reaches the device
-        def work() -> tuple[dict[str, Any], Path]:
-            return dispatch(target, job, out_dir, cache_root=str(ctx.cache.root))
-    else:
-        def work() -> tuple[dict[str, Any], Path]:
-            return conn.run_job(job, out_dir)
-    return Deferred(work=work, finish=lambda done: finish(ctx, name, key, started, target, backend, unit, fmt, sets,
-                                                          done))
+    if dispatch is not None:
+        return lambda: dispatch(target, job, out_dir, cache_root=str(ctx.cache.root))
+    return lambda: conn.run_job(job, out_dir)
 
 
 def finish(ctx: RunContext, name: str, key: str, started: float, target: Any, backend: str, unit: Unit, fmt: str,
@@ -111,7 +145,8 @@ def finish(ctx: RunContext, name: str, key: str, started: float, target: Any, ba
                               environment={**result["environment"], "energy": result.get("energy"),
                                            "resumed": result.get("resumed", [])})
     lat = result.get("latency") or {}
-    note = f"p50 {lat.get('p50_ms', float('nan')):.3f} ms over {lat.get('runs', 0)} runs ({fmt})"
+    note = (f"p50 {lat.get('p50_ms', float('nan')):.3f} ms over {lat.get('runs', 0)} runs ({fmt})" if lat else
+            f"accuracy ({fmt}); latency timed in {latency_stage(target.name, backend)}")
     if result.get("resumed"):
         note += f"; resumed {', '.join(result['resumed'])}"
     info: dict[str, Any] = {"note": note, "seconds": time.time() - started}

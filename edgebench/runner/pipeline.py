@@ -24,7 +24,7 @@ from edgebench import __version__
 from edgebench.config import Plan
 from edgebench.errors import ConfigError, EdgebenchError
 from edgebench.naming import slug
-from edgebench.runner import build, craft, dataset, device, fleet
+from edgebench.runner import build, craft, dataset, device, fleet, rounds
 from edgebench.runner.cache import Cache
 from edgebench.runner.context import DiscardStore, RunContext
 from edgebench.runner.executors.base import BASE_MB, HostTask, InlineExecutor
@@ -33,7 +33,7 @@ from edgebench.runner.keys import cache_status
 from edgebench.runner.progress import Progress
 from edgebench.runner.score import Scores, gradient_flags, score
 from edgebench.runner.stages import Needs, Stage, execute
-from edgebench.runner.units import Built, RunSummary, Unit, craft_stage, device_stage, shard_stage
+from edgebench.runner.units import Built, RunSummary, Unit, craft_stage, device_stage, latency_stage, shard_stage
 from edgebench.store import Store
 
 log = logging.getLogger("edgebench")
@@ -78,6 +78,11 @@ class Pipeline(RunContext):
         for t in plan.targets:
             devices = [self._device_of(m) for m in t.fleet or (t.target,)]
             for b in t.backends:
+                if device.uses_rounds(plan, t):  # every unit timed in interleaved rounds by one latency job
+                    (dev, exclusive), = devices
+                    st.append(Stage(latency_stage(t.target, b), lambda t=t, b=b: rounds.latency_job(self, t, b),
+                                    (*(u.stage for u in all_units), "testset/clean"), kind="device", device=dev,
+                                    exclusive=exclusive))
                 for u in all_units:
                     crafts = (craft_stage(s, a.label) for a in plan.attacks for s in sources_for(plan, u, a))
                     deps = (u.stage, "testset/clean", *dict.fromkeys(crafts))
@@ -190,7 +195,7 @@ class Pipeline(RunContext):
         rows = []
         for stage in self._stage_list():
             kind = stage.name.partition("/")[0]
-            if kind == "device":
+            if kind in ("device", "latency"):
                 status, key = ("measured" if done.get(stage.name) == "done" else "run"), None
             else:
                 status, key = cache_status(self, stage.name, keys)
@@ -243,11 +248,15 @@ class Pipeline(RunContext):
             from edgebench.report.render import write_report
 
             write_report(store, self.run_id, self.run_dir)
+            from edgebench.report.data import RunData
+            from edgebench.report.gates import violations
+
+            broken = [v.line() for v in violations(RunData.load(store, self.run_id))] if self.plan.gates.any() else []
         return RunSummary(self.run_id, self.run_dir, records, dict(self.outcome.failed), dict(self.outcome.skipped),
-                          time.perf_counter() - t0)
+                          time.perf_counter() - t0, broken)
 
     def _record_stage(self, name: str, status: str, note: str, seconds: float) -> None:
-        if name.startswith("device/") and status == "done":
+        if name.startswith(("device/", "latency/")) and status == "done":
             return  # recorded with its key by the stage itself
         prev = self.store.stage(self.run_id, name)
         key = prev["key"] if prev else ""

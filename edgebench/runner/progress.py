@@ -74,8 +74,8 @@ def group_of(name: str) -> tuple[str, str]:
     """``(kind, group label)`` of a stage name: ``device/local/onnxruntime/cnn`` ->
     ``("device", "device local/onnxruntime")``; ``compress/cnn/int8`` -> ``("compress", "compress")``."""
     parts = name.split("/")
-    if parts[0] == "device" and len(parts) >= 3:
-        return "device", f"device {parts[1]}/{parts[2]}"
+    if parts[0] in ("device", "latency") and len(parts) >= 3:
+        return "device", f"{parts[0]} {parts[1]}/{parts[2]}"
     return parts[0], parts[0]
 
 

@@ -20,11 +20,15 @@ import numpy as np
 from edgebench.config import Plan
 from edgebench.metrics.gradients import MASKING_SHARE, masked
 from edgebench.runner.graph import units
-from edgebench.runner.units import BASE, AdvSets, DeviceRun, Unit, craft_stage, device_stage, set_id
+from edgebench.runner.rounds import round_record, unit_latency
+from edgebench.runner.units import BASE, AdvSets, DeviceRun, Unit, craft_stage, device_stage, latency_stage, set_id
 
 #: the latency fields of a device run that a result record carries
 LATENCY_FIELDS = ("mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "first_ms", "runs",
-                  "duration_s", "throughput_per_s")
+                  "duration_s", "throughput_per_s", "rounds", "round_cv")
+
+#: the memory fields of a device run (its ``result.json``'s ``memory``, :mod:`edgebench.agent.memory`)
+MEMORY_FIELDS = ("load_rss_mb", "peak_rss_mb")
 
 #: the twin's predictions of ``unit`` on the clean test set (``path`` None) or on the adversarial set at ``path``;
 #: None when the unit has no torch twin (an imported ONNX model)
@@ -76,6 +80,10 @@ class ResultRecord:
     energy_valid: bool | None = None
     robust_delta: float | None = None
     robust_delta_p: float | None = None
+    rounds: int | None = None
+    round_cv: float | None = None
+    load_rss_mb: float | None = None
+    peak_rss_mb: float | None = None
 
     def row(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # shallow: every field is a scalar
@@ -109,26 +117,36 @@ def score(plan: Plan, values: Mapping[str, Any], y: np.ndarray, *, host_predict:
     attacks = {a.label: a for a in plan.attacks}
     for t in plan.targets:
         for b in t.backends:
+            timed_in: DeviceRun | None = values.get(latency_stage(t.target, b))  # interleaved rounds, if any
             for unit in units(plan):
                 run: DeviceRun | None = values.get(device_stage(t.target, b, unit))
                 if run is None:
                     continue
-                lat = {k: v for k, v in (run.result.get("latency") or {}).items() if k in LATENCY_FIELDS}
+                timed = None if timed_in is None else unit_latency(timed_in, unit)
+                lat = {k: v for k, v in (timed[0] if timed else run.result.get("latency") or {}).items()
+                       if k in LATENCY_FIELDS}
+                latency_file = timed[1] if timed else run.outputs / "latency_ns.npy"
                 logits = {ts["name"]: np.load(run.outputs / ts["file"], allow_pickle=False)
                           for ts in run.result["testsets"]}
                 clean_pred = logits["clean"].argmax(1)
                 ca = clean_accuracy(clean_pred, y)
                 where = {"model": unit.model, "variant": unit.variant, "backend": b, "target": target_name(t.target)}
-                base = {**where, **lat, **energy_fields(run.result.get("energy"))}
+                mem = {k: (run.result.get("memory") or {}).get(k) for k in MEMORY_FIELDS}
+                base = {**where, **lat, **energy_fields(run.result.get("energy")), **mem}
                 out.records.append(ResultRecord(**base, attack="none", eps=0.0, n=ca["n"], clean_acc=ca["value"],
                                                 clean_acc_lo=ca["lo"], clean_acc_hi=ca["hi"], source=unit.id,
                                                 threat="clean"))
                 out.samples.append({"kind": "correct", **where, "attack": "none", "eps": 0.0, "source": unit.id,
                                     "data": pack_correct(clean_pred == y, set_id(run.testsets[0]["path"]))})
-                if (run.outputs / "latency_ns.npy").is_file():
+                if latency_file.is_file():
                     out.samples.append({"kind": "latency", **where, "attack": "none", "eps": 0.0, "source": unit.id,
-                                        "data": latency_histogram(np.load(run.outputs / "latency_ns.npy",
-                                                                          allow_pickle=False))})
+                                        "data": latency_histogram(np.load(latency_file, allow_pickle=False))})
+                if timed:
+                    out.samples.append({"kind": "rounds", **where, "attack": "none", "eps": 0.0, "source": unit.id,
+                                        "data": round_record(timed_in, unit)})
+                if (run.result.get("profile") or {}).get("ops"):  # the agent's per-operator profile
+                    out.samples.append({"kind": "profile", **where, "attack": "none", "eps": 0.0, "source": unit.id,
+                                        "data": run.result["profile"]})
                 if unit not in host_clean:
                     host_clean[unit] = host_predict(unit, None)
                 twin_clean = host_clean[unit]

@@ -17,7 +17,7 @@ from edgebench.errors import ArtifactError
 from edgebench.store import BASE
 
 __all__ = ["BACKEND_FORMATS", "BASE", "AdvSets", "Built", "DeviceRun", "RunSummary", "Unit", "craft_stage",
-           "device_stage", "parse_unit", "set_id", "shard_stage"]
+           "device_stage", "latency_stage", "parse_unit", "set_id", "shard_stage"]
 
 # the artifact format each backend runs, in order of preference
 BACKEND_FORMATS = {"openvino": ("openvino", "onnx")}
@@ -54,6 +54,11 @@ def craft_stage(source: Unit | str, label: str) -> str:
 def device_stage(target: str, backend: str, unit: Unit) -> str:
     """The device job of ``unit`` on ``backend`` of ``target``."""
     return f"device/{target}/{backend}/{unit.id}"
+
+
+def latency_stage(target: str, backend: str) -> str:
+    """The latency job timing every unit of ``backend`` on ``target`` in interleaved rounds."""
+    return f"latency/{target}/{backend}"
 
 
 def shard_stage(name: str, i: int, k: int) -> str:
@@ -131,3 +136,5 @@ class RunSummary:
     failed: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    #: the plan's broken ``[gates]``, one line each (:mod:`edgebench.report.gates`); the CLI exits 3 on any
+    violations: list[str] = field(default_factory=list)

@@ -42,6 +42,12 @@ class Backend(abc.ABC):
         predict = self.predict
         return lambda: predict(x)
 
+    def profile(self, x: np.ndarray, runs: int) -> tuple[list[dict[str, Any]], int] | None:
+        """Per-operator profile of ``runs`` inferences on ``x`` in a separate session with the runtime's profiler
+        on (the timed session is left as it is): the node records of :mod:`edgebench.runtime.profiling` summed
+        over the inferences profiled, and their number. None: this runtime has no profiler."""
+        return None
+
     @abc.abstractmethod
     def info(self) -> dict[str, Any]:
         """What actually ran: runtime version, providers/devices, threads, precision."""

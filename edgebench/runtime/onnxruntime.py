@@ -87,20 +87,8 @@ class OnnxRuntimeBackend(Backend):
         path = Path(path)
         if not path.is_file():
             raise ArtifactError(f"{path}: model file not found; re-run the export stage or fix the path")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.intra_op_num_threads
-        opts.inter_op_num_threads = self.inter_op_num_threads
-        opts.graph_optimization_level = {
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }[self.graph_optimization_level]
-        opts.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(str(path), sess_options=opts, providers=self.providers,
-                                                 provider_options=[self.provider_options.get(p, {})
-                                                                   for p in self.providers])
+            self._session = self._new_session(path, ort.SessionOptions())
         except Exception as exc:  # onnxruntime raises its own exception types for corrupt files
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ArtifactError(
@@ -113,6 +101,42 @@ class OnnxRuntimeBackend(Backend):
         self._input_name = inputs[0].name
         self._output_names = [o.name for o in self._session.get_outputs()][:1]
         self._path = path
+
+    def _new_session(self, path: Path, opts: Any) -> Any:
+        """An ``InferenceSession`` of ``path`` with this backend's options set on ``opts``."""
+        ort = self._ort
+        opts.intra_op_num_threads = self.intra_op_num_threads
+        opts.inter_op_num_threads = self.inter_op_num_threads
+        opts.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[self.graph_optimization_level]
+        opts.log_severity_level = 3
+        return ort.InferenceSession(str(path), sess_options=opts, providers=self.providers,
+                                    provider_options=[self.provider_options.get(p, {}) for p in self.providers])
+
+    def profile(self, x: np.ndarray, runs: int) -> tuple[list[dict[str, Any]], int] | None:
+        """A second session with ONNX Runtime's profiler on: one inference not counted (first-run
+        allocations), then ``runs``; the trace file is read and deleted."""
+        import json
+        import tempfile
+
+        from edgebench.runtime.profiling import ort_records
+
+        if self._path is None:
+            raise ArtifactError("onnxruntime: no model loaded; call load(path) first")
+        with tempfile.TemporaryDirectory(prefix="edgebench-profile-") as tmp:
+            opts = self._ort.SessionOptions()
+            opts.enable_profiling = True
+            opts.profile_file_prefix = str(Path(tmp) / "ort")
+            session = self._new_session(self._path, opts)
+            feed = {self._input_name: np.ascontiguousarray(x, dtype=np.float32)}
+            for _ in range(runs + 1):
+                session.run(self._output_names, feed)
+            with open(session.end_profiling()) as f:
+                return ort_records(json.load(f), skip_runs=1)
 
     @property
     def input_shape(self) -> tuple[int | None, ...]:

@@ -188,17 +188,8 @@ class OpenVinoBackend(Backend):
         """One infer request whose input tensor wraps ``x``'s memory, set once. The callable only runs
         ``infer`` and returns the logits as a view of the request's output tensor (no copy; the next call
         overwrites it)."""
-        compiled = self._loaded()
         data = np.ascontiguousarray(x, dtype=np.float32)
-        if self.static_latency_shape and not self._model.input(0).get_partial_shape().is_static:
-            try:
-                static = self._model.clone()
-                static.reshape(list(data.shape))
-                compiled = self._core.compile_model(static, self.device, self._config())
-                self._latency_shape = list(data.shape)
-            except Exception as exc:  # a model that cannot be reshaped: time the dynamic one, and say so
-                log.warning("openvino: cannot compile %s for the static shape %s (%s); timing the dynamic-shape "
-                            "model", self._path, list(data.shape), ov_error_reason(exc))
+        compiled = self._compile_for(list(data.shape))
         request = compiled.create_infer_request()
         request.set_input_tensor(self._ov.Tensor(data, shared_memory=True))
         infer = request.infer
@@ -212,6 +203,36 @@ class OpenVinoBackend(Backend):
         run.request = request  # type: ignore[attr-defined]
         run.compiled = compiled  # type: ignore[attr-defined]
         return run
+
+    def _compile_for(self, shape: list[int], **extra: Any) -> Any:
+        """The model the latency pass runs on inputs of ``shape``: compiled for that static shape (see
+        ``static_latency_shape``), else the loaded one; ``extra`` config (``PERF_COUNT``) compiles a new copy."""
+        compiled = self._loaded()
+        model = self._model
+        if self.static_latency_shape and not model.input(0).get_partial_shape().is_static:
+            try:
+                static = model.clone()
+                static.reshape(shape)
+                compiled = self._core.compile_model(static, self.device, {**self._config(), **extra})
+                self._latency_shape = shape
+                return compiled
+            except Exception as exc:  # a model that cannot be reshaped: time the dynamic one, and say so
+                log.warning("openvino: cannot compile %s for the static shape %s (%s); timing the dynamic-shape "
+                            "model", self._path, shape, ov_error_reason(exc))
+        return self._core.compile_model(model, self.device, {**self._config(), **extra}) if extra else compiled
+
+    def profile(self, x: np.ndarray, runs: int) -> tuple[list[dict[str, Any]], int] | None:
+        """A second compiled model with ``PERF_COUNT`` on (the same shape the latency pass times): one
+        inference not counted, then ``runs`` (see :func:`~edgebench.runtime.profiling.ov_records`)."""
+        from edgebench.runtime.profiling import ov_records
+
+        data = np.ascontiguousarray(x, dtype=np.float32)
+        request = self._compile_for(list(data.shape), PERF_COUNT=True).create_infer_request()
+        request.infer(data)
+        before = request.get_profiling_info()
+        for _ in range(runs):
+            request.infer(data)
+        return ov_records(before, request.get_profiling_info(), 1, 1 + runs), runs
 
     def _read(self, key: str) -> Any:
         if self._compiled is None:

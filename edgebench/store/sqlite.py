@@ -36,6 +36,7 @@ RESULT_FIELDS = (
     "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "first_ms", "runs", "duration_s",
     "throughput_per_s", "mean_linf", "mean_l2",
     "energy_j", "energy_net_j", "power_w", "idle_power_w", "energy_valid", "robust_delta", "robust_delta_p",
+    "rounds", "round_cv", "load_rss_mb", "peak_rss_mb",
 )
 #: columns added by schema 4: energy per inference (from the target's power sensor) and the paired comparison
 #: of each variant's robust accuracy with its base's
@@ -43,7 +44,7 @@ _ENERGY_FIELDS = ("energy_j", "energy_net_j", "power_w", "idle_power_w", "energy
                   "robust_delta_p")
 
 _TYPES = {"source": "TEXT", "threat": "TEXT", "n": "INTEGER", "asr_n": "INTEGER", "runs": "INTEGER",
-          "energy_valid": "INTEGER"}
+          "energy_valid": "INTEGER", "rounds": "INTEGER"}
 
 _RESULTS_TABLE = f"""results (
     run_id TEXT, {", ".join(f"{k} {'REAL' if k == 'eps' else 'TEXT'}" for k in RESULT_KEY)},
@@ -111,13 +112,22 @@ def _migrate_4_to_5(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE meta SET value='5' WHERE key='schema_version'")
 
 
+def _missing_fields(conn: sqlite3.Connection) -> list[str]:
+    """The fields of :data:`RESULT_FIELDS` the ``results`` table lacks."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(results)")}
+    return [f for f in RESULT_FIELDS if f not in have]
+
+
+def _add_missing_fields(conn: sqlite3.Connection) -> None:
+    for f in _missing_fields(conn):
+        conn.execute(f"ALTER TABLE results ADD COLUMN {f} {_TYPES.get(f, 'REAL')}")
+
+
 def _migrate_5_to_6(conn: sqlite3.Connection) -> None:
     """Schema 6 adds the device-cost columns of issue 16 to ``results`` (NULL for rows written before):
-    every field of :data:`RESULT_FIELDS` the table lacks is added, so a later column needs no new step."""
-    have = {r[1] for r in conn.execute("PRAGMA table_info(results)")}
-    for f in RESULT_FIELDS:
-        if f not in have:
-            conn.execute(f"ALTER TABLE results ADD COLUMN {f} {_TYPES.get(f, 'REAL')}")
+    every field of :data:`RESULT_FIELDS` the table lacks is added, so a later column needs no new step (a
+    schema-6 store written before a column existed gets it on opening, too)."""
+    _add_missing_fields(conn)
     conn.execute("UPDATE meta SET value='6' WHERE key='schema_version'")
 
 
@@ -164,7 +174,7 @@ class Store:
             conn.row_factory = sqlite3.Row
             _wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
-            if _version(conn) == SCHEMA_VERSION:  # the common case: nothing to create or migrate, no write
+            if _version(conn) == SCHEMA_VERSION and not _missing_fields(conn):  # the common case: no write
                 return cls(path, conn)
             with conn:
                 conn.execute("BEGIN IMMEDIATE")  # one process at a time creates or migrates the schema
@@ -173,6 +183,8 @@ class Store:
                 row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                 if row is None:
                     conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                elif int(row[0]) == SCHEMA_VERSION:  # written before a later column of RESULT_FIELDS
+                    _add_missing_fields(conn)
                 elif int(row[0]) in _MIGRATIONS:
                     for version in range(int(row[0]), SCHEMA_VERSION):
                         _MIGRATIONS[version](conn)
@@ -197,10 +209,13 @@ class Store:
 
     # runs -----------------------------------------------------------------------------------------
     def begin_run(self, run_id: str, *, plan_name: str, plan_hash: str, plan: dict[str, Any], version: str) -> None:
+        """Record a run starting, or resuming: a resumed run (same plan hash) keeps its creation time and takes the
+        plan's latest references and gates, which the hash leaves out."""
         with self.conn:
             self.conn.execute(
                 "INSERT INTO runs (run_id, plan_name, plan_hash, plan, edgebench_version, created, status) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'running') ON CONFLICT(run_id) DO UPDATE SET status='running'",
+                "VALUES (?, ?, ?, ?, ?, ?, 'running') "
+                "ON CONFLICT(run_id) DO UPDATE SET status='running', plan=excluded.plan",
                 (run_id, plan_name, plan_hash, json.dumps(plan, default=str), version, time.time()))
 
     def finish_run(self, run_id: str, status: str) -> None:
@@ -316,7 +331,9 @@ class Store:
 
     def put_samples(self, run_id: str, records: list[dict[str, Any]]) -> None:
         """Per-row distributions: ``kind`` (``latency``: a histogram of the timed inferences; ``correct``: the
-        packed per-sample correctness of a result row), the result key, and ``data`` (JSON)."""
+        packed per-sample correctness of a result row; ``rounds``: the per-round medians and thermal state of
+        interleaved latency rounds; ``profile``: the device run's per-operator profile,
+        :func:`edgebench.agent.profile.summarize`), the result key, and ``data`` (JSON)."""
         key = ("kind", "model", "variant", "backend", "target", "attack", "eps", "source")
         with self.conn:
             self.conn.executemany(

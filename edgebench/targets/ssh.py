@@ -235,7 +235,12 @@ class SshTransport(Transport):
     def run_job(self, job: Job, local_out: Path) -> tuple[dict[str, Any], Path]:
         local_out.mkdir(parents=True, exist_ok=True)
         bundle = self._remote_bundle()
-        artifact, files = self._blob(Path(job.artifact), (".bin", ".card.json"))
+        artifact, files = self._blob(Path(job.artifact), (".bin", ".card.json")) if job.artifact else ("", {})
+        refs = []
+        for ref in job.artifacts:  # a latency job's artifacts
+            remote, more = self._blob(Path(ref.path), (".bin", ".card.json"))
+            files.update(more)
+            refs.append(dataclasses.replace(ref, path=remote))
         sets = []
         for ts in job.testsets:
             p = Path(ts.path)
@@ -244,7 +249,8 @@ class SshTransport(Transport):
             sets.append(TestSet(ts.name, remote))
         self._upload(files)
         out = str(PurePosixPath(self.session) / "jobs" / job.job_id[:24])
-        remote_job = dataclasses.replace(job, artifact=artifact, testsets=tuple(sets), output_dir=out)
+        remote_job = dataclasses.replace(job, artifact=artifact, artifacts=tuple(refs), testsets=tuple(sets),
+                                         output_dir=out)
         job_file = local_out / "job.json"
         job_file.write_text(remote_job.to_json())
         self._present.discard(out + "/job.json")

@@ -69,15 +69,16 @@ def test_run_then_rerun_resumes(tmp_path: Path, caplog: pytest.LogCaptureFixture
     # the dry run on an empty cache: the graph's size, and everything to compute
     assert main(["run", str(plan), "--out", str(out), "--dry-run"]) == 0
     dry = capsys.readouterr().out
-    assert "6 stages, 8 dependencies; 0 cached, 0 already measured in this run, 5 to run, 0 after stages" in dry
-    assert "to run: model/cnn, testset/clean, craft/cnn/fgsm, craft/cnn/pgd, device/local/onnxruntime/cnn" in dry
+    assert "7 stages, 10 dependencies; 0 cached, 0 already measured in this run, 6 to run, 0 after stages" in dry
+    assert ("to run: model/cnn, testset/clean, craft/cnn/fgsm, craft/cnn/pgd, latency/local/onnxruntime, "
+            "device/local/onnxruntime/cnn") in dry
     assert not out.exists() or not list(out.glob("*/results.sqlite"))  # nothing ran
     assert main(["run", str(plan), "--out", str(out)]) == 0
     run_dir = only_run(out)
     capsys.readouterr()
     assert main(["run", str(plan), "--out", str(out), "--dry-run"]) == 0
     dry = capsys.readouterr().out
-    assert "4 cached, 1 already measured in this run, 0 to run" in dry and "nothing to run" in dry
+    assert "4 cached, 2 already measured in this run, 0 to run" in dry and "nothing to run" in dry
     recs = records(run_dir)
     assert len(recs) == 1 + 2 + 2
     clean = next(r for r in recs if r["attack"] == "none")
@@ -115,6 +116,22 @@ def test_run_then_rerun_resumes(tmp_path: Path, caplog: pytest.LogCaptureFixture
     assert (run_dir / "report.md").read_text() == report
     assert (run_dir / "report.html").is_file() and (run_dir / "csv" / "robustness_local_onnxruntime.csv").is_file()
 
+    # gates: the same plan with a [gates] table is the same run (gates change no measurement); a broken gate is
+    # exit 3 after the report is written, which lists it; a kept one passes
+    gated = tmp_path / "gated.toml"
+    gated.write_text(plan.read_text() + '[gates]\nunits = "all"\nmax_p50_ms = 1e-6\nmin_robust_acc = { fgsm = 0.0 }\n')
+    capsys.readouterr()
+    assert main(["run", str(gated), "--out", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert "gate failed: cnn on local/onnxruntime: max_p50_ms — p50 latency in ms" in err and "≤ 1e-06" in err
+    assert "min_robust_acc" not in err and "1 gate check(s) failed" in err
+    gated_report = (run_dir / "report.md").read_text()
+    assert "## Gates" in gated_report and "1 of 2 gate checks failed" in gated_report
+    assert "| cnn | local | onnxruntime | min_robust_acc.fgsm |" in gated_report
+    gated.write_text(plan.read_text() + '[gates]\nunits = "all"\nmax_p50_ms = 1e6\n')
+    assert main(["run", str(gated), "--out", str(out)]) == 0
+    assert "All 1 gate checks passed." in (run_dir / "report.md").read_text()
+
     # a second run of the plan measures the device anew: the same samples give the same accuracy (McNemar
     # p = 1 on identical predictions), and the latency comparison is there
     assert main(["run", str(plan), "--out", str(out), "--run-id", "second"]) == 0
@@ -127,6 +144,9 @@ def test_run_then_rerun_resumes(tmp_path: Path, caplog: pytest.LogCaptureFixture
     assert sum("| robust_acc |" in ln and "| McNemar |" in ln for ln in rows) == 4
     assert sum("| asr |" in ln and "| z (unpaired) |" in ln for ln in rows) == 4
     assert "## Latency and energy" in compared
+    # the same artifact measured in two runs: its latency difference is inside the runs' spread (issue 16)
+    lat_row = next(ln for ln in compared.splitlines() if ln.startswith("| cnn | local/onnxruntime |"))
+    assert "| 5 | 5 |" in lat_row and "| not resolved (" in lat_row
     assert main(["runs", "--out", str(out)]) == 0
     listing = capsys.readouterr().out
     assert run_dir.name in listing and "second" in listing and listing.count(" done ") == 2

@@ -383,7 +383,7 @@ def test_a_rerun_resumes_finished_passes(exported: Exported, tmp_path: Path) -> 
     first = run_job(job)
     (tmp_path / "out" / "result.json").unlink()  # died after the passes, before the summary
     again = run_job(job)
-    assert sorted(again["resumed"]) == ["energy", "latency", "set-0"]
+    assert sorted(again["resumed"]) == ["energy", "latency", "profile", "set-0"]
     assert again["latency"] == first["latency"]
     other = run_job(dataclasses.replace(job, batch_size=32))  # another job: measured anew
     assert other["resumed"] == [] and other["latency"]["runs"] != 0

@@ -71,6 +71,12 @@ def test_plan_digest_ignores_formatting(tmp_path: Path) -> None:
         (('arch = "digits_cnn"', 'arch = "digits_cnn"\nonnx = "m.onnx"'), "give exactly one of"),
         (('arch = "digits_cnn"', 'arch = "digits_cnn"\nattack_source = "nobody"'), "'nobody' is not a model"),
         (("[data]", "[measure]\nmin_runs = 0\n[data]"), "measure.min_runs: must be >= 1"),
+        (("[data]", "[measure]\nrounds = 0\n[data]"), "measure.rounds: must be >= 1"),
+        (("[data]", "[measure]\nrounds = 2.5\n[data]"), "measure.rounds"),
+        (("[data]", "[measure]\nrounds = 9\nmin_runs = 4\n[data]"), "measure.rounds: 9 rounds need at least one"),
+        (("[data]", "[measure]\ncooldown_s = -1\n[data]"), "measure.cooldown_s: must be >= 0"),
+        (("[data]", "[measure]\nsettle_s = -0.5\n[data]"), "measure.settle_s: must be >= 0"),
+        (("[data]", "[measure]\nsettle_c = 0\n[data]"), "measure.settle_c: must be > 0"),
         (("[data]", "[data]\n[data.x]"), "dataset 'digits' has no parameter 'x'"),
     ],
 )

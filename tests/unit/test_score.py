@@ -47,7 +47,8 @@ def device_run(folder: Path, name: str, clean: np.ndarray, adv: dict[str, tuple[
         sets.append({"name": set_name, "path": path, "attack": label, "eps": [0.1, 0.3][k], "source": unit_id,
                      "k": k})
     result = {"testsets": files, "latency": {"p50_ms": 1.5, "runs": 100, "mean_ms": 1.6, "protocol": {}},
-              "energy": None}
+              "energy": None, "memory": {"baseline_rss_mb": 60.0, "load_rss_mb": 12.5, "peak_rss_mb": 14.0},
+              "profile": {"total_ms": 1.2, "ops": [{"op": "Conv", "kernel": "CPU/float", "share": 1.0}]}}
     (folder / "result.json").write_text(json.dumps(result))
     return DeviceRun(name, folder, result, sets)
 
@@ -98,6 +99,10 @@ def test_records_have_the_store_fields_and_the_defined_metrics(outcome) -> None:
     assert len(rows) == 6
     clean = rows[("base", "none", 0.0)]
     assert clean.clean_acc == 1.0 and clean.n == 10 and clean.threat == "clean" and clean.p50_ms == 1.5
+    assert (clean.load_rss_mb, clean.peak_rss_mb) == (12.5, 14.0)  # the agent's memory, beside its latency
+    profiles = [s for s in scores.samples if s["kind"] == "profile"]
+    assert [(s["variant"], s["attack"], s["data"]["total_ms"]) for s in profiles] == [("base", "none", 1.2),
+                                                                                      ("q", "none", 1.2)]
     strong = rows[("base", "fgsm", 0.3)]
     assert strong.robust_acc == 0.0 and strong.asr == 1.0 and strong.asr_n == 10 and strong.threat == "white-box"
     assert strong.host_asr == 1.0 and strong.deployment_gap == 0.0  # the host twin's own predictions, from the set

@@ -33,6 +33,7 @@ def _expected(models: int, variants: int, attacks: int, eps_grid: int, targets: 
     transfer_rows = models * (variants - 1) * pairs * eps_grid * transferred
     results = units * pairs * (1 + attacks * eps_grid) + transfer_rows
     return {"results": results, "correct": results, "latency": units * pairs, "variants": units,
+            "profile": units * targets * min(backends, 2),  # the null backend (third) has no profiler
             "artifacts": 2 * units, "environments": units * pairs,
             "stages": 2 + units + units * attacks + units * pairs,
             "min_eps": (units + models * (variants - 1) * min(transferred, 1)) * pairs
@@ -53,6 +54,7 @@ def test_row_counts(tmp_path: Path, sizes: dict[str, int]) -> None:
         assert len(results) == want["results"]
         assert len(st.samples(RUN, "correct")) == want["correct"]
         assert len(st.samples(RUN, "latency")) == want["latency"]
+        assert len(st.samples(RUN, "profile")) == want["profile"]
         assert len(st.variants(RUN)) == want["variants"]
         assert len(st.artifacts(RUN)) == want["artifacts"]
         assert len(st.environments(RUN)) == want["environments"]
@@ -204,7 +206,7 @@ def test_edge_sizes(tmp_path: Path, sizes: dict[str, int]) -> None:
     with _fill(tmp_path / "results.sqlite", n=50, **sizes) as st:
         want = _expected(**full)
         assert len(st.results(RUN)) == want["results"]
-        assert len(st.samples(RUN)) == want["correct"] + want["latency"]
+        assert len(st.samples(RUN)) == want["correct"] + want["latency"] + want["profile"]
         assert len(st.min_eps(RUN)) == want["min_eps"]
         kinds = {f["kind"] for f in st.flags(RUN)}
         assert ("gradient-check" in kinds) == (full["attacks"] > 0)
@@ -232,7 +234,7 @@ def test_run_data_switches_drop_what_sparser_runs_lack() -> None:
     assert all("weights" not in v["stats"] and "delta_w_spectral" not in v["stats"] and "params" in v["stats"]
                for v in sparse.variants)
     assert not any(f["kind"].startswith("gradient-") for f in sparse.flags)
-    assert {s["kind"] for s in sparse.samples} == {"correct"}
+    assert {s["kind"] for s in sparse.samples} == {"correct", "profile"}  # profiles are not histograms
     assert all(r["energy_j"] is None and r["energy_valid"] is None for r in sparse.results)
     assert {r["threat"] for r in sparse.results} == {"clean", "white-box"}
     # the same made-up measurements otherwise

@@ -117,6 +117,21 @@ def test_schema_2_store_is_migrated_with_source_in_the_key(tmp_path: Path) -> No
         assert store.results("r")[0]["energy_j"] is None and store.samples("r") == []
 
 
+def test_schema_6_store_without_a_later_column_gains_it(tmp_path: Path) -> None:
+    """A store of this schema written before a column was appended to RESULT_FIELDS (the memory columns)."""
+    path = tmp_path / "six.sqlite"
+    with Store.open(path) as store:
+        store.put_results("r", [{"model": "cnn", "variant": "base", "attack": "none", "eps": 0.0,
+                                 "backend": "onnxruntime", "target": "local", "source": "cnn", "p50_ms": 0.3}])
+        store.conn.execute("ALTER TABLE results DROP COLUMN peak_rss_mb")
+        store.conn.commit()
+    with Store.open(path) as store:
+        row = store.results("r")[0]
+        assert row["p50_ms"] == 0.3 and row["peak_rss_mb"] is None
+        store.put_results("r", [{**row, "peak_rss_mb": 21.5}])
+        assert store.results("r")[0]["peak_rss_mb"] == 21.5
+
+
 def test_minimal_eps_search_matches_the_full_grid_and_costs_less(trained_digits) -> None:
     from edgebench.attacks.fgsm import FGSM
     from edgebench.attacks.search import minimal_eps_search

@@ -107,12 +107,16 @@ def ray_device_task(target: Any, job_json: str, files: dict[str, Any]) -> tuple[
     with tempfile.TemporaryDirectory(prefix="edgebench-device-") as tmp:
         root = Path(tmp)
         where: dict[str, Path] = {}
-        for i, (path, blob) in enumerate(files.items()):
-            folder = root / ("artifact" if Path(path).parent == Path(job.artifact).parent else f"set-{i}")
+        folders: dict[Path, int] = {}  # one folder per source folder: an artifact's companions stay beside it
+        for path, blob in files.items():
+            folder = root / f"d{folders.setdefault(Path(path).parent, len(folders))}"
             folder.mkdir(exist_ok=True)
             where[path] = folder / Path(path).name
             where[path].write_bytes(blob if isinstance(blob, bytes) else ray.get(blob))
-        job = dataclasses.replace(job, artifact=str(where[job.artifact]), output_dir=str(root / "out"),
+        job = dataclasses.replace(job, artifact=str(where[job.artifact]) if job.artifact else "",
+                                  artifacts=tuple(dataclasses.replace(a, path=str(where[a.path]))
+                                                  for a in job.artifacts),
+                                  output_dir=str(root / "out"),
                                   testsets=tuple(TestSet(ts.name, str(where[ts.path])) for ts in job.testsets))
         with open_transport(target) as transport:
             result, out = transport.run_job(job, root / "out")
@@ -229,7 +233,9 @@ class RayExecutor:
             raise DeviceError(f"target {target.name!r}: no node of the Ray cluster offers resource {resource!r}; on "
                               f"the machine that reaches the device run ray start --address ... --resources "
                               f"'{{\"{resource}\": 1}}' (or remove ray_resource from {target.source})")
-        paths = [*artifact_files(Path(job.artifact)), *(Path(ts.path) for ts in job.testsets)]
+        models = [Path(job.artifact)] if job.artifact else []
+        models += [Path(a.path) for a in job.artifacts]  # a latency job's artifacts
+        paths = [*(f for m in models for f in artifact_files(m)), *(Path(ts.path) for ts in job.testsets)]
         files = {str(p): self._file_ref(p) for p in dict.fromkeys(paths)}
         if self._device_remote is None:
             self._device_remote = ray.remote(ray_device_task)
