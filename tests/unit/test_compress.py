@@ -29,7 +29,7 @@ from edgebench.errors import CompressError, ConfigError, UnknownNameError
 from edgebench.models import create_model
 from edgebench.models.train import TrainConfig, predict_logits, seeded
 from edgebench.variants import VariantContext, create_method
-from tests.fixtures.models import trained
+from tests.fixtures.models import on_int8_grid, trained
 
 compressor = functools.partial(create_method, "compress")
 
@@ -308,10 +308,7 @@ def test_int8_twin_is_attackable_and_round_trips(base, digits, tmp_path) -> None
     # the quantized weights the twin computes with sit on an integer grid per output channel: half the int8 range
     # (7 bits: the largest weight is 63 or 64 steps) with the default overflow_fix "enable", so that the int8
     # kernels of CPUs without VNNI do not saturate
-    w = effective_weights(out.model)["features.2"].flatten(1)
-    on_grid = [any(torch.allclose(c / (c.abs().max() / k), torch.round(c / (c.abs().max() / k)), atol=1e-3)
-                   for k in (63, 64)) for c in w]
-    assert all(on_grid)
+    assert on_int8_grid(effective_weights(out.model)["features.2"])
     method.save_twin(out.model, tmp_path / "twin.pt")
     again = method.load_twin(tmp_path / "twin.pt", base)
     assert np.array_equal(predict_logits(again, digits.x_test[:64]), predict_logits(out.model, digits.x_test[:64]))

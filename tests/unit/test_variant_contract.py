@@ -19,7 +19,7 @@ from edgebench.data import load_dataset
 from edgebench.errors import CompressError
 from edgebench.models.train import TrainConfig, predict_logits, seeded
 from edgebench.variants import KINDS, Variant, VariantContext, create_method, registry_for
-from tests.fixtures.models import trained
+from tests.fixtures.models import on_int8_grid, trained
 from tests.fixtures.usermodels import USER_MODELS, sensor, tiny
 
 #: (kind, method) -> parameters small enough for a fast test on digits_cnn.
@@ -131,13 +131,12 @@ def _effect(name: str, v: Variant, base: nn.Module) -> None:
             assert torch.equal(torch.log2(nz), torch.round(torch.log2(nz))), n
     elif name == "kbit":  # 2^4 - 1 levels per output channel
         assert all(_levels_ok(m.weight, 15) for m in twin.values())
-    elif name == "int8":  # the weights the twin computes with sit on an int8 grid per output channel
+    elif name == "int8":  # the weights the twin computes with sit on a (7-bit) int8 grid per output channel
         assert v.info["quantizers"] > 0
         weights = effective_weights(v.model)  # the user's layer names, each with its weight quantizer
         assert weights.keys() == before.keys()
         for n, w in weights.items():
-            steps = w.flatten(1).abs().amax(1).clamp_min(1e-12)[:, None] / 127
-            assert torch.allclose(w.flatten(1) / steps, torch.round(w.flatten(1) / steps), atol=1e-3), n
+            assert on_int8_grid(w), n
     elif name == "adversarial_training":
         assert v.history and any(not torch.equal(m.weight, before[n].weight) for n, m in twin.items())
     elif name in ("gradient_inhibition", "mu_law"):  # the last Linear only, its nonzero weights moved
