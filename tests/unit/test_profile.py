@@ -17,9 +17,9 @@ from edgebench.agent import Job, LatencyProtocol, run_job
 from edgebench.agent import TestSet as TS  # aliased: pytest would try to collect a class named Test*
 from edgebench.agent import memory as agent_memory
 from edgebench.report.costs import cost_sections, why_not_faster
-from edgebench.report.speed import not_faster_lines
 from edgebench.report.data import RunData
 from edgebench.report.render import markdown
+from edgebench.report.speed import not_faster_lines
 from edgebench.report.tables import Bullets, Table, cell_text
 
 SMALL = LatencyProtocol(warmup=5, min_runs=30, min_duration_s=0.02)
