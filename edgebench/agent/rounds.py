@@ -5,7 +5,12 @@ The job loads every artifact of one target and backend (``job.artifacts``), time
 warms each up, then measures them in ``rounds`` rounds. Round ``r`` times every artifact for one segment (a
 ``1/rounds`` share of the protocol's runs and duration, after ``ceil(warmup/rounds)`` untimed runs), starting
 with artifact ``r mod n`` (A B C, B C A, C A B, ...), so slow drift (a warming CPU, a neighbour's load, a
-governor) lands on every artifact alike instead of on whichever block ran last. Between rounds the agent pauses
+governor) lands on every artifact alike instead of on whichever block ran last. Every round after the first
+times each artifact in a session created for that round (loaded, bound and warmed up with the protocol's full
+``warmup``, untimed): a runtime session carries state of its own (where its arena and buffers landed, how its
+threads were placed) that can move its latency by tens of percent against another session of the same file,
+and rounds that all reuse one session would hide that spread from the per-round medians and from every test
+on them. Between rounds the agent pauses
 ``cooldown_s`` and waits, at most ``settle_s``, for the hottest thermal zone to come back within ``settle_c`` °C
 of its reading before the first round and for the CPU frequency cap to come back to its value then; each round
 records that temperature, the CPU frequency and its cap, and
@@ -117,24 +122,27 @@ def run_latency_job(job: Job) -> dict[str, Any]:
         return _run_locked(job, out)
 
 
-def _load(job: Job, sample_path: Path) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """Every artifact that loads, bound to the first sample, with its load time and first inference; and the
-    ones that do not (name and the one-line reason): they leave the rounds, the others are still timed."""
-    from edgebench.agent.stream import iter_batches
+def _session(job: Job, path: Path, sample: Any) -> tuple[Any, Any, float]:
+    """A new session of the artifact at ``path`` bound to ``sample``: (backend, infer, load ms)."""
     from edgebench.runtime import create_backend
 
-    sample = next(iter_batches(sample_path, 1))
+    backend = create_backend(job.backend, where=f"job {job.job_id}: backend", **job.backend_options)
+    t0 = time.perf_counter_ns()
+    backend.load(path)
+    load_ms = (time.perf_counter_ns() - t0) / 1e6
+    return backend, backend.bind(sample), load_ms
+
+
+def _load(job: Job, sample: Any) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Every artifact that loads, bound to the first sample, with its load time and first inference; and the
+    ones that do not (name and the one-line reason): they leave the rounds, the others are still timed."""
     loaded, failed = [], []
     for ref in job.artifacts:
         path = Path(ref.path)
         try:
             sha = checked_artifact(path, ref.sha256, what=f"model file of {ref.name!r}")
-            backend = create_backend(job.backend, where=f"job {job.job_id}: backend", **job.backend_options)
-            t0 = time.perf_counter_ns()
-            backend.load(path)
-            load_ms = (time.perf_counter_ns() - t0) / 1e6
+            backend, infer, load_ms = _session(job, path, sample)
             _check_testset(job.testsets[0], backend.input_shape, str(path))
-            infer = backend.bind(sample)
             t0 = time.perf_counter_ns()
             infer()
         except EdgebenchError as exc:
@@ -160,7 +168,10 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
         raise ConfigError(f"job {job.job_id}: a latency job names at least one artifact and one test set")
     proto = job.latency
     env_before = environment()
-    loaded, failed = _load(job, Path(job.testsets[0].path))
+    from edgebench.agent.stream import iter_batches
+
+    sample = next(iter_batches(Path(job.testsets[0].path), 1))
+    loaded, failed = _load(job, sample)
     names = [a["ref"].name for a in loaded]
     state = _done(out, "rounds", digest)
     if state is None or state.get("names") != names:  # new, or other artifacts loaded this time: start over
@@ -191,6 +202,11 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
         runs, seconds = [0] * n, [0.0] * n
         load = OtherLoad()
         for i in order:
+            if r:  # a session of this round's own, warmed up in full (the module's docstring says why)
+                loaded[i]["infer"] = None  # the previous round's session goes before the next one loads
+                _, loaded[i]["infer"], _ = _session(job, Path(loaded[i]["ref"].path), sample)
+                for _ in range(proto.warmup):
+                    loaded[i]["infer"]()
             samples, seconds[i] = latency_pass(loaded[i]["infer"], segment)
             chunks[i].append(samples)
             medians[i], runs[i] = float(np.median(samples)) / 1e6, int(len(samples))
