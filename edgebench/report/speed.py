@@ -73,19 +73,31 @@ def off_grid_layers(info: dict[str, Any], width: int = VECTOR_CHANNELS) -> tuple
     return sum(1 for c in pruned if c % width), len(pruned)
 
 
+def _meant_to_be_faster(macs: float | None, base_macs: float | None, profile: dict[str, Any] | None) -> bool:
+    """Whether the artifact does less or cheaper arithmetic than its base: fewer MACs (filter pruning), or int8
+    kernels or float↔int8 conversions in its profile. Variants that keep the base's float graph (k-bit, INQ,
+    hashed and unstructured-sparse weights, defenses) are not expected to run faster, and get no line."""
+    if macs and base_macs and macs < base_macs:
+        return True
+    shares = (profile or {}).get("shares") or {}
+    return bool(shares.get("int8") or shares.get("quant"))
+
+
 def not_faster_lines(d: RunData) -> list[str]:
-    """One line per compressed variant × target × backend that is not faster than its base: the verdict, the
-    MACs it saves, pruned channel counts off the vector width, and the profile's reason where there is one."""
+    """One line per variant × target × backend meant to be faster than its base (:func:`_meant_to_be_faster`)
+    that is not: the verdict, the MACs it saves, pruned channel counts off the vector width, and the profile's
+    reason where there is one."""
     variants = {(v["model"], v["variant"]): v for v in d.variants}
     profiles = {(s["model"], s["variant"], s["target"], s["backend"]): s["data"]
                 for s in d.samples if s["kind"] == "profile" and (s["data"] or {}).get("ops")}
     lines = []
     for (model, variant, target, backend), v in speed_verdicts(d).items():
-        if not not_faster(v):
-            continue
         stats = (variants.get((model, variant)) or {}).get("stats") or {}
         info = (variants.get((model, variant)) or {}).get("info") or {}
         base_macs = ((variants.get((model, BASE)) or {}).get("stats") or {}).get("macs")
+        profile = profiles.get((model, variant, target, backend))
+        if not not_faster(v) or not _meant_to_be_faster(stats.get("macs"), base_macs, profile):
+            continue
         speed = (f"{v['ratio']:.2f}× its base's p50" if v["resolved"] else
                  f"not resolved against its base ({v['why']})")
         parts = [f"`{unit_label(model, variant)}` on {target}/{backend}: {speed}"]
@@ -97,9 +109,7 @@ def not_faster_lines(d: RunData) -> list[str]:
             parts.append(f"{off} of {pruned} pruned layers keep a channel count that is not a multiple of "
                          f"{VECTOR_CHANNELS} (round_to = {info.get('round_to', 'unset')}), which loses the runtimes' "
                          "vectorized kernels")
-        profile = profiles.get((model, variant, target, backend))
-        if profile is not None:
-            parts.append("the profile: " + why_not_faster(profile, profiles.get((model, BASE, target, backend)),
-                                                          (stats.get("macs"), base_macs)))
+        if profile is not None:  # the MACs are said above
+            parts.append("the profile: " + why_not_faster(profile, profiles.get((model, BASE, target, backend))))
         lines.append("; ".join(parts) + ".")
     return lines

@@ -14,7 +14,7 @@ from edgebench.errors import ConfigError
 from edgebench.models.train import TrainConfig, seeded
 from edgebench.report.data import RunData
 from edgebench.report.efficiency import efficiency_section
-from edgebench.report.speed import off_grid_layers
+from edgebench.report.speed import not_faster_lines, off_grid_layers
 from edgebench.report.tables import Bullets, Table
 from edgebench.variants import VariantContext, create_method
 
@@ -109,3 +109,12 @@ def test_report_says_when_fewer_macs_are_not_faster() -> None:
                     "(round_to = 1), which loses the runtimes' vectorized kernels.")
     faster = efficiency_section(_data({"base": 0.5, "p10": 0.4}, info))
     assert not any(isinstance(b, Bullets) for b in faster.blocks)
+
+
+def test_a_variant_not_meant_to_be_faster_gets_no_line() -> None:
+    """The base's float graph with other weights (k-bit, INQ, hashed, sparse): as many MACs, no int8 kernels,
+    so a slower p50 is not a finding to explain."""
+    d = _data({"base": 0.5, "p10": 0.6}, {})
+    assert len(not_faster_lines(d)) == 1  # fewer MACs, slower: explained
+    d.variants[1]["stats"]["macs"] = 1000
+    assert not_faster_lines(d) == []
