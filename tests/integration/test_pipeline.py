@@ -153,7 +153,8 @@ def test_run_then_rerun_resumes(tmp_path: Path, caplog: pytest.LogCaptureFixture
 
 
 def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
-    plan, out = write_plan(tmp_path, duration=30.0), tmp_path / "reports"
+    # a latency job of 8 s of timed runs: the kill lands ~1 s into it; the resume times it again in full
+    plan, out = write_plan(tmp_path, duration=8.0), tmp_path / "reports"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "edgebench.cli", "run", str(plan), "--out", str(out)]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
