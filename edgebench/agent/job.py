@@ -315,7 +315,7 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
         "resumed": resumed,
         "environment": {"before": env_before, "after": environment()},
         "torch_loaded": "torch" in sys.modules,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": _peak_rss_mb(memory),
         "memory": memory.result(peak_in_rounds if latency is None else latency.get("memory")),
         "output_max_abs_diff": output_diff,
         "profile": None if profile is None else {k: v for k, v in profile.items() if k != "job"},
@@ -329,17 +329,14 @@ def _logits(out: Any) -> np.ndarray:
     return np.array(out[0] if isinstance(out, list) else out, dtype=np.float32)
 
 
-def _peak_rss_mb() -> float | None:
+def _peak_rss_mb(memory: MemoryProbe) -> float | None:
     """The agent process's peak resident memory so far (None where the OS does not say).
 
-    Linux: ``VmHWM`` of this process's own address space. (``ru_maxrss`` survives ``exec``: a child started
-    by a large host process would report the host's peak.)"""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**10
-    except (OSError, ValueError, IndexError):
-        pass
+    Linux: ``VmHWM`` of this process's own address space, across the probe's resets before the latency pass.
+    (``ru_maxrss`` survives ``exec``: a child started by a large host process would report the host's peak.)"""
+    peak = memory.process_peak_mb()
+    if peak is not None:
+        return peak
     try:
         import resource
     except ImportError:

@@ -50,6 +50,7 @@ class MemoryProbe:
         self.baseline = status_mb("VmRSS")
         self.load_rss_mb: float | None = None
         self._reset = False
+        self._hwm_before_reset: float | None = None
 
     def loaded(self) -> None:
         now = status_mb("VmRSS")
@@ -57,7 +58,18 @@ class MemoryProbe:
             self.load_rss_mb = now - self.baseline
 
     def start_peak(self) -> None:
+        before = status_mb("VmHWM")  # the reset erases the process's peak so far: keep it for process_peak_mb
+        if before is not None:
+            self._hwm_before_reset = max(before, self._hwm_before_reset or 0.0)
         self._reset = _reset_peak()
+
+    def process_peak_mb(self) -> float | None:
+        """The process's peak resident memory since it started (absolute, not over the baseline), across the
+        resets :meth:`start_peak` makes; None where ``/proc/self/status`` cannot be read."""
+        now = status_mb("VmHWM")
+        if now is None:
+            return None
+        return max(now, self._hwm_before_reset or 0.0)
 
     def peak(self) -> dict[str, Any]:
         """The latency pass's peak over the baseline, and how it was read."""

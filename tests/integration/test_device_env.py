@@ -24,15 +24,16 @@ def venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def mnist_sized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """The seed-000 network (3.3 M parameters, 13 MB) exported to ONNX, a 10,000-sample 1×28×28 test set
-    (31 MB of float32) and a 100-sample one."""
+    """The seed-000 network (3.3 M parameters, 13 MB) exported to ONNX, a 30,000-sample 1×28×28 test set
+    (90 MB of float32: well above the ~10-25 MB the runtime's arena and allocator vary by from run to run) and a
+    100-sample one."""
     from edgebench.export.onnx import export_onnx
     from edgebench.models import create_model
 
     root = tmp_path_factory.mktemp("big")
     model = export_onnx(create_model("liu2018_mnist", input_shape=(1, 28, 28), num_classes=10), (1, 28, 28),
                         root / "liu2018.onnx")
-    x = np.random.default_rng(0).random((10_000, 1, 28, 28), dtype=np.float32)
+    x = np.random.default_rng(0).random((30_000, 1, 28, 28), dtype=np.float32)
     big, small = root / "big.npz", root / "small.npz"
     np.savez(big, x=x)
     np.savez(small, x=x[:100])
@@ -79,13 +80,14 @@ def test_agent_runs_from_the_bundle_without_torch(venv_python: Path, mnist_sized
 
 
 def test_a_large_set_streams_in_bounded_memory(venv_python: Path, mnist_sized, tmp_path: Path) -> None:
-    """10,000 samples cost the agent little more memory than 100 (the set is 31 MB; a non-streaming agent would
+    """30,000 samples cost the agent little more memory than 100 (the set is 90 MB; a non-streaming agent would
     hold it and its logits), and the peak stays under the model's size + 150 MB (issue target)."""
     model, big, small = mnist_sized
     r_small = _run(tmp_path, venv_python, model, small, "small")
     r_big = _run(tmp_path, venv_python, model, big, "big")
-    assert np.load(r_big["out"] / "set-0.npy").shape == (10_000, 10)
+    assert np.load(r_big["out"] / "set-0.npy").shape == (30_000, 10)
     growth = r_big["peak_rss_mb"] - r_small["peak_rss_mb"]
-    set_mb = 10_000 * 28 * 28 * 4 / 2**20  # 29.9 MB: an agent that loads the set grows by at least that
-    assert growth < set_mb / 2, (r_small["peak_rss_mb"], r_big["peak_rss_mb"])  # measured: ~10 MB (runtime arena)
+    set_mb = 30_000 * 28 * 28 * 4 / 2**20  # 89.7 MB: an agent that loads the set grows by at least that
+    # measured: ~11 MB alone, once 37 MB in a loaded full suite (runtime arena, allocator)
+    assert growth < set_mb / 2, (r_small["peak_rss_mb"], r_big["peak_rss_mb"])
     assert r_big["peak_rss_mb"] < model.stat().st_size / 2**20 + 150, r_big["peak_rss_mb"]

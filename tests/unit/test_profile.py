@@ -142,6 +142,18 @@ def test_memory_of_loading_and_of_the_latency_pass(models: dict[str, Path], tmp_
     assert json.loads((tmp_path / "out" / "latency.json").read_text())["memory"]["peak_rss_mb"] == mem["peak_rss_mb"]
 
 
+def test_the_process_peak_survives_the_reset_before_the_latency_pass() -> None:
+    """The reset that scopes the latency pass's peak erases VmHWM; the process-lifetime figure keeps what came
+    before it (here a 200 MB buffer touched and freed before the reset)."""
+    probe = agent_memory.MemoryProbe()
+    buf = np.ones(50 * 2**20, dtype=np.float32)  # 200 MiB, every page touched
+    held = agent_memory.status_mb("VmRSS")
+    del buf
+    probe.start_peak()
+    assert agent_memory.status_mb("VmHWM") < held - 150  # the reset really dropped the high-water mark
+    assert probe.process_peak_mb() > held - 5  # (the kernel folds per-thread RSS counters into VmHWM lazily)
+
+
 def test_memory_without_proc(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(agent_memory, "_CLEAR_REFS", tmp_path / "no" / "clear_refs")  # the reset refused
     probe = agent_memory.MemoryProbe()
