@@ -15,22 +15,10 @@ from edgebench.report.data import RunData, middle_eps
 from edgebench.report.gates import check_gates, gates_section, violations
 from edgebench.store import BASE, Store
 from tests.fixtures.synthetic import fill_synthetic
+from tests.unit.test_config import BASE as PLAN_TOML
 
-PLAN = """
-[plan]
-name = "g"
-[data]
-dataset = "digits"
-[[models]]
-name = "m"
-arch = "digits_cnn"
-[[attacks]]
-name = "pgd"
-eps = [0.05, 0.1]
-[[targets]]
-target = "local"
-[gates]
-"""
+PLAN = PLAN_TOML.replace('name = "fgsm"\neps = [0.1]', 'name = "pgd"\neps = [0.05, 0.1]') + "[gates]\n"
+assert "pgd" in PLAN
 
 
 def _plan(tmp_path: Path, gates: str):
