@@ -236,7 +236,7 @@ def _parse_attacks(raw: list[Any], source: str) -> tuple[AttackSpec, ...]:
             n=t.number("n", None, lo=1, integer=True), batch_size=t.number("batch_size", 256, lo=1, integer=True),
             threat=_threats(t), surrogate=t.get("surrogate", str), min_eps=t.get("min_eps", bool, False),
             targeted=t.choice("targeted", list(TARGETINGS), "none"), round_8bit=t.get("round_8bit", bool, False),
-            victims=_victims(t), params=t.rest(),
+            victims=_victims(t), suite=t.get("suite", bool, True), params=t.rest(),
         )
         if spec.targeted != "none" and not cls.targeted_ok:
             raise ConfigError(f"{source}: {t.path('targeted')}: attack {name!r} has no targeted mode")
@@ -252,6 +252,9 @@ def _parse_attacks(raw: list[Any], source: str) -> tuple[AttackSpec, ...]:
             raise ConfigError(f"{source}: attacks[{i}]: bad parameter ({exc})") from None
         attacks.append(spec)
     labels = [a.label for a in attacks]
+    if "suite" in labels:  # the worst case over the suite has its own rows (edgebench.runner.suite)
+        raise ConfigError(f"{source}: attacks[{labels.index('suite')}].label: 'suite' names the worst case over the "
+                          "attack suite in the results; choose another label")
     for i, a in enumerate(attacks):
         if labels.count(a.label) > 1:
             raise ConfigError(f"{source}: attacks[{i}].label: {a.label!r} is used twice; give each a distinct label")

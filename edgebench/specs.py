@@ -59,7 +59,7 @@ class AttackSpec:
     is evaluated: the transferability table). ``min_eps``: per sample, the smallest ε of the grid at which
     the attack succeeds (Algorithm 1 of Liu et al. 2018). ``targeted``: ``none``, ``next`` (label + 1 mod
     classes) or ``random`` (seeded, never the label). ``round_8bit``: store the adversarial sets rounded to
-    k/255 (default float32, unrounded)."""
+    k/255 (default float32, unrounded). ``suite = false``: leave it out of the worst case over the suite."""
 
     name: str
     label: str
@@ -73,6 +73,8 @@ class AttackSpec:
     targeted: str = "none"
     round_8bit: bool = False
     victims: tuple[str, ...] = ("*",)
+    #: whether it counts in the worst case over the suite of its norm (:mod:`edgebench.runner.suite`)
+    suite: bool = True
 
     def attacks_variant(self, variant: str) -> bool:
         """Whether this attack is evaluated on ``variant`` (``victims``: variant names or shell globs, with
@@ -220,6 +222,9 @@ class Plan:
         for t in d["targets"]:  # a plan without fleets resolves (and hashes, and resumes) as before fleets existed
             if not t["fleet"]:
                 t.pop("fleet")
+        for a in d["attacks"]:  # keys added later resolve (and hash) as before where left at their default
+            if a["suite"]:
+                a.pop("suite")
         return d
 
     def digest(self) -> str:

@@ -47,7 +47,13 @@ class RunData:
 
     @property
     def adversarial(self) -> list[dict[str, Any]]:
-        return [r for r in self.results if r["attack"] != "none"]
+        """One row per attack, ε and source (the suite's worst-case rows, :attr:`suite`, are not attacks)."""
+        return [r for r in self.results if r["attack"] != "none" and r.get("threat") != "suite"]
+
+    @property
+    def suite(self) -> list[dict[str, Any]]:
+        """The worst case over each attack suite (:mod:`edgebench.runner.suite`): rows of threat ``suite``."""
+        return [r for r in self.results if r.get("threat") == "suite"]
 
     @property
     def pairs(self) -> list[tuple[str, str]]:

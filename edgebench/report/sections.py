@@ -25,6 +25,8 @@ FLAG_TITLES = {
     "parity": "parity failure (the artifact does not compute what its torch twin does)",
     "gradient-masking": "suspected gradient masking",
     "whitebox-below-transfer": "white-box weaker than transfer (suspect gradient masking)",
+    "gradient-free-above-gradient": "an attack without gradients beats every gradient attack (suspect gradient "
+                                    "masking)",
     "energy-invalid": "invalid energy window",
     "throttling": "thermal throttling during the run",
     "too-few-samples": "too few samples (95 % interval wider than 10 points)",

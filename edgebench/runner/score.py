@@ -4,8 +4,10 @@ to the store's records. A pure function of its inputs, so it can be tested witho
 - one :class:`ResultRecord` per (model, variant, backend, target, attack, ε, source), whose fields are the
   store's ``RESULT_KEY + RESULT_FIELDS`` (DESIGN.md's definitions: clean_acc, robust_acc, asr with Wilson
   intervals, the deployment gap against the host twin, robust_delta with McNemar's paired test against the base);
-- minimal-ε distributions (attacks with ``min_eps``), trust flags (white-box weaker than transfer, invalid energy
-  windows, throttling, gradient health), and per-row samples (latency histograms, packed per-sample correctness).
+- the worst case over each attack suite (:mod:`edgebench.runner.suite`: rows with ``threat = "suite"``);
+- minimal-ε distributions (attacks with ``min_eps``), trust flags (white-box weaker than transfer, a gradient-free
+  attack above the gradient ones, invalid energy windows, throttling, gradient health), and per-row samples
+  (latency histograms, packed per-sample correctness).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from edgebench.config import Plan
 from edgebench.metrics.gradients import MASKING_SHARE, masked
 from edgebench.runner.graph import units
 from edgebench.runner.rounds import round_record, unit_latency
+from edgebench.runner.suite import suite_scores
 from edgebench.runner.units import BASE, AdvSets, DeviceRun, Unit, craft_stage, device_stage, latency_stage, set_id
 
 #: the latency fields of a device run that a result record carries
@@ -185,12 +188,18 @@ def score(plan: Plan, values: Mapping[str, Any], y: np.ndarray, *, host_predict:
                         ((host_adv != yy) if target is None else (host_adv == target))
                     per_sample.setdefault((s["attack"], s["source"]), []).append(
                         {"eps": s["eps"], "ok": cp == yy, "hit": hit, "norms": norms, "threat": threat,
-                         "host_ok": None if host_adv is None else twin_clean[:n] == yy, "host_hit": host_hit})
+                         "host_ok": None if host_adv is None else twin_clean[:n] == yy, "host_hit": host_hit,
+                         "norm": adv.info.get("norm"), "set": set_id(s["path"])})
                 for (label, src), rows in per_sample.items():
                     if attacks[label].min_eps:
                         out.min_eps.append({**where, "attack": label, "source": src, "threat": rows[0]["threat"],
                                             **min_eps_record(rows)})
                 out.flags.extend(whitebox_below_transfer(where, unit.id, per_sample))
+                suite = suite_scores(where, unit.id, per_sample, attacks)  # the worst case over the suite
+                out.records.extend(ResultRecord(**base, **r) for r in suite.records)
+                out.samples.extend(suite.samples)
+                out.flags.extend(suite.flags)
+                correct.update(suite.correct)
                 for part in run.result.get("fleet") or [run.result]:  # each member of a fleet
                     out.flags.extend(device_flags(where, part))
     deltas_vs_base(out.records, correct)
