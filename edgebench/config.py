@@ -72,8 +72,10 @@ def _parse_models(raw: list[Any], source: str) -> tuple[ModelSpec, ...]:
         spec = ModelSpec(
             name=name, arch=arch, factory=factory, onnx=onnx, checkpoint=t.get("checkpoint", str),
             params=t.get("params", dict, {}), train=_parse_train(t.table("train")),
-            attack_source=t.get("attack_source", str),
+            attack_source=t.get("attack_source", str), bpda=t.get("bpda", bool, False),
         )
+        if spec.bpda and onnx:
+            raise t.fail("bpda", "an ONNX model has no torch twin to attack through BPDA; drop bpda")
         t.done()
         models.append(spec)
     names = [m.name for m in models]
@@ -133,6 +135,7 @@ def _parse_variants(raw: list[Any], source: str, models: tuple[ModelSpec, ...], 
         ons = on if isinstance(on, list) else [on]
         if not ons or not all(isinstance(o, str) and o for o in ons):
             raise t.fail("on", f"give 'base' or variant names (a string or a list of strings), got {on!r}")
+        bpda = t.get("bpda", bool, False)  # how its twin is attacked, not a parameter of the method
         params = t.rest()
         sweep = {k: v for k, v in params.items() if isinstance(v, list) and k in _sweepable(cls)}
         for k, v in sweep.items():
@@ -156,7 +159,7 @@ def _parse_variants(raw: list[Any], source: str, models: tuple[ModelSpec, ...], 
                 variant = name if parent == "base" else f"{parent}+{name}"
                 for m in [model] if model else torch_models:
                     specs.append(CompressSpec(method=method, variant=variant, model=m, params=p, on=parent,
-                                              kind=kind))
+                                              kind=kind, bpda=bpda))
     return specs
 
 

@@ -39,6 +39,9 @@ class ModelSpec:
     params: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     attack_source: str | None = None
+    #: white-box attacks on its twin take the identity as the backward pass of non-differentiable steps (BPDA,
+    #: :mod:`edgebench.attacks.bpda`)
+    bpda: bool = False
 
     @property
     def source(self) -> str:
@@ -98,6 +101,8 @@ class CompressSpec:
     params: dict[str, Any] = field(default_factory=dict)
     on: str = "base"
     kind: str = "compress"
+    #: attacks crafted on this variant's twin go through BPDA (:mod:`edgebench.attacks.bpda`)
+    bpda: bool = False
 
 
 @dataclass(frozen=True)
@@ -225,6 +230,9 @@ class Plan:
         for a in d["attacks"]:  # keys added later resolve (and hash) as before where left at their default
             if a["suite"]:
                 a.pop("suite")
+        for entry in (*d["models"], *d["compress"]):
+            if not entry["bpda"]:
+                entry.pop("bpda")
         return d
 
     def digest(self) -> str:

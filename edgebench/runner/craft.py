@@ -11,7 +11,7 @@ import numpy as np
 from edgebench.config import AttackSpec, Plan
 from edgebench.runner.context import RunContext
 from edgebench.runner.dataset import save_npz
-from edgebench.runner.keys import adv_key, attack_n
+from edgebench.runner.keys import adv_key, attack_n, bpda_on
 from edgebench.runner.units import AdvSets, Built, Unit
 
 
@@ -39,11 +39,17 @@ def craft(ctx: RunContext, source: Unit, attack: AttackSpec) -> AdvSets:
     ds = ctx.ds
     n = attack_n(attack, len(ds.x_test))
     cls = ATTACKS.get(attack.name)
-    key = adv_key(plan, built.key, attack, n_test=len(ds.x_test), data_fingerprint=ds.fingerprint())
+    through = bpda_on(plan, source)  # BPDA: the identity as the backward pass of non-differentiable steps
+    key = adv_key(plan, built.key, attack, n_test=len(ds.x_test), data_fingerprint=ds.fingerprint(), bpda=through)
     entry = ctx.cache.get("adv", key)
     cached = entry is not None
     if entry is None:
         atk = create_attack(attack.name, where=f"{plan.source}: attacks[{attack.label}]", **attack.params)
+        model = built.torch_model
+        if through:
+            from edgebench.attacks.bpda import bpda
+
+            model = bpda(model)
         x, y = ds.x_test[:n], ds.y_test[:n]
         target = attack_targets(plan, attack, y, ds.num_classes)
         step = n if cls.universal else attack.batch_size  # one perturbation for the whole set
@@ -51,7 +57,7 @@ def craft(ctx: RunContext, source: Unit, attack: AttackSpec) -> AdvSets:
         t0 = time.perf_counter()
         torch.manual_seed(plan.seed)
         for i in range(0, n, step):
-            parts.append(atk(built.torch_model, x[i:i + step], y[i:i + step], eps=list(attack.eps),
+            parts.append(atk(model, x[i:i + step], y[i:i + step], eps=list(attack.eps),
                              target=None if target is None else target[i:i + step]))
         seconds = time.perf_counter() - t0
         cat = {f: np.concatenate([getattr(p, f) for p in parts], axis=1)
@@ -65,7 +71,7 @@ def craft(ctx: RunContext, source: Unit, attack: AttackSpec) -> AdvSets:
             cat["l0"] = (delta > 1e-6).sum(2)
         info = {"attack": parts[0].attack if parts else repr(atk), "source": source.id, "eps": list(attack.eps),
                 "n": n, "seconds": seconds, "norm": atk.norm, "targeted": attack.targeted,
-                "round_8bit": attack.round_8bit,
+                "round_8bit": attack.round_8bit, "bpda": through,
                 "forward_passes": sum(p.passes.forward for p in parts),
                 "backward_passes": sum(p.passes.backward for p in parts),
                 "host_success_rate": cat["success"].mean(axis=1).tolist(),

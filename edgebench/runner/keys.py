@@ -68,16 +68,29 @@ def attack_n(attack: AttackSpec, n_test: int) -> int:
     return min(attack.n or n_test, n_test)
 
 
-def adv_key(plan: Plan, source_key: str, attack: AttackSpec, *, n_test: int, data_fingerprint: str) -> str:
-    """The cache key of ``attack``'s examples crafted on the model whose (export) key is ``source_key``."""
+def bpda_on(plan: Plan, unit: Unit) -> bool:
+    """Whether attacks crafted on ``unit``'s twin go through BPDA (``bpda = true`` on its variant, or on its model
+    for the base)."""
+    if unit.variant == "base":
+        return any(m.bpda for m in plan.models if m.name == unit.model)
+    return any(c.bpda for c in plan.compress if (c.model, c.variant) == (unit.model, unit.variant))
+
+
+def adv_key(plan: Plan, source_key: str, attack: AttackSpec, *, n_test: int, data_fingerprint: str,
+            bpda: bool = False) -> str:
+    """The cache key of ``attack``'s examples crafted on the model whose (export) key is ``source_key`` (``bpda``:
+    through :func:`edgebench.attacks.bpda.bpda`, whose code then joins the key)."""
     from edgebench.attacks import ATTACKS
 
     cls = ATTACKS.get(attack.name)
     code = code_fingerprint(cls)
-    return content_key("adv", {"model": source_key, "attack": attack.name, "params": attack.params,
-                               "eps": attack.eps, "n": attack_n(attack, n_test), "data": data_fingerprint,
-                               "code": code, "targeted": attack.targeted, "round_8bit": attack.round_8bit,
-                               "seed": plan.seed})
+    spec = {"model": source_key, "attack": attack.name, "params": attack.params,
+            "eps": attack.eps, "n": attack_n(attack, n_test), "data": data_fingerprint,
+            "code": code, "targeted": attack.targeted, "round_8bit": attack.round_8bit,
+            "seed": plan.seed}
+    if bpda:  # only then: the keys of every other set stay as they were
+        spec["bpda"] = code_fingerprint("edgebench.attacks.bpda")
+    return content_key("adv", spec)
 
 
 def cache_status(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> tuple[str, str | None]:
@@ -127,6 +140,7 @@ def cache_status(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> tu
         if source_key is None:
             return "unknown", None
         attack = next(a for a in plan.attacks if a.label == label)
-        key = adv_key(plan, source_key, attack, n_test=len(ctx.ds.x_test), data_fingerprint=fingerprint)
+        key = adv_key(plan, source_key, attack, n_test=len(ctx.ds.x_test), data_fingerprint=fingerprint,
+                      bpda=bpda_on(plan, parse_unit(src_id)))
         return ("cached" if cached("adv", key) else "run"), key
     return "run", None

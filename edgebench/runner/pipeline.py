@@ -31,7 +31,7 @@ from edgebench.runner.executors.base import BASE_MB, HostTask, InlineExecutor
 from edgebench.runner.graph import crafting_sources, sources_for, torch_units, units
 from edgebench.runner.keys import cache_status
 from edgebench.runner.progress import Progress
-from edgebench.runner.score import Scores, gradient_flags, score
+from edgebench.runner.score import Scores, bpda_samples, gradient_flags, score, through_bpda
 from edgebench.runner.stages import Needs, Stage, execute
 from edgebench.runner.units import Built, RunSummary, Unit, craft_stage, device_stage, latency_stage, shard_stage
 from edgebench.store import Store
@@ -298,7 +298,8 @@ class Pipeline(RunContext):
             twins = {u: b.torch_model for u in torch_units(self.plan)
                      if u in crafted and (b := self.outcome.values.get(u.stage)) is not None
                      and b.torch_model is not None}
-            out.flags.extend(gradient_flags(twins, ds.x_test, ds.y_test))
+            out.samples.extend(bpda_samples(self.plan, twins, ds.x_test))  # which steps BPDA replaced, per twin
+            out.flags.extend(gradient_flags(through_bpda(self.plan, twins), ds.x_test, ds.y_test))
         return out
 
 

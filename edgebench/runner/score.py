@@ -285,3 +285,31 @@ def gradient_flags(models: Mapping[Unit, Any], x: np.ndarray, y: np.ndarray) -> 
 
     n = min(len(x), 1000)
     return [gradient_flag(unit, gradient_health(model, x[:n], y[:n])) for unit, model in models.items()]
+
+
+def through_bpda(plan: Plan, models: Mapping[Unit, Any]) -> dict[Unit, Any]:
+    """The twins as the attacks see them: wrapped for BPDA where the unit asks for it (``bpda = true``)."""
+    from edgebench.runner.keys import bpda_on
+
+    if not any(bpda_on(plan, u) for u in models):
+        return dict(models)
+    from edgebench.attacks.bpda import bpda
+
+    return {u: bpda(m) if bpda_on(plan, u) else m for u, m in models.items()}
+
+
+def bpda_samples(plan: Plan, models: Mapping[Unit, Any], x: np.ndarray) -> list[dict[str, Any]]:
+    """A ``bpda`` sample per twin in ``models`` whose unit asks for BPDA: the steps of one forward pass (on 8 test
+    samples) whose backward pass BPDA replaced, by name, and the report's sentence."""
+    from edgebench.runner.keys import bpda_on
+
+    out = []
+    for unit, model in models.items():
+        if bpda_on(plan, unit):
+            from edgebench.attacks.bpda import describe, steps_in
+
+            steps = steps_in(model, x[:8])
+            out.append({"kind": "bpda", "model": unit.model, "variant": unit.variant, "backend": "", "target": "",
+                        "attack": "", "eps": 0.0, "source": unit.id,
+                        "data": {"steps": steps, "summary": describe(steps)}})
+    return out
