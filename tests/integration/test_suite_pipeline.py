@@ -9,66 +9,36 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench.cli import main
+from edgebench import run_plan
+from edgebench.config import parse_plan
 from edgebench.metrics.samples import unpack_correct
 from edgebench.store import Store
 
 pytestmark = pytest.mark.slow
 
-PLAN = """
-[plan]
-name = "suite"
-[data]
-dataset = "digits"
-[[models]]
-name = "m"
-factory = "tests.fixtures.masked:rounding"
-train = { epochs = 5 }
-[[compress]]
-method = "kbit"
-label = "q"
-bits = 8
-bpda = true
-[export]
-openvino = false
-[[attacks]]
-name = "pgd"
-eps = [0.1, 0.2]
-steps = 10
-random_start = false
-n = 200
-[[attacks]]
-name = "fgsm"
-eps = [0.2]
-n = 150
-[[attacks]]
-name = "uniform-noise"
-eps = [0.2]
-repeats = 10
-n = 200
-[[targets]]
-target = "local"
-backends = ["onnxruntime"]
-[measure]
-warmup = 2
-min_runs = 10
-min_duration_s = 0.01
-profile_runs = 0
-"""
+PLAN = {
+    "plan": {"name": "suite"},
+    "data": {"dataset": "digits"},
+    "models": [{"name": "m", "factory": "tests.fixtures.masked:rounding", "train": {"epochs": 5}}],
+    "compress": [{"method": "kbit", "label": "q", "bits": 8, "bpda": True}],
+    "export": {"openvino": False},
+    "attacks": [{"name": "pgd", "eps": [0.1, 0.2], "steps": 10, "random_start": False, "n": 200},
+                {"name": "fgsm", "eps": [0.2], "n": 150},
+                {"name": "uniform-noise", "eps": [0.2], "repeats": 10, "n": 200}],
+    "targets": [{"target": "local", "backends": ["onnxruntime"]}],
+    "measure": {"warmup": 2, "min_runs": 10, "min_duration_s": 0.01, "profile_runs": 0},
+}
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Store]:
     tmp = tmp_path_factory.mktemp("suite")
-    plan = tmp / "plan.toml"
-    plan.write_text(PLAN)
     with pytest.MonkeyPatch.context() as mp:  # module-scoped: the autouse per-test cache is not set up yet
         mp.setenv("EDGEBENCH_CACHE", str(tmp / "cache"))
-        assert main(["run", str(plan), "--out", str(tmp / "reports")]) == 0
-    run_dir = next((tmp / "reports").iterdir())
-    store = Store.open(run_dir / "results.sqlite", create=False)
-    yield run_dir, store
-    store.close()
+        summary = run_plan(parse_plan(PLAN, "suite.toml"), out_dir=tmp / "reports")
+    assert not summary.failed and not summary.skipped
+    with Store.open(summary.run_dir / "results.sqlite", create=False) as store:
+        yield summary.run_dir, store
 
 
 def test_suite_rows_equal_the_worst_case_of_the_stored_per_sample_outcomes(run) -> None:
