@@ -333,7 +333,9 @@ class Store:
         """Per-row distributions: ``kind`` (``latency``: a histogram of the timed inferences; ``correct``: the
         packed per-sample correctness of a result row; ``rounds``: the per-round medians and thermal state of
         interleaved latency rounds; ``profile``: the device run's per-operator profile,
-        :func:`edgebench.agent.profile.summarize`), the result key, and ``data`` (JSON)."""
+        :func:`edgebench.agent.profile.summarize`; ``suite``: which attacks of a suite broke which samples,
+        :mod:`edgebench.runner.suite`; ``bpda``: the steps BPDA replaced in a twin, :mod:`edgebench.attacks.bpda`),
+        the result key, and ``data`` (JSON)."""
         key = ("kind", "model", "variant", "backend", "target", "attack", "eps", "source")
         with self.conn:
             self.conn.executemany(
