@@ -56,4 +56,4 @@ def suite_section(d: RunData) -> Section | None:
                                        for s in bpda) + "."))
     if not blocks:
         return None
-    return Section("suite", "Worst case over the attack suite", blocks)
+    return Section("suite", "Worst case over the attack suite" if tables else "BPDA", blocks)

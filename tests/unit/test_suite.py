@@ -101,12 +101,13 @@ def test_gradient_free_attack_above_every_gradient_attack_is_flagged(tmp_path: P
     with Store.open(tmp_path / "results.sqlite") as st:
         st.begin_run("r", plan_name="suite", plan_hash="h", plan={}, version="test")
         st.put_results("r", [x.row() for x in scores.records])
-        st.put_samples("r", [s for s in scores.samples if s["kind"] in ("correct", "suite")])
+        st.put_samples("r", [s for s in scores.samples if s["kind"] in ("correct", "suite")] + [
+            {"kind": "bpda", "model": "m", "variant": "base", "source": "m", "data": {"summary": "round × 1"}}])
         st.put_flags("r", scores.flags)
         d = RunData.load(st, "r")
         assert [x["attack"] for x in d.suite] == ["suite"] and all(x["threat"] != "suite" for x in d.adversarial)
         md = render_markdown(st, "r")
     summary = md[:md.index("## Clean accuracy")]
     assert "an attack without gradients beats every gradient attack" in summary
-    assert "## Worst case over the attack suite" in md
+    assert "## Worst case over the attack suite" in md and "`m`: round × 1." in md
     assert "| m | base | 0.1 | linf | 8 | 1.000 | fgsm 0.800 · pgd 1.000 · uniform-noise 0.100 | 0.000" in md
