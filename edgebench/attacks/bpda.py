@@ -13,8 +13,10 @@ replaced that way, through a :class:`torch.overrides.TorchFunctionMode` active d
 covers the functional and method forms of ``round``, ``floor``, ``ceil``, ``trunc``, ``sign``, ``clamp``/``clip``,
 torch's fake quantizers, and NNCF's fake quantizers (``symmetric_quantize``/``asymmetric_quantize``, which the
 int8 twins apply to activations: NNCF's own backward is straight-through inside the quantizer's range and zero
-outside it; BPDA makes it the identity everywhere). In-place forms (``round_``) are left as they are. The
-forward pass, so every prediction, is unchanged.
+outside it; BPDA makes it the identity everywhere). A ``clamp`` in the forward pass goes straight through too
+(a quantizer's clipping to its range, but also a ReLU6 written as ``clamp``; ``F.relu6`` and ``F.hardtanh`` are
+left alone). In-place forms (``round_``) are left as they are. The forward pass, so every prediction, is
+unchanged.
 
 A plan asks for it with ``bpda = true`` on a ``[[compress]]`` or ``[[defend]]`` entry (or a ``[[models]]`` entry):
 every gradient attack crafted on that twin, and its gradient check, then go through :func:`bpda`.
