@@ -109,3 +109,28 @@ def test_bpda_in_a_plan_and_the_cache_key() -> None:
                                                         "bpda": True}]}, "bpda.toml")
     with pytest.raises(ConfigError, match="bpda"):
         parse_plan({**PLAN, "compress": [{"method": "kbit", "bits": 8, "bpda": "yes"}]}, "bpda.toml")
+
+
+def test_int8_twin_activation_quantizers_go_straight_through() -> None:
+    """NNCF's fake quantizers: straight-through inside their range, zero gradient outside; through BPDA the
+    identity everywhere, on the 8 activation quantizers of digits_cnn's int8 twin (its weights need no gradient)."""
+    from edgebench.compress import COMPRESSORS
+    from edgebench.data import load_dataset
+    from edgebench.models import create_model
+    from edgebench.models.train import TrainConfig
+    from edgebench.variants import VariantContext
+
+    ds = load_dataset("digits")
+    torch.manual_seed(0)
+    base = create_model("digits_cnn", input_shape=ds.shape, num_classes=10).eval()
+    ctx = VariantContext(ds.x_train, ds.y_train, ds.shape, 10, TrainConfig(epochs=1), seed=0, where="test")
+    twin = COMPRESSORS.get("int8")(calibration_size=32).apply(base, ctx).model
+    assert steps_in(twin, ds.x_test[:8]) == {"symmetric_quantize": 8}
+    for p in twin.parameters():
+        p.requires_grad_(False)
+    x = torch.from_numpy(ds.x_test[:64]).requires_grad_(True)
+    y = torch.from_numpy(ds.y_test[:64])
+    (ste,) = torch.autograd.grad(torch.nn.functional.cross_entropy(twin(x), y), x)
+    (through,) = torch.autograd.grad(torch.nn.functional.cross_entropy(bpda(twin)(x), y), x)
+    assert torch.equal(bpda(twin)(x), twin(x))
+    assert not torch.equal(ste, through) and float(through.abs().sum()) > 0
