@@ -45,7 +45,7 @@ class ModelSpec:
         return self.attack_source or self.name
 
 
-THREATS = ("white-box", "transfer", "matrix")
+THREATS = ("white-box", "transfer", "matrix", "family")
 TARGETINGS = ("none", "next", "random")
 
 
@@ -55,8 +55,10 @@ class AttackSpec:
 
     ``threat``: where the examples are crafted — ``white-box`` (on each victim's own torch twin: the
     compression-aware attack), ``transfer`` (on ``surrogate``, by default each victim's uncompressed base,
-    evaluated on every variant) and ``matrix`` (every torch model and variant of the plan crafts, every one
-    is evaluated: the transferability table). ``min_eps``: per sample, the smallest ε of the grid at which
+    evaluated on every variant), ``matrix`` (every torch model and variant of the plan crafts, every one
+    is evaluated: the transferability table) and ``family`` (one set crafted on several variants at once by
+    expectation over transformation, evaluated on them and on ``holdout``: :mod:`edgebench.families`).
+    ``min_eps``: per sample, the smallest ε of the grid at which
     the attack succeeds (Algorithm 1 of Liu et al. 2018). ``targeted``: ``none``, ``next`` (label + 1 mod
     classes) or ``random`` (seeded, never the label). ``round_8bit``: store the adversarial sets rounded to
     k/255 (default float32, unrounded)."""
@@ -73,6 +75,10 @@ class AttackSpec:
     targeted: str = "none"
     round_8bit: bool = False
     victims: tuple[str, ...] = ("*",)
+    #: threat ``family``: the variants one set is crafted on at once (EOT), or ``"all"``; ``holdout``: variants it
+    #: is also evaluated on (:mod:`edgebench.families`)
+    family: str | tuple[str, ...] = ()
+    holdout: tuple[str, ...] = ()
 
     def attacks_variant(self, variant: str) -> bool:
         """Whether this attack is evaluated on ``variant`` (``victims``: variant names or shell globs, with
@@ -220,6 +226,10 @@ class Plan:
         for t in d["targets"]:  # a plan without fleets resolves (and hashes, and resumes) as before fleets existed
             if not t["fleet"]:
                 t.pop("fleet")
+        for a in d["attacks"]:  # likewise an attack without a family
+            for k in ("family", "holdout"):
+                if not a[k]:
+                    a.pop(k)
         return d
 
     def digest(self) -> str:

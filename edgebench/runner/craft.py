@@ -11,6 +11,7 @@ import numpy as np
 from edgebench.config import AttackSpec, Plan
 from edgebench.runner.context import RunContext
 from edgebench.runner.dataset import save_npz
+from edgebench.runner.family import FamilySource, family_info, family_twin, twin_pred
 from edgebench.runner.keys import adv_key, attack_n
 from edgebench.runner.units import AdvSets, Built, Unit
 
@@ -26,20 +27,24 @@ def attack_targets(plan: Plan, attack: AttackSpec, y: np.ndarray, num_classes: i
     return None
 
 
-def craft(ctx: RunContext, source: Unit, attack: AttackSpec) -> AdvSets:
-    """Adversarial test sets of ``attack`` crafted on ``source``'s torch twin: one float32 ``.npz`` per ε (``x``,
-    ``y``, the twin's ``host_pred``, per-sample ``success`` and norms, ``target`` if targeted)."""
+def craft(ctx: RunContext, source: Unit | FamilySource, attack: AttackSpec) -> AdvSets:
+    """Adversarial test sets of ``attack`` crafted on ``source``'s torch twin (a family's: EOT across its members'
+    twins, :mod:`edgebench.runner.family`): one float32 ``.npz`` per ε (``x``, ``y``, the twin's ``host_pred``,
+    per-sample ``success`` and norms, ``target`` if targeted)."""
     import torch
 
     from edgebench.attacks import ATTACKS, create_attack
-    from edgebench.models.train import predict_logits
 
     plan = ctx.plan
-    built: Built = ctx.value(source.stage)
+    if isinstance(source, FamilySource):
+        model, source_key = family_twin({u: ctx.value(u.stage) for u in source.units}, source)
+    else:
+        built: Built = ctx.value(source.stage)
+        model, source_key = built.torch_model, built.key
     ds = ctx.ds
     n = attack_n(attack, len(ds.x_test))
     cls = ATTACKS.get(attack.name)
-    key = adv_key(plan, built.key, attack, n_test=len(ds.x_test), data_fingerprint=ds.fingerprint())
+    key = adv_key(plan, source_key, attack, n_test=len(ds.x_test), data_fingerprint=ds.fingerprint())
     entry = ctx.cache.get("adv", key)
     cached = entry is not None
     if entry is None:
@@ -51,14 +56,14 @@ def craft(ctx: RunContext, source: Unit, attack: AttackSpec) -> AdvSets:
         t0 = time.perf_counter()
         torch.manual_seed(plan.seed)
         for i in range(0, n, step):
-            parts.append(atk(built.torch_model, x[i:i + step], y[i:i + step], eps=list(attack.eps),
+            parts.append(atk(model, x[i:i + step], y[i:i + step], eps=list(attack.eps),
                              target=None if target is None else target[i:i + step]))
         seconds = time.perf_counter() - t0
         cat = {f: np.concatenate([getattr(p, f) for p in parts], axis=1)
                for f in ("x_adv", "pred", "success", "linf", "l2", "l0")}
         if attack.round_8bit:  # what an 8-bit image pipeline would deliver: re-predict, re-measure
             cat["x_adv"] = np.round(cat["x_adv"] * 255.0).astype(np.float32) / 255.0
-            cat["pred"] = np.stack([predict_logits(built.torch_model, xa).argmax(1) for xa in cat["x_adv"]])
+            cat["pred"] = np.stack([twin_pred(model, xa, y, target) for xa in cat["x_adv"]])
             cat["success"] = (cat["pred"] != y) if target is None else (cat["pred"] == target)
             delta = np.abs(cat["x_adv"] - x[None]).reshape(len(attack.eps), n, -1)
             cat["linf"], cat["l2"] = delta.max(2), np.sqrt((delta ** 2).sum(2))
@@ -71,6 +76,8 @@ def craft(ctx: RunContext, source: Unit, attack: AttackSpec) -> AdvSets:
                 "host_success_rate": cat["success"].mean(axis=1).tolist(),
                 "mean_linf": cat["linf"].mean(axis=1).tolist(), "mean_l2": cat["l2"].mean(axis=1).tolist(),
                 "mean_l0": cat["l0"].mean(axis=1).tolist()}
+        if isinstance(source, FamilySource):
+            info.update(family_info(model, source, cat["x_adv"], y, target))
         with ctx.cache.build("adv", key) as tmp:
             for k in range(len(attack.eps)):
                 extra = {} if target is None else {"target": target}
