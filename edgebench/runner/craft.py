@@ -11,7 +11,7 @@ import numpy as np
 from edgebench.config import AttackSpec, Plan
 from edgebench.runner.context import RunContext
 from edgebench.runner.dataset import save_npz
-from edgebench.runner.family import FamilySource, family_info, family_twin, twin_pred
+from edgebench.runner.family import FamilySource, family_info, family_note, family_twin, twin_pred
 from edgebench.runner.keys import adv_key, attack_n
 from edgebench.runner.units import AdvSets, Built, Unit
 
@@ -90,4 +90,4 @@ def craft(ctx: RunContext, source: Unit | FamilySource, attack: AttackSpec) -> A
     rates = ", ".join(f"ε={e:g}: {r:.3f}" for e, r in zip(attack.eps, info["host_success_rate"]))
     took = " (cached)" if cached else f" in {info['seconds']:.1f} s"
     return AdvSets(source.id, attack, key, [entry / f"eps{k}.npz" for k in range(len(attack.eps))], info,
-                   f"host success {rates}{took}", cached=cached)
+                   f"host success {rates}{took}{family_note(info)}", cached=cached)

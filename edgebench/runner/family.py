@@ -117,5 +117,15 @@ def family_info(model: Any, fam: FamilySource, x_adv: np.ndarray, y: np.ndarray,
                        "host_success_per_member": per}}
 
 
-__all__ = ["THREAT_HOLDOUT", "THREAT_MEMBER", "FamilySource", "family_info", "family_key", "family_source",
-           "family_sources", "family_twin", "source_by_id", "twin_pred"]
+def family_note(info: dict[str, Any]) -> str:
+    """The cost of a family set for its stage's note (empty for other sets): passes per member and in total."""
+    fam = info.get("family")
+    if not fam:
+        return ""
+    each = ", ".join(f"{n} {p['forward']}+{p['backward']}" for n, p in fam["per_member"].items())
+    return (f" (success: every member fooled); EOT over {len(fam['members'])} members: {fam['forward']} forward "
+            f"+ {fam['backward']} backward passes ({each})")
+
+
+__all__ = ["THREAT_HOLDOUT", "THREAT_MEMBER", "FamilySource", "family_info", "family_key", "family_note",
+           "family_source", "family_sources", "family_twin", "source_by_id", "twin_pred"]
