@@ -37,27 +37,33 @@ def plan(keys: str, attack: str = "pgd"):
     return parse_plan(tomllib.loads(PLAN.format(attack=attack, keys=keys)), "p.toml")
 
 
-@pytest.mark.parametrize(("keys", "attack", "message"), [
-    ('threat = "family"', "pgd", r"^p\.toml: attacks\[0\]\.family: threat 'family' needs family = \[variant names\]"),
-    ('family = ["base", "kbit-2"]', "pgd", r"^p\.toml: attacks\[0\]\.family: used by threat 'family'"),
-    ('threat = "family"\nfamily = ["base", "kbit-3"]', "pgd",
-     r"^p\.toml: attacks\[0\]\.family: 'kbit-3' is not a variant of this plan; variants are \['base', 'kbit-2'"),
-    ('threat = "family"\nfamily = ["base", "kbit-2"]\nholdout = ["kbit-9"]', "pgd",
-     r"^p\.toml: attacks\[0\]\.holdout: 'kbit-9' is not a variant"),
-    ('threat = "family"\nfamily = ["base", "kbit-2"]\nholdout = ["kbit-2"]', "pgd",
-     r"^p\.toml: attacks\[0\]\.holdout: \['kbit-2'\] also in family"),
-    ('threat = "family"\nfamily = ["kbit-2"]', "pgd", r"^p\.toml: attacks\[0\]\.family: \['kbit-2'\] has fewer than 2"),
-    ('threat = "family"\nfamily = ["base", "base"]', "pgd", r"^p\.toml: attacks\[0\]\.family: \['base'\] listed more"),
-    ('threat = "family"\nfamily = "some"', "pgd", r"^p\.toml: attacks\[0\]\.family: 'some': give a list"),
-    ('threat = "family"\nfamily = "all"\nholdout = ["base", "kbit-2", "kbit-4"]', "pgd",
-     r"^p\.toml: attacks\[0\]\.family: no model of this plan has two or more variants outside holdout"),
-    ('threat = "family"\nfamily = ["base", "kbit-2"]', "cw",
-     r"^p\.toml: attacks\[0\]\.threat: attack 'cw' cannot craft on a family; threat 'family' takes \[.*'apgd'.*'fgsm'"),
-])
-def test_config_errors_are_one_line_naming_the_key(keys, attack, message) -> None:
-    with pytest.raises(ConfigError, match=message) as exc:
-        plan(keys, attack)
+FAMILY = 'threat = "family"\n'
+
+#: plan keys of the attack -> the error after "p.toml: attacks[0]." (a regular expression)
+ERRORS = {
+    'threat = "family"': r"family: threat 'family' needs family = \[variant names\]",
+    'family = ["base", "kbit-2"]': r"family: used by threat 'family'",
+    FAMILY + 'family = ["base", "kbit-3"]': r"family: 'kbit-3' is not a variant of this plan; variants are \['base'",
+    FAMILY + 'family = ["base", "kbit-2"]\nholdout = ["kbit-9"]': r"holdout: 'kbit-9' is not a variant",
+    FAMILY + 'family = ["base", "kbit-2"]\nholdout = ["kbit-2"]': r"holdout: \['kbit-2'\] also in family",
+    FAMILY + 'family = ["kbit-2"]': r"family: \['kbit-2'\] has fewer than 2",
+    FAMILY + 'family = ["base", "base"]': r"family: \['base'\] listed more",
+    FAMILY + 'family = "some"': r"family: 'some': give a list",
+    FAMILY + 'family = "all"\nholdout = ["base", "kbit-2", "kbit-4"]': r"family: no model of this plan has two or more",
+}
+
+
+@pytest.mark.parametrize("keys", list(ERRORS))
+def test_config_errors_are_one_line_naming_the_key(keys) -> None:
+    with pytest.raises(ConfigError, match=r"^p\.toml: attacks\[0\]\." + ERRORS[keys]) as exc:
+        plan(keys)
     assert "\n" not in str(exc.value)
+
+
+def test_an_attack_that_cannot_take_a_family_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"^p\.toml: attacks\[0\]\.threat: attack 'cw' cannot craft on a family; "
+                                          r"threat 'family' takes \[.*'apgd'.*'fgsm'.*'mim'.*'pgd'.*\]$"):
+        plan(FAMILY + 'family = ["base", "kbit-2"]', "cw")
 
 
 def test_a_member_without_a_torch_twin_is_an_error() -> None:
