@@ -48,7 +48,7 @@ def family_section(d: RunData) -> Section | None:
     for (target, backend, model, attack, eps, source), g in groups.items():
         members, held = g.get("family", []), g.get("family-holdout", [])
         base = [from_base.get((target, backend, model, attack, eps, r["variant"])) for r in members + held]
-        has_base = any(b is not None for b in base)
+        has_base = any(b is not None and b["threat"] == "transfer" for b in base)  # not only the base's white-box
         if not has_base:
             no_transfer.add(attack)
         base_members = [b for b in base[:len(members)] if b is not None]

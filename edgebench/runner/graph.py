@@ -54,6 +54,7 @@ def sources_for(plan: Plan, unit: Unit, attack: AttackSpec) -> list[Unit | Famil
     return list(dict.fromkeys(out)) + fam
 
 
-def crafting_sources(plan: Plan) -> set[Unit | FamilySource]:
-    """Every unit some attack crafts examples on."""
-    return {src for u in units(plan) for a in plan.attacks for src in sources_for(plan, u, a)}
+def crafting_sources(plan: Plan) -> set[Unit]:
+    """Every unit some attack crafts examples on (a family's members included)."""
+    return {m for u in units(plan) for a in plan.attacks for src in sources_for(plan, u, a)
+            for m in (src.units if isinstance(src, FamilySource) else [src])}

@@ -12,7 +12,7 @@ from edgebench.config import parse_plan
 from edgebench.errors import ConfigError
 from edgebench.families import check_families, members
 from edgebench.runner.family import FamilySource, family_key, family_sources
-from edgebench.runner.graph import sources_for
+from edgebench.runner.graph import crafting_sources, sources_for
 from edgebench.runner.pipeline import Pipeline
 from edgebench.runner.units import Unit, craft_stage
 from edgebench.specs import AttackSpec, CompressSpec, ModelSpec
@@ -95,6 +95,7 @@ def test_one_craft_stage_per_model_evaluated_on_members_and_holdout_only() -> No
     assert sources_for(p, Unit("m", "kbit-2"), a) == []
     assert fam.threat(Unit("m", "kbit-4")) == "family" and fam.threat(Unit("m", "kbit-8")) == "family-holdout"
     assert family_sources(p, Unit("m", "kbit-2"), a) == []
+    assert crafting_sources(p) == {Unit("m"), Unit("m", "kbit-4")}  # the members' twins get gradient checks
     crafts = [s for s in Pipeline(p, out_dir=Path("unused")).stages() if s.name == craft_stage(fam, "pgd")]
     assert len(crafts) == 1 and set(crafts[0].deps) == {"model/m", "compress/m/kbit-4"}
 
