@@ -95,11 +95,12 @@ def test_passes_are_counted_per_member_and_in_total(members, digits) -> None:
                                          "pruned": {"forward": 12, "backward": 10}}}
 
 
-@pytest.mark.parametrize(("name", "params"), [("fgsm", {}), ("pgd", {"steps": 5}), ("mim", {"steps": 5}),
-                                              ("apgd", {"steps": 5}), ("apgd", {"steps": 5, "loss": "dlr"})])
-def test_success_means_every_member_fooled(members, digits, name, params) -> None:
+@pytest.mark.parametrize(("name", "params", "eps"), [
+    ("fgsm", {}, 0.15), ("pgd", {"steps": 5}, 0.15), ("mim", {"steps": 5}, 0.15), ("apgd", {"steps": 5}, 0.15),
+    ("apgd", {"steps": 5, "loss": "dlr"}, 0.15), ("bim", {"steps": 5}, 0.15), ("pgd-l2", {"steps": 5}, 2.0)])
+def test_success_means_every_member_fooled(members, digits, name, params, eps) -> None:
     x, y = digits.x_test[:120], digits.y_test[:120]
-    res = create_attack(name, **params)(family(members), x, y, eps=[0.0, 0.15])
+    res = create_attack(name, **params)(family(members), x, y, eps=[0.0, eps])
     both = np.stack([np.all([fooled(m, xa, y) for m in members.values()], axis=0) for xa in res.x_adv])
     np.testing.assert_array_equal(res.success, both)
     assert res.success[1].mean() > 0.3 and res.success[1].mean() > res.success[0].mean()
