@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from edgebench.report.data import RunData
 from edgebench.report.tables import Cell, Mark, Num, Para, Section, Table
 
@@ -32,6 +34,21 @@ def _worst(rows: list[dict[str, Any]]) -> Cell:
     return Mark(f"{w['asr']:.3f} ({w['variant']}, robust acc {w['robust_acc']:.3f})", "plain", w["asr"])
 
 
+def _all_fooled(rows: list[dict[str, Any]], correct: dict[tuple[Any, ...], dict[str, Any]]) -> Cell:
+    """The share of samples that every member in ``rows`` misclassifies (clean errors included, as in 1 − robust
+    accuracy), from the device's per-sample correctness; None when a member's is missing."""
+    from edgebench.metrics.samples import unpack_correct
+
+    keys = [(r["model"], r["variant"], r["attack"], float(r["eps"]), r["backend"], r["target"], r["source"])
+            for r in rows]
+    if not keys or any(k not in correct for k in keys):
+        return None
+    masks = [unpack_correct(correct[k]["data"]) for k in keys]
+    if len({len(m) for m in masks}) != 1:
+        return None
+    return Num(float(np.mean(~np.any(masks, axis=0))))
+
+
 def family_section(d: RunData) -> Section | None:
     fam_rows = [r for r in d.adversarial if r.get("threat") in THREATS]
     if not fam_rows:
@@ -42,6 +59,7 @@ def family_section(d: RunData) -> Section | None:
         g.setdefault(r["threat"], []).append(r)
     from_base = {(r["target"], r["backend"], r["model"], r["attack"], r["eps"], r["variant"]): r
                  for r in d.adversarial if r["source"] == r["model"] and r.get("threat") in ("white-box", "transfer")}
+    correct = d.correctness()
     table: list[list[Cell]] = []
     no_transfer: set[str] = set()
     notes: dict[str, str] = {}
@@ -54,8 +72,10 @@ def family_section(d: RunData) -> Section | None:
         base_members = [b for b in base[:len(members)] if b is not None]
         base_held = [b for b in base[len(members):] if b is not None]
         table.append([f"{target} / {backend}", model, attack, Num(eps, None), _asr_list(members), _worst(members),
-                      _worst(base_members) if has_base else Mark("no transfer", "missing"), _asr_list(held),
-                      _asr_list(base_held) if has_base and held else "–"])
+                      _all_fooled(members, correct),
+                      _worst(base_members) if has_base else Mark("no transfer", "missing"),
+                      _all_fooled(base_members, correct) if has_base and len(base_members) == len(members) else None,
+                      _asr_list(held), _asr_list(base_held) if has_base and held else "–"])
         stage = next((s for s in d.stages if s["stage"] == f"craft/{source}/{attack}"), None)
         if stage and (stage.get("info") or {}).get("note"):
             notes[f"{source} ({attack})"] = stage["info"]["note"]
@@ -64,11 +84,13 @@ def family_section(d: RunData) -> Section | None:
              "members' torch twins (each step follows the mean of the members' input gradients, Athalye et al. "
              "2018), evaluated on every member and on the held-out variants. `asr per member`: on the device "
              "artifacts. `worst case`: the member the set fools least (smallest asr; its robust accuracy beside it). "
-             "`transfer from base`: the base's own examples on the same members (the base's row is white-box); "
-             "`held out`: variants not in the family."),
+             "`every member fooled`: the share of samples every member misclassifies at once (clean errors "
+             "included), from the device's per-sample results. `transfer from base`: the base's own examples on the "
+             "same members (the base's row is white-box); `held out`: variants not in the family."),
         Table("family", "Attacks across a family of variants",
-              ["target / backend", "model", "attack", "ε", "asr per member", "worst case", "transfer from base: worst",
-               "held out asr", "transfer from base: held out"], table)]
+              ["target / backend", "model", "attack", "ε", "asr per member", "worst case", "every member fooled",
+               "transfer from base: worst", "transfer from base: every member fooled", "held out asr",
+               "transfer from base: held out"], table)]
     if no_transfer:
         blocks.append(Para(f"No threat `transfer` in the plan for {', '.join(sorted(no_transfer))}: no transfer from "
                            "the base to compare (add `\"transfer\"` to the attack's `threat`)."))

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from edgebench.config import parse_plan
+from edgebench.metrics.samples import unpack_correct
 from edgebench.runner.pipeline import Pipeline
 from edgebench.store import Store
 from tests.fixtures.runs import module_cache, run_plan_text
@@ -90,3 +91,9 @@ def test_report_shows_worst_case_holdout_and_transfer(run) -> None:
     assert f"kbit-8 {rows[('kbit-8', 'family-holdout', 0.1)]['asr']:.3f}" in section
     assert f"kbit-8 {rows[('kbit-8', 'transfer', 0.1)]['asr']:.3f}" in section
     assert "EOT over 2 members: 24 forward + 20 backward passes (base 12+10, kbit-2 12+10)" in section
+    # every member fooled at once, from the device's per-sample results: at most the least-fooled member's share
+    correct = {(s["variant"], s["source"]): unpack_correct(s["data"]) for s in store.samples(run_dir.name, "correct")
+               if s["attack"] == "pgd" and s["eps"] == 0.1}
+    both = float(np.mean(~(correct[("base", SOURCE)] | correct[("kbit-2", SOURCE)])))
+    assert both <= 1 - max(rows[("base", "family", 0.1)]["robust_acc"], rows[("kbit-2", "family", 0.1)]["robust_acc"])
+    assert f"| {both:.3f} |" in section

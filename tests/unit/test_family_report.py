@@ -35,14 +35,15 @@ def test_worst_case_is_the_member_fooled_least_beside_transfer_from_the_base() -
     cells = table(data(FAMILY + transfer))
     assert cells[4] == "base 0.470 · kbit-2 0.550"
     assert cells[5] == Mark("0.470 (base, robust acc 0.510)", "plain", 0.47)
-    assert cells[6] == Mark("0.440 (kbit-2, robust acc 0.410)", "plain", 0.44)
-    assert cells[7:] == ["kbit-8 0.390", "kbit-8 0.410"]
+    assert cells[6] is None  # no per-sample results stored here (the end-to-end test checks that column)
+    assert cells[7] == Mark("0.440 (kbit-2, robust acc 0.410)", "plain", 0.44)
+    assert cells[9:] == ["kbit-8 0.390", "kbit-8 0.410"]
     text = " ".join(getattr(b, "text", "") for b in family_section(data(FAMILY + transfer)).blocks)
     assert "No threat `transfer`" not in text and "24 forward + 20 backward" in text
 
 
 def test_without_threat_transfer_the_section_says_so() -> None:
     d = data(FAMILY + [row("base", "white-box", "cnn", 0.49, 0.48)])  # the base's own row is not transfer
-    assert table(d)[6] == Mark("no transfer", "missing")
+    assert table(d)[7] == Mark("no transfer", "missing")
     assert any("No threat `transfer` in the plan for pgd" in getattr(b, "text", "") for b in family_section(d).blocks)
     assert family_section(data([row("base", "white-box", "cnn", 0.49, 0.48)])) is None
