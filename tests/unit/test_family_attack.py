@@ -138,3 +138,19 @@ def test_a_family_refuses_autograd_through_its_forward_and_needs_two_members(mem
         assert fam(torch.as_tensor(digits.x_test[:4])).shape == (4, 10)
     with pytest.raises(AttackError, match="two or more members"):
         ModelFamily([members["pruned"]], ["pruned"])
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+def test_the_runners_decision_from_member_predictions_matches_the_family(members, digits, targeted) -> None:
+    """:func:`edgebench.runner.family.twin_pred` (used for sets rounded to 8 bits) decides as the family does."""
+    from edgebench.runner.family import twin_pred
+
+    x, y = digits.x_test[:100], digits.y_test[:100]
+    target = (y + 1) % 10 if targeted else None
+    fam = family(members)
+    xa = create_attack("fgsm")(fam, x, y, eps=0.15, target=target).x_adv[0]
+    t = None if target is None else torch.as_tensor(target)
+    expected = fam.predict(torch.as_tensor(xa), torch.as_tensor(y, dtype=torch.int64), t, Passes()).numpy()
+    got = twin_pred(fam, xa, y, target)
+    np.testing.assert_array_equal(got, expected)
+    assert 0 < np.mean(got != y) < 1
