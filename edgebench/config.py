@@ -225,6 +225,13 @@ def _victims(t: Table) -> tuple[str, ...]:
     return tuple(victims)
 
 
+def _family_keys(t: Table) -> dict[str, Any]:
+    from edgebench.families import parse_family
+
+    family, holdout = parse_family(t)
+    return {"family": family, "holdout": holdout}
+
+
 def _parse_attacks(raw: list[Any], source: str) -> tuple[AttackSpec, ...]:
     from edgebench.attacks import ATTACKS
     from edgebench.attacks.base import check_params
@@ -239,7 +246,7 @@ def _parse_attacks(raw: list[Any], source: str) -> tuple[AttackSpec, ...]:
             n=t.number("n", None, lo=1, integer=True), batch_size=t.number("batch_size", 256, lo=1, integer=True),
             threat=_threats(t), surrogate=t.get("surrogate", str), min_eps=t.get("min_eps", bool, False),
             targeted=t.choice("targeted", list(TARGETINGS), "none"), round_8bit=t.get("round_8bit", bool, False),
-            victims=_victims(t), suite=t.get("suite", bool, True), params=t.rest(),
+            victims=_victims(t), suite=t.get("suite", bool, True), **_family_keys(t), params=t.rest(),
         )
         if spec.targeted != "none" and not cls.targeted_ok:
             raise ConfigError(f"{source}: {t.path('targeted')}: attack {name!r} has no targeted mode")
@@ -280,6 +287,15 @@ def _check_surrogates(attacks: tuple[AttackSpec, ...], models: tuple[ModelSpec, 
             if not any(fnmatch.fnmatchcase(name, v) for name in variants):
                 raise ConfigError(f"{source}: attacks[{i}].victims: {v!r} matches no variant of this plan; "
                                   f"variants are {variants}")
+
+
+def _check_families(attacks: tuple[AttackSpec, ...], models: tuple[ModelSpec, ...],
+                    compress: tuple[CompressSpec, ...], source: str) -> None:
+    from edgebench.attacks import ATTACKS
+    from edgebench.families import check_families
+
+    if any("family" in a.threat or a.family or a.holdout for a in attacks):
+        check_families(attacks, models, compress, source, {n: ATTACKS.get(n) for n in ATTACKS.names()})
 
 
 def _parse_targets(raw: list[Any], source: str) -> tuple[TargetSpec, ...]:
@@ -397,6 +413,7 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
     if not models:
         raise ConfigError(f"{source}: models: the plan has no [[models]] entry; add at least one")
     _check_surrogates(attacks, models, compress, source)
+    _check_families(attacks, models, compress, source)
     references = _parse_references(top_references, source, models, compress, attacks)
     plan = Plan(name=name, source=source, seed=seed, data=data, models=models, compress=compress, export=export,
                 attacks=attacks, targets=targets,

@@ -48,7 +48,7 @@ class ModelSpec:
         return self.attack_source or self.name
 
 
-THREATS = ("white-box", "transfer", "matrix")
+THREATS = ("white-box", "transfer", "matrix", "family")
 TARGETINGS = ("none", "next", "random")
 
 
@@ -58,8 +58,10 @@ class AttackSpec:
 
     ``threat``: where the examples are crafted — ``white-box`` (on each victim's own torch twin: the
     compression-aware attack), ``transfer`` (on ``surrogate``, by default each victim's uncompressed base,
-    evaluated on every variant) and ``matrix`` (every torch model and variant of the plan crafts, every one
-    is evaluated: the transferability table). ``min_eps``: per sample, the smallest ε of the grid at which
+    evaluated on every variant), ``matrix`` (every torch model and variant of the plan crafts, every one
+    is evaluated: the transferability table) and ``family`` (one set crafted on several variants at once by
+    expectation over transformation, evaluated on them and on ``holdout``: :mod:`edgebench.families`).
+    ``min_eps``: per sample, the smallest ε of the grid at which
     the attack succeeds (Algorithm 1 of Liu et al. 2018). ``targeted``: ``none``, ``next`` (label + 1 mod
     classes) or ``random`` (seeded, never the label). ``round_8bit``: store the adversarial sets rounded to
     k/255 (default float32, unrounded). ``suite = false``: leave it out of the worst case over the suite."""
@@ -78,6 +80,10 @@ class AttackSpec:
     victims: tuple[str, ...] = ("*",)
     #: whether it counts in the worst case over the suite of its norm (:mod:`edgebench.runner.suite`)
     suite: bool = True
+    #: threat ``family``: the variants one set is crafted on at once (EOT), or ``"all"``; ``holdout``: variants it
+    #: is also evaluated on (:mod:`edgebench.families`)
+    family: str | tuple[str, ...] = ()
+    holdout: tuple[str, ...] = ()
 
     def attacks_variant(self, variant: str) -> bool:
         """Whether this attack is evaluated on ``variant`` (``victims``: variant names or shell globs, with
@@ -230,6 +236,9 @@ class Plan:
         for a in d["attacks"]:  # keys added later resolve (and hash) as before where left at their default
             if a["suite"]:
                 a.pop("suite")
+            for k in ("family", "holdout"):  # likewise an attack without a family
+                if not a[k]:
+                    a.pop(k)
         for entry in (*d["models"], *d["compress"]):
             if not entry["bpda"]:
                 entry.pop("bpda")

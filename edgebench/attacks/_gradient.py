@@ -1,6 +1,8 @@
 """Shared machinery of the gradient attacks: objectives, their gradient w.r.t. the input, random starts and
 the iteration loop (projections onto the ε-balls live in :mod:`edgebench.attacks.base`). Each attack file keeps
-only its own update rule."""
+only its own update rule. The gradient of a :class:`~edgebench.attacks._family.ModelFamily` is the mean of its
+members' gradients, evaluated one member at a time (EOT, Athalye et al. 2018), so every attack built on these
+helpers (FGSM, PGD, MIM, APGD) attacks a family with no change to its loop."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgebench.attacks._family import ModelFamily
 from edgebench.attacks.base import Passes, predict
 from edgebench.errors import AttackError, ConfigError
 
@@ -65,7 +68,54 @@ def objective_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, targe
                        passes: Passes, *, attack: str, objective: Objective = cross_entropy,
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradient of the summed ``objective`` w.r.t. ``x``, the logits and the per-sample objective at ``x``
-    (one forward + one backward). Callers always ascend."""
+    (one forward + one backward). Callers always ascend. For a :class:`ModelFamily`: :func:`family_gradient`."""
+    if isinstance(model, ModelFamily):
+        return family_gradient(model, x, y, target, passes, attack=attack, objective=objective)
+    return _gradient(model, x, y, target, passes, attack=attack, objective=objective)
+
+
+def family_gradient(family: ModelFamily, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
+                    passes: Passes, *, attack: str, objective: Objective = cross_entropy,
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The family objective's gradient ``(1/K) Σ_k ∇_x J(f_k(x))`` (EOT over the members, Athalye et al. 2018,
+    eq. 1), the family's decision logits (:meth:`ModelFamily.decision`) and the per-sample mean objective.
+
+    Members are evaluated one at a time: one forward + one backward each, the gradient added to a running sum
+    and the member's graph freed before the next (``torch.autograd.grad`` releases it), so a step holds one
+    graph whatever K. Costs K forward + K backward passes, counted per member and in ``passes``."""
+    grad_sum = torch.zeros_like(x)
+    loss_sum = torch.zeros(len(x), dtype=x.dtype, device=x.device)
+    logits = []
+    for i, member in enumerate(family.members):
+        grad, z, loss = _gradient(member, x, y, target, Passes(), attack=attack, objective=objective)
+        family.count(i, backward=True, passes=passes)
+        grad_sum += grad
+        loss_sum += loss
+        logits.append(z)
+    k = len(family.members)
+    return grad_sum / k, family.decision(logits, y, target), loss_sum / k
+
+
+def objective_value(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
+                    passes: Passes, *, objective: Objective = cross_entropy) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits (a family's decision logits) and the per-sample objective (a family's mean) at ``x``, without
+    gradients: one forward (per member)."""
+    with torch.no_grad():
+        if not isinstance(model, ModelFamily):
+            logits = model(x)
+            passes.forward += 1
+            return logits, objective(logits, y, target)
+        outs, loss_sum = [], torch.zeros(len(x), dtype=x.dtype, device=x.device)
+        for i, member in enumerate(model.members):
+            outs.append(member(x))
+            model.count(i, backward=False, passes=passes)
+            loss_sum += objective(outs[-1], y, target)
+        return model.decision(outs, y, target), loss_sum / len(outs)
+
+
+def _gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
+              passes: Passes, *, attack: str, objective: Objective) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`objective_gradient` of one model."""
     x = x.detach().requires_grad_(True)
     logits = model(x)
     passes.forward += 1
@@ -150,7 +200,7 @@ def iterate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Te
         grad, logits, _ = objective_gradient(model, x_adv, y, target, passes, attack=attack, objective=objective)
         first_success(best, best_pred, done, x_adv, logits.argmax(1), y, target)
         x_adv = update(x_adv, grad)
-    last_pred = predict(model, x_adv, passes)
+    last_pred = predict(model, x_adv, passes, y, target)
     keep = ~done
     best[keep], best_pred[keep] = x_adv[keep], last_pred[keep]
     return best, best_pred

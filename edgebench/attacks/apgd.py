@@ -20,6 +20,10 @@ Each restart draws a new random start and attacks only the samples not yet succe
 the highest objective is kept. Cost per ε and restart: ``steps`` forward+backward passes (at
 ``x_0 … x_{N−1}``) and one forward (at ``x_N``) — the cost of ``PGD(steps=N)``.
 
+On a model family (threat ``family``, :mod:`edgebench.attacks._family`) ``f`` is the family objective, the mean
+of the members' objectives, and ``∇f`` its gradient: the step-size halving, the checkpoints' conditions and
+``x_max`` all follow that mean (the function being ascended), while "successful" means every member is fooled.
+
 Example::
 
     result = APGD(loss="dlr", steps=100, seed=0)(model, x, y, eps=[8 / 255, 16 / 255])
@@ -39,6 +43,7 @@ from edgebench.attacks._gradient import (
     first_success,
     normalize_l2,
     objective_gradient,
+    objective_value,
     random_start_l2,
     random_start_linf,
 )
@@ -95,6 +100,7 @@ class APGD(Attack):
 
     name = "apgd"
     norm = "linf"
+    family_ok = True
 
     def __init__(
         self,
@@ -203,10 +209,8 @@ class APGD(Attack):
                     model, x_new, y, target, passes, attack=self.name, objective=objective
                 )
             else:  # the last iterate needs no gradient
-                with torch.no_grad():
-                    logits = model(x_new)
-                passes.forward += 1
-                grad_new, f_new = grad, objective(logits, y, target)
+                logits, f_new = objective_value(model, x_new, y, target, passes, objective=objective)
+                grad_new = grad
             pred = logits.argmax(1)
             first_success(first, first_pred, hit, x_new, pred, y, target)
             n_up += (f_new > f_cur).to(n_up.dtype)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgebench.attacks._family import ModelFamily
 from edgebench.errors import AttackError
 from edgebench.registry import check_kwargs
 
@@ -98,8 +99,14 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
-def predict(model: nn.Module, x: torch.Tensor, passes: Passes) -> torch.Tensor:
-    """The model's top-1 on ``x`` (one forward, counted)."""
+def predict(model: nn.Module, x: torch.Tensor, passes: Passes, y: torch.Tensor | None = None,
+            target: torch.Tensor | None = None) -> torch.Tensor:
+    """The model's top-1 on ``x`` (one forward, counted). A :class:`~edgebench.attacks._family.ModelFamily` decides
+    with the labels ``y`` (and ``target``): one forward per member, the label unless every member is fooled."""
+    if isinstance(model, ModelFamily):
+        if y is None:
+            raise AttackError("a model family predicts with the labels (every member fooled or not)")
+        return model.predict(x, y, target, passes)
     with torch.no_grad():
         pred = model(x).argmax(1)
     passes.forward += 1
@@ -146,6 +153,9 @@ class Attack(abc.ABC):
     minimal: ClassVar[bool] = False
     universal: ClassVar[bool] = False
     needs_gradient: ClassVar[bool] = True
+    #: the attack takes a :class:`~edgebench.attacks._family.ModelFamily` (threat ``family``): its loop reaches the
+    #: model only through :mod:`edgebench.attacks._gradient`'s helpers and :func:`predict`
+    family_ok: ClassVar[bool] = False
 
     def __repr__(self) -> str:
         # hyper-parameters only: not instance copies of class facts (norm set from norm_p, minimal, ...)
@@ -168,13 +178,13 @@ class Attack(abc.ABC):
         found: tuple[torch.Tensor, torch.Tensor] | None = None
         for e in eps:
             if e == 0.0:
-                x_adv, pred = x.clone(), predict(model, x, passes)
+                x_adv, pred = x.clone(), predict(model, x, passes, y, target)
             elif self.minimal:
                 if found is None:
                     found = self.run(model, x, y, eps=float("inf"), target=target, passes=passes)
                 if np.isfinite(e):
                     x_adv = project(found[0], x, e, self.norm)
-                    pred = predict(model, x_adv, passes)
+                    pred = predict(model, x_adv, passes, y, target)
                 else:
                     x_adv, pred = found
             else:

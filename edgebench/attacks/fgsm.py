@@ -28,6 +28,7 @@ class FGSM(Attack):
 
     name = "fgsm"
     norm = "linf"
+    family_ok = True
 
     def __init__(self) -> None:
         pass
@@ -36,4 +37,4 @@ class FGSM(Attack):
             target: torch.Tensor | None, passes: Passes) -> tuple[torch.Tensor, torch.Tensor]:
         grad, _ = loss_gradient(model, x, y, target, passes, attack=self.name)
         x_adv = torch.clamp(x + eps * grad.sign(), 0.0, 1.0)
-        return x_adv, predict(model, x_adv, passes)
+        return x_adv, predict(model, x_adv, passes, y, target)

@@ -44,6 +44,7 @@ class MIM(Attack):
 
     name = "mim"
     norm = "linf"
+    family_ok = True
 
     def __init__(
         self,

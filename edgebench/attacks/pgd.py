@@ -44,6 +44,7 @@ class PGD(Attack):
 
     name = "pgd"
     norm = "linf"
+    family_ok = True
     default_rel = 2.5  # α = default_rel / steps · ε unless a step size is given
 
     def __init__(self, *, steps: int = 40, rel_stepsize: float | None = None, abs_stepsize: float | None = None,

@@ -18,6 +18,7 @@ from edgebench.config import MeasureSpec, Plan, TargetSpec
 from edgebench.naming import slug
 from edgebench.runner.cache import content_key
 from edgebench.runner.context import RunContext
+from edgebench.runner.family import FamilySource
 from edgebench.runner.fleet import shard_file
 from edgebench.runner.graph import sources_for
 from edgebench.runner.stages import Deferred
@@ -56,7 +57,8 @@ def job_sets(ctx: RunContext, unit: Unit) -> list[dict[str, Any]]:
             adv: AdvSets = ctx.value(craft_stage(src, a.label))
             for k, e in enumerate(a.eps):
                 sets.append({"name": f"{a.label}@{e:g} from {src.id}", "path": adv.files[k], "attack": a.label,
-                             "eps": e, "source": src.id, "adv_key": adv.key, "k": k})
+                             "eps": e, "source": src.id, "adv_key": adv.key, "k": k,
+                             **({"threat": src.threat(unit)} if isinstance(src, FamilySource) else {})})
     return sets
 
 

@@ -8,6 +8,7 @@ stage per unit, one craft stage per (source, attack) that some victim is evaluat
 from __future__ import annotations
 
 from edgebench.config import AttackSpec, ModelSpec, Plan
+from edgebench.runner.family import FamilySource, family_sources
 from edgebench.runner.units import BASE, Unit, parse_unit
 
 
@@ -34,23 +35,26 @@ def source_of(plan: Plan, unit: Unit) -> Unit:
     return Unit(spec_of(plan, unit.model).source)
 
 
-def sources_for(plan: Plan, unit: Unit, attack: AttackSpec) -> list[Unit]:
+def sources_for(plan: Plan, unit: Unit, attack: AttackSpec) -> list[Unit | FamilySource]:
     """The models whose ``attack`` examples ``unit`` is evaluated on, per the attack's threat models: white-box
-    (:func:`source_of`), transfer (the surrogate, by default the victim's base or its ``attack_source``) and
-    matrix (every torch unit). The first is the white-box one when asked. Empty when ``unit`` is not among the
-    attack's ``victims``."""
-    out: list[Unit] = []
+    (:func:`source_of`), transfer (the surrogate, by default the victim's base or its ``attack_source``),
+    matrix (every torch unit) and, last, family (a :class:`~edgebench.runner.family.FamilySource`, for its members
+    and held-out variants). The first is the white-box one when asked. Only the family's when ``unit`` is not
+    among the attack's ``victims``."""
+    out: list[Unit | FamilySource] = []
+    fam = family_sources(plan, unit, attack)
     if not attack.attacks_variant(unit.variant):
-        return out
+        return fam
     if "white-box" in attack.threat or "matrix" in attack.threat:
         out.append(source_of(plan, unit))
     if "transfer" in attack.threat:
         out.append(parse_unit(attack.surrogate) if attack.surrogate else source_of(plan, Unit(unit.model)))
     if "matrix" in attack.threat:
         out.extend(torch_units(plan))
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(out)) + fam
 
 
 def crafting_sources(plan: Plan) -> set[Unit]:
-    """Every unit some attack crafts examples on."""
-    return {src for u in units(plan) for a in plan.attacks for src in sources_for(plan, u, a)}
+    """Every unit some attack crafts examples on (a family's members included)."""
+    return {m for u in units(plan) for a in plan.attacks for src in sources_for(plan, u, a)
+            for m in (src.units if isinstance(src, FamilySource) else [src])}

@@ -15,6 +15,7 @@ from edgebench.agent.protocol import sha256_file
 from edgebench.config import AttackSpec, CompressSpec, ModelSpec, Plan
 from edgebench.runner.cache import code_fingerprint, content_key
 from edgebench.runner.context import RunContext
+from edgebench.runner.family import family_key, source_by_id
 from edgebench.runner.units import Unit, parse_unit
 
 
@@ -136,11 +137,15 @@ def cache_status(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> tu
         return ("cached" if cached("export", key) else "run"), key
     if kind == "craft":
         src_id, _, label = rest.rpartition("/")
-        source_key = keys.get(parse_unit(src_id))
+        attack = next(a for a in plan.attacks if a.label == label)
+        fam = source_by_id(plan, attack, src_id)
+        member_keys = [keys.get(u) for u in fam.units] if fam else []
+        source_key = (family_key(member_keys) if None not in member_keys else None) if fam else \
+            keys.get(parse_unit(src_id))
         if source_key is None:
             return "unknown", None
-        attack = next(a for a in plan.attacks if a.label == label)
+        units = fam.units if fam else (parse_unit(src_id),)
         key = adv_key(plan, source_key, attack, n_test=len(ctx.ds.x_test), data_fingerprint=fingerprint,
-                      bpda=bpda_on(plan, parse_unit(src_id)))
+                      bpda=any(bpda_on(plan, u) for u in units))
         return ("cached" if cached("adv", key) else "run"), key
     return "run", None

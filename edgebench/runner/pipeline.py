@@ -28,6 +28,7 @@ from edgebench.runner import build, craft, dataset, device, fleet, rounds
 from edgebench.runner.cache import Cache
 from edgebench.runner.context import DiscardStore, RunContext
 from edgebench.runner.executors.base import BASE_MB, HostTask, InlineExecutor
+from edgebench.runner.family import FamilySource
 from edgebench.runner.graph import crafting_sources, sources_for, torch_units, units
 from edgebench.runner.keys import cache_status
 from edgebench.runner.progress import Progress
@@ -74,7 +75,7 @@ class Pipeline(RunContext):
         for a in plan.attacks:
             for src in dict.fromkeys(s for u in all_units for s in sources_for(plan, u, a)):
                 st.append(self._host_stage(craft_stage(src, a.label), lambda s=src, a=a: craft.craft(self, s, a),
-                                           (src.stage,)))
+                                           src.deps if isinstance(src, FamilySource) else (src.stage,)))
         for t in plan.targets:
             devices = [self._device_of(m) for m in t.fleet or (t.target,)]
             for b in t.backends:

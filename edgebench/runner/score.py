@@ -170,7 +170,7 @@ def score(plan: Plan, values: Mapping[str, Any], y: np.ndarray, *, host_predict:
                     asr = attack_success_rate(cp, adv_pred, yy, target)
                     host_asr = None if host_adv is None else \
                         attack_success_rate(twin_clean[:n], host_adv, yy, target)["value"]
-                    threat = "white-box" if s["source"] == unit.id else "transfer"
+                    threat = s.get("threat") or ("white-box" if s["source"] == unit.id else "transfer")
                     out.records.append(ResultRecord(
                         **base, attack=s["attack"], eps=s["eps"], n=n,
                         clean_acc=ca_n["value"], clean_acc_lo=ca_n["lo"], clean_acc_hi=ca_n["hi"],

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench.cli import main
 from edgebench.store import Store
+from tests.fixtures.runs import run_plan_text
 
 PLAN = """
 [plan]
@@ -55,13 +55,7 @@ UNITS = ("cnn", "cnn/kbit-2", "cnn/kbit-8")
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Store]:
-    tmp = tmp_path_factory.mktemp("threats")
-    plan = tmp / "plan.toml"
-    plan.write_text(PLAN)
-    with pytest.MonkeyPatch.context() as mp:  # module-scoped: the autouse per-test cache is not set up yet
-        mp.setenv("EDGEBENCH_CACHE", str(tmp / "cache"))
-        assert main(["run", str(plan), "--out", str(tmp / "reports")]) == 0
-    run_dir = next((tmp / "reports").iterdir())
+    run_dir = run_plan_text(tmp_path_factory.mktemp("threats"), PLAN)
     store = Store.open(run_dir / "results.sqlite", create=False)
     yield run_dir, store
     store.close()
