@@ -39,6 +39,9 @@ class ModelSpec:
     params: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     attack_source: str | None = None
+    #: an ONNX file's boundary as the entry gives it (``layout``, ``input_range``, ``output``, ``scores``;
+    #: :mod:`edgebench.export.onnx_io`): how it differs from [0, 1] NCHW in, logits out
+    io: dict[str, Any] = field(default_factory=dict)
 
     @property
     def source(self) -> str:
