@@ -152,6 +152,27 @@ def inspect_onnx(path: Path, given: dict[str, Any], data_shape: tuple[int, ...],
             "outputs": outputs, "output": out_name, "scores": scores, "scores_from": scores_from}
 
 
+def check_scores(backend: Any, boundary: dict[str, Any], x: Any, num_classes: int, *, where: str,
+                 path: Path) -> None:
+    """Run the loaded ``backend`` (seen through ``boundary``) on one sample more than the file's fixed batch (a full
+    batch and a padded one) of ``x``; one line if the chosen output is not ``(N, num_classes)`` scores, or if
+    ``probabilities`` are not (rows summing to 1)."""
+    import numpy as np
+
+    n = (boundary.get("fixed_batch") or 1) + 1
+    out = backend.predict(x[:n])
+    if out.ndim != 2 or out.shape[1] != num_classes:
+        raise DataError(f"{where}: {path}: output {boundary['output']!r} gives shape {tuple(out.shape)} for {n} "
+                        f"samples, expected (N, {num_classes}); the file's outputs are {boundary['outputs']}: set "
+                        "output on the model entry to the one holding the scores")
+    if boundary.get("scores") == "probabilities":
+        sums = np.exp(out.astype(np.float64)).sum(axis=1)
+        if not np.allclose(sums, 1.0, atol=1e-3):
+            raise DataError(f"{where}: {path}: output {boundary['output']!r} is not probabilities (its rows sum to "
+                            f"{float(sums[0]):.4g}, not 1, after clipping at 0): set scores = \"logits\" on the "
+                            "model entry")
+
+
 def artifact_io(card: dict[str, Any]) -> dict[str, Any]:
     """The boundary (``io`` dict) a job must carry for the artifact described by ``card`` (``{}`` for edgebench's
     own exports)."""

@@ -260,7 +260,7 @@ def import_onnx(ctx: RunContext, spec: ModelSpec) -> Built:
     so it is evaluated on adversarial examples of its ``attack_source``."""
     from edgebench.compress.stats import file_stats
     from edgebench.export.card import ModelCard
-    from edgebench.export.onnx_io import inspect_onnx
+    from edgebench.export.onnx_io import check_scores, inspect_onnx
     from edgebench.runtime import create_backend
 
     ds = ctx.ds
@@ -281,12 +281,7 @@ def import_onnx(ctx: RunContext, spec: ModelSpec) -> Built:
             backend.load(src)
         except ArtifactError as exc:
             raise ArtifactError(f"{where}: {exc}") from None
-        # one sample more than the file's fixed batch: a full batch and a padded one
-        out = backend.predict(ds.x_test[:(boundary["fixed_batch"] or 1) + 1])
-        if out.ndim != 2 or out.shape[1] != ds.num_classes:
-            raise DataError(f"{where}: {src}: output {boundary['output']!r} has shape {tuple(out.shape)} for "
-                            f"{len(out)} samples, expected (N, {ds.num_classes}); the file's outputs are "
-                            f"{boundary['outputs']}: set output on the model entry to the one holding the scores")
+        check_scores(backend, boundary, ds.x_test, ds.num_classes, where=where, path=src)
         with ctx.cache.build("onnx", key) as tmp:
             shutil.copyfile(src, tmp / "model.onnx")
             ModelCard(name=spec.name, format="onnx", input_shape=ds.shape, num_classes=ds.num_classes,
