@@ -275,12 +275,15 @@ def import_onnx(ctx: RunContext, spec: ModelSpec) -> Built:
         from edgebench.export.onnx_import import check_external_data
 
         check_external_data(src, where=where)  # before any runtime follows its paths
-        boundary = inspect_onnx(src, spec.io, ds.shape, where=where)
-        backend = create_backend("onnxruntime", io=boundary["io"])
+        backend = create_backend("onnxruntime", io={})
         try:
-            backend.load(src)
+            backend.load(src)  # the runtime's own word on a file that is not ONNX, before the graph is read
+            boundary = inspect_onnx(src, spec.io, ds.shape, where=where)
+            if boundary["io"]:
+                backend = create_backend("onnxruntime", io=boundary["io"])
+                backend.load(src)
         except ArtifactError as exc:
-            raise ArtifactError(f"{where}: {exc}") from None
+            raise ArtifactError(exc if str(exc).startswith(where) else f"{where}: {exc}") from None
         check_scores(backend, boundary, ds.x_test, ds.num_classes, where=where, path=src)
         with ctx.cache.build("onnx", key) as tmp:
             shutil.copyfile(src, tmp / "model.onnx")
