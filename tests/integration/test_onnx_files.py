@@ -106,3 +106,44 @@ def test_a_file_it_cannot_use_is_one_line(tmp_path: Path, capsys: pytest.Capture
     assert line in err and "Traceback" not in err
     assert [ln for ln in err.splitlines() if "nhwc" in ln.lower()] == [next(ln for ln in err.splitlines()
                                                                              if line in ln)]
+
+
+@pytest.mark.slow
+def test_the_boundary_in_the_shipped_agent_on_python_3_8(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file with every difference at once (fixed batch 4, NHWC, [0, 255], a softmax ending) measured by the agent
+    bundle under JetPack 5's Python 3.8 (numpy 1.24, no torch): the host's logits through the same boundary."""
+    import numpy as np
+
+    from edgebench.agent.protocol import Job, LatencyProtocol, sha256_file
+    from edgebench.agent.protocol import TestSet as TS  # not collected by pytest
+    from edgebench.export.onnx_io import inspect_onnx
+    from edgebench.models import create_model
+    from edgebench.runtime import create_backend
+    from edgebench.targets import load_target, open_transport
+    from tests.fixtures.devices import device_venv
+    from tests.fixtures.userfiles import NHWC, Ranged, Softmaxed, export
+    from tests.integration.test_device_pythons import ORT, PINS
+
+    python = device_venv((3, 8), PINS[(3, 8)])
+    torch.manual_seed(0)
+    model = Softmaxed(NHWC(Ranged(create_model("digits_cnn", input_shape=(1, 8, 8), num_classes=10), 0, 255)))
+    path = export(model, tmp_path / "vendor.onnx", (4, 8, 8, 1))
+    io = inspect_onnx(path, {"layout": "nhwc", "input_range": [0, 255]}, (1, 8, 8), where="t")["io"]
+    assert io == {"layout": "nhwc", "input_range": [0.0, 255.0], "scores": "probabilities"}
+    x = np.random.default_rng(0).random((30, 1, 8, 8), dtype=np.float32)
+    np.savez(tmp_path / "set.npz", x=x, y=np.zeros(30, dtype=np.int64))
+    host = create_backend("onnxruntime", io=io, **ORT)
+    host.load(path)
+    target_file = tmp_path / "board.toml"
+    target_file.write_text(f'[target]\nname = "board"\ntransport = "local"\npython = "{python}"\ntimeout_s = 300\n'
+                           "[backends.onnxruntime]\n")
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # the device sees the bundle only
+    job = Job(job_id="py38", artifact=str(path), backend="onnxruntime", output_dir="unused", io=io,
+              testsets=(TS("set", str(tmp_path / "set.npz")),), backend_options=dict(ORT), batch_size=8,
+              latency=LatencyProtocol(warmup=2, min_runs=10, min_duration_s=0.01), artifact_sha256=sha256_file(path))
+    with open_transport(load_target(str(target_file)), cache_dir=tmp_path / "bundle") as t:
+        result, out = t.run_job(job, tmp_path / "out")
+    assert result["status"] == "ok" and result["torch_loaded"] is False, result.get("error")
+    assert result["environment"]["before"]["python"].startswith("3.8.")
+    assert result["fixed_batch"] == 4 and result["latency"]["batch"] == 4
+    np.testing.assert_allclose(np.load(out / "set-0.npy"), host.predict(x), atol=1e-5)
