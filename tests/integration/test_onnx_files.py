@@ -7,11 +7,13 @@ edgebench cannot use ends its stage in one line."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 import torch
 
+from edgebench.agent.protocol import sha256_file
 from edgebench.cli import main
 from tests.fixtures.userfiles import CASES, export_case
 
@@ -25,13 +27,6 @@ name = "ref"
 arch = "digits_cnn"
 checkpoint = "{ckpt}"
 {models}
-[[attacks]]
-name = "fgsm"
-eps = [0.1]
-n = 60
-[[targets]]
-target = "local"
-backends = ["onnxruntime", "openvino"]
 [measure]
 warmup = 2
 min_runs = 10
@@ -39,7 +34,14 @@ min_duration_s = 0.02
 rounds = 2
 profile_runs = 0
 [export]
-openvino = false
+openvino = false             # ref's ONNX file on both backends, as the imported files
+[[attacks]]
+name = "fgsm"
+eps = [0.1]
+n = 60
+[[targets]]
+target = "local"
+backends = ["onnxruntime", "openvino"]
 """
 
 
@@ -65,6 +67,9 @@ def test_every_file_measures_like_the_model_exported_the_normal_way(tmp_path: Pa
     assert main(["run", str(_plan(tmp_path, ckpt, entries)), "--out", str(out)]) == 0
     (run_dir,) = [p.parent for p in out.glob("*/results.sqlite")]
     records = json.loads((run_dir / "results.json").read_text())
+    with sqlite3.connect(run_dir / "results.sqlite") as db:  # every file measured is the user's, byte for byte
+        stored = dict(db.execute("SELECT model, sha256 FROM artifacts WHERE model != 'ref'").fetchall())
+    assert stored == {name: sha256_file(path) for name, (path, _) in entries.items()}
     for backend in ("onnxruntime", "openvino"):
         ref = {r["attack"]: r for r in records if r["model"] == "ref" and r["backend"] == backend}
         assert ref["none"]["clean_acc"] > 0.9 and ref["fgsm"]["robust_acc"] < ref["none"]["clean_acc"]
