@@ -73,6 +73,7 @@ def _parse_models(raw: list[Any], source: str) -> tuple[ModelSpec, ...]:
             name=name, arch=arch, factory=factory, onnx=onnx, checkpoint=t.get("checkpoint", str),
             params=t.get("params", dict, {}), train=_parse_train(t.table("train")),
             attack_source=t.get("attack_source", str), bpda=t.get("bpda", bool, False),
+            io=_io_keys(t, onnx=bool(onnx)),
         )
         if spec.bpda and onnx:
             raise t.fail("bpda", "an ONNX model has no torch twin to attack through BPDA; drop bpda")
@@ -90,6 +91,13 @@ def _parse_models(raw: list[Any], source: str) -> tuple[ModelSpec, ...]:
             raise ConfigError(f"{source}: models[{i}]: {src.name!r} is an ONNX file and cannot craft white-box "
                               "attacks; set attack_source to a torch model of the plan (a surrogate)")
     return tuple(models)
+
+
+def _io_keys(t: Table, *, onnx: bool) -> dict[str, Any]:
+    """An ONNX model's boundary keys (``layout``, ``input_range``, ``output``, ``scores``)."""
+    from edgebench.export.onnx_io import read_io_keys
+
+    return read_io_keys(t, onnx=onnx)
 
 
 def _sweepable(cls: Any) -> set[str]:

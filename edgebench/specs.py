@@ -42,6 +42,9 @@ class ModelSpec:
     #: white-box attacks on its twin take the identity as the backward pass of non-differentiable steps (BPDA,
     #: :mod:`edgebench.attacks.bpda`)
     bpda: bool = False
+    #: an ONNX file's boundary as the entry gives it (``layout``, ``input_range``, ``output``, ``scores``;
+    #: :mod:`edgebench.export.onnx_io`): how it differs from [0, 1] NCHW in, logits out
+    io: dict[str, Any] = field(default_factory=dict)
 
     @property
     def source(self) -> str:
@@ -242,6 +245,8 @@ class Plan:
         for entry in (*d["models"], *d["compress"]):
             if not entry["bpda"]:
                 entry.pop("bpda")
+            if not entry.get("io", True):  # a model entry without an ONNX boundary
+                entry.pop("io")
         return d
 
     def digest(self) -> str:

@@ -65,11 +65,13 @@ def checked_artifact(path: Path, expected_sha256: str, what: str = "model file")
 
 
 def _accuracy_pass(backend: Any, path: Path, n: int, batch_size: int, out: Path) -> None:
-    """Logits of every sample, streamed: one chunk in memory, written as it comes."""
+    """Logits of every sample, streamed: one chunk in memory, written as it comes. A model with a fixed batch
+    streams in a multiple of it (:func:`~edgebench.runtime.boundary.fixed_chunk`): only the last chunk is padded."""
     from edgebench.agent.stream import NpyWriter, iter_batches
+    from edgebench.runtime.boundary import fixed_chunk
 
     writer = NpyWriter(out, n)
-    for x in iter_batches(path, batch_size):
+    for x in iter_batches(path, fixed_chunk(batch_size, backend.fixed_batch)):
         writer.write(backend.predict(x))
     writer.close()
 
@@ -222,7 +224,7 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
     artifact = Path(job.artifact)
     sha = checked_artifact(artifact, job.artifact_sha256)
     where = f"job {job.job_id}"
-    backend = create_backend(job.backend, where=f"{where}: backend", **job.backend_options)
+    backend = create_backend(job.backend, where=f"{where}: backend", io=job.io, **job.backend_options)
     memory = MemoryProbe()
     t0 = time.perf_counter_ns()
     backend.load(artifact)
@@ -250,7 +252,7 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
             # the target's latency job times this artifact (edgebench.agent.rounds); here only the batch-1 memory
             # peak (bind, first inference, warm-up: the inferences a timed pass starts with) and the output check
             memory.start_peak()
-            first_logits = _logits(infer())
+            first_logits = backend.scores(infer())
             for _ in range(job.latency.warmup):
                 infer()
             peak_in_rounds = memory.peak()
@@ -259,13 +261,13 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
             t0 = time.perf_counter_ns()
             first_out = infer()
             first_ns = time.perf_counter_ns() - t0
-            first_logits = _logits(first_out)
+            first_logits = backend.scores(first_out)
             samples, duration = latency_pass(infer, job.latency)
             peak = memory.peak()
             _save_npy(out / "latency_ns.npy", samples)
             latency = {**latency_summary(samples, first_ns=first_ns, duration_s=duration), "job": digest,
                        "protocol": asdict(job.latency), "sample": job.testsets[0].name, "file": "latency_ns.npy",
-                       "memory": peak}
+                       "memory": peak, "batch": backend.fixed_batch or 1}
             _write_json(out / "latency.json", latency)
         if energy is None:
             energy = {**_energy_pass(infer, job.energy, where), "job": digest}
@@ -309,6 +311,7 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
         "load_ms": load_ms,
         "testsets": sets,
         "batch_size": job.batch_size,
+        "fixed_batch": backend.fixed_batch,
         "latency": None if latency is None else {k: v for k, v in latency.items() if k != "job"},
         "energy": None if energy is None else {k: v for k, v in energy.items() if k != "job"},
         "files": [s["file"] for s in sets] + ([latency["file"]] if latency else []),
@@ -322,11 +325,6 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
     }
     _write_json(out / "result.json", result)
     return result
-
-
-def _logits(out: Any) -> np.ndarray:
-    """A backend's output for one sample as float32 logits."""
-    return np.array(out[0] if isinstance(out, list) else out, dtype=np.float32)
 
 
 def _peak_rss_mb(memory: MemoryProbe) -> float | None:

@@ -4,9 +4,11 @@ job's types from here, never the agent's passes.
 
 Protocol versions are integers; the agent refuses a job of another version with a message saying which it
 speaks. Version 2 streams test sets in chunks of ``batch_size`` samples and is resumable (see
-:mod:`edgebench.agent.job`). Version 3 (this one) adds latency rounds: the :class:`LatencyProtocol`'s ``rounds``,
+:mod:`edgebench.agent.job`). Version 3 adds latency rounds: the :class:`LatencyProtocol`'s ``rounds``,
 ``cooldown_s``, ``settle_s``, ``settle_c`` and ``in_rounds``, and the job kind ``latency`` (:attr:`Job.kind`), which
 loads several artifacts of one target and times them in interleaved rounds (:mod:`edgebench.agent.rounds`).
+Version 4 (this one) adds the model's boundary, :attr:`Job.io` and :attr:`ArtifactRef.io` (layout, input range,
+output, scores of a file as users bring it: :mod:`edgebench.runtime.boundary`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from edgebench.errors import ConfigError
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 #: the oldest Python the device side runs on, tested in virtual environments of it and 3.9 (JetPack 5 ships
 #: 3.8, Raspberry Pi OS Bullseye 3.9); the bundle refuses an older one in one line, ``targets check`` says it
 MIN_PYTHON = (3, 8)
@@ -89,6 +91,8 @@ class ArtifactRef:
     name: str
     path: str
     sha256: str = ""
+    #: the artifact's boundary (:class:`~edgebench.runtime.boundary.ModelIO` as a dict; ``{}``: edgebench's own)
+    io: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,9 @@ class Job:
     #: inferences of the per-operator profiling pass after the latency pass, in a session of its own with the
     #: runtime's profiler on (:mod:`edgebench.agent.profile`); 0: no profile. Also ``[measure] profile_runs``.
     profile_runs: int = 50
+    #: the artifact's boundary (:class:`~edgebench.runtime.boundary.ModelIO` as a dict): how it takes [0, 1] NCHW
+    #: inputs and gives logits; ``{}``: it does already. The agent also runs a file with a fixed batch through it.
+    io: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)

@@ -44,7 +44,7 @@ from edgebench.agent.job import (
     checked_artifact,
     latency_pass,
 )
-from edgebench.agent.protocol import PROTOCOL_VERSION, Job, LatencyProtocol
+from edgebench.agent.protocol import PROTOCOL_VERSION, ArtifactRef, Job, LatencyProtocol
 from edgebench.errors import ArtifactError, ConfigError, DataError, EdgebenchError
 from edgebench.metrics.latency import latency_summary, round_cv
 
@@ -122,13 +122,13 @@ def run_latency_job(job: Job) -> dict[str, Any]:
         return _run_locked(job, out)
 
 
-def _session(job: Job, path: Path, sample: Any) -> tuple[Any, Any, float]:
-    """A new session of the artifact at ``path`` bound to ``sample``: (backend, infer, load ms)."""
+def _session(job: Job, ref: ArtifactRef, sample: Any) -> tuple[Any, Any, float]:
+    """A new session of the artifact ``ref`` bound to ``sample``: (backend, infer, load ms)."""
     from edgebench.runtime import create_backend
 
-    backend = create_backend(job.backend, where=f"job {job.job_id}: backend", **job.backend_options)
+    backend = create_backend(job.backend, where=f"job {job.job_id}: backend", io=ref.io, **job.backend_options)
     t0 = time.perf_counter_ns()
-    backend.load(path)
+    backend.load(Path(ref.path))
     load_ms = (time.perf_counter_ns() - t0) / 1e6
     return backend, backend.bind(sample), load_ms
 
@@ -141,7 +141,7 @@ def _load(job: Job, sample: Any) -> tuple[list[dict[str, Any]], list[dict[str, s
         path = Path(ref.path)
         try:
             sha = checked_artifact(path, ref.sha256, what=f"model file of {ref.name!r}")
-            backend, infer, load_ms = _session(job, path, sample)
+            backend, infer, load_ms = _session(job, ref, sample)
             _check_testset(job.testsets[0], backend.input_shape, str(path))
             t0 = time.perf_counter_ns()
             infer()
@@ -204,7 +204,7 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
         for i in order:
             if r:  # a session of this round's own, warmed up in full (the module's docstring says why)
                 loaded[i]["infer"] = None  # the previous round's session goes before the next one loads
-                _, loaded[i]["infer"], _ = _session(job, Path(loaded[i]["ref"].path), sample)
+                _, loaded[i]["infer"], _ = _session(job, loaded[i]["ref"], sample)
                 for _ in range(proto.warmup):
                     loaded[i]["infer"]()
             samples, seconds[i] = latency_pass(loaded[i]["infer"], segment)
@@ -224,6 +224,7 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
             "file": f"latency-{i}.npy",
             "latency": {**latency_summary(samples, first_ns=a["first_ns"],
                                           duration_s=sum(r["seconds"][i] for r in done)),
+                        "batch": a["backend"].fixed_batch or 1,
                         "rounds": len(done), "round_cv": round_cv(medians_i), "round_median_ms": medians_i},
         })
     result = {

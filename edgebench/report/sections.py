@@ -508,7 +508,16 @@ def artifacts_section(d: RunData) -> Section | None:
         Para("Parity: max |Δlogit| between the artifact's runtime (ONNX Runtime for ONNX, OpenVINO at f32 for IR) "
              "and the torch twin on real test inputs; precision is what the artifact computes in."),
         Table("artifacts", "Artifacts and parity", ["model", "variant", "format", "precision", "size (bytes)",
-                                                    "sha256", "max abs Δ", "top-1 agreement", "ok"], rows)])
+                                                    "sha256", "max abs Δ", "top-1 agreement", "ok"], rows),
+        *imported_boundaries(d.artifacts)])
+
+
+def imported_boundaries(artifacts: list[dict[str, Any]]) -> list[Para]:
+    """One sentence per imported ONNX file on how edgebench runs it (:func:`edgebench.export.onnx_io.describe`)."""
+    from edgebench.export.onnx_io import describe
+
+    cards = [(a["model"], json.loads(a["card"]).get("provenance", {})) for a in artifacts]
+    return [Para(describe(model, prov["boundary"])) for model, prov in cards if prov.get("boundary")]
 
 
 def _device_desc(info: dict[str, Any]) -> str:

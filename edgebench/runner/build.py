@@ -254,10 +254,13 @@ def apply_method(ctx: RunContext, c: CompressSpec) -> Built:
 
 
 def import_onnx(ctx: RunContext, spec: ModelSpec) -> Built:
-    """A ready ONNX file: checked by loading it in ONNX Runtime, copied into the cache with a card. It has no torch
-    twin, so it is evaluated on adversarial examples of its ``attack_source``."""
+    """A ready ONNX file, taken as it is: its graph checked against the data and the entry's boundary keys
+    (:func:`~edgebench.export.onnx_io.inspect_onnx`), run through ONNX Runtime at its own batch and boundary on a
+    few test samples, and copied unchanged into the cache with a card holding the boundary. It has no torch twin,
+    so it is evaluated on adversarial examples of its ``attack_source``."""
     from edgebench.compress.stats import file_stats
     from edgebench.export.card import ModelCard
+    from edgebench.export.onnx_io import check_scores, inspect_onnx
     from edgebench.runtime import create_backend
 
     ds = ctx.ds
@@ -266,28 +269,27 @@ def import_onnx(ctx: RunContext, spec: ModelSpec) -> Built:
     if not src.is_file():
         raise ArtifactError(f"{where}: {src} not found")
     digest = sha256_file(src)
-    key = onnx_import_key(digest, ds.fingerprint())
+    key = onnx_import_key(digest, ds.fingerprint(), spec.io)
     entry = ctx.cache.get("onnx", key)
     if entry is None:
         from edgebench.export.onnx_import import check_external_data
 
         check_external_data(src, where=where)  # before any runtime follows its paths
-        backend = create_backend("onnxruntime")
+        backend = create_backend("onnxruntime", io={})
         try:
-            backend.load(src)
+            backend.load(src)  # the runtime's own word on a file that is not ONNX, before the graph is read
+            boundary = inspect_onnx(src, spec.io, ds.shape, where=where)
+            if boundary["io"]:
+                backend = create_backend("onnxruntime", io=boundary["io"])
+                backend.load(src)
         except ArtifactError as exc:
-            raise ArtifactError(f"{where}: {exc}") from None
-        want = tuple(backend.input_shape[1:])
-        if len(want) != len(ds.shape) or any(w is not None and w != s for w, s in zip(want, ds.shape)):
-            raise DataError(f"{where}: the model takes inputs of shape {want}, the test set has {ds.shape}")
-        out = backend.predict(ds.x_test[:2])
-        if out.ndim != 2 or out.shape[1] != ds.num_classes:
-            raise DataError(f"{where}: the model outputs shape {tuple(out.shape)}, expected (N, {ds.num_classes})")
+            raise ArtifactError(exc if str(exc).startswith(where) else f"{where}: {exc}") from None
+        check_scores(backend, boundary, ds.x_test, ds.num_classes, where=where, path=src)
         with ctx.cache.build("onnx", key) as tmp:
             shutil.copyfile(src, tmp / "model.onnx")
             ModelCard(name=spec.name, format="onnx", input_shape=ds.shape, num_classes=ds.num_classes,
                       classes=ds.classes, sha256=digest, **file_stats([src]),
-                      provenance={"imported_from": str(src.resolve())},
+                      provenance={"imported_from": str(src.resolve()), "boundary": boundary},
                       parity={"note": "no torch twin: imported ONNX model"}).save(tmp / "model.onnx")
         entry = ctx.cache.path("onnx", key)
     built = register_artifacts(ctx, Unit(spec.name), {"onnx": entry / "model.onnx"}, key, None)

@@ -15,6 +15,7 @@ from typing import Any
 
 from edgebench.agent.protocol import EnergyProtocol, Job, LatencyProtocol, TestSet
 from edgebench.config import MeasureSpec, Plan, TargetSpec
+from edgebench.export.onnx_io import artifact_io
 from edgebench.naming import slug
 from edgebench.runner.cache import content_key
 from edgebench.runner.context import RunContext
@@ -84,13 +85,15 @@ def device_job(ctx: RunContext, tspec: TargetSpec, backend: str, unit: Unit,
                             min_window_s=m.energy_min_window_s, windows=m.energy_windows,
                             min_samples=m.energy_min_samples)
     options = target.backends.get(backend, {})
+    io = artifact_io(card)
     paths = [Path(s["path"]) for s in sets]
     if shard:
         paths = [shard_file(ctx, path, shard[0], shard[1]) for path in paths]
     key = content_key("device", {"artifact": card["sha256"], "sets": [str(p) for p in paths],
                                  "backend": backend, "options": options, "protocol": vars(proto),
                                  "energy": vars(energy), "batch": m.batch_size, "target": target.name,
-                                 "transport": target.transport, "profile_runs": m.profile_runs})
+                                 "transport": target.transport, "profile_runs": m.profile_runs,
+                                 "io": io})
     out_dir = ctx.run_dir / "raw" / slug(name.removeprefix("device/"))
     measured = already_measured(ctx, name, key, out_dir, sets)
     if measured is not None:
@@ -98,7 +101,7 @@ def device_job(ctx: RunContext, tspec: TargetSpec, backend: str, unit: Unit,
     job = Job(job_id=key, artifact=str(artifact), backend=backend, output_dir=str(out_dir),
               testsets=tuple(TestSet(s["name"], str(p)) for s, p in zip(sets, paths)), backend_options=options,
               batch_size=m.batch_size, latency=proto, energy=energy, artifact_sha256=card["sha256"],
-              profile_runs=m.profile_runs)
+              profile_runs=m.profile_runs, io=io)
     started = time.time()
     return Deferred(work=shipper(ctx, conn, job, out_dir),
                     finish=lambda done: finish(ctx, name, key, started, target, backend, unit, fmt, sets, done))

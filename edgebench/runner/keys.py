@@ -34,9 +34,12 @@ def model_key(plan: Plan, spec: ModelSpec, data_fingerprint: str) -> str:
     return content_key("model", model_spec(plan, spec, data_fingerprint))
 
 
-def onnx_import_key(sha256: str, data_fingerprint: str) -> str:
-    """An imported ONNX file's entry: the file's hash and the data it was checked against."""
-    return content_key("onnx-import", {"sha256": sha256, "data": data_fingerprint})
+def onnx_import_key(sha256: str, data_fingerprint: str, io: dict[str, Any] | None = None) -> str:
+    """An imported ONNX file's entry: the file's hash, the data it was checked against, the model entry's boundary
+    keys ``io`` and the code that reads and converts them."""
+    return content_key("onnx-import", {"sha256": sha256, "data": data_fingerprint, "io": io or {},
+                                       "code": code_fingerprint("edgebench.export.onnx_io",
+                                                                "edgebench.runtime.boundary")})
 
 
 def testset_key(data_fingerprint: str) -> str:
@@ -115,7 +118,7 @@ def cache_status(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> tu
         spec = ctx.spec(rest)
         if spec.onnx:
             src = Path(spec.onnx)
-            key = onnx_import_key(sha256_file(src), fingerprint) if src.is_file() else None
+            key = onnx_import_key(sha256_file(src), fingerprint, spec.io) if src.is_file() else None
             keys[Unit(rest)] = key
             return ("cached" if key and cached("onnx", key) else "run"), key
         mkey = model_key(plan, spec, fingerprint)

@@ -16,6 +16,7 @@ from typing import Any
 
 from edgebench.agent.protocol import ArtifactRef, Job, TestSet
 from edgebench.config import TargetSpec
+from edgebench.export.onnx_io import artifact_io
 from edgebench.naming import slug
 from edgebench.runner.cache import code_fingerprint, content_key
 from edgebench.runner.context import RunContext
@@ -37,13 +38,13 @@ def latency_job(ctx: RunContext, tspec: TargetSpec, backend: str) -> DeviceRun |
     for u in units(ctx.plan):
         built: Built = ctx.value(u.stage)
         fmt, artifact = built.artifact_for(backend)
-        refs.append(ArtifactRef(u.id, str(artifact), built.cards[fmt]["sha256"]))
+        refs.append(ArtifactRef(u.id, str(artifact), built.cards[fmt]["sha256"], io=artifact_io(built.cards[fmt])))
     clean: Path = ctx.value("testset/clean")
     proto = latency_protocol(ctx.plan.measure)
     options = target.backends.get(backend, {})
     code = code_fingerprint(*AGENT_CODE)
     name = latency_stage(tspec.target, backend)
-    key = content_key("latency", {"artifacts": [[r.name, r.sha256] for r in refs], "set": str(clean),
+    key = content_key("latency", {"artifacts": [[r.name, r.sha256, r.io] for r in refs], "set": str(clean),
                                   "backend": backend, "options": options, "protocol": vars(proto),
                                   "target": target.name, "transport": target.transport, "code": code})
     out_dir = ctx.run_dir / "raw" / slug(name)

@@ -6,6 +6,8 @@ agent (the load generator), never to the backend (MLPerf's SUT / loadgen split).
 
 from __future__ import annotations
 
+from typing import Any
+
 from edgebench.registry import Registry, check_kwargs
 from edgebench.runtime.base import Backend
 
@@ -14,11 +16,19 @@ BACKENDS: Registry[type[Backend]] = Registry(
 )
 
 
-def create_backend(name: str, *, where: str = "", **options: object) -> Backend:
-    """Instantiate the backend ``name`` with its options (unknown options are an error)."""
+def create_backend(name: str, *, where: str = "", io: dict[str, Any] | None = None, **options: object) -> Backend:
+    """Instantiate the backend ``name`` with its options (unknown options are an error). ``io`` (a model's
+    boundary, :class:`~edgebench.runtime.boundary.ModelIO` as a dict; ``{}`` for edgebench's own convention):
+    the backend seen through :class:`~edgebench.runtime.boundary.BoundaryBackend`, which also runs a file with a
+    fixed batch; ``None``: the bare backend."""
     cls = BACKENDS.get(name, where=where)
     check_kwargs(cls.__init__, options, what=f"backend {name!r}", where=where)
-    return cls(**options)
+    if io is None:
+        return cls(**options)
+    from edgebench.runtime.boundary import BoundaryBackend, ModelIO
+
+    boundary = ModelIO.from_dict(io, where=f"{where}: io" if where else "io")
+    return BoundaryBackend(cls(**options), boundary)
 
 
 __all__ = ["BACKENDS", "Backend", "create_backend"]

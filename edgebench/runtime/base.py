@@ -18,6 +18,9 @@ class Backend(abc.ABC):
     """
 
     name: str = "?"
+    #: the model file's batch when its batch axis is a number, not dynamic (set by
+    #: :class:`~edgebench.runtime.boundary.BoundaryBackend`): every inference runs exactly that many samples
+    fixed_batch: int | None = None
 
     @abc.abstractmethod
     def load(self, path: Path) -> None:
@@ -42,6 +45,17 @@ class Backend(abc.ABC):
         predict = self.predict
         return lambda: predict(x)
 
+    def scores(self, out: Any) -> np.ndarray:
+        """The output of a :meth:`bind` call as float32 logits of the samples bound."""
+        return np.array(out[0] if isinstance(out, list) else out, dtype=np.float32)
+
+    def select_output(self, which: str | int) -> None:
+        """Make ``predict`` and ``bind`` return the loaded model's output ``which`` (its name or its index) instead
+        of the first; raise :class:`~edgebench.errors.ArtifactError` naming the file's outputs if there is none."""
+        from edgebench.errors import ArtifactError
+
+        raise ArtifactError(f"backend {self.name!r} cannot choose among a model's outputs")
+
     def profile(self, x: np.ndarray, runs: int) -> tuple[list[dict[str, Any]], int] | None:
         """Per-operator profile of ``runs`` inferences on ``x`` in a separate session with the runtime's profiler
         on (the timed session is left as it is): the node records of :mod:`edgebench.runtime.profiling` summed
@@ -51,3 +65,16 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def info(self) -> dict[str, Any]:
         """What actually ran: runtime version, providers/devices, threads, precision."""
+
+
+def output_index(path: Path | None, names: list[list[str]], which: str | int) -> int:
+    """The index of output ``which`` (a name, or an index) among a model's outputs (each one's names); an
+    :class:`~edgebench.errors.ArtifactError` naming the file and its outputs if it has none such."""
+    from edgebench.errors import ArtifactError
+
+    for i, own in enumerate(names):
+        if which == i if isinstance(which, int) else which in own:
+            return i
+    listed = [own[0] if own else f"#{i}" for i, own in enumerate(names)]
+    raise ArtifactError(f"{path}: the model has no output {which!r}; its outputs are {listed} (0..{len(names) - 1}): "
+                        "set output on the model entry to one of them")

@@ -10,7 +10,7 @@ import numpy as np
 
 from edgebench.errors import ArtifactError, ConfigError, DeviceError
 from edgebench.runtime import BACKENDS
-from edgebench.runtime.base import Backend
+from edgebench.runtime.base import Backend, output_index
 
 _OPT_LEVELS = ("disable", "basic", "extended", "all")
 
@@ -142,6 +142,10 @@ class OnnxRuntimeBackend(Backend):
     def input_shape(self) -> tuple[int | None, ...]:
         shape = self._session.get_inputs()[0].shape
         return tuple(d if isinstance(d, int) else None for d in shape)
+
+    def select_output(self, which: str | int) -> None:
+        names = [o.name for o in self._session.get_outputs()]
+        self._output_names = [names[output_index(self._path, [[n] for n in names], which)]]
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self._session.run(self._output_names, {self._input_name: x})[0]

@@ -16,7 +16,7 @@ import numpy as np
 
 from edgebench.errors import ArtifactError, ConfigError, DeviceError
 from edgebench.runtime import BACKENDS
-from edgebench.runtime.base import Backend
+from edgebench.runtime.base import Backend, output_index
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,7 @@ class OpenVinoBackend(Backend):
         self._compiled: Any = None
         self._request: Any = None
         self._path: Path | None = None
+        self._out = 0  # the output predict and bind return (select_output)
 
     @staticmethod
     def _physical_devices(device: str) -> list[str]:
@@ -178,11 +179,15 @@ class OpenVinoBackend(Backend):
         shape = self._loaded().input(0).get_partial_shape()
         return tuple(d.get_length() if d.is_static else None for d in shape)
 
+    def select_output(self, which: str | int) -> None:
+        outputs = self._loaded().outputs
+        self._out = output_index(self._path, [sorted(o.get_names()) for o in outputs], which)
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         self._loaded()
         x = np.ascontiguousarray(x, dtype=np.float32)
         result = self._request.infer(x, share_inputs=True)  # outputs copied out of the request
-        return np.asarray(result[0], dtype=np.float32)
+        return np.asarray(result[self._out], dtype=np.float32)
 
     def bind(self, x: np.ndarray) -> Callable[[], Any]:
         """One infer request whose input tensor wraps ``x``'s memory, set once. The callable only runs
@@ -193,10 +198,11 @@ class OpenVinoBackend(Backend):
         request = compiled.create_infer_request()
         request.set_input_tensor(self._ov.Tensor(data, shared_memory=True))
         infer = request.infer
+        out = self._out
 
         def run() -> np.ndarray:
-            # to_tuple()[0]: ~1 µs; OVDict[0] (singledispatch) costs ~10 µs on a ~40 µs inference
-            return infer(share_outputs=True).to_tuple()[0]
+            # to_tuple()[i]: ~1 µs; OVDict[i] (singledispatch) costs ~10 µs on a ~40 µs inference
+            return infer(share_outputs=True).to_tuple()[out]
 
         # the shared input buffer must live as long as the request (and the request as its compiled model)
         run.input = data  # type: ignore[attr-defined]
