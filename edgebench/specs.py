@@ -11,7 +11,7 @@ from typing import Any
 from edgebench.agent.protocol import EnergyProtocol, Job, LatencyProtocol
 
 __all__ = ["TARGETINGS", "THREATS", "AttackSpec", "CompressSpec", "DataSpec", "ExportSpec", "MeasureSpec",
-           "GatesSpec", "ModelSpec", "Plan", "ReferenceSpec", "TargetSpec"]
+           "BLACK_BOX", "WHERES", "GatesSpec", "ModelSpec", "Plan", "ReferenceSpec", "TargetSpec"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,11 @@ class ModelSpec:
 
 THREATS = ("white-box", "transfer", "matrix")
 TARGETINGS = ("none", "next", "random")
+#: the threat of a query-based attack (issue 17): crafted on each victim's own deployed artifact through its
+#: runtime, by queries alone; and where it is crafted (``where``): a host session of the very file the device
+#: gets, or inside the agent on the target
+BLACK_BOX = "black-box"
+WHERES = ("host", "device")
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,9 @@ class AttackSpec:
     is evaluated: the transferability table). ``min_eps``: per sample, the smallest ε of the grid at which
     the attack succeeds (Algorithm 1 of Liu et al. 2018). ``targeted``: ``none``, ``next`` (label + 1 mod
     classes) or ``random`` (seeded, never the label). ``round_8bit``: store the adversarial sets rounded to
-    k/255 (default float32, unrounded)."""
+    k/255 (default float32, unrounded). A query-based attack (Square, HopSkipJump) has the threat
+    :data:`BLACK_BOX` and is crafted ``where`` = ``host`` (a runtime session of the artifact) or ``device``
+    (inside the agent)."""
 
     name: str
     label: str
@@ -73,6 +80,7 @@ class AttackSpec:
     targeted: str = "none"
     round_8bit: bool = False
     victims: tuple[str, ...] = ("*",)
+    where: str = "host"
 
     def attacks_variant(self, variant: str) -> bool:
         """Whether this attack is evaluated on ``variant`` (``victims``: variant names or shell globs, with
@@ -220,6 +228,9 @@ class Plan:
         for t in d["targets"]:  # a plan without fleets resolves (and hashes, and resumes) as before fleets existed
             if not t["fleet"]:
                 t.pop("fleet")
+        for a in d["attacks"]:  # likewise an attack crafted on the host, as every attack was before ``where``
+            if a["where"] == "host":
+                a.pop("where")
         return d
 
     def digest(self) -> str:

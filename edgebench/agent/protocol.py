@@ -4,9 +4,11 @@ job's types from here, never the agent's passes.
 
 Protocol versions are integers; the agent refuses a job of another version with a message saying which it
 speaks. Version 2 streams test sets in chunks of ``batch_size`` samples and is resumable (see
-:mod:`edgebench.agent.job`). Version 3 (this one) adds latency rounds: the :class:`LatencyProtocol`'s ``rounds``,
+:mod:`edgebench.agent.job`). Version 3 adds latency rounds: the :class:`LatencyProtocol`'s ``rounds``,
 ``cooldown_s``, ``settle_s``, ``settle_c`` and ``in_rounds``, and the job kind ``latency`` (:attr:`Job.kind`), which
 loads several artifacts of one target and times them in interleaved rounds (:mod:`edgebench.agent.rounds`).
+Version 4 (this one) adds attack requests (:attr:`Job.attacks`, :class:`AttackRequest`): the agent crafts a
+query-based attack against the artifact it loaded, through the runtime it measures (:mod:`edgebench.agent.attack`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from edgebench.errors import ConfigError
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 #: the oldest Python the device side runs on, tested in virtual environments of it and 3.9 (JetPack 5 ships
 #: 3.8, Raspberry Pi OS Bullseye 3.9); the bundle refuses an older one in one line, ``targets check`` says it
 MIN_PYTHON = (3, 8)
@@ -92,6 +94,32 @@ class ArtifactRef:
 
 
 @dataclass(frozen=True)
+class AttackRequest:
+    """A query-based attack the agent crafts on the job's artifact (:mod:`edgebench.agent.attack`): attack
+    ``name`` of :data:`edgebench.blackbox.QUERY_ATTACKS` with ``params`` (its seed among them) on the first
+    ``len(y)`` samples of test set ``testset`` (an index into :attr:`Job.testsets`) with labels ``y``, at every ε of
+    ``eps``; ``target``: the target class per sample of a targeted attack. Queries go to the runtime in batches
+    of ``batch_size``. ``names``: the name of the adversarial set at each ε in the result; ``round_8bit``: the
+    sets rounded to k/255 and predicted again."""
+
+    name: str
+    params: dict[str, Any]
+    eps: tuple[float, ...]
+    y: tuple[int, ...]
+    names: tuple[str, ...]
+    testset: int = 0
+    target: tuple[int, ...] | None = None
+    batch_size: int = 256
+    round_8bit: bool = False
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> AttackRequest:
+        target = raw.get("target")
+        return cls(**{**raw, "eps": tuple(raw["eps"]), "y": tuple(raw["y"]), "names": tuple(raw["names"]),
+                      "target": None if target is None else tuple(target)})
+
+
+@dataclass(frozen=True)
 class Job:
     """What the host asks of a target. ``kind`` ``measure`` (the default): accuracy, latency and energy of
     ``artifact``; ``latency``: interleaved latency rounds of every artifact in ``artifacts`` on the first
@@ -115,6 +143,9 @@ class Job:
     #: inferences of the per-operator profiling pass after the latency pass, in a session of its own with the
     #: runtime's profiler on (:mod:`edgebench.agent.profile`); 0: no profile. Also ``[measure] profile_runs``.
     profile_runs: int = 50
+    #: query-based attacks to craft on the artifact after its latency, energy and profiling passes, before the
+    #: accuracy passes (protocol 4)
+    attacks: tuple[AttackRequest, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -143,6 +174,7 @@ class Job:
             raw["artifacts"] = tuple(ArtifactRef(**a) for a in raw.get("artifacts", ()))
             raw["latency"] = LatencyProtocol(**raw.get("latency", {}))
             raw["energy"] = EnergyProtocol(**raw.get("energy", {}))
+            raw["attacks"] = tuple(AttackRequest.from_dict(a) for a in raw.get("attacks", ()))
             job = cls(**raw)
         except TypeError as exc:
             raise ConfigError(f"{source}: malformed job ({exc})") from None

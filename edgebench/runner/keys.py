@@ -15,7 +15,7 @@ from edgebench.agent.protocol import sha256_file
 from edgebench.config import AttackSpec, CompressSpec, ModelSpec, Plan
 from edgebench.runner.cache import code_fingerprint, content_key
 from edgebench.runner.context import RunContext
-from edgebench.runner.units import Unit, parse_unit
+from edgebench.runner.units import Built, Unit, parse_unit
 
 
 def model_spec(plan: Plan, spec: ModelSpec, data_fingerprint: str) -> dict[str, Any]:
@@ -80,6 +80,30 @@ def adv_key(plan: Plan, source_key: str, attack: AttackSpec, *, n_test: int, dat
                                "seed": plan.seed})
 
 
+def query_adv_key(plan: Plan, source_key: str, sha256: str, backend: str, attack: AttackSpec, *, n_test: int,
+                  data_fingerprint: str) -> str:
+    """The cache key of query attack ``attack``'s examples crafted on the host through a ``backend`` session of the
+    artifact with SHA-256 ``sha256`` (of the unit whose key is ``source_key``): the attack's code, the
+    runtime's, and the pass both sides share (:mod:`edgebench.agent.attack`)."""
+    from edgebench.attacks import ATTACKS
+    from edgebench.blackbox import QUERY_ATTACKS
+    from edgebench.runtime import BACKENDS
+
+    code = code_fingerprint(ATTACKS.get(attack.name), QUERY_ATTACKS.get(attack.name), BACKENDS.get(backend),
+                            "edgebench.agent.attack")
+    return content_key("adv", {"model": source_key, "artifact": sha256, "backend": backend, "attack": attack.name,
+                               "params": attack.params, "eps": attack.eps, "n": attack_n(attack, n_test),
+                               "data": data_fingerprint, "code": code, "targeted": attack.targeted,
+                               "round_8bit": attack.round_8bit, "seed": plan.seed})
+
+
+def query_key(ctx: RunContext, built: Built, backend: str, attack: AttackSpec) -> str:
+    """:func:`query_adv_key` of the artifact that ``backend`` runs of the built unit ``built``."""
+    fmt, _ = built.artifact_for(backend)
+    return query_adv_key(ctx.plan, built.key, built.cards[fmt]["sha256"], backend, attack,
+                         n_test=len(ctx.ds.x_test), data_fingerprint=ctx.ds.fingerprint())
+
+
 def cache_status(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> tuple[str, str | None]:
     """Whether host stage ``name``'s outputs are all in the cache (``cached``), not (``run``), or cannot be known
     before an input is computed (``unknown``), given the export keys of the units built before it; and its key.
@@ -126,6 +150,13 @@ def cache_status(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> tu
         source_key = keys.get(parse_unit(src_id))
         if source_key is None:
             return "unknown", None
+        if label not in {a.label for a in plan.attacks}:  # a query attack's, for one backend (units.query_stage)
+            label, _, backend = label.rpartition("@")
+            built = ctx.outcome.values.get(parse_unit(src_id).stage)  # its key needs the artifact's hash
+            if built is None:
+                return "unknown", None
+            key = query_key(ctx, built, backend, next(a for a in plan.attacks if a.label == label))
+            return ("cached" if cached("adv", key) else "run"), key
         attack = next(a for a in plan.attacks if a.label == label)
         key = adv_key(plan, source_key, attack, n_test=len(ctx.ds.x_test), data_fingerprint=fingerprint)
         return ("cached" if cached("adv", key) else "run"), key
