@@ -196,6 +196,26 @@ def _done(out: Path, name: str, digest: str) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and doc.get("job") == digest else None
 
 
+def _attack_passes(job: Job, backend: Any, sizes: list[int], out: Path, digest: str,
+                   resumed: list[str]) -> list[dict[str, Any]]:
+    """The job's attack requests crafted on the loaded artifact (:mod:`edgebench.agent.attack`), each once: a
+    resumed job reuses an attack this job finished (noted in ``resumed``)."""
+    from edgebench.agent.attack import attack_pass
+
+    records = []
+    for i, req in enumerate(job.attacks):
+        if not 0 <= req.testset < len(job.testsets) or len(req.y) > sizes[req.testset]:
+            raise DataError(f"job {job.job_id}: attack {i} ({req.name}) asks for {len(req.y)} samples of test set "
+                            f"{req.testset}, which the job does not have")
+        done = _done(out, f"attack-{i}", digest)
+        if done is None or not all((out / f).is_file() for f in done.get("files", ())):
+            done = attack_pass(backend, req, Path(job.testsets[req.testset].path), out, i, digest)
+        else:
+            resumed.append(f"attack-{i}")
+        records.append({k: v for k, v in done.items() if k != "job"})
+    return records
+
+
 def run_job(job: Job) -> dict[str, Any]:
     """Run ``job`` here and write ``result.json`` and the raw outputs into ``job.output_dir``.
 
@@ -327,26 +347,6 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
     }
     _write_json(out / "result.json", result)
     return result
-
-
-def _attack_passes(job: Job, backend: Any, sizes: list[int], out: Path, digest: str,
-                   resumed: list[str]) -> list[dict[str, Any]]:
-    """The job's attack requests crafted on the loaded artifact (:mod:`edgebench.agent.attack`), each once: a
-    resumed job reuses an attack this job finished (noted in ``resumed``)."""
-    from edgebench.agent.attack import attack_pass
-
-    records = []
-    for i, req in enumerate(job.attacks):
-        if not 0 <= req.testset < len(job.testsets) or len(req.y) > sizes[req.testset]:
-            raise DataError(f"job {job.job_id}: attack {i} ({req.name}) asks for {len(req.y)} samples of test set "
-                            f"{req.testset}, which the job does not have")
-        done = _done(out, f"attack-{i}", digest)
-        if done is None or not all((out / f).is_file() for f in done.get("files", ())):
-            done = attack_pass(backend, req, Path(job.testsets[req.testset].path), out, i, digest)
-        else:
-            resumed.append(f"attack-{i}")
-        records.append({k: v for k, v in done.items() if k != "job"})
-    return records
 
 
 def _logits(out: Any) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +91,9 @@ def device_job(ctx: RunContext, tspec: TargetSpec, backend: str, unit: Unit,
     key = content_key("device", {"artifact": card["sha256"], "sets": [str(p) for p in paths],
                                  "backend": backend, "options": options, "protocol": vars(proto),
                                  "energy": vars(energy), "batch": m.batch_size, "target": target.name,
-                                 "transport": target.transport, "profile_runs": m.profile_runs,
-                                 **request_key(requests)})
+                                 "transport": target.transport, "profile_runs": m.profile_runs})
+    if requests:  # and the query attacks the agent crafts
+        key = content_key("device", {"measure": key, **request_key(requests)})
     out_dir = ctx.run_dir / "raw" / slug(name.removeprefix("device/"))
     measured = already_measured(ctx, name, key, out_dir, sets)
     if measured is not None:
@@ -99,7 +101,8 @@ def device_job(ctx: RunContext, tspec: TargetSpec, backend: str, unit: Unit,
     job = Job(job_id=key, artifact=str(artifact), backend=backend, output_dir=str(out_dir),
               testsets=tuple(TestSet(s["name"], str(p)) for s, p in zip(sets, paths)), backend_options=options,
               batch_size=m.batch_size, latency=proto, energy=energy, artifact_sha256=card["sha256"],
-              profile_runs=m.profile_runs, attacks=tuple(requests))
+              profile_runs=m.profile_runs)
+    job = replace(job, attacks=tuple(requests))
     started = time.time()
     return Deferred(work=shipper(ctx, conn, job, out_dir),
                     finish=lambda done: with_device_sets(ctx, unit, finish(ctx, name, key, started, target, backend,

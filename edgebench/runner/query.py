@@ -209,3 +209,10 @@ def query_fields(adv: AdvSets, queries: np.ndarray | None, succeeded: np.ndarray
     q = np.asarray(queries)[np.asarray(succeeded, dtype=bool)]
     return {"queries_mean": float(np.mean(q)) if len(q) else None,
             "queries_median": float(np.median(q)) if len(q) else None, "query_budget": adv.info.get("max_queries")}
+
+
+def query_sample(queries: np.ndarray, succeeded: np.ndarray, set_name: str) -> dict[str, Any]:
+    """The per-sample record of a query attack's result row (the store's ``samples``, kind ``queries``): the
+    queries spent on each sample, and whether it was fooled (clean-correct, then fooled on the device), so the
+    report can give the success within any share of the budget."""
+    return {"queries": [int(q) for q in queries], "fooled": [bool(f) for f in succeeded], "set": set_name}

@@ -20,7 +20,7 @@ import numpy as np
 from edgebench.config import Plan
 from edgebench.metrics.gradients import MASKING_SHARE, masked
 from edgebench.runner.graph import units
-from edgebench.runner.query import query_fields
+from edgebench.runner.query import query_fields, query_sample
 from edgebench.runner.rounds import round_record, unit_latency
 from edgebench.runner.units import BASE, AdvSets, DeviceRun, Unit, craft_stage, device_stage, latency_stage, set_id
 
@@ -188,6 +188,10 @@ def score(plan: Plan, values: Mapping[str, Any], y: np.ndarray, *, host_predict:
                              s["source"])] = adv_pred == yy
                     out.samples.append({"kind": "correct", **where, "attack": s["attack"], "eps": s["eps"],
                                         "source": s["source"], "data": pack_correct(adv_pred == yy, set_id(s["path"]))})
+                    if queries is not None:  # a query attack's per-sample counts
+                        out.samples.append({"kind": "queries", **where, "attack": s["attack"], "eps": s["eps"],
+                                            "source": s["source"],
+                                            "data": query_sample(queries, hit & (cp == yy), set_id(s["path"]))})
                     host_hit = None if host_adv is None else \
                         ((host_adv != yy) if target is None else (host_adv == target))
                     per_sample.setdefault((s["attack"], s["source"]), []).append(

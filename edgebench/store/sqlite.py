@@ -337,7 +337,8 @@ class Store:
         """Per-row distributions: ``kind`` (``latency``: a histogram of the timed inferences; ``correct``: the
         packed per-sample correctness of a result row; ``rounds``: the per-round medians and thermal state of
         interleaved latency rounds; ``profile``: the device run's per-operator profile,
-        :func:`edgebench.agent.profile.summarize`), the result key, and ``data`` (JSON)."""
+        :func:`edgebench.agent.profile.summarize`; ``queries``: a query attack's queries per sample and which samples
+        it fooled, :func:`edgebench.runner.query.query_sample`), the result key, and ``data`` (JSON)."""
         key = ("kind", "model", "variant", "backend", "target", "attack", "eps", "source")
         with self.conn:
             self.conn.executemany(
