@@ -82,6 +82,7 @@ TABLE: dict[str, Row] = {
     "mim": Row({"steps": 3}, LINF, cost=_iterative(3)),
     "pgd": Row({"steps": 3, "seed": 0}, LINF, seeded=True, cost=_iterative(3)),
     "pgd-l2": Row({"steps": 3, "seed": 0}, L2, seeded=True, cost=_iterative(3)),
+    "square": Row({"max_queries": 40, "seed": 0}, LINF, seeded=True),
     "uap": Row({"max_epochs": 2, "inner_steps": 3, "batch_size": 16, "seed": 0}, LINF, seeded=True),
     "uniform-noise": Row({"seed": 0}, LINF, seeded=True, cost=_per_eps(1, 0)),
 }
