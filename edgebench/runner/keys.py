@@ -15,7 +15,7 @@ from edgebench.agent.protocol import sha256_file
 from edgebench.config import AttackSpec, CompressSpec, ModelSpec, Plan
 from edgebench.runner.cache import code_fingerprint, content_key
 from edgebench.runner.context import RunContext
-from edgebench.runner.units import Built, Unit, parse_unit
+from edgebench.runner.units import BACKEND_FORMATS, Built, Unit, parse_unit
 
 
 def model_spec(plan: Plan, spec: ModelSpec, data_fingerprint: str) -> dict[str, Any]:
@@ -104,6 +104,18 @@ def query_key(ctx: RunContext, built: Built, backend: str, attack: AttackSpec) -
                          n_test=len(ctx.ds.x_test), data_fingerprint=ctx.ds.fingerprint())
 
 
+def _stored_sha256(ctx: RunContext, unit: Unit, key: str, backend: str) -> str | None:
+    """The SHA-256 of the artifact ``backend`` runs of ``unit`` (built under ``key``), from the cards in its cache
+    entry (the dry run has no :class:`Built`); None when the entry is not there."""
+    entry = ctx.cache.path("onnx" if ctx.spec(unit.model).onnx else "export", key)
+    cards = {}
+    for p in entry.glob("*.card.json"):
+        card = json.loads(p.read_text())
+        cards[card.get("format")] = card
+    fmt = next((f for f in BACKEND_FORMATS.get(backend, ("onnx",)) if f in cards), None)
+    return None if fmt is None else cards[fmt].get("sha256")
+
+
 def cache_status(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> tuple[str, str | None]:
     """Whether host stage ``name``'s outputs are all in the cache (``cached``), not (``run``), or cannot be known
     before an input is computed (``unknown``), given the export keys of the units built before it; and its key.
@@ -152,10 +164,11 @@ def cache_status(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> tu
             return "unknown", None
         if label not in {a.label for a in plan.attacks}:  # a query attack's, for one backend (units.query_stage)
             label, _, backend = label.rpartition("@")
-            built = ctx.outcome.values.get(parse_unit(src_id).stage)  # its key needs the artifact's hash
-            if built is None:
+            sha = _stored_sha256(ctx, parse_unit(src_id), source_key, backend)  # its key needs the file's hash
+            if sha is None:
                 return "unknown", None
-            key = query_key(ctx, built, backend, next(a for a in plan.attacks if a.label == label))
+            key = query_adv_key(plan, source_key, sha, backend, next(a for a in plan.attacks if a.label == label),
+                                n_test=len(ctx.ds.x_test), data_fingerprint=fingerprint)
             return ("cached" if cached("adv", key) else "run"), key
         attack = next(a for a in plan.attacks if a.label == label)
         key = adv_key(plan, source_key, attack, n_test=len(ctx.ds.x_test), data_fingerprint=fingerprint)

@@ -94,9 +94,13 @@ def check_set(path: Path, clean_set: Path, eps: float) -> None:
     assert queries.shape == (N,) and 1 <= queries.min() and queries.max() <= BUDGET
 
 
-def test_square_on_the_onnx_file_crafted_on_the_host(vendor_onnx: Path, tmp_path: Path) -> None:
+def test_square_on_the_onnx_file_crafted_on_the_host(vendor_onnx: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     run_dir, records = run_plan(tmp_path, vendor_onnx)
     check_square_rows(records)
+    # the dry run knows the crafting stage's key (the file's hash, read from its card) and finds it cached
+    assert main(["run", str(tmp_path / "q.toml"), "--out", str(tmp_path / "reports"), "--dry-run"]) == 0
+    assert "nothing to run: everything is cached or measured" in capsys.readouterr().out
     # the sets were crafted on the very file the device ran, in a session of its runtime, and carry the queries
     with sqlite3.connect(run_dir / "results.sqlite") as db:
         (artifact,) = db.execute("SELECT path FROM artifacts WHERE model='vendor'").fetchone()
