@@ -197,6 +197,7 @@ def with_device_sets(ctx: RunContext, unit: Unit, run: DeviceRun, key: str) -> D
                 "where": "device", "max_queries": rec["max_queries"], "queries": rec["queries"], **set_info(arrays)}
         adv = AdvSets(unit.id, a, key, files, info, _summary(info, a.eps, "device"))
         run.testsets += [_set(a, k, unit, files[k], adv, rec["names"][k]) for k in range(len(a.eps))]
+        run.note += f"; {a.label}: {adv.note} in {rec['seconds']:.1f} s"
     return run
 
 
