@@ -7,6 +7,7 @@ a stale entry. :func:`cache_status` says, without computing anything, whether a 
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -84,17 +85,27 @@ def query_adv_key(plan: Plan, source_key: str, sha256: str, backend: str, attack
                   data_fingerprint: str) -> str:
     """The cache key of query attack ``attack``'s examples crafted on the host through a ``backend`` session of the
     artifact with SHA-256 ``sha256`` (of the unit whose key is ``source_key``): the attack's code, the
-    runtime's, and the pass both sides share (:mod:`edgebench.agent.attack`)."""
+    runtime's code and version, and the pass both sides share (:mod:`edgebench.agent.attack`)."""
     from edgebench.attacks import ATTACKS
     from edgebench.blackbox import QUERY_ATTACKS
     from edgebench.runtime import BACKENDS
 
     code = code_fingerprint(ATTACKS.get(attack.name), QUERY_ATTACKS.get(attack.name), BACKENDS.get(backend),
                             "edgebench.agent.attack")
-    return content_key("adv", {"model": source_key, "artifact": sha256, "backend": backend, "attack": attack.name,
+    return content_key("adv", {"model": source_key, "artifact": sha256, "backend": backend,
+                               "runtime": runtime_version(backend), "attack": attack.name,
                                "params": attack.params, "eps": attack.eps, "n": attack_n(attack, n_test),
                                "data": data_fingerprint, "code": code, "targeted": attack.targeted,
                                "round_8bit": attack.round_8bit, "seed": plan.seed})
+
+
+@functools.cache
+def runtime_version(backend: str) -> str:
+    """The version of the runtime behind ``backend`` on this host (its scores, and so a query attack's path,
+    may change with it)."""
+    from edgebench.runtime import create_backend
+
+    return str(create_backend(backend).info().get("runtime_version", ""))
 
 
 def query_key(ctx: RunContext, built: Built, backend: str, attack: AttackSpec) -> str:

@@ -120,7 +120,8 @@ def craft_query(ctx: RunContext, unit: Unit, attack: AttackSpec, backend: str) -
         info = {"attack": attack.name, "params": request_params(plan, attack), "source": unit.id,
                 "eps": list(attack.eps), "n": n, "seconds": seconds, "norm": result.norm,
                 "targeted": attack.targeted, "round_8bit": attack.round_8bit, "query_based": True, "where": "host",
-                "backend": backend, "format": fmt, "artifact_sha256": built.cards[fmt]["sha256"],
+                "backend": backend, "runtime_version": session.info().get("runtime_version"), "format": fmt,
+                "artifact_sha256": built.cards[fmt]["sha256"],
                 "max_queries": int(result.max_queries), "queries": int(np.sum(result.queries)), **set_info(sets)}
         with ctx.cache.build("adv", key) as tmp:
             for k, arrays in enumerate(sets):
