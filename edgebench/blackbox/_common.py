@@ -80,16 +80,22 @@ def flat_norms(delta: np.ndarray, norm: str) -> np.ndarray:
 
 def project(x_adv: np.ndarray, x: np.ndarray, eps: float, norm: str) -> np.ndarray:
     """``x_adv`` projected onto the ``norm`` ball of radius ``eps`` around ``x`` (rows), then onto [0, 1];
-    ``eps = inf`` only clips to the box."""
+    ``eps = inf`` only clips to the box. A row already inside the ball is returned exactly as it is (a point
+    found on the decision boundary keeps its decision)."""
+    x_adv = np.clip(x_adv, 0.0, 1.0).astype(np.float32)
     if math.isinf(eps):
-        return np.clip(x_adv, 0.0, 1.0).astype(np.float32)
+        return x_adv
+    delta = (x_adv - x).astype(np.float64)
+    norms = flat_norms(delta, norm)
     if norm == "linf":
         out = np.minimum(np.maximum(x_adv, x - eps), x + eps)
     else:
-        delta = (x_adv - x).astype(np.float64)
-        factor = np.minimum(1.0, eps / np.maximum(flat_norms(delta, "l2"), 1e-12))
+        factor = np.minimum(1.0, eps / np.maximum(norms, 1e-12))
         out = x + delta * factor.reshape((-1,) + (1,) * (x.ndim - 1))
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    out = np.clip(out, 0.0, 1.0).astype(np.float32)
+    inside = norms <= eps
+    out[inside] = x_adv[inside]
+    return out
 
 
 def is_int(value: Any) -> bool:
