@@ -55,6 +55,8 @@ def test_an_onnx_model_takes_query_attacks_and_no_attacks_without_a_surrogate(tm
     on_device = load_plan(plan_file(tmp_path, SQUARE + 'where = "device"\n'))
     assert on_device.attacks[0].where == "device" and on_device.digest() != plan.digest()
     assert load_plan(plan_file(tmp_path, "")).attacks == ()
+    hsj = load_plan(plan_file(tmp_path, SQUARE.replace('"square"', '"hopskipjump"').replace("0.05", "0.5")))
+    assert hsj.attacks[0].threat == ("black-box",) and hsj.attacks[0].name == "hopskipjump"
 
 
 def test_a_gradient_attack_on_an_onnx_model_still_needs_a_surrogate(tmp_path: Path) -> None:
