@@ -77,3 +77,24 @@ def test_a_request_for_more_samples_than_the_set_holds_is_one_line(artifact, tmp
     with pytest.raises(DataError, match=f"attack 0 \\(square\\) asks for {n} samples of test set 0") as info:
         run_job(j)
     assert "\n" not in str(info.value)
+
+
+def test_sets_rounded_to_8_bit_are_predicted_again(artifact) -> None:
+    """``round_8bit``: the inputs an 8-bit pipeline would deliver, and the session's predictions on those."""
+    from edgebench.agent.attack import adversarial_sets, top1
+    from edgebench.blackbox import run_query_attack
+    from edgebench.runtime import create_backend
+
+    model, testset, y = artifact
+    session = create_backend("onnxruntime")
+    session.load(model)
+    with np.load(testset) as f:
+        x = f["x"][:N]
+    result = run_query_attack("square", {"max_queries": 50}, session.predict, x, y[:N], [0.1], batch_size=16)
+    (plain,) = adversarial_sets(result, x, y[:N], None, session.predict)
+    (rounded,) = adversarial_sets(result, x, y[:N], None, session.predict, round_8bit=True, batch_size=7)
+    assert np.array_equal(plain["pred"], result.pred[0]) and np.array_equal(plain["queries"], result.queries[0])
+    assert np.allclose(rounded["x"] * 255, np.round(rounded["x"] * 255), atol=1e-4)
+    assert np.array_equal(rounded["pred"], top1(session.predict, rounded["x"], 64))
+    assert np.array_equal(rounded["success"], rounded["pred"] != y[:N])
+    assert rounded["linf"].max() <= 0.1 + 0.5 / 255 + 1e-6
