@@ -16,6 +16,7 @@ from typing import Any
 
 from edgebench.errors import ConfigError, EdgebenchError
 from edgebench.naming import slug
+from edgebench.query_plan import attack_where, check_device_attacks, check_onnx_sources, is_query, query_threat
 from edgebench.specs import (
     TARGETINGS,
     THREATS,
@@ -86,10 +87,6 @@ def _parse_models(raw: list[Any], source: str) -> tuple[ModelSpec, ...]:
         if m.attack_source is not None and m.attack_source not in names:
             raise ConfigError(f"{source}: models[{i}].attack_source: {m.attack_source!r} is not a model of this "
                               f"plan; allowed: {names}")
-        src = next(s for s in models if s.name == m.source)
-        if src.onnx:
-            raise ConfigError(f"{source}: models[{i}]: {src.name!r} is an ONNX file and cannot craft white-box "
-                              "attacks; set attack_source to a torch model of the plan (a surrogate)")
     return tuple(models)
 
 
@@ -249,12 +246,15 @@ def _parse_attacks(raw: list[Any], source: str) -> tuple[AttackSpec, ...]:
         t = Table(item, source, f"attacks[{i}]")
         name = t.get("name", str, required=True)
         cls = ATTACKS.get(name, where=f"{source}: {t.path('name')}")
+        query = is_query(cls)
         spec = AttackSpec(
             name=name, label=t.get("label", str, name), eps=_eps_list(t, allow_inf=cls.minimal),
             n=t.number("n", None, lo=1, integer=True), batch_size=t.number("batch_size", 256, lo=1, integer=True),
-            threat=_threats(t), surrogate=t.get("surrogate", str), min_eps=t.get("min_eps", bool, False),
+            threat=query_threat(t, name) if query else _threats(t), surrogate=t.get("surrogate", str),
+            min_eps=t.get("min_eps", bool, False),
             targeted=t.choice("targeted", list(TARGETINGS), "none"), round_8bit=t.get("round_8bit", bool, False),
-            victims=_victims(t), suite=t.get("suite", bool, True), **_family_keys(t), params=t.rest(),
+            victims=_victims(t), suite=t.get("suite", bool, True), **_family_keys(t),
+            where=attack_where(t, name, query), params=t.rest(),
         )
         if spec.targeted != "none" and not cls.targeted_ok:
             raise ConfigError(f"{source}: {t.path('targeted')}: attack {name!r} has no targeted mode")
@@ -422,6 +422,8 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
         raise ConfigError(f"{source}: models: the plan has no [[models]] entry; add at least one")
     _check_surrogates(attacks, models, compress, source)
     _check_families(attacks, models, compress, source)
+    check_onnx_sources(models, attacks, source)
+    check_device_attacks(attacks, targets, source)
     references = _parse_references(top_references, source, models, compress, attacks)
     plan = Plan(name=name, source=source, seed=seed, data=data, models=models, compress=compress, export=export,
                 attacks=attacks, targets=targets,

@@ -11,7 +11,7 @@ from typing import Any
 from edgebench.agent.protocol import EnergyProtocol, Job, LatencyProtocol
 
 __all__ = ["TARGETINGS", "THREATS", "AttackSpec", "CompressSpec", "DataSpec", "ExportSpec", "MeasureSpec",
-           "GatesSpec", "ModelSpec", "Plan", "ReferenceSpec", "TargetSpec"]
+           "BLACK_BOX", "WHERES", "GatesSpec", "ModelSpec", "Plan", "ReferenceSpec", "TargetSpec"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,11 @@ class ModelSpec:
 
 THREATS = ("white-box", "transfer", "matrix", "family")
 TARGETINGS = ("none", "next", "random")
+#: the threat of a query-based attack (issue 17): crafted on each victim's own deployed artifact through its
+#: runtime, by queries alone; and where it is crafted (``where``): a host session of the very file the device
+#: gets, or inside the agent on the target
+BLACK_BOX = "black-box"
+WHERES = ("host", "device")
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,9 @@ class AttackSpec:
     ``min_eps``: per sample, the smallest ε of the grid at which
     the attack succeeds (Algorithm 1 of Liu et al. 2018). ``targeted``: ``none``, ``next`` (label + 1 mod
     classes) or ``random`` (seeded, never the label). ``round_8bit``: store the adversarial sets rounded to
-    k/255 (default float32, unrounded). ``suite = false``: leave it out of the worst case over the suite."""
+    k/255 (default float32, unrounded). ``suite = false``: leave it out of the worst case over the suite. A
+    query-based attack (Square, HopSkipJump) has the threat :data:`BLACK_BOX` and is crafted ``where`` =
+    ``host`` (a runtime session of the artifact) or ``device`` (inside the agent)."""
 
     name: str
     label: str
@@ -87,6 +94,7 @@ class AttackSpec:
     #: is also evaluated on (:mod:`edgebench.families`)
     family: str | tuple[str, ...] = ()
     holdout: tuple[str, ...] = ()
+    where: str = "host"
 
     def attacks_variant(self, variant: str) -> bool:
         """Whether this attack is evaluated on ``variant`` (``victims``: variant names or shell globs, with
@@ -247,6 +255,9 @@ class Plan:
                 entry.pop("bpda")
             if not entry.get("io", True):  # a model entry without an ONNX boundary
                 entry.pop("io")
+        for a in d["attacks"]:  # likewise an attack crafted on the host, as every attack was before ``where``
+            if a["where"] == "host":
+                a.pop("where")
         return d
 
     def digest(self) -> str:

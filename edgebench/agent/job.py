@@ -198,6 +198,26 @@ def _done(out: Path, name: str, digest: str) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and doc.get("job") == digest else None
 
 
+def _attack_passes(job: Job, backend: Any, sizes: list[int], out: Path, digest: str,
+                   resumed: list[str]) -> list[dict[str, Any]]:
+    """The job's attack requests crafted on the loaded artifact (:mod:`edgebench.agent.attack`), each once: a
+    resumed job reuses an attack this job finished (noted in ``resumed``)."""
+    from edgebench.agent.attack import attack_pass
+
+    records = []
+    for i, req in enumerate(job.attacks):
+        if not 0 <= req.testset < len(job.testsets) or len(req.y) > sizes[req.testset]:
+            raise DataError(f"job {job.job_id}: attack {i} ({req.name}) asks for {len(req.y)} samples of test set "
+                            f"{req.testset}, which the job does not have")
+        done = _done(out, f"attack-{i}", digest)
+        if done is None or not all((out / f).is_file() for f in done.get("files", ())):
+            done = attack_pass(backend, req, Path(job.testsets[req.testset].path), out, i, digest)
+        else:
+            resumed.append(f"attack-{i}")
+        records.append({k: v for k, v in done.items() if k != "job"})
+    return records
+
+
 def run_job(job: Job) -> dict[str, Any]:
     """Run ``job`` here and write ``result.json`` and the raw outputs into ``job.output_dir``.
 
@@ -279,14 +299,17 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
         profile = {**profile_pass(backend, Path(job.testsets[0].path), job.profile_runs), "job": digest}
         _write_json(out / "profile.json", profile)
 
+    attacks = _attack_passes(job, backend, sizes, out, digest, resumed)
+    todo = [(ts.name, Path(ts.path), n, f"set-{i}") for i, (ts, n) in enumerate(zip(job.testsets, sizes))]
+    todo += [(set_name, out / f, a["n"], f[:-len(".npz")]) for a in attacks for set_name, f in zip(a["names"],
+                                                                                               a["files"])]
     sets: list[dict[str, Any]] = []
-    for i, (ts, n) in enumerate(zip(job.testsets, sizes)):
-        name = f"set-{i}"
+    for set_name, set_path, n, name in todo:
         done = _done(out, name, digest)
         if done is None or not (out / f"{name}.npy").is_file():
             t0 = time.perf_counter_ns()
-            _accuracy_pass(backend, Path(ts.path), n, job.batch_size, out / f"{name}.npy")
-            done = {"name": ts.name, "n": n, "file": f"{name}.npy", "seconds": (time.perf_counter_ns() - t0) / 1e9,
+            _accuracy_pass(backend, set_path, n, job.batch_size, out / f"{name}.npy")
+            done = {"name": set_name, "n": n, "file": f"{name}.npy", "seconds": (time.perf_counter_ns() - t0) / 1e9,
                     "job": digest}
             _write_json(out / f"{name}.json", done)
         else:
@@ -314,7 +337,9 @@ def _run_locked(job: Job, out: Path) -> dict[str, Any]:
         "fixed_batch": backend.fixed_batch,
         "latency": None if latency is None else {k: v for k, v in latency.items() if k != "job"},
         "energy": None if energy is None else {k: v for k, v in energy.items() if k != "job"},
-        "files": [s["file"] for s in sets] + ([latency["file"]] if latency else []),
+        "files": [s["file"] for s in sets] + ([latency["file"]] if latency else []) + [f for a in attacks
+                                                                                      for f in a["files"]],
+        "attacks": attacks,
         "resumed": resumed,
         "environment": {"before": env_before, "after": environment()},
         "torch_loaded": "torch" in sys.modules,

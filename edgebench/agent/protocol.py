@@ -8,7 +8,9 @@ speaks. Version 2 streams test sets in chunks of ``batch_size`` samples and is r
 ``cooldown_s``, ``settle_s``, ``settle_c`` and ``in_rounds``, and the job kind ``latency`` (:attr:`Job.kind`), which
 loads several artifacts of one target and times them in interleaved rounds (:mod:`edgebench.agent.rounds`).
 Version 4 (this one) adds the model's boundary, :attr:`Job.io` and :attr:`ArtifactRef.io` (layout, input range,
-output, scores of a file as users bring it: :mod:`edgebench.runtime.boundary`).
+output, scores of a file as users bring it: :mod:`edgebench.runtime.boundary`), and attack requests
+(:attr:`Job.attacks`, :class:`AttackRequest`): the agent crafts a query-based attack against the artifact it loaded,
+through the runtime it measures (:mod:`edgebench.agent.attack`).
 """
 
 from __future__ import annotations
@@ -96,6 +98,32 @@ class ArtifactRef:
 
 
 @dataclass(frozen=True)
+class AttackRequest:
+    """A query-based attack the agent crafts on the job's artifact (:mod:`edgebench.agent.attack`): attack
+    ``name`` of :data:`edgebench.blackbox.QUERY_ATTACKS` with ``params`` (its seed among them) on the first
+    ``len(y)`` samples of test set ``testset`` (an index into :attr:`Job.testsets`) with labels ``y``, at every ε of
+    ``eps``; ``target``: the target class per sample of a targeted attack. Queries go to the runtime in batches
+    of ``batch_size``. ``names``: the name of the adversarial set at each ε in the result; ``round_8bit``: the
+    sets rounded to k/255 and predicted again."""
+
+    name: str
+    params: dict[str, Any]
+    eps: tuple[float, ...]
+    y: tuple[int, ...]
+    names: tuple[str, ...]
+    testset: int = 0
+    target: tuple[int, ...] | None = None
+    batch_size: int = 256
+    round_8bit: bool = False
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> AttackRequest:
+        target = raw.get("target")
+        return cls(**{**raw, "eps": tuple(raw["eps"]), "y": tuple(raw["y"]), "names": tuple(raw["names"]),
+                      "target": None if target is None else tuple(target)})
+
+
+@dataclass(frozen=True)
 class Job:
     """What the host asks of a target. ``kind`` ``measure`` (the default): accuracy, latency and energy of
     ``artifact``; ``latency``: interleaved latency rounds of every artifact in ``artifacts`` on the first
@@ -122,6 +150,9 @@ class Job:
     #: the artifact's boundary (:class:`~edgebench.runtime.boundary.ModelIO` as a dict): how it takes [0, 1] NCHW
     #: inputs and gives logits; ``{}``: it does already. The agent also runs a file with a fixed batch through it.
     io: dict[str, Any] = field(default_factory=dict)
+    #: query-based attacks to craft on the artifact after its latency, energy and profiling passes, before the
+    #: accuracy passes (protocol 4)
+    attacks: tuple[AttackRequest, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -150,6 +181,7 @@ class Job:
             raw["artifacts"] = tuple(ArtifactRef(**a) for a in raw.get("artifacts", ()))
             raw["latency"] = LatencyProtocol(**raw.get("latency", {}))
             raw["energy"] = EnergyProtocol(**raw.get("energy", {}))
+            raw["attacks"] = tuple(AttackRequest.from_dict(a) for a in raw.get("attacks", ()))
             job = cls(**raw)
         except TypeError as exc:
             raise ConfigError(f"{source}: malformed job ({exc})") from None

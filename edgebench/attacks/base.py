@@ -37,10 +37,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Passes:
-    """Forward and backward passes spent (each counts one batch)."""
+    """Forward and backward passes spent (each counts one batch); ``queries``: a query-based attack's queries per
+    ε and sample, ``(K, N)``."""
 
     forward: int = 0
     backward: int = 0
+    queries: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -50,7 +52,8 @@ class AttackResult:
     ``success[k, n]``: the model misclassifies ``x_adv[k, n]`` (untargeted) or assigns it the target.
     ``pred[k, n]``: the attacked model's top-1 on ``x_adv[k, n]``. ``linf``, ``l2``: perturbation norms;
     ``l0``: the number of input features changed (by more than 1e-6). ``norm``: the attack's budget norm.
-    ``passes``: forward and backward passes spent, each counting one batch.
+    ``passes``: forward and backward passes spent, each counting one batch. ``queries[k, n]``: the queries a
+    query-based attack (``query_based``) spent on sample ``n`` at ε ``k`` (None for the others).
     """
 
     attack: str
@@ -64,6 +67,7 @@ class AttackResult:
     passes: Passes = field(default_factory=Passes)
     l0: np.ndarray | None = None
     norm: str = "linf"
+    queries: np.ndarray | None = None
 
     def success_rate(self) -> np.ndarray:
         return self.success.mean(axis=1)
@@ -144,7 +148,8 @@ class Attack(abc.ABC):
     ``norm``: the norm of ε — ``linf``, ``l2``, ``l0`` (ε is the fraction of input features that may change)
     or ``none`` (noise baselines: ε is the noise scale). ``minimal``: see the module docstring.
     ``universal``: one perturbation for all the inputs of a call (UAP), so callers must not split a set into
-    batches.
+    batches. ``query_based``: the attack needs only a predict function (:mod:`edgebench.blackbox`; it has
+    ``on_predict``), so it can attack an exported artifact through its runtime.
     """
 
     name: ClassVar[str] = "?"
@@ -156,6 +161,7 @@ class Attack(abc.ABC):
     #: the attack takes a :class:`~edgebench.attacks._family.ModelFamily` (threat ``family``): its loop reaches the
     #: model only through :mod:`edgebench.attacks._gradient`'s helpers and :func:`predict`
     family_ok: ClassVar[bool] = False
+    query_based: ClassVar[bool] = False
 
     def __repr__(self) -> str:
         # hyper-parameters only: not instance copies of class facts (norm set from norm_p, minimal, ...)
@@ -219,6 +225,7 @@ class Attack(abc.ABC):
             attack=repr(self), eps=eps_list, x_adv=x_adv_all.numpy(), success=success.numpy(),
             pred=pred_all.numpy(), linf=delta.abs().amax(2).numpy(), l2=delta.norm(dim=2).numpy(),
             targeted=tgt is not None, passes=passes, l0=(delta.abs() > 1e-6).sum(2).numpy(), norm=self.norm,
+            queries=passes.queries,
         )
 
     def _validate(self, x: torch.Tensor, y: torch.Tensor, eps: tuple[float, ...], target: Any) -> None:

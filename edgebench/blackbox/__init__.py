@@ -19,16 +19,18 @@ them and plans validate their parameters) that calls into this package.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from edgebench.registry import Registry
+from edgebench.registry import Registry, check_kwargs
 
-#: ``(B, *sample_shape) float32 in [0, 1] -> (B, classes)`` scores
-Predict = Callable[[np.ndarray], np.ndarray]
+#: ``(B, *sample_shape) float32 in [0, 1] -> (B, classes)`` scores (``typing.Callable``: a runtime alias that
+#: Python 3.8 can subscript)
+Predict = typing.Callable[[np.ndarray], np.ndarray]
 
 QUERY_ATTACKS: Registry[Any] = Registry("query attack", modules=("edgebench.blackbox.*",))
 
@@ -39,7 +41,8 @@ class QueryResult:
 
     ``x_adv[k, n]``: float32 in [0, 1], within ε of ``x[n]`` in the attack's ``norm``. ``pred[k, n]``: the predict
     function's top-1 on ``x_adv[k, n]``. ``success[k, n]``: misclassified (untargeted) or the target (targeted).
-    ``queries[k, n]``: the queries spent on sample ``n`` at ε ``k`` (a sample already misclassified costs 1; a
+    ``queries[k, n]``: the queries spent on sample ``n`` at ε ``k``, at most ``max_queries`` (the clean query,
+    made once per call, counts at every ε; a sample already misclassified costs that 1 query; a
     minimal-perturbation attack run once for every ε reports its one run's count at every ε, plus the
     re-query of the projection).
     """
@@ -58,8 +61,18 @@ def run_query_attack(name: str, params: dict[str, Any], predict: Predict, x: np.
                      eps: Sequence[float], *, target: np.ndarray | None = None,
                      batch_size: int = 256) -> QueryResult:
     """Run query attack ``name`` (with ``params``, its constructor's keyword arguments) on ``predict`` for every
-    ε of ``eps``; queries go to ``predict`` in batches of at most ``batch_size`` samples."""
-    raise NotImplementedError("edgebench.blackbox: being built (issue 17)")
+    ε of ``eps``; queries go to ``predict`` in batches of at most ``batch_size`` samples. ``target``: the target
+    class per sample (targeted attack). An unknown name or parameter is a :class:`~edgebench.errors.ConfigError`,
+    bad inputs an :class:`~edgebench.errors.AttackError`."""
+    return create_query_attack(name, **params).perturb(predict, x, y, eps, target=target, batch_size=batch_size)
 
 
-__all__ = ["QUERY_ATTACKS", "Predict", "QueryResult", "run_query_attack"]
+def create_query_attack(name: str, *, where: str = "", **params: Any) -> Any:
+    """Instantiate query attack ``name``; an unknown parameter is an error naming the attack and the
+    parameter."""
+    cls = QUERY_ATTACKS.get(name, where=where)
+    check_kwargs(cls.__init__, params, what=f"attack {name!r}", where=where)
+    return cls(**params)
+
+
+__all__ = ["QUERY_ATTACKS", "Predict", "QueryResult", "create_query_attack", "run_query_attack"]

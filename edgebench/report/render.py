@@ -18,6 +18,7 @@ from edgebench.report.data import RunData
 from edgebench.report.efficiency import efficiency_section
 from edgebench.report.family import family_section
 from edgebench.report.gates import gates_section
+from edgebench.report.queries import query_section
 from edgebench.report.rounds import rounds_section
 from edgebench.report.sections import (
     artifacts_section,
@@ -43,7 +44,8 @@ def build_sections(d: RunData, plots: dict[str, Any]) -> list[Section]:
     (a section that is absent sends its plots to the robustness section, else to a last "Plots" section)."""
     out: list[Section | None] = [summary_section(d), gates_section(d), incomplete_section(d), flags_section(d),
                                  reference_section(d), latency_section(d), rounds_section(d), efficiency_section(d),
-                                 *cost_sections(d), *robustness_sections(d), suite_section(d), family_section(d),
+                                 *cost_sections(d), *robustness_sections(d), query_section(d), suite_section(d),
+                                 family_section(d),
                                  tradeoff_section(any(p.section == "tradeoffs" for p in plots.values())),
                                  *variants_sections(d), artifacts_section(d), environment_section(d)]
     sections = [s for s in out if s is not None]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from edgebench.runner.context import RunContext
 from edgebench.runner.family import FamilySource
 from edgebench.runner.fleet import shard_file
 from edgebench.runner.graph import sources_for
+from edgebench.runner.query import device_requests, host_sets, request_key, with_device_sets
 from edgebench.runner.stages import Deferred
 from edgebench.runner.units import (
     AdvSets,
@@ -76,7 +78,8 @@ def device_job(ctx: RunContext, tspec: TargetSpec, backend: str, unit: Unit,
     name = device_stage(tspec.target, backend, unit)
     if shard:
         name = shard_stage(name, shard[0], shard[1])
-    sets = job_sets(ctx, unit)
+    sets = job_sets(ctx, unit) + host_sets(ctx, unit, backend)
+    requests = device_requests(ctx, unit)  # query attacks the agent crafts on the artifact
     m = ctx.plan.measure
     proto = latency_protocol(m, in_rounds=uses_rounds(ctx.plan, tspec))
     power = target.power or {}
@@ -94,17 +97,21 @@ def device_job(ctx: RunContext, tspec: TargetSpec, backend: str, unit: Unit,
                                  "energy": vars(energy), "batch": m.batch_size, "target": target.name,
                                  "transport": target.transport, "profile_runs": m.profile_runs,
                                  "io": io})
+    if requests:  # and the query attacks the agent crafts
+        key = content_key("device", {"measure": key, **request_key(requests)})
     out_dir = ctx.run_dir / "raw" / slug(name.removeprefix("device/"))
     measured = already_measured(ctx, name, key, out_dir, sets)
     if measured is not None:
-        return measured
+        return with_device_sets(ctx, unit, measured, key)
     job = Job(job_id=key, artifact=str(artifact), backend=backend, output_dir=str(out_dir),
               testsets=tuple(TestSet(s["name"], str(p)) for s, p in zip(sets, paths)), backend_options=options,
               batch_size=m.batch_size, latency=proto, energy=energy, artifact_sha256=card["sha256"],
               profile_runs=m.profile_runs, io=io)
+    job = replace(job, attacks=tuple(requests))
     started = time.time()
     return Deferred(work=shipper(ctx, conn, job, out_dir),
-                    finish=lambda done: finish(ctx, name, key, started, target, backend, unit, fmt, sets, done))
+                    finish=lambda done: with_device_sets(ctx, unit, finish(ctx, name, key, started, target, backend,
+                                                                           unit, fmt, sets, done), key))
 
 
 def latency_protocol(m: MeasureSpec, *, in_rounds: bool = False) -> LatencyProtocol:

@@ -7,6 +7,7 @@ a stale entry. :func:`cache_status` says, without computing anything, whether a 
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from edgebench.config import AttackSpec, CompressSpec, ModelSpec, Plan
 from edgebench.runner.cache import code_fingerprint, content_key
 from edgebench.runner.context import RunContext
 from edgebench.runner.family import family_key, source_by_id
-from edgebench.runner.units import Unit, parse_unit
+from edgebench.runner.units import BACKEND_FORMATS, Built, Unit, parse_unit
 
 
 def model_spec(plan: Plan, spec: ModelSpec, data_fingerprint: str) -> dict[str, Any]:
@@ -97,6 +98,52 @@ def adv_key(plan: Plan, source_key: str, attack: AttackSpec, *, n_test: int, dat
     return content_key("adv", spec)
 
 
+def query_adv_key(plan: Plan, source_key: str, sha256: str, backend: str, attack: AttackSpec, *, n_test: int,
+                  data_fingerprint: str) -> str:
+    """The cache key of query attack ``attack``'s examples crafted on the host through a ``backend`` session of the
+    artifact with SHA-256 ``sha256`` (of the unit whose key is ``source_key``): the attack's code, the
+    runtime's code and version, and the pass both sides share (:mod:`edgebench.agent.attack`)."""
+    from edgebench.attacks import ATTACKS
+    from edgebench.blackbox import QUERY_ATTACKS
+    from edgebench.runtime import BACKENDS
+
+    code = code_fingerprint(ATTACKS.get(attack.name), QUERY_ATTACKS.get(attack.name), BACKENDS.get(backend),
+                            "edgebench.agent.attack")
+    return content_key("adv", {"model": source_key, "artifact": sha256, "backend": backend,
+                               "runtime": runtime_version(backend), "attack": attack.name,
+                               "params": attack.params, "eps": attack.eps, "n": attack_n(attack, n_test),
+                               "data": data_fingerprint, "code": code, "targeted": attack.targeted,
+                               "round_8bit": attack.round_8bit, "seed": plan.seed})
+
+
+@functools.cache
+def runtime_version(backend: str) -> str:
+    """The version of the runtime behind ``backend`` on this host (its scores, and so a query attack's path,
+    may change with it)."""
+    from edgebench.runtime import create_backend
+
+    return str(create_backend(backend).info().get("runtime_version", ""))
+
+
+def query_key(ctx: RunContext, built: Built, backend: str, attack: AttackSpec) -> str:
+    """:func:`query_adv_key` of the artifact that ``backend`` runs of the built unit ``built``."""
+    fmt, _ = built.artifact_for(backend)
+    return query_adv_key(ctx.plan, built.key, built.cards[fmt]["sha256"], backend, attack,
+                         n_test=len(ctx.ds.x_test), data_fingerprint=ctx.ds.fingerprint())
+
+
+def _stored_sha256(ctx: RunContext, unit: Unit, key: str, backend: str) -> str | None:
+    """The SHA-256 of the artifact ``backend`` runs of ``unit`` (built under ``key``), from the cards in its cache
+    entry (the dry run has no :class:`Built`); None when the entry is not there."""
+    entry = ctx.cache.path("onnx" if ctx.spec(unit.model).onnx else "export", key)
+    cards = {}
+    for p in entry.glob("*.card.json"):
+        card = json.loads(p.read_text())
+        cards[card.get("format")] = card
+    fmt = next((f for f in BACKEND_FORMATS.get(backend, ("onnx",)) if f in cards), None)
+    return None if fmt is None else cards[fmt].get("sha256")
+
+
 def cache_status(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> tuple[str, str | None]:
     """Whether host stage ``name``'s outputs are all in the cache (``cached``), not (``run``), or cannot be known
     before an input is computed (``unknown``), given the export keys of the units built before it; and its key.
@@ -147,6 +194,14 @@ def cache_status(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> tu
             keys.get(parse_unit(src_id))
         if source_key is None:
             return "unknown", None
+        if label not in {a.label for a in plan.attacks}:  # a query attack's, for one backend (units.query_stage)
+            label, _, backend = label.rpartition("@")
+            sha = _stored_sha256(ctx, parse_unit(src_id), source_key, backend)  # its key needs the file's hash
+            if sha is None:
+                return "unknown", None
+            key = query_adv_key(plan, source_key, sha, backend, next(a for a in plan.attacks if a.label == label),
+                                n_test=len(ctx.ds.x_test), data_fingerprint=fingerprint)
+            return ("cached" if cached("adv", key) else "run"), key
         units = fam.units if fam else (parse_unit(src_id),)
         key = adv_key(plan, source_key, attack, n_test=len(ctx.ds.x_test), data_fingerprint=fingerprint,
                       bpda=any(bpda_on(plan, u) for u in units))

@@ -24,7 +24,7 @@ from edgebench import __version__
 from edgebench.config import Plan
 from edgebench.errors import ConfigError, EdgebenchError
 from edgebench.naming import slug
-from edgebench.runner import build, craft, dataset, device, fleet, rounds
+from edgebench.runner import build, craft, dataset, device, fleet, query, rounds
 from edgebench.runner.cache import Cache
 from edgebench.runner.context import DiscardStore, RunContext
 from edgebench.runner.executors.base import BASE_MB, HostTask, InlineExecutor
@@ -76,6 +76,7 @@ class Pipeline(RunContext):
             for src in dict.fromkeys(s for u in all_units for s in sources_for(plan, u, a)):
                 st.append(self._host_stage(craft_stage(src, a.label), lambda s=src, a=a: craft.craft(self, s, a),
                                            src.deps if isinstance(src, FamilySource) else (src.stage,)))
+        st += [self._host_stage(*spec) for spec in query.craft_stages(self)]  # query attacks: host sessions
         for t in plan.targets:
             devices = [self._device_of(m) for m in t.fleet or (t.target,)]
             for b in t.backends:
@@ -86,7 +87,7 @@ class Pipeline(RunContext):
                                     exclusive=exclusive))
                 for u in all_units:
                     crafts = (craft_stage(s, a.label) for a in plan.attacks for s in sources_for(plan, u, a))
-                    deps = (u.stage, "testset/clean", *dict.fromkeys(crafts))
+                    deps = (u.stage, "testset/clean", *dict.fromkeys(crafts), *query.host_stages(plan, u, b))
                     name = device_stage(t.target, b, u)
                     if not t.fleet:
                         (dev, exclusive), = devices

@@ -22,6 +22,7 @@ import numpy as np
 from edgebench.config import Plan
 from edgebench.metrics.gradients import MASKING_SHARE, masked
 from edgebench.runner.graph import units
+from edgebench.runner.query import query_fields, query_sample
 from edgebench.runner.rounds import round_record, unit_latency
 from edgebench.runner.suite import suite_scores
 from edgebench.runner.units import BASE, AdvSets, DeviceRun, Unit, craft_stage, device_stage, latency_stage, set_id
@@ -87,6 +88,9 @@ class ResultRecord:
     round_cv: float | None = None
     load_rss_mb: float | None = None
     peak_rss_mb: float | None = None
+    queries_mean: float | None = None
+    queries_median: float | None = None
+    query_budget: int | None = None
 
     def row(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # shallow: every field is a scalar
@@ -155,14 +159,16 @@ def score(plan: Plan, values: Mapping[str, Any], y: np.ndarray, *, host_predict:
                 twin_clean = host_clean[unit]
                 per_sample: dict[tuple[str, str], list[dict[str, Any]]] = {}
                 for s in run.testsets[1:]:
-                    adv: AdvSets = values[craft_stage(s["source"], s["attack"])]
+                    adv: AdvSets = s.get("adv") or values[craft_stage(s["source"], s["attack"])]  # query sets carry it
                     norm = adv.info["norm"] if adv.info["norm"] in ("l2", "l0") else "linf"
                     with np.load(s["path"], allow_pickle=False) as f:
                         target = f["target"] if "target" in f.files else None
                         norms = f[norm]
                         host_adv = None
                         if twin_clean is not None:  # its own examples carry its predictions; others' are predicted
-                            host_adv = f["host_pred"] if s["source"] == unit.id else host_predict(unit, Path(s["path"]))
+                            host_adv = f["host_pred"] if s["source"] == unit.id and "host_pred" in f.files \
+                                else host_predict(unit, Path(s["path"]))
+                        queries = f["queries"] if "queries" in f.files else None  # a query attack's, per sample
                     adv_pred = logits[s["name"]].argmax(1)
                     n = len(adv_pred)
                     yy, cp = y[:n], clean_pred[:n]
@@ -171,6 +177,7 @@ def score(plan: Plan, values: Mapping[str, Any], y: np.ndarray, *, host_predict:
                     host_asr = None if host_adv is None else \
                         attack_success_rate(twin_clean[:n], host_adv, yy, target)["value"]
                     threat = s.get("threat") or ("white-box" if s["source"] == unit.id else "transfer")
+                    hit = (adv_pred != yy) if target is None else (adv_pred == target)
                     out.records.append(ResultRecord(
                         **base, attack=s["attack"], eps=s["eps"], n=n,
                         clean_acc=ca_n["value"], clean_acc_lo=ca_n["lo"], clean_acc_hi=ca_n["hi"],
@@ -178,12 +185,16 @@ def score(plan: Plan, values: Mapping[str, Any], y: np.ndarray, *, host_predict:
                         asr=asr["value"], asr_lo=asr["lo"], asr_hi=asr["hi"], asr_n=asr["n"], host_asr=host_asr,
                         deployment_gap=None if host_asr is None else asr["value"] - host_asr,
                         source=s["source"], threat=threat,
-                        mean_linf=adv.info["mean_linf"][s["k"]], mean_l2=adv.info["mean_l2"][s["k"]]))
+                        mean_linf=adv.info["mean_linf"][s["k"]], mean_l2=adv.info["mean_l2"][s["k"]],
+                        **query_fields(adv, queries, hit & (cp == yy))))
                     correct[(unit.model, unit.variant, b, where["target"], s["attack"], float(s["eps"]),
                              s["source"])] = adv_pred == yy
                     out.samples.append({"kind": "correct", **where, "attack": s["attack"], "eps": s["eps"],
                                         "source": s["source"], "data": pack_correct(adv_pred == yy, set_id(s["path"]))})
-                    hit = (adv_pred != yy) if target is None else (adv_pred == target)
+                    if queries is not None:  # a query attack's per-sample counts
+                        out.samples.append({"kind": "queries", **where, "attack": s["attack"], "eps": s["eps"],
+                                            "source": s["source"],
+                                            "data": query_sample(queries, hit & (cp == yy), set_id(s["path"]))})
                     host_hit = None if host_adv is None else \
                         ((host_adv != yy) if target is None else (host_adv == target))
                     per_sample.setdefault((s["attack"], s["source"]), []).append(

@@ -17,7 +17,7 @@ from edgebench.errors import ArtifactError
 from edgebench.store import BASE
 
 __all__ = ["BACKEND_FORMATS", "BASE", "AdvSets", "Built", "DeviceRun", "RunSummary", "Unit", "craft_stage",
-           "device_stage", "latency_stage", "parse_unit", "set_id", "shard_stage"]
+           "device_stage", "latency_stage", "parse_unit", "query_stage", "set_id", "shard_stage"]
 
 # the artifact format each backend runs, in order of preference
 BACKEND_FORMATS = {"openvino": ("openvino", "onnx")}
@@ -49,6 +49,11 @@ def parse_unit(text: str) -> Unit:
 def craft_stage(source: Unit | str, label: str) -> str:
     """The stage crafting attack ``label``'s examples on ``source``."""
     return f"craft/{source if isinstance(source, str) else source.id}/{label}"
+
+
+def query_stage(source: Unit, label: str, backend: str) -> str:
+    """The stage crafting query attack ``label`` on ``source``'s artifact for ``backend``, on the host."""
+    return f"{craft_stage(source, label)}@{backend}"
 
 
 def device_stage(target: str, backend: str, unit: Unit) -> str:

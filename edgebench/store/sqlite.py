@@ -38,13 +38,17 @@ RESULT_FIELDS = (
     "energy_j", "energy_net_j", "power_w", "idle_power_w", "energy_valid", "robust_delta", "robust_delta_p",
     "rounds", "round_cv", "load_rss_mb", "peak_rss_mb",
 )
+#: the query columns of a query-based attack's rows (issue 17), added to a store of schema 6 written before them
+#: on opening (:func:`_add_missing_fields`): mean and median queries on the samples it fooled, and the budget
+QUERY_FIELDS = ("queries_mean", "queries_median", "query_budget")
+RESULT_FIELDS += QUERY_FIELDS
 #: columns added by schema 4: energy per inference (from the target's power sensor) and the paired comparison
 #: of each variant's robust accuracy with its base's
 _ENERGY_FIELDS = ("energy_j", "energy_net_j", "power_w", "idle_power_w", "energy_valid", "robust_delta",
                   "robust_delta_p")
 
 _TYPES = {"source": "TEXT", "threat": "TEXT", "n": "INTEGER", "asr_n": "INTEGER", "runs": "INTEGER",
-          "energy_valid": "INTEGER", "rounds": "INTEGER"}
+          "energy_valid": "INTEGER", "rounds": "INTEGER", "query_budget": "INTEGER"}
 
 _RESULTS_TABLE = f"""results (
     run_id TEXT, {", ".join(f"{k} {'REAL' if k == 'eps' else 'TEXT'}" for k in RESULT_KEY)},
@@ -334,8 +338,9 @@ class Store:
         packed per-sample correctness of a result row; ``rounds``: the per-round medians and thermal state of
         interleaved latency rounds; ``profile``: the device run's per-operator profile,
         :func:`edgebench.agent.profile.summarize`; ``suite``: which attacks of a suite broke which samples,
-        :mod:`edgebench.runner.suite`; ``bpda``: the steps BPDA replaced in a twin, :mod:`edgebench.attacks.bpda`),
-        the result key, and ``data`` (JSON)."""
+        :mod:`edgebench.runner.suite`; ``bpda``: the steps BPDA replaced in a twin, :mod:`edgebench.attacks.bpda`;
+        ``queries``: a query attack's queries per sample and which samples it fooled,
+        :func:`edgebench.runner.query.query_sample`), the result key, and ``data`` (JSON)."""
         key = ("kind", "model", "variant", "backend", "target", "attack", "eps", "source")
         with self.conn:
             self.conn.executemany(

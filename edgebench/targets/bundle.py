@@ -19,7 +19,7 @@ from pathlib import Path
 from edgebench.agent.protocol import MIN_PYTHON, python_version_text
 
 #: the device side's packages (every .py inside ships), relative to the edgebench package: device code only
-DEVICE_FOLDERS = ("runtime", "agent", "sensors")
+DEVICE_FOLDERS = ("runtime", "agent", "sensors", "blackbox")
 #: torch-free modules of the host's folders that the device side imports too (the package root, errors, the
 #: registry, and the pure latency and energy statistics the agent summarises its passes with)
 SHARED_MODULES = ("__init__.py", "errors.py", "registry.py", "metrics/__init__.py", "metrics/latency.py",

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench.agent.protocol import MIN_PYTHON, EnergyProtocol, Job, LatencyProtocol, sha256_file
+from edgebench.agent.protocol import MIN_PYTHON, AttackRequest, EnergyProtocol, Job, LatencyProtocol, sha256_file
 from edgebench.agent.protocol import TestSet as TS  # not collected by pytest
 from edgebench.errors import DeviceError
 from edgebench.targets import load_target, open_transport
@@ -87,13 +87,20 @@ def test_the_agent_bundle_runs_on_device_pythons(version: tuple[int, int], expor
                       latency=LatencyProtocol(warmup=2, min_runs=20, min_duration_s=0.01),
                       energy=EnergyProtocol(sensor="external", options={"path": str(log)}, rate_hz=20, idle_s=0.1,
                                             min_window_s=0.3, windows=1, min_samples=5),
-                      artifact_sha256=sha256_file(model))
+                      artifact_sha256=sha256_file(model),
+                      attacks=(AttackRequest(name="square", params={"max_queries": 20}, eps=(0.1,), y=(0,) * 10,
+                                             names=("square@0.1",)),))  # the query attacks on this Python too
             result, out = t.run_job(job, tmp_path / "out")
     assert result["status"] == "ok" and result["torch_loaded"] is False
     assert result["environment"]["before"]["python"].startswith(f"{want}.")
     assert result["backend"]["runtime_version"] == "1.19.2"
     np.testing.assert_allclose(np.load(out / "set-0.npy"), host_logits, atol=1e-5)
     assert result["latency"]["runs"] >= 20 and len(np.load(out / "latency_ns.npy")) == result["latency"]["runs"]
+    (attack,) = result["attacks"]
+    with np.load(out / attack["files"][0]) as f:
+        assert f["queries"].shape == (10,) and 1 <= f["queries"].min() and f["queries"].max() <= 20
+        assert np.abs(f["x"] - np.load(testset)["x"][:10]).max() <= 0.1 + 1e-6
+    assert np.load(out / "attack-0-eps0.npy").shape == (10, 10)
     energy = result["energy"]
     assert energy["valid"] is True and energy["mean_power_w"] == pytest.approx(1.5, rel=1e-6), energy
 

@@ -113,6 +113,24 @@ def test_jobs_share_one_connection_and_each_file_is_copied_once(device: Device, 
     assert t.master_pid() is None
 
 
+def test_a_query_attack_crafted_on_the_device_comes_back(device: Device, tmp_path: Path) -> None:
+    """A job with a Square request over ssh: the agent crafts on the remote artifact, and each ε's set with its
+    per-sample queries and its logits come back with the result."""
+    from edgebench.agent.protocol import AttackRequest
+    from edgebench.targets import open_transport
+
+    y = tuple(int(v) for v in np.load(device.testset)["y"][:20])
+    request = AttackRequest(name="square", params={"max_queries": 30}, eps=(0.2,), y=y, names=("square@0.2",))
+    with open_transport(load_target(str(_target(device, tmp_path)))) as t:
+        result, out = t.run_job(replace(_job(device, "attack"), attacks=(request,)), tmp_path / "out")
+    (attack,) = result["attacks"]
+    with np.load(out / attack["files"][0]) as f:
+        assert f["x"].shape == (20, 1, 8, 8) and f["queries"].shape == (20,) and f["queries"].max() <= 30
+        pred = f["pred"]
+    assert np.array_equal(np.load(out / "attack-0-eps0.npy").argmax(1), pred)
+    assert result["torch_loaded"] is False
+
+
 def test_dropped_connection_mid_job_is_retried_and_resumes(device: Device, tmp_path: Path) -> None:
     from edgebench.targets import open_transport
 

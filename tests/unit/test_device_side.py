@@ -20,7 +20,7 @@ from edgebench.targets.bundle import bundle_bytes
 PACKAGE = Path(edgebench.__file__).resolve().parent
 REPO = PACKAGE.parent
 #: DESIGN.md's device side: these folders hold device code only, and all of it ships
-DEVICE_FOLDERS = ("runtime", "agent", "sensors")
+DEVICE_FOLDERS = ("runtime", "agent", "sensors", "blackbox")
 #: modules of host folders that the device may import: torch-free, pure, listed here on purpose
 SHARED = ("__init__.py", "errors.py", "registry.py", "metrics/__init__.py", "metrics/latency.py", "metrics/energy.py")
 
