@@ -122,7 +122,9 @@ def family_note(info: dict[str, Any]) -> str:
     fam = info.get("family")
     if not fam:
         return ""
-    each = ", ".join(f"{n} {p['forward']}+{p['backward']}" for n, p in fam["per_member"].items())
+    order = fam.get("id", "").partition("[")[2].rstrip("]").split(",")  # plan order, as the source id names them
+    per = sorted(fam["per_member"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
+    each = ", ".join(f"{n} {p['forward']}+{p['backward']}" for n, p in per)
     return (f" (success: every member fooled); EOT over {len(fam['members'])} members: {fam['forward']} forward "
             f"+ {fam['backward']} backward passes ({each})")
 

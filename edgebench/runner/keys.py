@@ -187,6 +187,15 @@ def cache_status(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> tu
         return ("cached" if cached("export", key) else "run"), key
     if kind == "craft":
         src_id, _, label = rest.rpartition("/")
+        if label not in {a.label for a in plan.attacks}:  # a query attack's, for one backend (units.query_stage)
+            label, _, backend = label.rpartition("@")
+            source_key = keys.get(parse_unit(src_id))
+            sha = None if source_key is None else _stored_sha256(ctx, parse_unit(src_id), source_key, backend)
+            if sha is None:  # its key needs the file's hash
+                return "unknown", None
+            key = query_adv_key(plan, source_key, sha, backend, next(a for a in plan.attacks if a.label == label),
+                                n_test=len(ctx.ds.x_test), data_fingerprint=fingerprint)
+            return ("cached" if cached("adv", key) else "run"), key
         attack = next(a for a in plan.attacks if a.label == label)
         fam = source_by_id(plan, attack, src_id)
         member_keys = [keys.get(u) for u in fam.units] if fam else []
@@ -194,14 +203,6 @@ def cache_status(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> tu
             keys.get(parse_unit(src_id))
         if source_key is None:
             return "unknown", None
-        if label not in {a.label for a in plan.attacks}:  # a query attack's, for one backend (units.query_stage)
-            label, _, backend = label.rpartition("@")
-            sha = _stored_sha256(ctx, parse_unit(src_id), source_key, backend)  # its key needs the file's hash
-            if sha is None:
-                return "unknown", None
-            key = query_adv_key(plan, source_key, sha, backend, next(a for a in plan.attacks if a.label == label),
-                                n_test=len(ctx.ds.x_test), data_fingerprint=fingerprint)
-            return ("cached" if cached("adv", key) else "run"), key
         units = fam.units if fam else (parse_unit(src_id),)
         key = adv_key(plan, source_key, attack, n_test=len(ctx.ds.x_test), data_fingerprint=fingerprint,
                       bpda=any(bpda_on(plan, u) for u in units))
