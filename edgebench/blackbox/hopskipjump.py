@@ -63,6 +63,7 @@ class HopSkipJumpAttack(QueryAttack):
 
     name = "hopskipjump"
     minimal = True
+    norm = "l2"  # the default (an instance sets its own)
 
     def __init__(self, *, norm: str = "l2", max_queries: int = 25000, max_iter: int = 40, init_evals: int = 100,
                  max_evals: int = 10000, init_size: int = 100, gamma: float = 1.0, seed: int = 0) -> None:

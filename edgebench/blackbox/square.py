@@ -124,6 +124,7 @@ class SquareAttack(QueryAttack):
     """
 
     name = "square"
+    norm = "linf"  # the default (an instance sets its own)
 
     def __init__(self, *, norm: str = "linf", max_queries: int = 10000, p_init: float | None = None,
                  loss: str | None = None, seed: int = 0) -> None:
