@@ -42,7 +42,7 @@ class Passes:
 
     forward: int = 0
     backward: int = 0
-    queries: np.ndarray | None = field(default=None, repr=False)
+    queries: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass

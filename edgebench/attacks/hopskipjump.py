@@ -17,6 +17,8 @@ from edgebench.blackbox.hopskipjump import HopSkipJumpAttack
 
 @ATTACKS.register("hopskipjump")
 class HopSkipJump(HopSkipJumpAttack, QueryBased):
-    """HopSkipJumpAttack on a torch model or, through :meth:`on_predict`, on any predict function. Parameters:
-    those of :class:`edgebench.blackbox.hopskipjump.HopSkipJumpAttack` (``norm``, ``max_queries``, ``max_iter``,
+    """HopSkipJumpAttack, L2 or L∞, decision-based (query budget), minimal, untargeted or targeted.
+
+    On a torch model or, through :meth:`on_predict`, on any predict function. Parameters: those of
+    :class:`edgebench.blackbox.hopskipjump.HopSkipJumpAttack` (``norm``, ``max_queries``, ``max_iter``,
     ``init_evals``, ``max_evals``, ``init_size``, ``gamma``, ``seed``)."""

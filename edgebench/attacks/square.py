@@ -16,5 +16,7 @@ from edgebench.blackbox.square import SquareAttack
 
 @ATTACKS.register("square")
 class Square(SquareAttack, QueryBased):
-    """Square Attack on a torch model or, through :meth:`on_predict`, on any predict function. Parameters: those of
+    """Square Attack, L∞ or L2, score-based (query budget), untargeted or targeted.
+
+    On a torch model or, through :meth:`on_predict`, on any predict function. Parameters: those of
     :class:`edgebench.blackbox.square.SquareAttack` (``norm``, ``max_queries``, ``p_init``, ``loss``, ``seed``)."""

@@ -53,10 +53,9 @@ class Queries:
 def margin(scores: np.ndarray, label: np.ndarray, targeted: bool) -> np.ndarray:
     """The margin loss, positive while the attack has not succeeded: ``z_y - max_{j != y} z_j`` (untargeted,
     ``label`` the true class) or ``max_{j != t} z_j - z_t`` (targeted, ``label`` the target)."""
-    scores = scores.astype(np.float64)
     rows = np.arange(len(scores))
-    own = scores[rows, label]
-    other = scores.copy()
+    own = scores[rows, label].astype(np.float64)
+    other = np.array(scores, dtype=np.float64)
     other[rows, label] = -np.inf
     best_other = other.max(axis=1)
     return best_other - own if targeted else own - best_other

@@ -29,6 +29,7 @@ Example::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -62,6 +63,7 @@ class HopSkipJumpAttack(QueryAttack):
 
     name = "hopskipjump"
     minimal = True
+    norm = "l2"  # the default (an instance sets its own)
 
     def __init__(self, *, norm: str = "l2", max_queries: int = 25000, max_iter: int = 40, init_evals: int = 100,
                  max_evals: int = 10000, init_size: int = 100, gamma: float = 1.0, seed: int = 0) -> None:
@@ -142,16 +144,24 @@ class _Run:
             found[todo[ok]] = True
         live = np.flatnonzero(found)
         noise = self.x_adv[live].copy()
-        low, high = np.zeros(len(live)), np.ones(len(live))
-        while True:
-            act = np.flatnonzero((high - low > 0.001) & (self.remaining(live) >= 1))
-            if not len(act):
-                break
-            mid = (high[act] + low[act]) / 2
-            ok = self.adversarial(self._blend(live[act], noise[act], mid), live[act])
-            high[act[ok]], low[act[~ok]] = mid[ok], mid[~ok]
+        high = self._bisect(live, np.ones(len(live)), np.full(len(live), 0.001),
+                            lambda act, mid: self._blend(live[act], noise[act], mid))
         self.x_adv[live] = self._blend(live, noise, high)
         return live
+
+    def _bisect(self, rows: np.ndarray, high: np.ndarray, threshold: np.ndarray,
+                probe: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+        """Bisect ``[0, high]`` per row (``high`` on the adversarial side) until it is ``threshold`` wide or the
+        sample's budget ends; ``probe(act, mid)`` gives the points to query for ``rows[act]`` at ``mid``. Returns
+        the final ``high`` (adversarial, or the start)."""
+        low = np.zeros(len(rows))
+        while True:
+            act = np.flatnonzero((high - low > threshold) & (self.remaining(rows) >= 1))
+            if not len(act):
+                return high
+            mid = (high[act] + low[act]) / 2
+            ok = self.adversarial(probe(act, mid), rows[act])
+            high[act[ok]], low[act[~ok]] = mid[ok], mid[~ok]
 
     def _blend(self, rows: np.ndarray, towards: np.ndarray, t: np.ndarray) -> np.ndarray:
         t = _column(t, self.x0.ndim)
@@ -173,14 +183,7 @@ class _Run:
             high, threshold = dist.copy(), np.minimum(dist * self.theta, self.theta)
         else:
             high, threshold = np.ones(len(rows)), np.full(len(rows), self.theta)
-        low = np.zeros(len(rows))
-        while True:
-            act = np.flatnonzero(((high - low) / threshold > 1) & (self.remaining(rows) >= 1))
-            if not len(act):
-                break
-            mid = (high[act] + low[act]) / 2
-            ok = self.adversarial(self._toward(rows[act], points[act], mid), rows[act])
-            high[act[ok]], low[act[~ok]] = mid[ok], mid[~ok]
+        high = self._bisect(rows, high, threshold, lambda act, mid: self._toward(rows[act], points[act], mid))
         self.x_adv[rows] = self._toward(rows, points, high)
         return dist
 

@@ -31,6 +31,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -81,11 +82,29 @@ def window_index(top: np.ndarray, left: np.ndarray, s: int, c: int) -> tuple[np.
             (top[:, None] + span)[:, None, :, None], (left[:, None] + span)[:, None, None, :])
 
 
+def window_flat(top: np.ndarray, left: np.ndarray, s: int, shape: tuple[int, ...]) -> np.ndarray:
+    """The flat indices, in a sample's ``c · h · w`` features, of its ``s x s`` window of every channel:
+    ``(m, c · s · s)``, channel-major."""
+    _, c, h, w = shape
+    return (top * w + left)[:, None] + _window_offsets(s, c, h, w)[None, :]
+
+
+@functools.lru_cache(maxsize=64)
+def _window_offsets(s: int, c: int, h: int, w: int) -> np.ndarray:
+    span = np.arange(s)
+    return (np.arange(c)[:, None, None] * (h * w) + span[None, :, None] * w + span[None, None, :]).reshape(-1)
+
+
 def window_mask(top: np.ndarray, left: np.ndarray, s: int, h: int, w: int) -> np.ndarray:
     """Boolean ``(m, 1, h, w)`` masks of the windows."""
     rows = (np.arange(h)[None] >= top[:, None]) & (np.arange(h)[None] < top[:, None] + s)
     cols = (np.arange(w)[None] >= left[:, None]) & (np.arange(w)[None] < left[:, None] + s)
     return (rows[:, :, None] & cols[:, None, :])[:, None]
+
+
+def _signs(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Uniform ±1 (float32) of ``shape``."""
+    return (rng.integers(0, 2, size=shape) * 2 - 1).astype(np.float32)
 
 
 def _l2_normalize(delta: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -105,6 +124,7 @@ class SquareAttack(QueryAttack):
     """
 
     name = "square"
+    norm = "linf"  # the default (an instance sets its own)
 
     def __init__(self, *, norm: str = "linf", max_queries: int = 10000, p_init: float | None = None,
                  loss: str | None = None, seed: int = 0) -> None:
@@ -156,25 +176,34 @@ class SquareAttack(QueryAttack):
     @staticmethod
     def _init_linf(x0: np.ndarray, eps: float, rng: np.random.Generator) -> np.ndarray:
         n, c, _, w = x0.shape
-        stripes = rng.choice(np.array([-eps, eps], dtype=np.float32), size=(n, c, 1, w))
-        return np.clip(x0 + stripes, 0.0, 1.0)
+        return np.clip(x0 + eps * _signs(rng, (n, c, 1, w)), 0.0, 1.0)
 
     @staticmethod
     def _step_linf(x0: np.ndarray, x_best: np.ndarray, eps: float, p: float,
                    rng: np.random.Generator) -> np.ndarray:
         m, c, h, w = x0.shape
         s = min(max(int(round(math.sqrt(p * h * w))), 1), h - 1, w - 1)
-        win = window_index(rng.integers(0, h - s, size=m), rng.integers(0, w - s, size=m), s, c)
-        deltas = x_best - x0
-        base, best = x0[win], x_best[win]
-        redo = np.arange(m)
-        signs = np.zeros((m, c, 1, 1), dtype=np.float32)
-        while len(redo):  # draw the signs again where they would not change the image (the authors' loop)
-            signs[redo] = rng.choice(np.array([-eps, eps], dtype=np.float32), size=(len(redo), c, 1, 1))
-            same = np.all(np.abs(np.clip(base[redo] + signs[redo], 0.0, 1.0) - best[redo]) < 1e-7, axis=(1, 2, 3))
-            redo = redo[same]
-        deltas[win] = np.broadcast_to(signs, (m, c, s, s))
-        return np.clip(x0 + deltas, 0.0, 1.0)
+        u = rng.random((m, 2 + c))  # one draw for the window's corner and the signs: numpy's per-call cost dominates
+        top, left = (u[:, 0] * (h - s)).astype(np.int64), (u[:, 1] * (w - s)).astype(np.int64)
+        signs = np.where(u[:, 2:] < 0.5, -eps, eps).astype(np.float32)[:, :, None]
+        rows, flat = np.arange(m)[:, None], window_flat(top, left, s, x0.shape)
+        base = x0.reshape(m, -1)[rows, flat].reshape(m, c, s * s)
+        new = np.clip(base + signs, 0.0, 1.0)
+        # the authors re-draw the signs while they would not change the image. Per channel at most one sign leaves
+        # the window as it is (both would need x + ε and x - ε to clip to the same value), so the draw that
+        # changes nothing is unique, and flipping it by a uniform non-zero mask of channels is that re-draw's
+        # distribution (uniform over the other sign patterns) without the loop
+        x_new = x_best.reshape(m, -1).copy()
+        same = np.flatnonzero(np.all(np.abs(new.reshape(m, -1) - x_new[rows, flat]) < 1e-7, axis=1))
+        if len(same):
+            flip = np.zeros((len(same), c, 1), dtype=bool)
+            todo = np.arange(len(same))
+            while len(todo):
+                flip[todo] = rng.random((len(todo), c, 1)) < 0.5
+                todo = todo[~flip[todo].any(axis=(1, 2))]
+            new[same] = np.clip(base[same] + np.where(flip, -signs[same], signs[same]), 0.0, 1.0)
+        x_new[rows, flat] = new.reshape(m, -1)
+        return x_new.reshape(x0.shape)
 
     # L2 (Algorithm 3)
     @staticmethod
@@ -189,7 +218,7 @@ class SquareAttack(QueryAttack):
                 rows, cols = min(s, h - top), min(s, w - left)  # a tile past the edge is cut (or empty)
                 if rows > 0 and cols > 0:
                     delta[:, :, top:top + rows, left:left + cols] += (
-                        bumps(s, rng)[:rows, :cols] * rng.choice([-1.0, 1.0], size=(n, c, 1, 1)))
+                        bumps(s, rng)[:rows, :cols] * _signs(rng, (n, c, 1, 1)))
         return np.clip(x0 + _l2_normalize(delta, (1, 2, 3)) * eps, 0.0, 1.0).astype(np.float32)
 
     @staticmethod
@@ -207,7 +236,7 @@ class SquareAttack(QueryAttack):
         norm_window = np.sqrt((window ** 2).sum(axis=(2, 3), keepdims=True))
         norm_image = np.sqrt((delta ** 2).sum(axis=(1, 2, 3), keepdims=True))
         norm_both = np.sqrt(((delta * (mask1 | mask2)) ** 2).sum(axis=(2, 3), keepdims=True))
-        new = bumps(s, rng)[None, None] * rng.choice([-1.0, 1.0], size=(m, c, 1, 1))
+        new = bumps(s, rng)[None, None] * _signs(rng, (m, c, 1, 1))
         new = new + window / (1e-10 + norm_window)
         room = np.maximum(eps ** 2 - norm_image ** 2, 0.0) / c + norm_both ** 2
         new = _l2_normalize(new, (2, 3)) * np.sqrt(room)
