@@ -80,7 +80,9 @@ def test_run_then_rerun_resumes(tmp_path: Path, caplog: pytest.LogCaptureFixture
     dry = capsys.readouterr().out
     assert "4 cached, 2 already measured in this run, 0 to run" in dry and "nothing to run" in dry
     recs = records(run_dir)
-    assert len(recs) == 1 + 2 + 2
+    assert len(recs) == 1 + 2 + 2 + 2  # clean, fgsm and pgd at 2 ε, and the worst case over the two (suite) at each
+    assert sorted(r["eps"] for r in recs if r["attack"] == "suite") == sorted(r["eps"] for r in recs
+                                                                             if r["attack"] == "pgd")
     clean = next(r for r in recs if r["attack"] == "none")
     assert clean["n"] == 360 and clean["clean_acc"] >= 0.9
     assert clean["clean_acc_lo"] < clean["clean_acc"] < clean["clean_acc_hi"]
@@ -108,7 +110,7 @@ def test_run_then_rerun_resumes(tmp_path: Path, caplog: pytest.LogCaptureFixture
     assert records(run_dir) == recs
     with sqlite3.connect(run_dir / "results.sqlite") as db:
         assert db.execute("SELECT finished FROM stages WHERE stage LIKE 'device/%'").fetchall() == before
-        assert db.execute("SELECT count(*) FROM results").fetchone() == (5,)
+        assert db.execute("SELECT count(*) FROM results WHERE attack != 'suite'").fetchone() == (5,)
 
     # re-render from the store alone
     (run_dir / "report.md").unlink()
@@ -141,8 +143,10 @@ def test_run_then_rerun_resumes(tmp_path: Path, caplog: pytest.LogCaptureFixture
     rows = [ln for ln in compared.splitlines() if ln.startswith("| cnn |")]
     clean_row = next(ln for ln in rows if "| clean_acc |" in ln)
     assert "| +0.00 | McNemar | 1 n.s. |" in clean_row
-    assert sum("| robust_acc |" in ln and "| McNemar |" in ln for ln in rows) == 4
-    assert sum("| asr |" in ln and "| z (unpaired) |" in ln for ln in rows) == 4
+    attack_rows = [ln for ln in rows if "suite" not in ln]  # the worst case over the suite is compared as well
+    assert sum("| robust_acc |" in ln and "| McNemar |" in ln for ln in attack_rows) == 4
+    assert sum("| asr |" in ln and "| z (unpaired) |" in ln for ln in attack_rows) == 4
+    assert sum("| robust_acc |" in ln for ln in rows if "suite" in ln) == 2
     assert "## Latency and energy" in compared
     # the same artifact measured in two runs: its latency difference is inside the runs' spread (issue 16)
     lat_row = next(ln for ln in compared.splitlines() if ln.startswith("| cnn | local/onnxruntime |"))
@@ -179,10 +183,11 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
     assert "host clean acc" in p2.stderr and "(cached)" in p2.stderr
     assert "craft/cnn/pgd" in p2.stderr and p2.stderr.count("(cached)") >= 3
     with sqlite3.connect(run_dir / "results.sqlite") as db:
-        assert db.execute("SELECT count(*) FROM results").fetchone() == (5,)
-        assert db.execute("SELECT count(*) FROM (SELECT DISTINCT model, attack, eps FROM results)").fetchone() == (5,)
+        assert db.execute("SELECT count(*) FROM results WHERE attack != 'suite'").fetchone() == (5,)
+        assert db.execute("SELECT count(*) FROM (SELECT DISTINCT model, attack, eps FROM results "
+                          "WHERE attack != 'suite')").fetchone() == (5,)
         assert db.execute("SELECT status FROM runs").fetchall() == [("done",)]
-    assert len(records(run_dir)) == 5
+    assert len([r for r in records(run_dir) if r["attack"] != "suite"]) == 5
 
 
 def test_user_torch_model_and_onnx_transfer_victim(tmp_path: Path) -> None:
@@ -209,12 +214,12 @@ attack_source = "mine"
     assert main(["run", str(write_plan(tmp_path, extra_models=extra, name="p2.toml")), "--out", str(out2)]) == 0
     recs = records(only_run(out2))
     vendor = [r for r in recs if r["model"] == "vendor"]
-    assert len(vendor) == 5
+    assert len([r for r in vendor if r["attack"] != "suite"]) == 5
     clean = next(r for r in vendor if r["attack"] == "none")
     assert clean["clean_acc"] >= 0.9  # the same network as cnn, run from the user's file
-    for r in (r for r in vendor if r["attack"] != "none"):
+    for r in (r for r in vendor if r["attack"] not in ("none", "suite")):
         assert r["threat"] == "transfer" and r["source"] == "mine" and r["deployment_gap"] is None
-    mine = [r for r in recs if r["model"] == "mine" and r["attack"] != "none"]
+    mine = [r for r in recs if r["model"] == "mine" and r["attack"] not in ("none", "suite")]
     assert all(r["threat"] == "white-box" and r["host_asr"] is not None for r in mine)
 
 
@@ -252,7 +257,7 @@ attack_source = "cnn"
     assert "corrupt.onnx" in err and "onnxruntime cannot load this model" in err
     assert "Traceback" not in err
     recs = records(only_run(out))
-    assert {r["model"] for r in recs} == {"cnn"} and len(recs) == 5
+    assert {r["model"] for r in recs} == {"cnn"} and len([r for r in recs if r["attack"] != "suite"]) == 5
     report = (only_run(out) / "report.md").read_text()
     assert "## What did not finish" in report and "`model/corrupt`: failed" in report
 
