@@ -3,7 +3,7 @@
 Built-in loaders (registered when first looked up): ``digits`` (scikit-learn's bundled 8x8 digits),
 ``mnist`` and ``fashion-mnist`` (IDX files, downloaded on first use), ``cifar10`` and ``cifar100`` (the
 python-batches archives, downloaded on first use), ``synthetic`` (tiny learnable data for tests), ``npz`` (the
-user's own arrays). Torch-free.
+user's own arrays) and ``imagefolder`` (the user's PNG/JPEG files in class folders). Torch-free.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ DATASETS: Registry[Callable[..., Dataset]] = Registry(
         "edgebench.data.synthetic",
         "edgebench.data.npz",
         "edgebench.data.cifar",
+        "edgebench.data.imagefolder",
     ),
 )
 
