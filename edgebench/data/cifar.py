@@ -28,7 +28,7 @@ import numpy as np
 
 from edgebench.data import DATASETS
 from edgebench.data.base import Dataset
-from edgebench.data.idx import _folders, _md5_of, _writable, download
+from edgebench.data.idx import _sources, _verify, _writable, download
 from edgebench.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -149,29 +149,15 @@ def _archive(
     name: str, root: str | os.PathLike[str] | None, allow_download: bool, mirror: str | None, md5: str | None
 ) -> Path:
     """The verified archive of ``name``: found in the search folders, else downloaded."""
-    if root is not None and not isinstance(root, (str, os.PathLike)):
-        raise ConfigError(f"root must be a folder path, got {root!r}")
-    if not isinstance(allow_download, bool):
-        raise ConfigError(f"download must be true or false, got {allow_download!r}")
-    if mirror is not None and (not isinstance(mirror, str) or not mirror.strip()):
-        raise ConfigError(f"mirror must be a base URL such as {_MIRROR!r}, got {mirror!r}")
+    first, home, search = _sources(name, root, allow_download, mirror, _MIRROR)
     fname, official, *_ = _ARCHIVES[name]
     if md5 is not None and (not isinstance(md5, str) or len(md5) != 32 or not _is_hex(md5)):
         raise ConfigError(f"md5 must be the 32 hex digits of the archive's MD5, got {md5!r}")
     expected = (md5 or official).lower()
-
-    first, home = _folders(name, root)
-    search = [first] if first.resolve() == home.resolve() else [first, home]
     for folder in search:
         if (folder / fname).is_file():
-            path = folder / fname
-            actual = _md5_of(path)
-            if actual != expected:
-                raise DataError(
-                    f"{path}: md5 {actual} does not match the expected {expected} for {name}; the file is "
-                    "corrupt or of another version: delete it and load again to download it afresh"
-                )
-            return path
+            _verify(folder / fname, expected, name)
+            return folder / fname
     base = (mirror or _MIRROR).strip()
     base = base if base.endswith("/") else base + "/"
     if not allow_download:

@@ -13,6 +13,8 @@ from edgebench.cli import main
 from tests.integration.test_cifar import make_cifar10, md5
 
 PLAN = """
+targets = [{{ target = "local", backends = ["onnxruntime"] }}]
+measure = {{ warmup = 2, min_runs = 10, min_duration_s = 0.05 }}
 [plan]
 name = "{name}"
 [data]
@@ -24,13 +26,6 @@ train = {{ epochs = {epochs}, batch_size = 32, lr = 0.003 }}
 [[attacks]]
 name = "fgsm"
 eps = [0.1]
-[[targets]]
-target = "local"
-backends = ["onnxruntime"]
-[measure]
-warmup = 2
-min_runs = 10
-min_duration_s = 0.05
 """
 
 
