@@ -78,6 +78,10 @@ def _decode(path: Path, mode: str, size: tuple[int, int] | None) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
+            if img.mode == "I" or img.mode.startswith("I;16"):
+                # 16-bit grayscale (PNG): Pillow's convert() would clip every value above 255 to white
+                wide = np.asarray(img).astype(np.float64)
+                img = Image.fromarray(np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8), "L")
             img = img.convert(mode)
             if size is not None and img.size != (size[1], size[0]):
                 # Pillow's BILINEAR resize is a convolution whose support widens when shrinking (antialiased),

@@ -123,3 +123,12 @@ def test_test_folder_alone(tmp_path: Path) -> None:
     ds = load_dataset("imagefolder", test=str(test), size=[10, 10], channels=1)
     assert ds.classes == ("a", "b") and len(ds.y_train) == 0 and ds.x_train.shape == (0, 1, 10, 10)
     assert ds.name == "imagefolder:t"
+
+
+def test_16_bit_grayscale_png_is_scaled_not_clipped(tmp_path: Path) -> None:
+    wide = (np.arange(16, dtype=np.uint16) * 4369).reshape(4, 4)  # 0 .. 65535
+    (tmp_path / "t" / "a").mkdir(parents=True)
+    Image.fromarray(wide).save(tmp_path / "t" / "a" / "deep.png")
+    ds = load_dataset("imagefolder", test=str(tmp_path / "t"), channels=1)
+    assert ds.x_test.shape == (1, 1, 4, 4)
+    assert np.allclose(ds.x_test[0, 0], wide / 65535.0, atol=0.5 / 255)
