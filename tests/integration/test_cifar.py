@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import pickle
+import struct
 import tarfile
 from pathlib import Path
 
@@ -27,8 +28,31 @@ def _batch(rng: np.random.Generator, n: int, labels: dict[str, np.ndarray]) -> d
             "filenames": [f"img_{i}.png" for i in range(n)], **{k: v.tolist() for k, v in labels.items()}}
 
 
-def _add(tar: tarfile.TarFile, name: str, obj: object) -> None:
-    raw = pickle.dumps(obj, protocol=2)
+class Py2Pickler(pickle._Pickler):  # the pure-Python pickler, whose dispatch table can be extended
+    """Pickles as Python 2 wrote the official batches: str and bytes as Python 2 ``str`` opcodes
+    (SHORT_BINSTRING / BINSTRING), numpy's ``_reconstruct`` under ``numpy.core.multiarray``."""
+
+    def save_bytes(self, obj: bytes) -> None:
+        if len(obj) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+        self.memoize(obj)
+
+    def save_str(self, obj: str) -> None:
+        self.save_bytes(obj.encode("latin1"))
+
+    dispatch = {**pickle._Pickler.dispatch, bytes: save_bytes, str: save_str}
+
+
+def py2_pickle(obj: object) -> bytes:
+    buf = io.BytesIO()
+    Py2Pickler(buf, protocol=2).dump(obj)
+    return buf.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+
+
+def _add(tar: tarfile.TarFile, name: str, obj: object, *, py2: bool = False) -> None:
+    raw = py2_pickle(obj) if py2 else pickle.dumps(obj, protocol=2)  # Python 3's protocol 2: a re-packed archive
     info = tarfile.TarInfo(name)
     info.size = len(raw)
     tar.addfile(info, io.BytesIO(raw))
@@ -36,7 +60,7 @@ def _add(tar: tarfile.TarFile, name: str, obj: object) -> None:
 
 def make_cifar10(folder: Path, *, per_batch: int = 60, n_test: int = 100, seed: int = 0) -> tuple[Path, dict]:
     """A CIFAR-10 archive: five train batches of ``per_batch`` images, one test batch, the meta file and a
-    readme, as ``folder/cifar-10-python.tar.gz``; returns it and the batches written."""
+    readme, pickled as Python 2 did, as ``folder/cifar-10-python.tar.gz``; returns it and the batches written."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     written = {}
@@ -44,10 +68,10 @@ def make_cifar10(folder: Path, *, per_batch: int = 60, n_test: int = 100, seed: 
     with tarfile.open(path, "w:gz") as tar:
         for name, n in [*((f"data_batch_{i}", per_batch) for i in range(1, 6)), ("test_batch", n_test)]:
             written[name] = _batch(rng, n, {"labels": rng.integers(0, 10, n)})
-            _add(tar, f"cifar-10-batches-py/{name}", written[name])
+            _add(tar, f"cifar-10-batches-py/{name}", written[name], py2=True)
         written["batches.meta"] = {"num_cases_per_batch": per_batch, "num_vis": 3072,
                                    "label_names": [f"class{i}" for i in range(10)]}
-        _add(tar, "cifar-10-batches-py/batches.meta", written["batches.meta"])
+        _add(tar, "cifar-10-batches-py/batches.meta", written["batches.meta"], py2=True)
         readme = b"<html>test archive</html>"
         info = tarfile.TarInfo("cifar-10-batches-py/readme.html")
         info.size = len(readme)
@@ -56,6 +80,7 @@ def make_cifar10(folder: Path, *, per_batch: int = 60, n_test: int = 100, seed: 
 
 
 def make_cifar100(folder: Path, *, n_train: int = 400, n_test: int = 200, seed: int = 0) -> tuple[Path, dict]:
+    """A CIFAR-100 archive, its batches pickled by Python 3 (protocol 2), as a re-packed archive would be."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     written = {}
