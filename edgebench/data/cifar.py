@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["cifar10", "cifar100", "read_batches"]
 
 _MIRROR = "https://www.cs.toronto.edu/~kriz/"
+_HEX = set("0123456789abcdefABCDEF")
 
 #: name -> (archive file, its MD5, folder inside the archive, train members, test members, meta member)
 _ARCHIVES: dict[str, tuple[str, str, str, tuple[str, ...], tuple[str, ...], str]] = {
@@ -151,7 +152,7 @@ def _archive(
     """The verified archive of ``name``: found in the search folders, else downloaded."""
     first, home, search = _sources(name, root, allow_download, mirror, _MIRROR)
     fname, official, *_ = _ARCHIVES[name]
-    if md5 is not None and (not isinstance(md5, str) or len(md5) != 32 or not _is_hex(md5)):
+    if md5 is not None and (not isinstance(md5, str) or len(md5) != 32 or not set(md5) <= _HEX):
         raise ConfigError(f"md5 must be the 32 hex digits of the archive's MD5, got {md5!r}")
     expected = (md5 or official).lower()
     for folder in search:
@@ -167,14 +168,6 @@ def _archive(
     target = first if root is not None and _writable(first) else home
     logger.info("%s: downloading %s from %s into %s", name, fname, base, target)
     return download(base + fname, target / fname, md5=expected, timeout=60.0)
-
-
-def _is_hex(s: str) -> bool:
-    try:
-        int(s, 16)
-    except ValueError:
-        return False
-    return True
 
 
 def _load(name: str, archive: Path, label_key: str, names_key: str, num_classes: int) -> Dataset:

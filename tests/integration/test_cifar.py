@@ -152,6 +152,8 @@ def test_read_from_folder_without_download(tmp_path: Path, monkeypatch: pytest.M
         load_dataset("cifar10", root=str(tmp_path / "empty"), download=False)
     with pytest.raises(ConfigError, match="md5 must be the 32 hex digits"):
         load_dataset("cifar10", root=str(tmp_path), md5="abc")
+    with pytest.raises(ConfigError, match="md5 must be the 32 hex digits"):
+        load_dataset("cifar10", root=str(tmp_path), md5="0x" + "a_" * 15)
 
 
 def test_cifar100_fine_and_coarse(serve, tmp_path: Path) -> None:  # noqa: F811
