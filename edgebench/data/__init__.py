@@ -1,8 +1,9 @@
 """Data sets: a registry of loaders, each returning a :class:`Dataset` of float32 NCHW images in [0, 1].
 
 Built-in loaders (registered when first looked up): ``digits`` (scikit-learn's bundled 8x8 digits),
-``mnist`` and ``fashion-mnist`` (IDX files, downloaded on first use), ``synthetic`` (tiny learnable data
-for tests) and ``npz`` (the user's own arrays). Torch-free.
+``mnist`` and ``fashion-mnist`` (IDX files, downloaded on first use), ``cifar10`` and ``cifar100`` (the
+python-batches archives, downloaded on first use), ``synthetic`` (tiny learnable data for tests), ``npz`` (the
+user's own arrays) and ``imagefolder`` (the user's PNG/JPEG files in class folders). Torch-free.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ DATASETS: Registry[Callable[..., Dataset]] = Registry(
         "edgebench.data.idx",
         "edgebench.data.synthetic",
         "edgebench.data.npz",
+        "edgebench.data.cifar",
+        "edgebench.data.imagefolder",
     ),
 )
 

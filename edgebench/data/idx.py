@@ -258,19 +258,36 @@ def _folders(name: str, root: str | os.PathLike[str] | None) -> tuple[Path, Path
     return home, home
 
 
-def _load_idx_dataset(
-    name: str, root: str | os.PathLike[str] | None, allow_download: bool, mirror: str | None
-) -> Dataset:
-    """Find (downloading what is missing), verify and parse the four IDX files of ``name``."""
+def _sources(
+    name: str, root: str | os.PathLike[str] | None, allow_download: bool, mirror: str | None, default_mirror: str
+) -> tuple[Path, Path, list[Path]]:
+    """Check the ``root``, ``download`` and ``mirror`` parameters; (the first folder, the download folder
+    data_home()/<name>, the folders to search in order)."""
     if root is not None and not isinstance(root, (str, os.PathLike)):
         raise ConfigError(f"root must be a folder path, got {root!r}")
     if not isinstance(allow_download, bool):
         raise ConfigError(f"download must be true or false, got {allow_download!r}")
     if mirror is not None and (not isinstance(mirror, str) or not mirror.strip()):
-        raise ConfigError(f"mirror must be a base URL such as {_MIRRORS[name]!r}, got {mirror!r}")
-
+        raise ConfigError(f"mirror must be a base URL such as {default_mirror!r}, got {mirror!r}")
     first, home = _folders(name, root)
-    search = [first] if first.resolve() == home.resolve() else [first, home]
+    return first, home, [first] if first.resolve() == home.resolve() else [first, home]
+
+
+def _verify(path: Path, md5: str, name: str) -> None:
+    """Check a file found on disk against its expected MD5 (a DataError naming it, when it differs)."""
+    actual = _md5_of(path)
+    if actual != md5:
+        raise DataError(
+            f"{path}: md5 {actual} does not match the expected {md5} for {name}; "
+            "the file is corrupt or of another version: delete it and load again to download it afresh"
+        )
+
+
+def _load_idx_dataset(
+    name: str, root: str | os.PathLike[str] | None, allow_download: bool, mirror: str | None
+) -> Dataset:
+    """Find (downloading what is missing), verify and parse the four IDX files of ``name``."""
+    first, home, search = _sources(name, root, allow_download, mirror, _MIRRORS[name])
     md5s = _MD5[name]
     paths: dict[str, Path] = {}
     for fname in _FILES:
@@ -301,12 +318,7 @@ def _load_idx_dataset(
     for fname in _FILES:
         if fname in fresh:
             continue
-        actual = _md5_of(paths[fname])
-        if actual != md5s[fname]:
-            raise DataError(
-                f"{paths[fname]}: md5 {actual} does not match the expected {md5s[fname]} for {name}; "
-                "the file is corrupt or of another version: delete it and load again to download it afresh"
-            )
+        _verify(paths[fname], md5s[fname], name)
 
     x_train, y_train = _parse_pair(paths[_FILES[0]], paths[_FILES[1]], len(_CLASSES[name]))
     x_test, y_test = _parse_pair(paths[_FILES[2]], paths[_FILES[3]], len(_CLASSES[name]))

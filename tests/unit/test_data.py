@@ -25,7 +25,8 @@ def digits() -> Dataset:
 
 
 def test_registered_names() -> None:
-    assert DATASETS.names() == ["digits", "fashion-mnist", "mnist", "npz", "synthetic"]
+    assert DATASETS.names() == ["cifar10", "cifar100", "digits", "fashion-mnist", "imagefolder", "mnist", "npz",
+                                "synthetic"]
 
 
 def test_unknown_name_suggests_close_match() -> None:
