@@ -47,45 +47,43 @@ _DNN3 = ((64, 1), (64, 1), (64, 1), "M", (128, 1), (128, 1), (128, 1), "M", (256
 _VGG16_STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 
 
-@MODELS.register("liu2018_dnn1")
-def liu2018_dnn1(*, input_shape: tuple[int, int, int], num_classes: int, mean: Sequence[float] = (0.0,),
-                 std: Sequence[float] = (1.0,)) -> Classifier:
-    """DNN1 of Liu et al. 2018 (seed ``000``, Table I): 4 ReLU conv, 2 fully connected, 2 max-pooling layers.
+def _dnn(name: str, stack: _Stack, doc: str) -> None:
+    """Register the Table I network ``name``: ``stack``, flatten, F512 + ReLU and the output layer."""
+
+    def build(*, input_shape: tuple[int, int, int], num_classes: int, mean: Sequence[float] = (0.0,),
+              std: Sequence[float] = (1.0,)) -> Classifier:
+        return _plain_cnn(name, stack, 512, input_shape=input_shape, num_classes=num_classes, mean=mean, std=std)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = doc
+    globals()[name] = MODELS.register(name)(build)  # importable by name, like the other zoo factories
+
+
+_dnn("liu2018_dnn1", _DNN1, """
+    DNN1 of Liu et al. 2018 (seed ``000``, Table I): 4 ReLU conv, 2 fully connected, 2 max-pooling layers.
 
     Widths (the paper gives none): the Keras ``cifar10_cnn`` example network, the standard small CIFAR-10 CNN
     of 2017-2018, which has exactly this layout: C32(pad 1)-C32(no pad)-pool-C64(pad 1)-C64(no pad)-pool-F512-F10,
     3×3 kernels, ReLU, no BatchNorm (the example's dropout is left out, as elsewhere in the zoo).
     On 3×32×32, 10 classes: 1 250 858 parameters, 20.7 M MACs (20 741 120).
-    """
-    return _plain_cnn("liu2018_dnn1", _DNN1, 512, input_shape=input_shape, num_classes=num_classes, mean=mean,
-                      std=std)
+    """)
 
-
-@MODELS.register("liu2018_dnn2")
-def liu2018_dnn2(*, input_shape: tuple[int, int, int], num_classes: int, mean: Sequence[float] = (0.0,),
-                 std: Sequence[float] = (1.0,)) -> Classifier:
-    """DNN2 of Liu et al. 2018 (seed ``000``, Table I): 6 ReLU conv, 2 fully connected, 3 max-pooling layers.
+_dnn("liu2018_dnn2", _DNN2, """
+    DNN2 of Liu et al. 2018 (seed ``000``, Table I): 6 ReLU conv, 2 fully connected, 3 max-pooling layers.
 
     Widths (the paper gives none): DNN1 grown by one more stage, the three-block "VGG-style" CIFAR-10 CNN of
     the time: C32-C32-pool-C64-C64-pool-C128-C128-pool-F512-F10, 3×3 kernels with padding 1, ReLU, no BatchNorm.
     On 3×32×32, 10 classes: 1 341 226 parameters, 39.7 M MACs (39 687 168).
-    """
-    return _plain_cnn("liu2018_dnn2", _DNN2, 512, input_shape=input_shape, num_classes=num_classes, mean=mean,
-                      std=std)
+    """)
 
-
-@MODELS.register("liu2018_dnn3")
-def liu2018_dnn3(*, input_shape: tuple[int, int, int], num_classes: int, mean: Sequence[float] = (0.0,),
-                 std: Sequence[float] = (1.0,)) -> Classifier:
-    """DNN3 of Liu et al. 2018 (seed ``000``, Table I): 9 ReLU conv, 2 fully connected, 3 max-pooling layers.
+_dnn("liu2018_dnn3", _DNN3, """
+    DNN3 of Liu et al. 2018 (seed ``000``, Table I): 9 ReLU conv, 2 fully connected, 3 max-pooling layers.
 
     Widths (the paper gives none): three VGG stages of three 3×3 convolutions each (padding 1) with VGG-16's
     first three widths, C64×3-pool-C128×3-pool-C256×3-pool-F512-F10, ReLU, no BatchNorm: the deepest of the
     three plain CNNs, between DNN2 and VGG-16 in depth and width.
     On 3×32×32, 10 classes: 4 022 794 parameters, 268 M MACs (268 112 896).
-    """
-    return _plain_cnn("liu2018_dnn3", _DNN3, 512, input_shape=input_shape, num_classes=num_classes, mean=mean,
-                      std=std)
+    """)
 
 
 @MODELS.register("liu2018_vgg16")
