@@ -140,7 +140,8 @@ def song2020_wrn32(*, input_shape: tuple[int, int, int], num_classes: int, mean:
     Differences: symmetric padding in the stride-2 convolutions (TF's "SAME" pads bottom/right only) and the
     plan's per-channel ``mean``/``std`` instead of per-image standardization.
     On 3×32×32, 10 classes: 45 901 914 parameters, 6.63 G MACs (6 630 070 528).
-    Channel (filter) pruning cannot shrink the stages' widths: the zero-padded shortcuts fix them.
+    Filter pruning removes channels inside the units only (each unit's first convolution: at widen 1 and ratio
+    0.25, 464 154 → 342 874 parameters): the zero-padded shortcuts fix the stages' widths.
     """
     if isinstance(widen, bool) or not isinstance(widen, int) or widen < 1:
         raise ConfigError(f"model 'song2020_wrn32': widen must be an integer >= 1 (the zero-padded shortcuts need "
