@@ -12,7 +12,7 @@ from typing import Any
 
 from edgebench.registry import Registry
 
-MODELS: Registry[Callable[..., Any]] = Registry("model", modules=("edgebench.models.zoo",))
+MODELS: Registry[Callable[..., Any]] = Registry("model", modules=("edgebench.models.zoo", "edgebench.models.cifar"))
 
 
 def create_model(name: str, *, input_shape: tuple[int, int, int], num_classes: int,

@@ -20,6 +20,9 @@ def build_from_factory(ref: str, params: dict[str, Any], *, where: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"{where}: cannot import {module_name!r} ({exc}); is it on PYTHONPATH?") from None
+    except RuntimeError as exc:  # e.g. timm under a torchvision built for another torch: "torchvision::nms ..."
+        raise ConfigError(f"{where}: importing {module_name!r} failed ({exc}); are its dependencies built for "
+                          f"this torch?") from None
     func = getattr(module, func_name, None)
     if not callable(func):
         raise ConfigError(f"{where}: {module_name!r} has no function {func_name!r}")

@@ -182,16 +182,23 @@ def mobilenet_v1_small(*, input_shape: tuple[int, int, int], num_classes: int, m
     Default (α = 0.25) on 1×28×28: 215 k parameters, 4.1 M MACs; one Fashion-MNIST epoch (batch 128, SGD)
     measured at ≈ 97 s on one thread of a shared 2-core CPU (α = 0.5: 0.82 M parameters, 15.7 M MACs, 284 s).
     """
-    w = _check_width("mobilenet_v1_small", width)
+    return _mobilenet_v1("mobilenet_v1_small", _MOBILENET_BLOCKS, width, input_shape=input_shape,
+                         num_classes=num_classes, mean=mean, std=std)
+
+
+def _mobilenet_v1(name: str, blocks: Sequence[tuple[int, int]], width: float, *, input_shape: tuple[int, int, int],
+                  num_classes: int, mean: Sequence[float], std: Sequence[float]) -> Classifier:
+    """A stride-1 3×3 stem of 32·α channels, then ``blocks`` of (channels, depthwise stride) times α."""
+    w = _check_width(name, width)
     c = input_shape[0]
     cin = _scaled(32, w)
     layers: list[nn.Module] = _conv_bn_relu(c, cin, 3)
-    for cout, stride in _MOBILENET_BLOCKS:
+    for cout, stride in blocks:
         cout = _scaled(cout, w)
         layers += _conv_bn_relu(cin, cin, 3, stride, groups=cin)  # depthwise
         layers += _conv_bn_relu(cin, cout, 1)  # pointwise
         cin = cout
-    return _pooled_classifier("mobilenet_v1_small", layers, cin, [], input_shape=input_shape,
+    return _pooled_classifier(name, layers, cin, [], input_shape=input_shape,
                               num_classes=num_classes, mean=mean, std=std)
 
 
@@ -226,10 +233,17 @@ def densenet121_small(*, input_shape: tuple[int, int, int], num_classes: int, me
     width: the cost is the 120 BatchNorm layers, 58 concatenations and their backward passes (per-layer
     overhead on small tensors), not the MACs (k = 6: 6.5 M MACs, 217 s; k = 8: 11.5 M MACs, 284 s).
     """
-    w = _check_width("densenet121_small", width)
+    return _densenet121("densenet121_small", width, 2, input_shape=input_shape, num_classes=num_classes,
+                        mean=mean, std=std)
+
+
+def _densenet121(name: str, width: float, stem_stride: int, *, input_shape: tuple[int, int, int], num_classes: int,
+                 mean: Sequence[float], std: Sequence[float]) -> Classifier:
+    """Growth rate round(32 · ``width``); a single 3×3 stem convolution of stride ``stem_stride``."""
+    w = _check_width(name, width)
     growth = max(2, int(round(32 * w)))
     ch = 2 * growth
-    layers: list[nn.Module] = [nn.Conv2d(input_shape[0], ch, 3, stride=2, padding=1, bias=False)]
+    layers: list[nn.Module] = [nn.Conv2d(input_shape[0], ch, 3, stride=stem_stride, padding=1, bias=False)]
     for i, n in enumerate((6, 12, 24, 16)):
         for _ in range(n):
             layers.append(_DenseLayer(ch, growth))
@@ -240,7 +254,7 @@ def densenet121_small(*, input_shape: tuple[int, int, int], num_classes: int, me
                        nn.AvgPool2d(2, ceil_mode=True)]
             ch = out
     layers += [nn.BatchNorm2d(ch), nn.ReLU(inplace=True)]
-    return _pooled_classifier("densenet121_small", layers, ch, [], input_shape=input_shape,
+    return _pooled_classifier(name, layers, ch, [], input_shape=input_shape,
                               num_classes=num_classes, mean=mean, std=std)
 
 
@@ -279,15 +293,22 @@ def resnet50_small(*, input_shape: tuple[int, int, int], num_classes: int, mean:
     SGD) measured at ≈ 100 s on one thread of a shared 2-core CPU (width 0.25: 1.48 M parameters,
     18.1 M MACs, 194 s).
     """
-    w = _check_width("resnet50_small", width)
+    return _resnet50("resnet50_small", width, 2, input_shape=input_shape, num_classes=num_classes, mean=mean,
+                     std=std)
+
+
+def _resnet50(name: str, width: float, stem_stride: int, *, input_shape: tuple[int, int, int], num_classes: int,
+              mean: Sequence[float], std: Sequence[float]) -> Classifier:
+    """Base width 64 · ``width``; a single 3×3 stem convolution + BN + ReLU of stride ``stem_stride``."""
+    w = _check_width(name, width)
     cin = _scaled(64, w)
-    layers: list[nn.Module] = _conv_bn_relu(input_shape[0], cin, 3, stride=2)
+    layers: list[nn.Module] = _conv_bn_relu(input_shape[0], cin, 3, stride=stem_stride)
     for i, (n, mid) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512))):
         mid = _scaled(mid, w)
         for j in range(n):
             layers.append(_Bottleneck(cin, mid, 2 if (i > 0 and j == 0) else 1))
             cin = 4 * mid
-    return _pooled_classifier("resnet50_small", layers, cin, [], input_shape=input_shape,
+    return _pooled_classifier(name, layers, cin, [], input_shape=input_shape,
                               num_classes=num_classes, mean=mean, std=std)
 
 
@@ -312,15 +333,90 @@ def vgg19_small(*, input_shape: tuple[int, int, int], num_classes: int, mean: Se
     SGD) measured at ≈ 58 s on one thread of a shared 2-core CPU (width 0.25: 1.29 M parameters,
     21.6 M MACs, 139 s).
     """
-    w = _check_width("vgg19_small", width)
+    return _vgg("vgg19_small", _VGG19_STAGES, width, input_shape=input_shape, num_classes=num_classes, mean=mean,
+                std=std)
+
+
+def _vgg(name: str, stages: Sequence[tuple[int, int]], width: float, *, input_shape: tuple[int, int, int],
+         num_classes: int, mean: Sequence[float], std: Sequence[float]) -> Classifier:
+    """``stages`` of (channels, convolutions) times ``width``, 3×3 conv + BN + ReLU, a ceil-mode 2×2 max-pool after
+    each stage, global average pooling, two hidden fully connected layers of 512 · ``width`` and the output."""
+    w = _check_width(name, width)
     cin = input_shape[0]
     layers: list[nn.Module] = []
-    for cout, n in _VGG19_STAGES:
+    for cout, n in stages:
         cout = _scaled(cout, w)
         for _ in range(n):
             layers += _conv_bn_relu(cin, cout, 3)
             cin = cout
         layers.append(nn.MaxPool2d(2, ceil_mode=True))
     hidden = _scaled(512, w)
-    return _pooled_classifier("vgg19_small", layers, cin, [hidden, hidden], input_shape=input_shape,
+    return _pooled_classifier(name, layers, cin, [hidden, hidden], input_shape=input_shape,
                               num_classes=num_classes, mean=mean, std=std)
+
+
+# The poster ``004``'s architectures at full width for 32×32 inputs (CIFAR-10/100) -------------------------------
+# The CIFAR forms people train (e.g. Kuang Liu's ``pytorch-cifar`` and Fu's ``pytorch-vgg-cifar10``, the usual
+# baselines): the ImageNet widths and depths, a stride-1 3×3 stem without max-pooling in place of the ÷4 ImageNet
+# stem. Parameter counts and MACs in the docstrings: 3×32×32 inputs, 10 classes, default width, from
+# ``edgebench.compress.stats.model_stats`` (BatchNorm parameters included; MACs of convolutions and linear layers).
+# ``width`` thins them like the ``_small`` variants, which stay as they are (plans and caches name them).
+
+_MOBILENET_CIFAR_BLOCKS = _MOBILENET_BLOCKS[:11] + ((1024, 2), (1024, 1))
+
+
+@MODELS.register("mobilenet_v1_cifar")
+def mobilenet_v1_cifar(*, input_shape: tuple[int, int, int], num_classes: int, mean: Sequence[float] = (0.0,),
+                       std: Sequence[float] = (1.0,), width: float = 1.0) -> Classifier:
+    """MobileNetV1 (Howard et al. 2017) at full width (α = 1) for 32×32 inputs, the CIFAR form.
+
+    The 13 depthwise-separable blocks of Table 1 with the paper's channels (32 stem, 64 … 1024) and block
+    strides 2 in blocks 2, 4, 6 and 12 as in the paper; only the stem has stride 1 instead of 2, so the total
+    stride is 16 and the last blocks run at 2×2 on 32×32 (as in ``pytorch-cifar``'s MobileNet).
+    On 3×32×32, 10 classes: 3 217 226 parameters, 46.4 M MACs (46 354 432).
+    """
+    return _mobilenet_v1("mobilenet_v1_cifar", _MOBILENET_CIFAR_BLOCKS, width, input_shape=input_shape,
+                         num_classes=num_classes, mean=mean, std=std)
+
+
+@MODELS.register("densenet121_cifar")
+def densenet121_cifar(*, input_shape: tuple[int, int, int], num_classes: int, mean: Sequence[float] = (0.0,),
+                      std: Sequence[float] = (1.0,), width: float = 1.0) -> Classifier:
+    """DenseNet-121 (Huang et al. 2017) at full width (growth rate k = 32) for 32×32 inputs, the CIFAR form.
+
+    The 6-12-24-16 bottleneck layers and compression-0.5 transitions of the ImageNet DenseNet-121 (Table 1);
+    the stem is one 3×3 convolution of stride 1 to 2k = 64 channels without max-pooling (the paper's CIFAR
+    stem), so the blocks run at 32, 16, 8 and 4 pixels (as in ``pytorch-cifar``'s DenseNet121).
+    On 3×32×32, 10 classes: 6 956 298 parameters, 888 M MACs (888 350 720).
+    """
+    return _densenet121("densenet121_cifar", width, 1, input_shape=input_shape, num_classes=num_classes,
+                        mean=mean, std=std)
+
+
+@MODELS.register("resnet50_cifar")
+def resnet50_cifar(*, input_shape: tuple[int, int, int], num_classes: int, mean: Sequence[float] = (0.0,),
+                   std: Sequence[float] = (1.0,), width: float = 1.0) -> Classifier:
+    """ResNet-50 (He et al. 2016) at full width (64-128-256-512 bottleneck channels, 2048 out) for 32×32 inputs.
+
+    The 3-4-6-3 bottleneck stages of Table 1 with stage strides 1-2-2-2; the stem is one 3×3 convolution
+    of stride 1 + BN + ReLU and no max-pooling (instead of 7×7/2 + max-pool/2), the CIFAR form of
+    ``pytorch-cifar``'s ResNet50, so the stages run at 32, 16, 8 and 4 pixels.
+    On 3×32×32, 10 classes: 23 520 842 parameters, 1.30 G MACs (1 297 829 888).
+    """
+    return _resnet50("resnet50_cifar", width, 1, input_shape=input_shape, num_classes=num_classes, mean=mean,
+                     std=std)
+
+
+@MODELS.register("vgg19_cifar")
+def vgg19_cifar(*, input_shape: tuple[int, int, int], num_classes: int, mean: Sequence[float] = (0.0,),
+                std: Sequence[float] = (1.0,), width: float = 1.0) -> Classifier:
+    """VGG-19 (Simonyan & Zisserman 2015, configuration E) at full width for 32×32 inputs, the CIFAR form.
+
+    16 3×3 convolutions of 64-128-256-512-512 channels (2-2-4-4-4) with BN and ReLU, five 2×2 max-pools
+    (32 → 1), and a classifier of two hidden fully connected layers of 512 units + the output, the CIFAR
+    VGG of Fu's ``pytorch-vgg-cifar10`` (the 4096-unit ImageNet head fits the 7×7 map of 224×224 inputs, not
+    the 1×1 map here); no dropout. It is ``vgg19_small`` with ``width = 1``.
+    On 3×32×32, 10 classes: 20 560 330 parameters, 399 M MACs (398 660 608).
+    """
+    return _vgg("vgg19_cifar", _VGG19_STAGES, width, input_shape=input_shape, num_classes=num_classes, mean=mean,
+                std=std)

@@ -28,7 +28,8 @@ def model_spec(plan: Plan, spec: ModelSpec, data_fingerprint: str) -> dict[str, 
     return {"arch": spec.arch, "factory": spec.factory, "params": spec.params,
             "train": vars(TrainConfig(seed=plan.seed, **spec.train)), "data": data_fingerprint,
             "checkpoint": sha256_file(ckpt) if ckpt and ckpt.is_file() else None,
-            "code": code_fingerprint("edgebench.models.train", "edgebench.models.zoo")}
+            "code": code_fingerprint("edgebench.models.train", "edgebench.models.zoo",
+                                     "edgebench.models.cifar")}
 
 
 def model_key(plan: Plan, spec: ModelSpec, data_fingerprint: str) -> str:
