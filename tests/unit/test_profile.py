@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import mmap
 import subprocess
 import sys
 from pathlib import Path
@@ -144,13 +145,19 @@ def test_memory_of_loading_and_of_the_latency_pass(models: dict[str, Path], tmp_
 
 def test_the_process_peak_survives_the_reset_before_the_latency_pass() -> None:
     """The reset that scopes the latency pass's peak erases VmHWM; the process-lifetime figure keeps what came
-    before it (here a 200 MB buffer touched and freed before the reset)."""
+    before it (here 200 MiB mapped, touched and unmapped before the reset: an anonymous mmap, so no allocator
+    can keep it). Where the kernel ignores the reset (some sandboxes), the probe says so instead."""
     probe = agent_memory.MemoryProbe()
-    buf = np.ones(50 * 2**20, dtype=np.float32)  # 200 MiB, every page touched
+    buf = mmap.mmap(-1, 200 * 2**20)
+    buf.write(b"\x01" * (200 * 2**20))  # every page touched
     held = agent_memory.status_mb("VmRSS")
-    del buf
+    buf.close()
+    assert agent_memory.status_mb("VmRSS") < held - 150  # the pages really went back to the kernel
     probe.start_peak()
-    assert agent_memory.status_mb("VmHWM") < held - 150  # the reset really dropped the high-water mark
+    if probe.peak()["peak_method"] == "VmHWM reset before the latency pass":
+        assert agent_memory.status_mb("VmHWM") < held - 150  # the reset really dropped the high-water mark
+    else:
+        assert "or ignored" in probe.peak()["peak_method"]
     assert probe.process_peak_mb() > held - 5  # (the kernel folds per-thread RSS counters into VmHWM lazily)
 
 
