@@ -25,6 +25,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from edgebench.runner.pipeline import run_plan
 
     plan = load_plan(args.plan, quick=args.quick)
+    if args.device is not None:
+        from edgebench.hostdevice import with_device
+
+        plan = with_device(plan, args.device)
     if args.dry_run:
         return _dry_run(plan, args)
     from edgebench.runner.executors import create_executor
@@ -200,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="host stages at once: auto (one per core, as memory allows; on Ray, the cluster's CPUs), "
                    "a number, or 0 to compute in this process (default: $EDGEBENCH_WORKERS or auto)")
     r.add_argument("--address", help="the Ray cluster to join (--executor ray; default: start a local one)")
+    r.add_argument("--device", help="the host stages' compute device: auto, cpu, cuda or cuda:N (overrides the "
+                   "plan's [host] device; default: the plan's, else auto: CUDA where torch sees one)")
     r.add_argument("--dry-run", action="store_true",
                    help="print the stage graph, what is cached and what would run; run nothing")
     r.set_defaults(func=_cmd_run)

@@ -25,6 +25,7 @@ from edgebench.specs import (
     DataSpec,
     ExportSpec,
     GatesSpec,
+    HostSpec,
     MeasureSpec,
     ModelSpec,
     Plan,
@@ -417,6 +418,7 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
     measure = _parse_measure(top.table("measure"))
     top_references = top.get("reference", list, [])
     gates = _parse_gates(top.table("gates"), attacks)
+    host = _parse_host(top.table("host"), source)
     top.done()
     if not models:
         raise ConfigError(f"{source}: models: the plan has no [[models]] entry; add at least one")
@@ -428,8 +430,20 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
     plan = Plan(name=name, source=source, seed=seed, data=data, models=models, compress=compress, export=export,
                 attacks=attacks, targets=targets,
                 measure=measure, quick={k: v for k, v in quick_cfg.items() if v is not None},
-                references=references, gates=gates)
+                references=references, gates=gates, host=host)
     return apply_quick(plan) if quick else plan
+
+
+def _parse_host(t: Table, source: str) -> HostSpec:
+    """``[host]`` (:class:`~edgebench.specs.HostSpec`): the device spec is checked here (its CUDA probe is at run
+    start, :func:`edgebench.hostdevice.resolve`)."""
+    from edgebench.hostdevice import DEFAULT, check_spec
+
+    where = f"{source}: [host] device"
+    spec = HostSpec(device=check_spec(t.get("device", str, DEFAULT), where),
+                    gpu_workers=t.number("gpu_workers", 1, lo=1, integer=True), origin=where)
+    t.done()
+    return spec
 
 
 def _parse_gates(t: Table, attacks: tuple[AttackSpec, ...]) -> GatesSpec:

@@ -43,6 +43,10 @@ class CompressError(EdgebenchError):
     """A compression method cannot handle a model or a layer; names the variant and the layer."""
 
 
+class ResourceError(EdgebenchError):
+    """The host ran out of a resource inside one stage (CUDA memory): names the setting to lower."""
+
+
 class DiskFullError(EdgebenchError):
     """A disk filled up (the run folder, the cache, the device's work folder): free space and run the same
     command again; finished stages are kept."""

@@ -11,7 +11,7 @@ from typing import Any
 from edgebench.agent.protocol import EnergyProtocol, Job, LatencyProtocol
 
 __all__ = ["TARGETINGS", "THREATS", "AttackSpec", "CompressSpec", "DataSpec", "ExportSpec", "MeasureSpec",
-           "BLACK_BOX", "WHERES", "GatesSpec", "ModelSpec", "Plan", "ReferenceSpec", "TargetSpec"]
+           "BLACK_BOX", "WHERES", "GatesSpec", "HostSpec", "ModelSpec", "Plan", "ReferenceSpec", "TargetSpec"]
 
 
 @dataclass(frozen=True)
@@ -221,6 +221,18 @@ class GatesSpec:
 
 
 @dataclass(frozen=True)
+class HostSpec:
+    """``[host]``: the compute device of the host stages (``auto``, ``cpu``, ``cuda``, ``cuda:N``;
+    :mod:`edgebench.hostdevice`) and how many GPU stages the local pool runs at once per GPU. ``origin`` names
+    where ``device`` came from (the plan key, or ``--device``) for the one-line refusal. None of it changes a
+    result: it is out of the plan's digest and of every cache key."""
+
+    device: str = "auto"
+    gpu_workers: int = 1
+    origin: str = ""
+
+
+@dataclass(frozen=True)
 class Plan:
     """A whole experiment: data × models × attacks × targets, plus the measurement protocol."""
 
@@ -237,6 +249,7 @@ class Plan:
     quick: dict[str, Any] = field(default_factory=dict)
     references: tuple[ReferenceSpec, ...] = ()
     gates: GatesSpec = GatesSpec()
+    host: HostSpec = HostSpec()
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -255,6 +268,9 @@ class Plan:
                 entry.pop("bpda")
             if not entry.get("io", True):  # a model entry without an ONNX boundary
                 entry.pop("io")
+        d["host"].pop("origin")
+        if d["host"] == {"device": "auto", "gpu_workers": 1}:  # likewise a plan at [host]'s defaults
+            d.pop("host")
         for a in d["attacks"]:  # likewise an attack crafted on the host, as every attack was before ``where``
             if a["where"] == "host":
                 a.pop("where")
@@ -262,8 +278,9 @@ class Plan:
 
     def digest(self) -> str:
         """Content hash of the resolved plan (not of the file's text: formatting does not matter; nor of the
-        paper numbers it is compared with, nor of the gates, which change no measurement)."""
+        paper numbers it is compared with, nor of the gates, which change no measurement, nor of ``[host]``)."""
         d = self.as_dict()
         d.pop("references")
         d.pop("gates")
+        d.pop("host", None)  # the device computes the same results
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()

@@ -575,6 +575,9 @@ def environment_section(d: RunData) -> Section | None:
         blocks.append(Table("environment", "Devices and runtimes",
                             ["target", "backend", "cpu", "os", "python", "runtime", "device / threads", "precision",
                              "governor", "hottest zone: before → after (max over jobs)", "throttling", "energy"], rows))
+    from edgebench.report.hostdevice import host_device_blocks
+
+    blocks += host_device_blocks(d)  # the host's compute device, and which stage ran where when they differ
     if d.plan:
         blocks.append(Code(json.dumps(d.plan, indent=1, sort_keys=True, default=str), "json",
                            "The plan as resolved"))

@@ -37,6 +37,7 @@ def build_model(ctx: RunContext, spec: ModelSpec) -> Built:
 def torch_model(ctx: RunContext, spec: ModelSpec) -> Built:
     import torch
 
+    from edgebench.hostdevice import cpu_copy, record
     from edgebench.models.train import TrainConfig, predict_logits, seeded, train
     from edgebench.models.user import load_state_dict
 
@@ -49,7 +50,7 @@ def torch_model(ctx: RunContext, spec: ModelSpec) -> Built:
 
     entry = ctx.cache.get("model", key)
     seeded(plan.seed)
-    model = base_builder(ctx, spec)()
+    model = base_builder(ctx, spec)().to(ctx.torch_device())  # a fresh model: moved in place
     if entry is None:
         with ctx.cache.build("model", key) as tmp:
             if ckpt is not None:
@@ -60,9 +61,10 @@ def torch_model(ctx: RunContext, spec: ModelSpec) -> Built:
                     raise DataError(f"{where}: the data set has no training samples and no checkpoint was given")
                 history = train(model, ds.x_train, ds.y_train, cfg, desc=f"train {spec.name}")
             acc = float(np.mean(predict_logits(model, ds.x_test).argmax(1) == ds.y_test))
-            torch.save(model.state_dict(), tmp / "model.pt")
+            torch.save(cpu_copy(model).state_dict(), tmp / "model.pt")  # stored from the CPU
             (tmp / "train.json").write_text(json.dumps({"history": history, "host_clean_acc": acc,
-                                                        "spec": spec_key}, indent=1, default=str))
+                                                        "spec": spec_key, "device": record(ctx.torch_device())},
+                                                       indent=1, default=str))
         entry = ctx.cache.path("model", key)
         cached = False
     else:
@@ -73,6 +75,7 @@ def torch_model(ctx: RunContext, spec: ModelSpec) -> Built:
     built = export(ctx, Unit(spec.name), model, key, provenance={"arch": spec.arch, "factory": spec.factory})
     built.note = f"host clean acc {info['host_clean_acc']:.4f}{' (cached)' if cached else ''}"
     built.cached = cached
+    built.device = info.get("device")
     store_variant(ctx, built, method="none", params={}, info={"train": info.get("history", [])[-1:]})
     return built
 
@@ -104,12 +107,14 @@ def export(ctx: RunContext, unit: Unit, model: Any, model_key: str, *, provenanc
     from edgebench.compress.stats import file_stats
     from edgebench.export.card import ModelCard, artifact_files
     from edgebench.export.onnx import export_onnx, onnx_parity
+    from edgebench.hostdevice import cpu_copy
 
     ds, m, ex, plan = ctx.ds, ctx.plan.measure, ctx.plan.export, ctx.plan
     atol = compressed.parity_atol if compressed is not None and compressed.parity_atol is not None \
         else m.parity_atol
     precision = compressed.precision if compressed is not None else "f32"
     deploy = compressed.deploy if compressed is not None and compressed.deploy is not None else model
+    deploy = cpu_copy(deploy)  # exported from the CPU: the same files whichever device computed the twin
     key = export_key(plan, model_key, atol)
     formats = ["onnx"] + (["openvino"] if ex.openvino else []) + (["openvino-fp16"] if ex.openvino and ex.fp16
                                                                    else [])
@@ -202,6 +207,7 @@ def store_variant(ctx: RunContext, built: Built, *, method: str, params: dict[st
 def apply_method(ctx: RunContext, c: CompressSpec) -> Built:
     """Apply a variant method (a compression method or a defense, ``c.kind``) to a trained model or to the
     variant it is applied ``on``; cache the twin; export and check it."""
+    from edgebench.hostdevice import cpu_copy, place
     from edgebench.models.train import TrainConfig, predict_logits, seeded
     from edgebench.variants import Variant, VariantContext, create_method
 
@@ -214,6 +220,8 @@ def apply_method(ctx: RunContext, c: CompressSpec) -> Built:
     where = f"{plan.source}: {c.kind} (variant {c.variant!r} of model {c.model!r}{on})"
     method = create_method(c.kind, c.method, where=where, **c.params)
     key = variant_key(plan, c, base.key)
+    dev, device = ctx.stage_device(method, f"{c.kind} {c.method!r}")  # the CPU where the method declares cpu_only
+    base_model = place(base.torch_model, dev)
     mctx = VariantContext(x_train=ds.x_train, y_train=ds.y_train, input_shape=ds.shape,
                           num_classes=ds.num_classes, train=TrainConfig(seed=plan.seed, **spec.train),
                           seed=plan.seed, where=where, build_base=base_builder(ctx, spec),
@@ -223,24 +231,25 @@ def apply_method(ctx: RunContext, c: CompressSpec) -> Built:
     if entry is None:
         seeded(plan.seed)
         t0 = time.perf_counter()
-        result = method.apply(base.torch_model, mctx)
+        result = method.apply(base_model, mctx)
         seconds = time.perf_counter() - t0
         result.model.eval()
         acc = float(np.mean(predict_logits(result.model, ds.x_test).argmax(1) == ds.y_test))
         with ctx.cache.build("variant", key) as tmp:
-            method.save_twin(result.model, tmp / "twin.pt")
+            method.save_twin(cpu_copy(result.model), tmp / "twin.pt")  # stored from the CPU
             (tmp / "variant.json").write_text(json.dumps(
                 {"info": result.info, "history": result.history, "host_clean_acc": acc, "seconds": seconds,
-                 "parity_atol": result.parity_atol, "precision": result.precision}, indent=1, default=str))
+                 "parity_atol": result.parity_atol, "precision": result.precision, "device": device},
+                indent=1, default=str))
         entry = ctx.cache.path("variant", key)
         if mctx.workdir is not None:  # the checkpoints of an interrupted build are no longer needed
             shutil.rmtree(mctx.workdir, ignore_errors=True)
     meta = json.loads((entry / "variant.json").read_text())
     if cached:
-        twin = method.load_twin(entry / "twin.pt", base.torch_model)
+        twin = place(method.load_twin(entry / "twin.pt", base_model), dev)
         result = Variant(model=twin, info=meta["info"], parity_atol=meta["parity_atol"],
                          precision=meta["precision"])
-    method.attach(result, base.torch_model, mctx)
+    method.attach(result, base_model, mctx)
     built = export(ctx, unit, result.model, key, compressed=result,
                    provenance={"method": c.method, "params": c.params, "base_key": base.key, "kind": c.kind,
                                "on": c.on})
@@ -250,6 +259,7 @@ def apply_method(ctx: RunContext, c: CompressSpec) -> Built:
                         "history": meta["history"]})
     built.note = f"host clean acc {meta['host_clean_acc']:.4f}{' (cached)' if cached else ''}"
     built.cached = cached
+    built.device = meta.get("device")
     return built
 
 

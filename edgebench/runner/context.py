@@ -53,6 +53,7 @@ class RunContext:
     executor: Any = None  #: who computes host stages (None: this process); device jobs may be dispatched by it
     transports: dict[str, Any] = field(default_factory=dict)  #: one open transport per target, for the run
     data_entry: str | None = None  #: the cache entry of the loaded data set, once made (see runner.dataset)
+    host_device: Any = None  #: the host stages' ``torch.device``, once resolved (:meth:`torch_device`)
 
     @property
     def ds(self) -> Dataset:
@@ -60,6 +61,24 @@ class RunContext:
         if self.data is None:
             raise DataError(f"{self.plan.source}: data: the data set is not loaded (its stage did not finish)")
         return self.data
+
+    def torch_device(self) -> Any:
+        """The host stages' ``torch.device`` (the plan's ``[host] device``, probed once:
+        :func:`edgebench.hostdevice.resolve`)."""
+        if self.host_device is None:
+            from edgebench.hostdevice import resolve
+
+            host = self.plan.host
+            self.host_device = resolve(host.device, host.origin or f"{self.plan.source}: [host] device")
+        return self.host_device
+
+    def stage_device(self, obj: Any, what: str) -> tuple[Any, dict[str, Any]]:
+        """The device a stage of ``obj`` (a method, defense or attack) runs on, and its record
+        (:func:`edgebench.hostdevice.stage_device`)."""
+        from edgebench.hostdevice import record, stage_device
+
+        device, note = stage_device(self.torch_device(), obj, what)
+        return device, record(device, note)
 
     def spec(self, model: str) -> ModelSpec:
         return spec_of(self.plan, model)

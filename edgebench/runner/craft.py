@@ -51,7 +51,11 @@ def craft(ctx: RunContext, source: Unit | FamilySource, attack: AttackSpec) -> A
     entry = ctx.cache.get("adv", key)
     cached = entry is not None
     if entry is None:
+        from edgebench.hostdevice import place
+
         atk = create_attack(attack.name, where=f"{plan.source}: attacks[{attack.label}]", **attack.params)
+        dev, device = ctx.stage_device(atk, f"attack {attack.name!r}")  # the CPU where it declares cpu_only
+        model = place(model, dev)
         if through:
             model = _through_bpda(plan, source, model)
         x, y = ds.x_test[:n], ds.y_test[:n]
@@ -80,7 +84,7 @@ def craft(ctx: RunContext, source: Unit | FamilySource, attack: AttackSpec) -> A
                 "backward_passes": sum(p.passes.backward for p in parts),
                 "host_success_rate": cat["success"].mean(axis=1).tolist(),
                 "mean_linf": cat["linf"].mean(axis=1).tolist(), "mean_l2": cat["l2"].mean(axis=1).tolist(),
-                "mean_l0": cat["l0"].mean(axis=1).tolist()}
+                "mean_l0": cat["l0"].mean(axis=1).tolist(), "device": device}
         if isinstance(source, FamilySource):
             info.update(family_info(model, source, cat["x_adv"], y, target))
         with ctx.cache.build("adv", key) as tmp:
@@ -95,7 +99,7 @@ def craft(ctx: RunContext, source: Unit | FamilySource, attack: AttackSpec) -> A
     rates = ", ".join(f"ε={e:g}: {r:.3f}" for e, r in zip(attack.eps, info["host_success_rate"]))
     took = " (cached)" if cached else f" in {info['seconds']:.1f} s"
     return AdvSets(source.id, attack, key, [entry / f"eps{k}.npz" for k in range(len(attack.eps))], info,
-                   f"host success {rates}{took}{family_note(info)}", cached=cached)
+                   f"host success {rates}{took}{family_note(info)}", cached=cached, device=info.get("device"))
 
 
 def _through_bpda(plan: Plan, source: Unit | FamilySource, model: Any) -> Any:

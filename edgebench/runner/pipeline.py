@@ -12,6 +12,7 @@ interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -23,6 +24,7 @@ import numpy as np
 from edgebench import __version__
 from edgebench.config import Plan
 from edgebench.errors import ConfigError, EdgebenchError
+from edgebench.hostdevice import describe, oom_as_error, with_device
 from edgebench.naming import slug
 from edgebench.runner import build, craft, dataset, device, fleet, query, rounds
 from edgebench.runner.cache import Cache
@@ -31,6 +33,7 @@ from edgebench.runner.executors.base import BASE_MB, HostTask, InlineExecutor
 from edgebench.runner.family import FamilySource
 from edgebench.runner.graph import crafting_sources, sources_for, torch_units, units
 from edgebench.runner.keys import cache_status
+from edgebench.runner.placement import batch_key, uses_gpu
 from edgebench.runner.progress import Progress
 from edgebench.runner.score import Scores, bpda_samples, gradient_flags, score, through_bpda
 from edgebench.runner.stages import Needs, Stage, execute
@@ -114,13 +117,14 @@ class Pipeline(RunContext):
         """A host stage: ``fn`` computes (or loads) it here, noting the cache entries it used and made; ``task`` is
         what a worker computes instead; ``cached`` tells whether ``fn`` would only load."""
         def run() -> Any:
-            with self.cache.recording() as used:
+            with self.cache.recording() as used, oom_as_error(name, batch_key(self.plan, name)):
                 value = fn()
             self._entries[name] = used
             return value
 
         return Stage(name, run, deps, kind="host", task=lambda: self._task(name),
-                     cached=lambda: cache_status(self, name, self._known_keys())[0] == "cached")
+                     cached=lambda: cache_status(self, name, self._known_keys())[0] == "cached",
+                     gpu=lambda: uses_gpu(self.plan, name, self.torch_device()))
 
     @staticmethod
     def _device_of(target: str) -> tuple[str, bool]:
@@ -149,8 +153,11 @@ class Pipeline(RunContext):
         data = dataset.data_entry(self)
         inputs = tuple(dict.fromkeys([("dataset", data, None)] + [(kind, key, None) for d in closure
                                                                   for kind, key, _ in self._entries.get(d, ())]))
+        needs = self.needs()
+        if uses_gpu(self.plan, name, self.torch_device()):  # Ray schedules it on a GPU (num_gpus)
+            needs = dataclasses.replace(needs, gpus=1.0)
         return (HostTask(plan=self.plan, stage=name, cache_root=str(self.cache.root), inputs=inputs, data=data),
-                self.needs())
+                needs)
 
     def needs(self) -> Needs:
         """What one host stage asks of a worker: a core, and an estimate of its memory (a worker's base, plus the
@@ -215,6 +222,7 @@ class Pipeline(RunContext):
     # running --------------------------------------------------------------------------------------
     def run(self) -> RunSummary:
         t0 = time.perf_counter()
+        log.info("host device: %s", describe(self.torch_device()))  # the CUDA probe: before any stage runs
         if self.plan.export.openvino or self.plan.compress:  # before NNCF or the converter send anything
             from edgebench.export.openvino import disable_openvino_telemetry
 
@@ -234,7 +242,8 @@ class Pipeline(RunContext):
                     log.info("executor: %s", executor.describe())
                 try:
                     execute(self._stage_list(), on_status=self._record_stage, outcome=self.outcome,
-                            progress=Progress(), executor=executor)
+                            progress=Progress(), executor=executor,
+                            gpu_slots=self.plan.host.gpu_workers if executor.name == "local" else None)
                 finally:
                     executor.shutdown()
                 scores = self.scores()
@@ -266,6 +275,9 @@ class Pipeline(RunContext):
         worker = getattr(self.outcome.values.get(name), "worker", None)
         if worker:
             info["worker"] = worker
+        computed_on = getattr(self.outcome.values.get(name), "device", None)
+        if computed_on:
+            info["device"] = computed_on
         self.store.set_stage(self.run_id, name, key=key, status=status, info=info)
 
     # scoring --------------------------------------------------------------------------------------
@@ -306,7 +318,9 @@ class Pipeline(RunContext):
 
 
 def run_plan(plan: Plan, *, out_dir: Path = Path("reports"), run_id: str | None = None,
-             executor: Any = None) -> RunSummary:
+             executor: Any = None, device: str | None = None) -> RunSummary:
     """Run ``plan``; results land in ``out_dir/<run-id>/``. Re-running resumes. ``executor`` computes the host
-    stages (:func:`edgebench.runner.executors.create_executor`; None: in this process, one at a time)."""
+    stages (:func:`edgebench.runner.executors.create_executor`; None: in this process, one at a time). ``device``
+    (``auto``, ``cpu``, ``cuda``, ``cuda:N``) overrides the plan's ``[host] device``."""
+    plan = with_device(plan, device, where="run_plan(device=...)")
     return Pipeline(plan, out_dir=out_dir, run_id=run_id, executor=executor).run()

@@ -53,6 +53,7 @@ class Stage:
     task: Callable[[], tuple[Any, Needs]] | None = None  #: host stages: the picklable task a worker runs, and
     #: what it needs of the worker (see :mod:`edgebench.runner.executors`)
     cached: Callable[[], bool] | None = None  #: host stages: True when ``fn`` would only load from the cache
+    gpu: Callable[[], bool] | None = None  #: host stages: True when it computes on a GPU (see ``gpu_slots``)
 
 
 @dataclass
@@ -75,18 +76,21 @@ class Outcome:
 
 def execute(stages: list[Stage], *, on_status: Callable[[str, str, str, float], None] | None = None,
             outcome: Outcome | None = None, progress: Progress | None = None,
-            executor: Executor | None = None) -> Outcome:
+            executor: Executor | None = None, gpu_slots: int | None = None) -> Outcome:
     """Run ``stages`` (dependencies must come first in the list); log ``[k/N] name`` as each ends. Values land
     in ``outcome`` as they finish, so later stages can read earlier ones' values. ``executor`` computes host
     stages (default: in place, one at a time). ``progress``, when given, is told of every stage (queued,
-    started, finished as done/cached/failed/skipped) and closed at the end."""
+    started, finished as done/cached/failed/skipped) and closed at the end. ``gpu_slots``: at most this many host
+    stages that compute on a GPU run at once on the executor's workers (None: no limit; CPU stages beside them as
+    before)."""
     progress = progress if progress is not None else Progress(mode="off")
     executor = executor if executor is not None else InlineExecutor()
     progress.workers = max(1, executor.workers)
     progress.begin([s.name for s in stages])
     try:
-        return _Scheduler(stages, on_status, outcome if outcome is not None else Outcome(), progress,
-                          executor).run()
+        scheduler = _Scheduler(stages, on_status, outcome if outcome is not None else Outcome(), progress, executor)
+        scheduler.gpu_slots = gpu_slots
+        return scheduler.run()
     finally:
         progress.close()
 
@@ -105,6 +109,13 @@ class _Scheduler:
         self.device: dict[Future, tuple[Stage, float, Deferred]] = {}
         self.busy: set[str] = set()  # devices with a job running
         self.exclusive_running = False
+        self.gpu_slots: int | None = None  # at most this many GPU host stages at once (None: any number)
+
+    def _gpu_full(self, stage: Stage) -> bool:
+        """Whether ``stage`` computes on a GPU and ``gpu_slots`` of those already run."""
+        if self.gpu_slots is None or stage.gpu is None or not stage.gpu():
+            return False
+        return sum(1 for s, _, _ in self.host.values() if s.gpu is not None and s.gpu()) >= self.gpu_slots
 
     # ---------------------------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -161,7 +172,7 @@ class _Scheduler:
                     self.pending.remove(stage)
                     self._call(stage, stage.fn)
                     any_started = True
-                elif len(self.host) < self.executor.workers:
+                elif len(self.host) < self.executor.workers and not self._gpu_full(stage):
                     self.pending.remove(stage)
                     self._submit(stage, 1)
                     any_started = True

@@ -91,6 +91,7 @@ class Built:
     note: str = ""
     cached: bool = False  #: taken from the cache, not computed (the progress view's ETA leaves it out)
     worker: dict[str, Any] | None = None  #: who computed it, when an executor's worker did (pid, host, node)
+    device: dict[str, Any] | None = None  #: the host device that computed it (:func:`edgebench.hostdevice.record`)
 
     @property
     def onnx(self) -> Path:
@@ -116,6 +117,7 @@ class AdvSets:
     note: str = ""
     cached: bool = False
     worker: dict[str, Any] | None = None
+    device: dict[str, Any] | None = None  #: the host device that crafted them (:func:`edgebench.hostdevice.record`)
 
 
 @dataclass
