@@ -98,6 +98,23 @@ def test_host_stages_run_as_many_at_once_as_workers() -> None:
     assert clock.most_at_once() == 2  # two at a time, never three
 
 
+def test_gpu_stages_take_the_gpu_slots_and_cpu_stages_run_beside_them() -> None:
+    """``gpu_slots`` (the plan's ``[host] gpu_workers``): three GPU stages on three workers run one at a time,
+    while a CPU stage runs beside them."""
+    import dataclasses
+
+    clock, ex = Clock(), ThreadExecutor(3)
+    gpu = [dataclasses.replace(host(clock, f"g{i}", 0.2), gpu=lambda: True) for i in range(3)]
+    out = execute([*gpu, host(clock, "cpu", 0.5)], executor=ex, gpu_slots=1)
+    assert sorted(out.values) == ["cpu", "g0", "g1", "g2"]
+    assert not any(clock.overlap(f"g{i}", f"g{j}") for i in range(3) for j in range(i + 1, 3))
+    assert clock.overlap("g0", "cpu")
+    clock2 = Clock()
+    gpu2 = [dataclasses.replace(host(clock2, f"g{i}", 0.2), gpu=lambda: True) for i in range(2)]
+    execute(gpu2, executor=ThreadExecutor(2), gpu_slots=2)
+    assert clock2.overlap("g0", "g1")
+
+
 def test_devices_run_at_once_but_one_job_per_device() -> None:
     clock = Clock()
     stages = [device(clock, "a1", "pi-a"), device(clock, "a2", "pi-a"), device(clock, "b1", "pi-b"),
