@@ -191,8 +191,11 @@ def store_variant(ctx: RunContext, built: Built, *, method: str, params: dict[st
                                     "shape": list(ctx.ds.shape),
                                     "code": code_fingerprint("edgebench.compress.stats")})
         entry = ctx.cache.get("stats", key)
-        if entry is None:
-            computed = model_stats(built.torch_model, ctx.ds.shape, base=base.torch_model if base else None)
+        if entry is None:  # weight statistics and MACs: on CPU copies, whichever device holds the twins
+            from edgebench.hostdevice import cpu_copy
+
+            computed = model_stats(cpu_copy(built.torch_model), ctx.ds.shape,
+                                   base=cpu_copy(base.torch_model) if base else None)
             with ctx.cache.build("stats", key) as tmp:
                 (tmp / "stats.json").write_text(json.dumps(computed, default=float))
             entry = ctx.cache.path("stats", key)
@@ -260,6 +263,8 @@ def apply_method(ctx: RunContext, c: CompressSpec) -> Built:
     built.note = f"host clean acc {meta['host_clean_acc']:.4f}{' (cached)' if cached else ''}"
     built.cached = cached
     built.device = meta.get("device")
+    if built.device and built.device.get("note"):  # a cpu_only method on a GPU run: said, never silent
+        built.note += f"; {built.device['note']}"
     return built
 
 

@@ -98,6 +98,7 @@ def craft(ctx: RunContext, source: Unit | FamilySource, attack: AttackSpec) -> A
     info = json.loads((entry / "attack.json").read_text())
     rates = ", ".join(f"ε={e:g}: {r:.3f}" for e, r in zip(attack.eps, info["host_success_rate"]))
     took = " (cached)" if cached else f" in {info['seconds']:.1f} s"
+    took += f"; {info['device']['note']}" if (info.get("device") or {}).get("note") else ""  # cpu_only: said
     return AdvSets(source.id, attack, key, [entry / f"eps{k}.npz" for k in range(len(attack.eps))], info,
                    f"host success {rates}{took}{family_note(info)}", cached=cached, device=info.get("device"))
 

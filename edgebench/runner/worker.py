@@ -70,6 +70,9 @@ def run_host_task(task: HostTask) -> dict[str, Any]:
         torch.set_num_threads(task.threads)
     disable_openvino_telemetry()
     pipe = replica(task.plan, task.cache_root)
+    device = pipe.torch_device()  # the plan's [host] device, probed on this worker's machine
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     for kind, key, blob in task.inputs:
         if blob is not None:
             pipe.cache.unpack(kind, key, blob)

@@ -96,29 +96,32 @@ def test_cli_refuses_cuda_with_one_line_and_exit_2(tmp_path: Path, host: str, ar
 
 
 @pytest.mark.slow
-def test_cpu_run_is_recorded_and_an_auto_run_finds_it_all_cached(tmp_path: Path) -> None:
+def test_auto_run_is_recorded_and_a_cpu_run_finds_it_all_cached(tmp_path: Path) -> None:
     from edgebench.cli import main
     from edgebench.runner.pipeline import Pipeline
 
     plan = _plan(tmp_path)
     out = tmp_path / "reports"
-    assert main(["run", str(plan), "--out", str(out), "--workers", "0", "--device", "cpu"]) == 0
+    assert main(["run", str(plan), "--out", str(out), "--workers", "0"]) == 0  # auto: the CPU here
     run_dir, = out.iterdir()
     with Store.open(run_dir / "results.sqlite", create=False) as store:
         stages = {s["stage"]: s["info"] for s in store.stages(run_dir.name)}
+    expected = str(resolve("auto", "k"))
     for name in ("model/cnn", "craft/cnn/fgsm"):
         dev = stages[name]["device"]
-        assert dev["device"] == "cpu" and dev["torch"] == torch.__version__ and dev["memory_mb"] > 0, dev
+        assert dev["device"] == expected and dev["torch"] == torch.__version__ and dev["memory_mb"] > 0, dev
     assert "device" not in stages["data"]  # main stages are not host computations
     report = (run_dir / "report.md").read_text()
-    assert "Host stages (2) computed on cpu (" in report and f"torch {torch.__version__}" in report
-    # the device is in no key: an auto run (the CPU here, but it could be a GPU) finds every host stage cached
-    auto = load_plan(plan)
-    rows = Pipeline(with_device(auto, "auto"), out_dir=out).dry_run()
+    assert f"Host stages (2) computed on {expected} (" in report and f"torch {torch.__version__}" in report
+    # the device is in no key: a --device cpu run finds every host stage of the auto run cached
+    rows = Pipeline(with_device(load_plan(plan), "cpu"), out_dir=out).dry_run()
     host = {r["stage"]: r["status"] for r in rows if r["kind"] in ("model", "craft")}
     assert host == {"model/cnn": "cached", "craft/cnn/fgsm": "cached"}, host
-    assert main(["run", str(plan), "--out", str(out), "--workers", "0"]) == 0
+    assert main(["run", str(plan), "--out", str(out), "--workers", "0", "--device", "cpu"]) == 0
     assert [p.name for p in out.iterdir()] == [run_dir.name]  # the same run id: the device is not in the digest
+    with Store.open(run_dir / "results.sqlite", create=False) as store:
+        again = {s["stage"]: s["info"] for s in store.stages(run_dir.name)}
+    assert "(cached)" in again["model/cnn"]["note"] and again["model/cnn"]["device"]["device"] == expected
 
 
 def test_worker_tasks_carry_the_device_and_cpu_stages_ask_no_gpu(tmp_path: Path) -> None:
