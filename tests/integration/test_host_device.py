@@ -67,6 +67,10 @@ def test_plan_keys_parse_and_stay_out_of_the_digest(tmp_path: Path) -> None:
     assert cpu.digest() == plain.digest()  # the device computes the same results: same run id, same keys
     with pytest.raises(ConfigError, match=r"\[host\] device: 'tpu' is not a host device"):
         load_plan(_plan(tmp_path, '[host]\ndevice = "tpu"'))
+    from edgebench.runner.pipeline import run_plan
+
+    with pytest.raises(ConfigError, match=r"^run_plan\(device=\.\.\.\): 'gpu' is not a host device"):
+        run_plan(plain, out_dir=tmp_path / "reports", device="gpu")
     with pytest.raises(ConfigError, match="host.gpu_workers"):
         load_plan(_plan(tmp_path, "[host]\ngpu_workers = 0"))
 
@@ -176,6 +180,22 @@ def test_oom_fails_its_own_stage_naming_the_batch_key(tmp_path: Path, monkeypatc
     with Store.open(summary.run_dir / "results.sqlite", create=False) as store:  # auto is the CPU here, recorded
         info = {s["stage"]: s["info"] for s in store.stages(summary.run_id)}
     assert info["model/cnn"]["device"]["device"] == "cpu" and "device" not in info["model/big"]
+    # a stage cached from a GPU run: the environment section says which stage ran where
+    from edgebench.report.data import RunData
+    from edgebench.report.sections import environment_section
+    from edgebench.report.tables import Para, Table
+
+    gpu = {"device": "cuda:0", "name": "NVIDIA H100 80GB HBM3", "memory_mb": 81079, "torch": "2.11.0",
+           "cuda": "12.8"}
+    with Store.open(summary.run_dir / "results.sqlite") as store:
+        store.set_stage(summary.run_id, "craft/cnn/fgsm", key="", status="done", info={"device": gpu})
+        section = environment_section(RunData.load(store, summary.run_id))
+    assert section is not None
+    paras = [b.text for b in section.blocks if isinstance(b, Para)]
+    assert any(t.startswith("Host stages computed on 2 device(s): cpu (") and
+               "cuda:0 (NVIDIA H100 80GB HBM3, 81079 MiB), torch 2.11.0, CUDA 12.8" in t for t in paras), paras
+    table, = [b for b in section.blocks if isinstance(b, Table) and b.name == "host_devices"]
+    assert [r[0] for r in table.rows] == ["model/cnn", "craft/cnn/fgsm"] and table.rows[1][1].startswith("cuda:0")
 
 
 def test_batch_keys_and_the_oom_conversion(tmp_path: Path) -> None:
