@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from edgebench.errors import CompressError
+from edgebench.models.placement import cpu_copy
 from edgebench.models.train import TrainConfig
 from edgebench.params import check_integers
 from edgebench.registry import Registry, check_kwargs
@@ -83,6 +84,9 @@ class VariantMethod(abc.ABC):
 
     kind: ClassVar[str] = "?"
     name: ClassVar[str] = "?"
+    #: "" where :meth:`apply` runs on any device (that of the model it is given); else one line saying why the
+    #: method must run on the CPU (a library limit): the runner then runs it there and records the reason
+    cpu_only: ClassVar[str] = ""
 
     @property
     def what(self) -> str:
@@ -100,9 +104,10 @@ class VariantMethod(abc.ABC):
 
     def save_twin(self, twin: nn.Module, path: Path) -> None:
         """Write the twin to the artifact cache. Its classes may be built by the method (pruned shapes,
-        hashed layers), so the whole module is pickled; :meth:`load_twin` reads it back only from the cache,
-        whose files are hash-checked before use — never from a user-supplied path."""
-        torch.save(twin, path)
+        hashed layers), so the whole module is pickled, from the CPU (a copy where the twin is on a GPU: the file
+        loads anywhere); :meth:`load_twin` reads it back only from the cache, whose files are hash-checked before
+        use — never from a user-supplied path."""
+        torch.save(cpu_copy(twin), path)
 
     def load_twin(self, path: Path, model: nn.Module) -> nn.Module:
         """Read a twin written by :meth:`save_twin` (``model`` is the base, for methods that rebuild)."""

@@ -144,7 +144,8 @@ def normalize_l2(g: torch.Tensor) -> torch.Tensor:
 
 def random_start_linf(x: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:
     """Uniform sample in the L∞ ball of radius ``eps`` around ``x``, clipped to [0, 1]."""
-    noise = (torch.rand(x.shape, generator=generator, dtype=x.dtype) * (2 * eps) - eps).to(x.device)
+    # drawn in float32 on the CPU generator, then moved: the same start on any device and in any dtype
+    noise = (torch.rand(x.shape, generator=generator) * (2 * eps) - eps).to(x.device, x.dtype)
     return torch.clamp(x + noise, 0.0, 1.0)
 
 
@@ -152,8 +153,8 @@ def random_start_l2(x: torch.Tensor, eps: float, generator: torch.Generator) -> 
     """Uniform sample in the L2 ball of radius ``eps`` around ``x`` (direction uniform on the sphere, radius
     ``eps · u^(1/d)``), clipped to [0, 1]."""
     d = x[0].numel()
-    direction = normalize_l2(torch.randn(x.shape, generator=generator, dtype=x.dtype)).to(x.device)
-    radius = eps * torch.rand(len(x), generator=generator, dtype=x.dtype).pow(1.0 / d).to(x.device)
+    direction = normalize_l2(torch.randn(x.shape, generator=generator)).to(x.device, x.dtype)
+    radius = eps * torch.rand(len(x), generator=generator).pow(1.0 / d).to(x.device, x.dtype)
     return torch.clamp(x + direction * radius.view(-1, *([1] * (x.ndim - 1))), 0.0, 1.0)
 
 

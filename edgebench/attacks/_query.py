@@ -23,6 +23,7 @@ from torch import nn
 
 from edgebench.attacks.base import Attack, Passes
 from edgebench.blackbox import Predict, QueryResult, run_query_attack
+from edgebench.models.placement import numpy_of, to_device, to_model
 
 #: queries per predict call when the attack runs on a torch model
 TORCH_BATCH = 256
@@ -52,15 +53,14 @@ class QueryBased(Attack):
 
         def predict(batch: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                out = model(torch.from_numpy(batch).to(device))
+                out = model(to_model(model, batch))
             passes.forward += 1
-            return out.float().cpu().numpy()
+            return numpy_of(out.float())
 
-        res = self.on_predict(predict, x.cpu().numpy(), y.cpu().numpy(), eps,
-                              None if target is None else target.cpu().numpy(), batch_size=TORCH_BATCH)
+        res = self.on_predict(predict, numpy_of(x.float()), numpy_of(y), eps,
+                              None if target is None else numpy_of(target), batch_size=TORCH_BATCH)
         passes.queries = res.queries
-        return ([torch.from_numpy(a).to(device) for a in res.x_adv],
-                [torch.from_numpy(p).to(device) for p in res.pred])
+        return ([to_device(a, device, dtype=x.dtype) for a in res.x_adv], [to_device(p, device) for p in res.pred])
 
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
             target: torch.Tensor | None, passes: Passes) -> tuple[torch.Tensor, torch.Tensor]:

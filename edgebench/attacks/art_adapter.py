@@ -30,6 +30,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 from typing import Any
@@ -42,6 +43,7 @@ from edgebench.attacks import ATTACKS
 from edgebench.attacks._gradient import no_gradient
 from edgebench.attacks.base import Attack, Passes, predict
 from edgebench.errors import AttackError, ConfigError
+from edgebench.models.placement import model_dtype, numpy_of, to_device
 
 _WHERE = "attack 'art'"
 _MISSING = f"{_WHERE}: needs the Adversarial Robustness Toolbox: pip install 'edgebench[art]'"
@@ -109,9 +111,10 @@ class _Counting(nn.Module):
         super().__init__()
         self.inner = inner
         self._passes = passes
+        self._dtype = model_dtype(inner)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.inner(x)
+        out = self.inner(x.to(self._dtype))  # ART sends float32; the gradient flows back through the cast
         self._passes.forward += 1
         if out.requires_grad:
             out.register_hook(self._backward)
@@ -208,26 +211,29 @@ class ArtAttack(Attack):
         counting = _Counting(model, passes)
         with torch.no_grad():
             n_classes = int(counting(x[:1]).shape[1])
-        on_gpu = any(p.is_cuda for p in model.parameters())
-        classifier = PyTorchClassifier(
-            model=counting,
-            loss=nn.CrossEntropyLoss(),
-            input_shape=tuple(x.shape[1:]),
-            nb_classes=n_classes,
-            clip_values=(0.0, 1.0),
-            device_type="gpu" if on_gpu else "cpu",
-        )
-        kwargs = self._kwargs(eps, len(x))
-        if target is not None:
-            kwargs["targeted"] = True
-        try:
-            attack = self._cls(classifier, **kwargs)
-        except (ValueError, TypeError) as exc:  # ART's parameter checks (EstimatorError is a TypeError)
-            raise ConfigError(f"{_WHERE}: ART's {self.attack} rejected {kwargs}: {exc}") from exc
-        labels = (y if target is None else target).cpu().numpy()
-        onehot = np.eye(n_classes, dtype=np.float32)[labels]
-        x_adv = attack.generate(x=x.detach().cpu().numpy().astype(np.float32), y=onehot)
-        x_adv_t = torch.as_tensor(np.asarray(x_adv), dtype=x.dtype).reshape(x.shape).to(x.device)
+        # ART's estimator computes on the model's device: device_type "gpu" means torch's *current* CUDA device,
+        # to which it moves the model, so that is made the model's own (cuda:N) while ART runs
+        on_gpu = x.device.type == "cuda"
+        with torch.cuda.device(x.device) if on_gpu else contextlib.nullcontext():
+            classifier = PyTorchClassifier(
+                model=counting,
+                loss=nn.CrossEntropyLoss(),
+                input_shape=tuple(x.shape[1:]),
+                nb_classes=n_classes,
+                clip_values=(0.0, 1.0),
+                device_type="gpu" if on_gpu else "cpu",
+            )
+            kwargs = self._kwargs(eps, len(x))
+            if target is not None:
+                kwargs["targeted"] = True
+            try:
+                attack = self._cls(classifier, **kwargs)
+            except (ValueError, TypeError) as exc:  # ART's parameter checks (EstimatorError is a TypeError)
+                raise ConfigError(f"{_WHERE}: ART's {self.attack} rejected {kwargs}: {exc}") from exc
+            labels = numpy_of(y if target is None else target)
+            onehot = np.eye(n_classes, dtype=np.float32)[labels]
+            x_adv = attack.generate(x=numpy_of(x).astype(np.float32), y=onehot)
+        x_adv_t = to_device(np.asarray(x_adv).reshape(x.shape), x.device, dtype=x.dtype)
         return x_adv_t, predict(model, x_adv_t, passes)
 
     def _kwargs(self, eps: float, n: int) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from torch import nn
 
 from edgebench.attacks._family import ModelFamily
 from edgebench.errors import AttackError
+from edgebench.models.placement import model_device, model_dtype
 from edgebench.registry import check_kwargs
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,9 @@ class Attack(abc.ABC):
     #: model only through :mod:`edgebench.attacks._gradient`'s helpers and :func:`predict`
     family_ok: ClassVar[bool] = False
     query_based: ClassVar[bool] = False
+    #: "" where the attack runs on any device (that of the model it is given); else one line saying why it must
+    #: run on the CPU (a library limit): the runner then runs it there and records the reason
+    cpu_only: ClassVar[str] = ""
 
     def __repr__(self) -> str:
         # hyper-parameters only: not instance copies of class facts (norm set from norm_p, minimal, ...)
@@ -207,18 +211,18 @@ class Attack(abc.ABC):
         eps_list = (float(eps),) if isinstance(eps, (int, float)) else tuple(float(e) for e in eps)
         self._validate(x, y, eps_list, target)
         tgt = None if target is None else torch.as_tensor(np.asarray(target), dtype=torch.int64)
-        # run where the model lives (CPU or CUDA); random draws come from CPU generators, so a seed gives the
-        # same start on either
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        x, y = x.to(device), y.to(device)
+        # run where the model lives (CPU or CUDA) in its dtype; random draws come from CPU generators, so a seed
+        # gives the same start on either
+        device = model_device(model)
+        x, y = x.to(device, model_dtype(model)), y.to(device)
         tgt = None if tgt is None else tgt.to(device)
         passes = Passes()
         with frozen(model):
             self._check_logits(model, x[:8])
             xs, preds = self.run_all(model, x, y, eps=eps_list, target=tgt, passes=passes)
-        x_adv_all = torch.stack([t.detach() for t in xs]).cpu()
+        x_adv_all = torch.stack([t.detach() for t in xs]).cpu().float()
         pred_all = torch.stack([t.detach() for t in preds]).cpu()
-        x, y, tgt = x.cpu(), y.cpu(), None if tgt is None else tgt.cpu()
+        x, y, tgt = x.cpu().float(), y.cpu(), None if tgt is None else tgt.cpu()
         success = (pred_all == tgt) if tgt is not None else (pred_all != y)
         delta = (x_adv_all - x.unsqueeze(0)).flatten(2)
         return AttackResult(

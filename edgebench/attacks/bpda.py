@@ -33,6 +33,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from edgebench.models.placement import to_model
+
 #: the names of the steps whose backward pass becomes the identity (torch functions and tensor methods, NNCF's
 #: fake quantizers)
 STEPS = frozenset({"round", "floor", "ceil", "trunc", "fix", "sign", "clamp", "clip", "fake_quantize_per_tensor_affine",
@@ -94,11 +96,10 @@ def bpda(model: nn.Module) -> BPDA:
 def steps_in(model: nn.Module, x: np.ndarray) -> dict[str, int]:
     """The steps BPDA replaces in one forward pass of ``model`` on ``x`` (a few samples), by name."""
     wrapped = BPDA(model)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     was_training = model.training
     model.eval()
     try:
-        wrapped(torch.as_tensor(x, dtype=torch.float32, device=device).requires_grad_(True))
+        wrapped(to_model(model, x).requires_grad_(True))
     finally:
         model.train(was_training)
     return dict(sorted(wrapped.counts.items()))

@@ -18,6 +18,7 @@ from torch import nn
 from edgebench.attacks._gradient import cross_entropy, objective_gradient
 from edgebench.attacks.base import Passes, frozen
 from edgebench.metrics.gradients import MASKING_SHARE, masked
+from edgebench.models.placement import numpy_of, to_model
 
 __all__ = ["MASKING_SHARE", "gradient_health", "masked"]
 
@@ -30,18 +31,16 @@ def gradient_health(model: nn.Module, x: np.ndarray, y: np.ndarray, *, batch_siz
     zero = nonfinite = 0
     norms: list[np.ndarray] = []
     passes = Passes()
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     with frozen(model):
         for i in range(0, len(x), batch_size):
-            xb = torch.as_tensor(x[i:i + batch_size], dtype=torch.float32, device=device)
-            yb = torch.as_tensor(y[i:i + batch_size], dtype=torch.int64, device=device)
+            xb, yb = to_model(model, x[i:i + batch_size], y[i:i + batch_size])
             grad, _, _ = objective_gradient(model, xb, yb, None, passes, attack="gradient check",
                                             objective=cross_entropy)
             flat = grad.flatten(1)
             finite = torch.isfinite(flat).all(1)
             nonfinite += int((~finite).sum())
             zero += int((finite & (flat.abs().amax(1) == 0)).sum())
-            norms.append(flat.abs().sum(1).cpu().numpy())
+            norms.append(numpy_of(flat.abs().sum(1)))
     n = len(x)
     l1 = np.concatenate(norms) if norms else np.zeros(0)
     return {"n": n, "zero_share": zero / n if n else 0.0, "nonfinite_share": nonfinite / n if n else 0.0,

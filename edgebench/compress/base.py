@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgebench.models.placement import to_model
 from edgebench.models.train import Loss, train
 from edgebench.variants import VariantContext, VariantMethod
 
@@ -37,7 +38,8 @@ def finetune(model: nn.Module, ctx: VariantContext, epochs: int, *, lr: float | 
 @torch.no_grad()
 def recalibrate_batchnorm(model: nn.Module, x: np.ndarray, *, batch_size: int = 256, max_samples: int = 4096) -> int:
     """Re-estimate every BatchNorm's running mean and variance on ``x`` (cumulative average over the
-    batches), the BN adaptation NNCF applies after pruning. Returns the number of BatchNorm layers."""
+    batches, on the model's device), the BN adaptation NNCF applies after pruning. Returns the number of
+    BatchNorm layers."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns or len(x) == 0:
         return 0
@@ -46,9 +48,9 @@ def recalibrate_batchnorm(model: nn.Module, x: np.ndarray, *, batch_size: int = 
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average
     model.train()
-    xs = np.ascontiguousarray(x[:max_samples], dtype=np.float32)
+    xs = x[:max_samples]
     for i in range(0, len(xs), batch_size):
-        model(torch.from_numpy(xs[i:i + batch_size]))
+        model(to_model(model, xs[i:i + batch_size]))
     for m, mom in saved.items():
         m.momentum = mom
     model.eval()

@@ -36,6 +36,7 @@ from torch import nn
 
 from edgebench.compress import COMPRESSORS
 from edgebench.compress.base import Compressor, finetune, recalibrate_batchnorm
+from edgebench.models.placement import example_input
 from edgebench.params import check_choice, check_int, check_ratio
 from edgebench.variants import Variant, VariantContext, clone, select_layers
 
@@ -153,7 +154,7 @@ class FilterPruning(Compressor):
         # depthwise convolutions follow the convolution that feeds them, whatever 'layers' says
         ignored = [m for _, m in twin.named_modules()
                    if isinstance(m, (nn.Conv2d, nn.Linear)) and id(m) not in chosen and not is_depthwise(m)]
-        example = torch.zeros(1, *ctx.input_shape)
+        example = example_input(twin, ctx.input_shape)
         try:
             pruner = _pruner(tp)(
                 twin, example, importance=_importance(self.criterion, chosen), pruning_ratio=self.ratio,

@@ -42,6 +42,7 @@ from torch import nn
 from edgebench.compress import COMPRESSORS
 from edgebench.compress.base import Compressor, finetune
 from edgebench.errors import ConfigError
+from edgebench.models.placement import model_device
 from edgebench.models.train import Loss
 from edgebench.params import check_choice, check_int, check_layers, check_number
 from edgebench.variants import Variant, VariantContext, clone, select_layers
@@ -346,15 +347,17 @@ class Hashed(Compressor):
             raise ctx.fail("hashed: the layer has no weights to hash", layer=name)
 
     def _fresh(self, model: nn.Module, ctx: VariantContext) -> nn.Module:
-        """The starting model of ``init="scratch"`` (call under a seeded, forked RNG)."""
+        """The starting model of ``init="scratch"`` (call under a seeded, forked RNG), on ``model``'s device. Its
+        weights are drawn on the CPU (the CPU generator the seed sets), then moved: the same start on any device."""
+        device = model_device(model)
         if ctx.build_base is not None:
-            return ctx.build_base().eval()
-        fresh = clone(model)
+            return ctx.build_base().eval().to(device)
+        fresh = clone(model).cpu()
         for module in fresh.modules():
             reset = getattr(module, "reset_parameters", None)
             if callable(reset):
                 reset()
-        return fresh
+        return fresh.to(device)
 
     def apply(self, model: nn.Module, ctx: VariantContext) -> Variant:
         chosen = select_layers(model, self.layers, ctx)

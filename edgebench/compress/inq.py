@@ -102,8 +102,9 @@ class INQ(Compressor):
                     w = layer.weight
                     live = ~pruned[name].flatten()
                     k = round(share * int(live.sum()))
-                    order = torch.argsort(torch.where(live, w.abs().flatten(), -1.0), descending=True)
-                    mask = torch.zeros(w.numel(), dtype=torch.bool)
+                    # stable: ties (equal magnitudes) break by position on any device
+                    order = torch.argsort(torch.where(live, w.abs().flatten(), -1.0), descending=True, stable=True)
+                    mask = torch.zeros(w.numel(), dtype=torch.bool, device=w.device)
                     mask[order[:k]] = True
                     frozen[name] = mask.view_as(w) | frozen[name]
                     targets[name] = torch.where(pruned[name], torch.zeros_like(w), quantize_pow2(w, *exps[name]))

@@ -30,6 +30,7 @@ from torch import nn
 from edgebench.compress import COMPRESSORS
 from edgebench.compress.base import Compressor
 from edgebench.compress.nncf_root import for_nncf
+from edgebench.models.placement import cpu_state, to_model
 from edgebench.params import check_choice, check_int, check_number
 from edgebench.variants import Variant, VariantContext, clone
 
@@ -70,6 +71,8 @@ class Int8(Compressor):
     """
 
     name = "int8"
+    cpu_only = ("NNCF 3.4's int8 fake quantizers have no CUDA fallback: on a GPU they JIT-compile a CUDA extension, "
+                "which needs nvcc and the CUDA toolkit (nncf.torch.quantization.extensions)")
 
     def __init__(self, *, calibration_size: int = 300, preset: str = "performance", fast_bias_correction: bool = True,
                  parity_atol: float | None = None, engine: str = "nncf", overflow_fix: str = "enable") -> None:
@@ -101,7 +104,7 @@ class Int8(Compressor):
 
         batches = self._calibration(ctx)
         try:
-            data = nncf.Dataset([torch.from_numpy(b) for b in batches])
+            data = nncf.Dataset([to_model(model, b) for b in batches])
             twin = nncf.quantize(for_nncf(clone(model)), data, **self._options())
         except Exception as exc:  # NNCF raises its own types for graphs it cannot trace
             raise ctx.fail(f"NNCF cannot quantize this model ({type(exc).__name__}: {exc})") from None
@@ -121,7 +124,7 @@ class Int8(Compressor):
         """NNCF's quantizers do not pickle: store NNCF's own config of the wrapped model and its state."""
         from nncf.torch import get_config
 
-        torch.save({"config": get_config(twin), "state": twin.state_dict()}, path)
+        torch.save({"config": get_config(twin), "state": cpu_state(twin.state_dict())}, path)
 
     def load_twin(self, path: Path, model: nn.Module) -> nn.Module:
         from nncf.torch import load_from_config

@@ -58,9 +58,10 @@ def _clip_value(w: torch.Tensor, *, bits: int, grid: str, scale: str, channel: b
     if scale == "max":
         best = amax
     else:
+        clips = _CLIPS.to(flat.device, flat.dtype)
         errs = torch.stack([((flat - quantize_linear(flat, bits=bits, grid=grid, clip=amax * c)) ** 2).sum(1)
-                            for c in _CLIPS])
-        best = amax * _CLIPS[errs.argmin(0)].unsqueeze(1)
+                            for c in clips])
+        best = amax * clips[errs.argmin(0)].unsqueeze(1)
     shape = (-1,) + (1,) * (w.dim() - 1) if channel else (1,) * w.dim()
     return best.reshape(shape)
 

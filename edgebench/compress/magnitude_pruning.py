@@ -19,6 +19,7 @@ from torch import nn
 from edgebench.compress import COMPRESSORS
 from edgebench.compress.base import Compressor, finetune
 from edgebench.compress.nncf_root import for_nncf
+from edgebench.models.placement import example_input
 from edgebench.params import check_choice, check_int, check_ratio
 from edgebench.variants import Variant, VariantContext, clone
 
@@ -61,7 +62,7 @@ class MagnitudePruning(Compressor):
                 else nncf.PruneMode.UNSTRUCTURED_MAGNITUDE_GLOBAL)
         try:
             work = nncf.prune(for_nncf(work), mode=mode, ratio=self.ratio,
-                              examples_inputs=torch.zeros(1, *ctx.input_shape))
+                              examples_inputs=example_input(work, ctx.input_shape))
         except Exception as exc:  # NNCF raises its own types for graphs it cannot trace
             raise ctx.fail(f"NNCF cannot prune this model ({type(exc).__name__}: {exc})") from None
         history = finetune(work, ctx, self.epochs, lr=self.lr, desc="finetune (pruned)")

@@ -13,6 +13,7 @@ from torch import nn
 
 from edgebench.compress.storage import deflate_size, true_size
 from edgebench.metrics.weights import HIST_BINS
+from edgebench.models.placement import example_input, numpy_of
 
 
 def file_stats(paths: list[Path]) -> dict[str, int]:
@@ -31,7 +32,8 @@ def _weighted_kind(m: nn.Module) -> str | None:
 
 def effective_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     """``{layer: weight}`` as the layer computes with it: the materialized virtual weights of hashed
-    layers (``weight_virtual()``), the fake-quantized weights of an NNCF int8 twin, else ``.weight``."""
+    layers (``weight_virtual()``), the fake-quantized weights of an NNCF int8 twin, else ``.weight``; on the CPU
+    (computed where the model is), so statistics and hashes of them do not depend on the device."""
     hooks = _nncf_weight_quantizers(model)
     out: dict[str, torch.Tensor] = {}
     with torch.no_grad():
@@ -46,7 +48,7 @@ def effective_weights(model: nn.Module) -> dict[str, torch.Tensor]:
                 continue
             if name in hooks:
                 w = hooks[name](w)
-            out[name] = w.detach().float().clone()
+            out[name] = w.detach().float().cpu().clone()
     return out
 
 
@@ -86,7 +88,7 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
                if _weighted_kind(m) is not None and "__nncf_hooks" not in n]
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(1, *input_shape))
+            model.eval()(example_input(model, input_shape))
     finally:
         for h in handles:
             h.remove()
@@ -111,10 +113,10 @@ def stored_size(model: nn.Module) -> dict[str, Any]:
         if name not in effective:
             continue
         hashed = isinstance(getattr(m, "w", None), torch.Tensor) and hasattr(m, "weight_virtual")
-        w = m.w.detach() if hashed else effective[name]
+        w = m.w.detach().cpu() if hashed else effective[name]
         weights[name] = (w.float().numpy(), 1 if hashed else int(w.shape[0]))
         covered.add(f"{name}.w" if hashed else f"{name}.weight")
-    rest = [t.detach().float().numpy() for k, t in model.state_dict().items()
+    rest = [numpy_of(t.float()) for k, t in model.state_dict().items()
             if k not in covered and torch.is_floating_point(t)]
     return true_size(weights, rest)
 

@@ -66,6 +66,7 @@ from torch.nn.utils import parametrize
 from edgebench.defenses import DEFENSES
 from edgebench.defenses.base import Defense, check_model
 from edgebench.errors import ConfigError
+from edgebench.models.placement import cpu_state, model_device, to_model
 from edgebench.params import check_choice, check_fraction, check_int, check_number
 from edgebench.variants import WEIGHTED, Variant, VariantContext, clone
 
@@ -182,14 +183,14 @@ def grid_of(w: torch.Tensor) -> tuple[torch.Tensor | None, str]:
     nnz = int((rows != 0).sum())
     if nnz == 0 or max(sizes) > MAX_LEVELS or nnz < SHARING * sum(sizes):
         return None, "full precision"
-    zero = torch.zeros(1, dtype=w.dtype) if nnz < rows.numel() else torch.empty(0, dtype=w.dtype)
+    zero = torch.zeros(1 if nnz < rows.numel() else 0, dtype=w.dtype, device=w.device)
     union = torch.unique(torch.cat([*per_row, zero]))
     if len(union) <= min(MAX_LEVELS, 2 * max(sizes) + 1):
         return union.unsqueeze(0), f"{len(union)} values per tensor"
     grids = [torch.unique(torch.cat([u, zero])) for u in per_row]
     width = max(len(g) for g in grids)
-    padded = torch.stack([torch.cat([g, g[-1:].expand(width - len(g))]) if len(g) else torch.zeros(width)
-                          for g in grids])
+    padded = torch.stack([torch.cat([g, g[-1:].expand(width - len(g))]) if len(g)
+                          else torch.zeros(width, dtype=w.dtype, device=w.device) for g in grids])
     return padded, f"<= {width} values per output channel"
 
 
@@ -257,7 +258,8 @@ class _Checkpoints:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"epoch-{epoch:04d}.pt"
         tmp = path.with_suffix(".tmp")
-        torch.save({"format": _FORMAT, "fingerprint": self.fingerprint, "epoch": epoch, **state}, tmp)
+        # on the CPU: a checkpoint written on a GPU resumes anywhere
+        torch.save(cpu_state({"format": _FORMAT, "fingerprint": self.fingerprint, "epoch": epoch, **state}), tmp)
         os.replace(tmp, path)
         for old in self._epochs():
             if old < epoch - 1:
@@ -372,13 +374,16 @@ class AdversarialTraining(Defense):
     def _start(self, model: nn.Module, ctx: VariantContext) -> tuple[nn.Module, dict[str, str]]:
         """The model to train (clone, maybe re-initialized) with its constraints registered."""
         twin = clone(model)
-        if self.from_scratch:
+        if self.from_scratch:  # drawn on the CPU under the seed, then moved: the same start on any device
+            device = model_device(twin)
+            twin.cpu()
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(ctx.seed)
                 for module in twin.modules():
                     reset = getattr(module, "reset_parameters", None)
                     if callable(reset) and module is not twin:
                         reset()
+            twin.to(device)
         # from scratch: the zeros and grid come from the given twin, the values from the fresh init
         return twin, constrain(twin, self.preserve, source=model)
 
@@ -412,8 +417,7 @@ class AdversarialTraining(Defense):
                 start_epoch = resumed_from = int(ck["epoch"])
                 log.info("adversarial_training: %s resumes after epoch %d of %d from %s", ctx.where, start_epoch,
                          epochs, store.folder)
-            xt = torch.from_numpy(np.ascontiguousarray(ctx.x_train, dtype=np.float32))
-            yt = torch.from_numpy(np.asarray(ctx.y_train, dtype=np.int64))
+            xt, yt = np.asarray(ctx.x_train), np.asarray(ctx.y_train)  # on the host; batches move to the model
             for epoch in range(start_epoch, epochs):
                 history.append(self._epoch(twin, opt, xt, yt, cfg.batch_size, shuffle, attack_gen, epoch + 1))
                 log.debug("adversarial_training epoch %d: %s", epoch + 1, history[-1])
@@ -437,14 +441,14 @@ class AdversarialTraining(Defense):
         }
         return Variant(model=twin, info=info, history=history)
 
-    def _epoch(self, model: nn.Module, opt: torch.optim.Optimizer, xt: torch.Tensor, yt: torch.Tensor,
+    def _epoch(self, model: nn.Module, opt: torch.optim.Optimizer, xt: np.ndarray, yt: np.ndarray,
                batch_size: int, shuffle: torch.Generator, attack_gen: torch.Generator, epoch: int) -> dict[str, Any]:
         model.train()
-        order = torch.randperm(len(xt), generator=shuffle)
+        order = torch.randperm(len(xt), generator=shuffle).numpy()
         sums = {"loss": 0.0, "adv_correct": 0, "adv_total": 0, "clean_correct": 0, "clean_total": 0}
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
-            xb, yb = xt[idx], yt[idx]
+            xb, yb = to_model(model, xt[idx], yt[idx])
             k = len(idx) if self.mode == "pgd" else int(round(self.ratio * len(idx)))
             x_adv = self._craft(model, xb[:k], yb[:k], attack_gen) if k else xb[:0]
             opt.zero_grad(set_to_none=True)

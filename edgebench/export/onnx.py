@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from edgebench.export.parity import runtime_parity
+from edgebench.models.placement import cpu_copy, example_input
 
 OPSET = 17
 
@@ -19,11 +20,13 @@ OPSET = 17
 def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: Path, *, opset: int = OPSET) -> Path:
     """Write ``model`` to ``path`` as ONNX with input ``x`` of shape ``(batch, *input_shape)`` and output
     ``logits``; the batch axis is dynamic. Uses the TorchScript-based exporter (``dynamo=False``), which
-    needs no extra packages and handles every zoo model; the result is checked with ``onnx.checker``."""
+    needs no extra packages and handles every zoo model; the result is checked with ``onnx.checker``. A model
+    on a GPU is exported from a CPU copy (:func:`~edgebench.models.placement.cpu_copy`): the same file as a CPU
+    run's."""
     import onnx
 
-    model = model.eval()
-    example = torch.zeros(1, *input_shape)
+    model = cpu_copy(model.eval())
+    example = example_input(model, input_shape)
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

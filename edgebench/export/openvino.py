@@ -14,6 +14,7 @@ from torch import nn
 
 from edgebench.errors import ArtifactError
 from edgebench.export.parity import runtime_parity
+from edgebench.models.placement import cpu_copy, example_input
 from edgebench.runtime.openvino import ov_error_reason
 
 log = logging.getLogger(__name__)
@@ -70,11 +71,11 @@ def export_openvino(model: nn.Module, input_shape: tuple[int, ...], path: Path, 
 
     disable_openvino_telemetry()
     path = _check_xml(path)
-    model = model.eval()
+    model = cpu_copy(model.eval())  # traced on the CPU, as a CPU run traces it
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            ov_model = ov.convert_model(model, example_input=torch.zeros(1, *input_shape),
+            ov_model = ov.convert_model(model, example_input=example_input(model, input_shape),
                                         input=[ov.PartialShape([-1, *input_shape])])
     except Exception as exc:
         raise ArtifactError(

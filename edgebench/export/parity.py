@@ -23,8 +23,9 @@ def runtime_parity(model: nn.Module, path: Path, x: np.ndarray, *, backend: str,
                    record: Sequence[str] = (), **options: Any) -> dict[str, Any]:
     """Run the artifact at ``path`` on the runtime ``backend`` (created with ``options``) over the real inputs
     ``x``, in batches of :data:`PARITY_BATCH`, and compare its logits with the torch twin ``model``'s
-    (:func:`compare_logits`). The keys of the backend's ``info()`` named in ``record`` join the result (OpenVINO:
-    the ``precision`` the plugin computes in). No inputs compare nothing: ``n`` 0, ``ok``."""
+    (:func:`compare_logits`), computed on the twin's own device (a GPU twin is compared as it is). The keys of
+    the backend's ``info()`` named in ``record`` join the result (OpenVINO: the ``precision`` the plugin computes
+    in). No inputs compare nothing: ``n`` 0, ``ok``."""
     from edgebench.models.train import predict_logits
     from edgebench.runtime import create_backend
 

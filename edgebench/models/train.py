@@ -1,4 +1,6 @@
-"""The training loop: seeded, deterministic on CPU, with a progress bar on a terminal."""
+"""The training loop: seeded, deterministic on CPU, with a progress bar on a terminal. It runs on the device of
+the model it is given (:mod:`edgebench.models.placement`): the shuffling order is drawn on the CPU, and each batch
+moves to the model's device as it is used."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import torch
 from torch import nn
 
 from edgebench.errors import ConfigError
+from edgebench.models.placement import numpy_of, to_model
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +55,12 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, *, d
     after every optimizer step (compression methods use it to re-impose their constraints: INQ's frozen
     powers of two, DNS masks); ``params`` restricts the optimizer to some parameters.
 
-    Determinism: the shuffling order comes from a generator seeded with ``cfg.seed`` and the weights
-    were initialized under the same seed by the caller (:func:`seeded`).
+    Determinism: the shuffling order comes from a CPU generator seeded with ``cfg.seed`` (the same order on any
+    device) and the weights were initialized under the same seed by the caller (:func:`seeded`). The data stays
+    on the host; each batch moves to the model's device (:func:`~edgebench.models.placement.to_model`).
     """
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    x = np.asarray(x)
+    y = np.asarray(y)
     gen = torch.Generator().manual_seed(cfg.seed)
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     if cfg.optimizer == "adam":
@@ -68,11 +72,11 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, *, d
     history = []
     model.train()
     for epoch in _progress(range(cfg.epochs), desc):  # type: ignore[attr-defined]
-        order = torch.randperm(len(xt), generator=gen)
-        total, correct, loss_sum = 0, 0, 0.0
+        order = torch.randperm(len(x), generator=gen).numpy()
+        total, losses, hits = 0, [], []  # kept on the device: no host sync per step
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
-            xb, yb = xt[idx], yt[idx]
+            xb, yb = to_model(model, x[idx], y[idx])
             opt.zero_grad(set_to_none=True)
             logits = model(xb)
             value = loss_fn(logits, xb, yb)
@@ -80,9 +84,12 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, *, d
             opt.step()
             if after_step is not None:
                 after_step()
-            loss_sum += float(value.detach()) * len(idx)
-            correct += int((logits.argmax(1) == yb).sum())
+            losses.append(value.detach())
+            hits.append((logits.detach().argmax(1) == yb).sum())
             total += len(idx)
+        sizes = [len(order[i:i + cfg.batch_size]) for i in range(0, len(order), cfg.batch_size)]
+        loss_sum = sum(v * n for v, n in zip(torch.stack(losses).tolist(), sizes)) if losses else 0.0
+        correct = int(torch.stack(hits).sum()) if hits else 0
         history.append({"epoch": epoch + 1, "loss": loss_sum / max(total, 1), "train_acc": correct / max(total, 1)})
         log.debug("%s epoch %d: %s", desc, epoch + 1, history[-1])
     model.eval()
@@ -96,8 +103,7 @@ def seeded(seed: int) -> None:
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
-    """Logits of ``model`` on ``x`` in eval mode, as float32 numpy."""
+    """Logits of ``model`` on ``x`` in eval mode, computed on the model's device in batches, as float32 numpy."""
     model.eval()
-    out = [model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size], dtype=np.float32)))
-           for i in range(0, len(x), batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+    out = [numpy_of(model(to_model(model, x[i:i + batch_size])).float()) for i in range(0, len(x), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
