@@ -18,6 +18,7 @@ ending in ``torch.cuda.synchronize``; medians, ratios against the floor of the s
 
     python bench/bench_gpu.py [--model resnet50_cifar] [--batch 256] [--steps 40] [--reps 5] [--out gpu.json]
     python bench/bench_gpu.py --cpu --quick --out /tmp/gpu.json    # exercise the script on the CPU, tiny
+    python bench/bench_gpu.py --cpu --quick --plan-device cpu --plan PLAN   # ... and the plan part, on the CPU
 
 Without CUDA (and without ``--cpu``) it prints one line and exits 0.
 """
@@ -182,7 +183,7 @@ def bench_plan(args: argparse.Namespace) -> dict:
         return {"plan": args.plan, "skipped": msg}
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "EDGEBENCH_CACHE": str(Path(tmp) / "cache")}
-        cmd = [*cli, args.plan, "--device", "cuda", "--out", str(Path(tmp) / "reports")]
+        cmd = [*cli, args.plan, "--device", args.plan_device, "--out", str(Path(tmp) / "reports")]
         t0 = time.perf_counter()
         try:
             proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True,
@@ -192,7 +193,7 @@ def bench_plan(args: argparse.Namespace) -> dict:
             print(f"plan: not finished within {args.plan_timeout} s")
             return {"plan": args.plan, "command": " ".join(cmd), "timed_out_s": wall}
         wall = time.perf_counter() - t0
-    print(f"plan {args.plan} on {args.device_name}: {wall:.1f} s, exit {proc.returncode}")
+    print(f"plan {args.plan} on {args.plan_device} ({args.device_name}): {wall:.1f} s, exit {proc.returncode}")
     if proc.returncode:
         print(proc.stderr[-2000:])
     return {"plan": args.plan, "command": " ".join(cmd), "wall_s": wall, "returncode": proc.returncode,
@@ -222,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plan", default="plans/liu2018-hashnet.toml")
     ap.add_argument("--plan-timeout", type=float, default=1800.0, help="seconds before the plan run is stopped")
     ap.add_argument("--skip-plan", action="store_true")
+    ap.add_argument("--plan-device", default=None,
+                    help="the plan's --device (default cuda; with --cpu the plan runs only when this is given)")
     ap.add_argument("--cpu", action="store_true", help="run on the CPU (to exercise the script; no plan run)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes (a few seconds on a CPU)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
@@ -245,8 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.benchmark = True
     results = {"command": command, "commit": _commit(), "environment": info, "quick": q,
                "pgd": _part(bench_pgd, args, dev), "train": _part(bench_train, args, dev)}
-    results["plan"] = ({"skipped": "--cpu"} if args.cpu else {"skipped": "--skip-plan"} if args.skip_plan
-                       else bench_plan(args))
+    if args.skip_plan or (args.cpu and args.plan_device is None):
+        results["plan"] = {"skipped": "--skip-plan" if args.skip_plan else "--cpu"}
+    else:
+        args.plan_device = args.plan_device or "cuda"
+        results["plan"] = bench_plan(args)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))
