@@ -215,7 +215,7 @@ def _part(fn: Callable[[argparse.Namespace, torch.device], dict], args: argparse
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default=None, help="zoo name (default resnet50_cifar; resnet50_small with --quick)")
+    ap.add_argument("--model", default=None, help="zoo name (default resnet50_cifar; digits_cnn with --quick)")
     ap.add_argument("--batch", type=int, default=None, help="default 256 (8 with --quick)")
     ap.add_argument("--steps", type=int, default=None, help="PGD steps, default 40 (2 with --quick)")
     ap.add_argument("--reps", type=int, default=None, help="timed repeats, default 5 (1 with --quick)")
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
     q = args.quick
-    args.model = args.model or ("resnet50_small" if q else "resnet50_cifar")
+    args.model = args.model or ("digits_cnn" if q else "resnet50_cifar")
     args.batch = args.batch or (8 if q else 256)
     args.steps = args.steps or (2 if q else 40)
     args.reps = args.reps or (1 if q else 5)

@@ -43,4 +43,4 @@ def test_cpu_quick_writes_the_ratios(tmp_path: Path) -> None:
     assert set(tr["cases"]) == {"floor", "edgebench_train"} and 0.1 < tr["ratio"] < 10 and tr["goal"] == 1.10
     assert tr["cases"]["edgebench_train"]["images_per_s"] > 0
     assert res["plan"] == {"skipped": "--cpu"}
-    assert "## PGD-2, resnet50_small, batch 8, cpu" in proc.stdout
+    assert "## PGD-2, digits_cnn, batch 8, cpu" in proc.stdout
