@@ -10,6 +10,10 @@ The batches inside are Python pickles of dicts holding a uint8 ``data`` array (N
 with its own ``md5``) could run code on load. They are read with :class:`_BatchUnpickler`, which resolves
 only the three globals a pickled numpy array needs (``_reconstruct``, ``ndarray``, ``dtype``), plus
 ``_codecs.encode`` that Python 3 writes for bytes, and refuses anything else. Torch-free.
+
+Decoding the pickles takes seconds (the 60000 images of the real archives); the decoded uint8 arrays are kept
+in the decoded-array cache (:mod:`edgebench.data.decoded`, under ``$EDGEBENCH_CACHE/data/decoded``), keyed by
+the archive's MD5 and :data:`DECODE_VERSION`, so later loads of the same archive only read them.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ import numpy as np
 
 from edgebench.data import DATASETS
 from edgebench.data.base import Dataset
-from edgebench.data.idx import _sources, _verify, _writable, download
+from edgebench.data.decoded import cached_arrays
+from edgebench.data.idx import _md5_of, _sources, _verify, _writable, download
 from edgebench.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -127,7 +132,7 @@ def read_batches(path: Path, folder: str, wanted: tuple[str, ...]) -> dict[str, 
 def _arrays(
     batches: list[tuple[str, dict[str, Any]]], label_key: str, num_classes: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate batches into float32 (N, 3, 32, 32) in [0, 1] and int64 labels, checking each."""
+    """Concatenate batches into uint8 (N, 3, 32, 32) images and int64 labels, checking each."""
     xs, ys = [], []
     for where, batch in batches:
         data, labels = batch.get("data"), batch.get(label_key)
@@ -141,9 +146,14 @@ def _arrays(
             raise DataError(f"{where}: '{label_key}' must be in [0, {num_classes}), found {y.min()}..{y.max()}")
         xs.append(data.reshape(-1, 3, 32, 32))  # each row is the red, green then blue 32x32 plane
         ys.append(y)
-    x = np.concatenate(xs).astype(np.float32)
-    x /= np.float32(255.0)
-    return x, np.concatenate(ys)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    """uint8 images as float32 in [0, 1]."""
+    out = x.astype(np.float32)
+    out /= np.float32(255.0)
+    return out
 
 
 def _archive(
@@ -170,17 +180,30 @@ def _archive(
     return download(base + fname, target / fname, md5=expected, timeout=60.0)
 
 
+#: The version of what :func:`_load` decodes from an archive; bump it when that changes (the decoded-array
+#: cache, :mod:`edgebench.data.decoded`, is keyed by it and by the archive's MD5).
+DECODE_VERSION = 1
+
+
 def _load(name: str, archive: Path, label_key: str, names_key: str, num_classes: int) -> Dataset:
     _, _, folder, train, test, meta = _ARCHIVES[name]
-    batches = read_batches(archive, folder, (*train, *test, meta))
-    classes = batches[meta].get(names_key)
-    if not isinstance(classes, list) or len(classes) != num_classes:
-        raise DataError(f"{archive}: {folder}/{meta} must list {num_classes} '{names_key}'")
-    x_train, y_train = _arrays([(f"{archive}: {n}", batches[n]) for n in train], label_key, num_classes)
-    x_test, y_test = _arrays([(f"{archive}: {n}", batches[n]) for n in test], label_key, num_classes)
-    logger.debug("%s: %d train / %d test samples from %s", name, len(y_train), len(y_test), archive)
-    return Dataset(name=name, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
-                   classes=tuple(str(c) for c in classes))
+
+    def decode() -> dict[str, np.ndarray]:
+        batches = read_batches(archive, folder, (*train, *test, meta))
+        classes = batches[meta].get(names_key)
+        if not isinstance(classes, list) or len(classes) != num_classes:
+            raise DataError(f"{archive}: {folder}/{meta} must list {num_classes} '{names_key}'")
+        x_train, y_train = _arrays([(f"{archive}: {n}", batches[n]) for n in train], label_key, num_classes)
+        x_test, y_test = _arrays([(f"{archive}: {n}", batches[n]) for n in test], label_key, num_classes)
+        return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test,
+                "classes": np.array([str(c) for c in classes])}
+
+    arrays = cached_arrays(name, _md5_of(archive), label_key, DECODE_VERSION, decode)
+    logger.debug("%s: %d train / %d test samples from %s", name, len(arrays["y_train"]), len(arrays["y_test"]),
+                 archive)
+    return Dataset(name=name, x_train=_unit(arrays["x_train"]), y_train=arrays["y_train"],
+                   x_test=_unit(arrays["x_test"]), y_test=arrays["y_test"],
+                   classes=tuple(str(c) for c in arrays["classes"]))
 
 
 @DATASETS.register("cifar10")
