@@ -13,6 +13,7 @@ and energy out of the records.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,8 @@ class EmulatedTransport(LocalTransport):
     def run_job(self, job: Job, local_out: Path) -> tuple[dict[str, Any], Path]:
         result, out = super().run_job(job, local_out)
         result["emulated"] = self.emulation()
+        # in result.json too: a resumed run reads the job's result from there, and must still know
+        (out / "result.json").write_text(json.dumps(result, indent=1))
         return result, out
 
     def info(self) -> dict[str, Any]:
@@ -89,8 +92,6 @@ class EmulatedTransport(LocalTransport):
 
     def emulation(self) -> dict[str, Any]:
         """What a result says about its emulation: timings under qemu are not the board's."""
-        import json
-
         manifest = json.loads((self._folder() / "manifest.json").read_text())
         return {"arch": self.options.arch, "cpu": self.options.cpu, "distro": self.options.distro,
                 "qemu": manifest.get("qemu", ""), "wheels": manifest.get("wheels", {})}
