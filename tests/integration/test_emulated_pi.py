@@ -3,7 +3,8 @@ and ONNX Runtime under qemu-aarch64 -cpu cortex-a72), beside the same plan on th
 base and an int8 variant, FGSM. The ARM logits agree with x86's (fp32 within 1e-4, the same class on every
 sample; int8 on at least 97 % of samples, its ARM kernels being its own), the accuracy and the deployment gap
 against the twin are recorded for the ARM artifact, and no latency, energy or memory figure of the emulated
-target reaches a record, a latency table or a gate: the report flags it "emulated" instead. Skips where
+target reaches a record, a latency table or a gate: the report flags it "emulated" instead, also when the run
+is resumed from its recorded jobs. Skips where
 qemu-user-static or the downloads are unavailable (:mod:`tests.fixtures.emulated`)."""
 
 from __future__ import annotations
@@ -87,3 +88,11 @@ def test_a_plan_on_the_emulated_pi_agrees_with_x86_and_reports_no_emulated_laten
     latency_rows = [ln for ln in report.splitlines() if ln.startswith("| cnn | ") and "± –" in ln]
     assert len(latency_rows) == 2
     assert "All 1 gate checks passed." in report
+    # the x86 vs aarch64 section: each unit's clean accuracy and FGSM success on both, and both deployment gaps
+    side = report.split("## Emulated targets: x86 vs ARM")[1].split("\n## ")[0]
+    assert len([ln for ln in side.splitlines() if ln.startswith("| cnn")]) == 4 and "| local |" in side
+    # run again: every device job is found recorded, and still known as emulated (result.json carries it)
+    assert main(["run", str(plan), "--out", str(tmp_path / "runs"), "--workers", "0"]) == 0
+    again = json.loads((run / "results.json").read_text())
+    assert [r for r in again if r["target"] == EMULATED_PI] == emu
+    assert (run / "report.md").read_text().count("**emulated**") == 2

@@ -23,12 +23,14 @@ def _target(tmp_path: Path, transport: str) -> Path:
 
 
 def test_builtin_emulated_pis_load() -> None:
-    for name, cpu in (("emulated-pi-4", "cortex-a72"), ("emulated-pi-5", "cortex-a76")):
+    for name, cpu, distro, glibc in (("emulated-pi-4", "cortex-a72", "bookworm", 36),
+                                     ("emulated-pi-5", "cortex-a76", "bookworm", 36),
+                                     ("emulated-pi-4-bullseye", "cortex-a72", "bullseye", 31)):
         t = load_target(name)
         assert t.transport == "emulated" and t.transport_options["cpu"] == cpu and t.device == "local"
         opts = EmulatedTransport.check_options(t.transport_options, where=name)
-        assert opts.distro == "bookworm" and opts.arch == "aarch64"
-        assert platforms(opts)[0] == "manylinux_2_36_aarch64" and platforms(opts)[-1] == "manylinux2014_aarch64"
+        assert opts.distro == distro and opts.arch == "aarch64"
+        assert platforms(opts)[0] == f"manylinux_2_{glibc}_aarch64" and platforms(opts)[-1] == "manylinux2014_aarch64"
 
 
 @pytest.mark.parametrize(("line", "message"), [
