@@ -36,17 +36,17 @@ calibration_size = 32
 name = "fgsm"
 eps = [0.1]
 [[targets]]
-target = "local"
-backends = ["onnxruntime"]
-[[targets]]
 target = "{EMULATED_PI}"
 backends = ["onnxruntime"]
-[measure]
+[[targets]]
+target = "local"
+backends = ["onnxruntime"]
+[measure]  # a short latency protocol: the emulated target's timings are not used
+rounds = 1
+profile_runs = 0
 warmup = 2
 min_runs = 5
 min_duration_s = 0.01
-rounds = 1
-profile_runs = 0
 [gates]
 max_p50_ms = 1000.0
 """
