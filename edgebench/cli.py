@@ -1,4 +1,4 @@
-"""The ``edgebench`` command: ``run | report | compare | runs | models | attacks | targets [check NAME]``.
+"""The ``edgebench`` command: ``run | report | compare | runs | models | attacks | targets [check|prepare NAME]``.
 
 Errors a user can cause print one line and exit non-zero (2 for a bad plan or usage; 3 when ``run`` breaks a
 gate of the plan), without a traceback and without losing results already stored.
@@ -156,6 +156,12 @@ def _cmd_targets(args: argparse.Namespace) -> int:
         if not args.name:
             raise EdgebenchError("edgebench targets check NAME: which target? (edgebench targets lists them)")
         return _targets_check(args.name)
+    if args.action == "prepare":
+        if not args.name:
+            raise EdgebenchError("edgebench targets prepare NAME: which emulated target? (edgebench targets)")
+        from edgebench.targets.emulated import prepare_target
+
+        return prepare_target(args.name)
     for name, where in available_targets().items():
         try:
             t = load_target(name)
@@ -230,8 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, fn, text in (("models", _cmd_models, "list zoo models"), ("attacks", _cmd_attacks, "list attacks")):
         sub.add_parser(name, help=text).set_defaults(func=fn)
     t = sub.add_parser("targets", help="list targets, or check one: edgebench targets check NAME")
-    t.add_argument("action", nargs="?", choices=("list", "check"), default="list")
-    t.add_argument("name", nargs="?", help="target name or .toml path (for check)")
+    t.add_argument("action", nargs="?", choices=("list", "check", "prepare"), default="list")
+    t.add_argument("name", nargs="?", help="target name or .toml path (for check, and prepare: an emulated "
+                   "target's sysroot and wheels, downloaded once)")
     t.set_defaults(func=_cmd_targets)
     return p
 

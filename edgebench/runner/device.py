@@ -96,7 +96,10 @@ def device_job(ctx: RunContext, tspec: TargetSpec, backend: str, unit: Unit,
                                  "backend": backend, "options": options, "protocol": vars(proto),
                                  "energy": vars(energy), "batch": m.batch_size, "target": target.name,
                                  "transport": target.transport, "profile_runs": m.profile_runs,
-                                 "io": io})
+                                 "io": io,
+                                 # an emulated target's sysroot (cpu, distro, wheels) changes its logits
+                                 **({"emulated": target.transport_options} if target.transport == "emulated"
+                                    else {})})
     if requests:  # and the query attacks the agent crafts
         key = content_key("device", {"measure": key, **request_key(requests)})
     out_dir = ctx.run_dir / "raw" / slug(name.removeprefix("device/"))
@@ -159,6 +162,8 @@ def finish(ctx: RunContext, name: str, key: str, started: float, target: Any, ba
     lat = result.get("latency") or {}
     note = (f"p50 {lat.get('p50_ms', float('nan')):.3f} ms over {lat.get('runs', 0)} runs ({fmt})" if lat else
             f"accuracy ({fmt}); latency timed in {latency_stage(target.name, backend)}")
+    if result.get("emulated"):
+        note += f"; emulated ({result['emulated'].get('arch')} under qemu): not a measurement"
     if result.get("resumed"):
         note += f"; resumed {', '.join(result['resumed'])}"
     info: dict[str, Any] = {"note": note, "seconds": time.time() - started}

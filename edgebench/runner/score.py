@@ -133,6 +133,10 @@ def score(plan: Plan, values: Mapping[str, Any], y: np.ndarray, *, host_predict:
                 lat = {k: v for k, v in (timed[0] if timed else run.result.get("latency") or {}).items()
                        if k in LATENCY_FIELDS}
                 latency_file = timed[1] if timed else run.outputs / "latency_ns.npy"
+                emulated = run.result.get("emulated")  # timings under qemu: flagged, never recorded
+                if emulated:
+                    out.flags.append(emulated_flag(unit, b, target_name(t.target), emulated, lat))
+                    lat, timed = {}, None
                 logits = {ts["name"]: np.load(run.outputs / ts["file"], allow_pickle=False)
                           for ts in run.result["testsets"]}
                 clean_pred = logits["clean"].argmax(1)
@@ -140,12 +144,14 @@ def score(plan: Plan, values: Mapping[str, Any], y: np.ndarray, *, host_predict:
                 where = {"model": unit.model, "variant": unit.variant, "backend": b, "target": target_name(t.target)}
                 mem = {k: (run.result.get("memory") or {}).get(k) for k in MEMORY_FIELDS}
                 base = {**where, **lat, **energy_fields(run.result.get("energy")), **mem}
+                if emulated:
+                    base = dict(where)
                 out.records.append(ResultRecord(**base, attack="none", eps=0.0, n=ca["n"], clean_acc=ca["value"],
                                                 clean_acc_lo=ca["lo"], clean_acc_hi=ca["hi"], source=unit.id,
                                                 threat="clean"))
                 out.samples.append({"kind": "correct", **where, "attack": "none", "eps": 0.0, "source": unit.id,
                                     "data": pack_correct(clean_pred == y, set_id(run.testsets[0]["path"]))})
-                if latency_file.is_file():
+                if latency_file.is_file() and not emulated:
                     out.samples.append({"kind": "latency", **where, "attack": "none", "eps": 0.0, "source": unit.id,
                                         "data": latency_histogram(np.load(latency_file, allow_pickle=False))})
                 if timed:
@@ -273,6 +279,20 @@ def device_flags(where: dict[str, Any], result: dict[str, Any]) -> list[dict[str
                     "message": f"{label}: the device throttled during the run ({'; '.join(why)}); latency and "
                                "energy are not steady-state"})
     return out
+
+
+def emulated_flag(unit: Unit, backend: str, target: str, emulated: dict[str, Any],
+                  latency: dict[str, Any]) -> dict[str, Any]:
+    """The note that a device run was emulated (:mod:`edgebench.targets.emulated`): its logits are the guest
+    architecture's, its timings qemu's, so the median is given here, marked emulated, and in no record."""
+    p50 = latency.get("p50_ms")
+    timing = f"p50 {p50:.3g} ms emulated, " if p50 is not None else ""
+    return {"kind": "emulated", "model": unit.model, "variant": unit.variant, "backend": backend, "target": target,
+            "attack": "", "eps": 0.0, "source": unit.id, "detail": {**emulated, "emulated_p50_ms": p50},
+            "message": f"{unit.id} on {backend}/{target}: run under qemu-{emulated.get('arch')} -cpu "
+                       f"{emulated.get('cpu')} ({timing}not a measurement): latency, energy and memory are kept "
+                       "out of every table, plot and gate; accuracy, robustness and the deployment gap are the "
+                       f"{emulated.get('arch')} build's own"}
 
 
 def gradient_flag(unit: Unit, health: dict[str, Any]) -> dict[str, Any]:

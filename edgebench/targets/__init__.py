@@ -3,10 +3,12 @@ power sensors that run there are :mod:`edgebench.sensors`).
 
 A target is a TOML file: ``targets/<name>.toml`` in the working folder, a folder named by
 ``EDGEBENCH_TARGETS``, or one shipped with edgebench (``local``, ``raspberry-pi-4``, ``raspberry-pi-5``,
-``jetson-nano``, ``jetson-orin-nano``, ``generic-ssh``). Users add devices by copying one::
+``jetson-nano``, ``jetson-orin-nano``, ``generic-ssh``, ``emulated-pi-4``, ``emulated-pi-5``). Users add devices
+by copying one::
 
-    [target]      name, transport (local | ssh), description, python, timeout_s
-    [transport]   the transport's options (ssh: host, user, port, identity_file, ssh_config, ...)
+    [target]      name, transport (local | ssh | emulated), description, python, timeout_s
+    [transport]   the transport's options (ssh: host, user, port, identity_file, ssh_config, ...; emulated:
+                  arch, distro, cpu, cores, packages: see edgebench.targets.emulated)
     [power]       sensor (a registered power sensor, "none" by default), rate_hz, and the sensor's options
     [backends.X]  one table per runtime the device has, with its options (threads, providers, device, ...)
 """
@@ -22,7 +24,8 @@ from typing import Any
 from edgebench.errors import ConfigError, UnknownNameError
 from edgebench.registry import Registry
 
-TRANSPORTS: Registry[Any] = Registry("transport", modules=("edgebench.targets.local", "edgebench.targets.ssh"))
+TRANSPORTS: Registry[Any] = Registry("transport", modules=("edgebench.targets.local", "edgebench.targets.ssh",
+                                                           "edgebench.targets.emulated"))
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class Target:
     def device(self) -> str:
         """The physical device this target runs on: two target files for one board (say, one per backend
         setting) name the same device, and the scheduler runs one job at a time on it. ``local`` is this host."""
-        if self.transport == "local":
+        if self.transport in ("local", "emulated"):  # an emulated device runs on this host's cores
             return "local"
         opts = self.transport_options
         user = f"{opts['user']}@" if opts.get("user") else ""

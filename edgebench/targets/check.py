@@ -13,6 +13,9 @@ MIN_FREE_MB = 200
 def _rows(target: Any, r: dict[str, Any], seconds: float) -> list[tuple[str, str, str]]:
     env = r.get("environment") or {}
     where = f"ssh {target.transport_options['host']}" if target.transport == "ssh" else "this machine"
+    emu = r.get("emulated")
+    if emu:
+        where = f"qemu-{emu['arch']} -cpu {emu['cpu']} on this machine (Debian {emu['distro']})"
     too_old = "" if r.get("python_ok") else f"; the agent needs Python >= {python_version_text(MIN_PYTHON)}"
     rows = [("connection", "ok", f"{where}: agent bundle sent and started in {seconds:.2f} s"),
             ("python", "ok" if r.get("python_ok") else "FAIL", f"{r.get('python')} ({r.get('executable')}){too_old}"),
@@ -29,6 +32,9 @@ def _rows(target: Any, r: dict[str, Any], seconds: float) -> list[tuple[str, str
         opts = target.backends.get(name, {})
         rows.append((f"backend {name}", "ok" if b.get("ok") else "FAIL",
                      ", ".join(f"{k}={v}" for k, v in opts.items()) if b.get("ok") else b.get("error", "")))
+    if emu:
+        rows.append(("emulated", "–", "accuracy and logits are the ARM build's; latency and energy are qemu's, "
+                                      "not the board's: marked emulated, never reported as measured"))
     p = r.get("power") or {}
     if p.get("sensor", "none") == "none":
         rows.append(("power sensor", "–", "none configured: energy will be absent from the report"))

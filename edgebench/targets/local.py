@@ -27,11 +27,18 @@ class LocalTransport(Transport):
     def _python(self) -> str:
         return self.target.python or sys.executable
 
+    def _command(self) -> list[str]:
+        """The command that runs the agent's Python (the emulated transport puts qemu in front)."""
+        return [self._python()]
+
+    def _env(self) -> dict[str, str] | None:
+        return None  # this process's environment
+
     def _call(self, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-        argv = [self._python(), str(self.bundle()), *args]
+        argv = [*self._command(), str(self.bundle()), *args]
         try:
             return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
-                                  stdin=subprocess.DEVNULL)
+                                  stdin=subprocess.DEVNULL, env=self._env())
         except FileNotFoundError:
             raise DeviceError(f"{self.label}: Python {self._python()!r} not found; fix 'python' in "
                               f"{self.target.source}") from None
