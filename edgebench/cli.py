@@ -162,14 +162,16 @@ def _cmd_targets(args: argparse.Namespace) -> int:
         from edgebench.targets.emulated import prepare_target
 
         return prepare_target(args.name)
-    for name, where in available_targets().items():
+    found = available_targets()
+    width = max([20, *(len(n) for n in found)])
+    for name, where in found.items():
         try:
             t = load_target(name)
         except EdgebenchError as exc:
-            print(f"{name:20s} ERROR  {exc}")
+            print(f"{name:{width}s} ERROR  {exc}")
             continue
         host = t.transport_options.get("host", "")
-        print(f"{name:20s} {t.transport:5s} {host:24s} backends={','.join(t.backends)} "
+        print(f"{name:{width}s} {t.transport:8s} {host:24s} backends={','.join(t.backends)} "
               f"power={t.power.get('sensor', 'none')}  ({where})")
     return 0
 
