@@ -142,7 +142,8 @@ def test_sigint_stops_cleanly_keeps_finished_stages_then_resumes(tmp_path: Path,
     facts = store_facts(run_dir)
     assert facts["status"] == ["interrupted"] and facts["results"] == 0 and facts["integrity"] == "ok"
     assert facts["stages"] == {s: "done" for s in STAGES if not s.startswith(("device/", "latency/"))}
-    assert not list(run_dir.glob("raw/*/result.json"))
+    # the interrupted device job left no result (the short latency job may have finished before the signal)
+    assert not [p for p in run_dir.glob("raw/*/result.json") if not p.parent.name.startswith("latency_")]
 
     with caplog.at_level("INFO", logger="edgebench"):  # the same command again (in this process: faster)
         assert main(["run", str(plan), "--out", str(out)]) == 0
