@@ -14,7 +14,8 @@
   naming the batch-size key to lower, so that stage fails and the others go on.
 
 Cache keys never hold the device: a result computed on a GPU serves a CPU re-run and the other way round, and
-models are stored (state dicts) and exported (ONNX) from the CPU (:func:`cpu_copy`), so files are the same.
+models are stored (state dicts) and exported (ONNX) from the CPU (:mod:`edgebench.models.placement`), so files
+are the same.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 from edgebench.errors import ConfigError, ResourceError
 
-__all__ = ["DEFAULT", "check_spec", "cpu_copy", "cpu_only_reason", "describe", "oom_as_error",
+__all__ = ["DEFAULT", "check_spec", "cpu_only_reason", "describe", "oom_as_error",
            "place", "record", "resolve", "stage_device", "with_device"]
 
 DEFAULT = "auto"
@@ -81,21 +82,11 @@ def describe(device: Any) -> dict[str, Any]:
     else:
         import psutil
 
-        out.update(name=_cpu_name() or platform.processor() or platform.machine() or "cpu",
+        from edgebench.agent.envinfo import cpu_model
+
+        out.update(name=cpu_model() or platform.machine() or "cpu",
                    memory_mb=int(psutil.virtual_memory().total // 2**20))
     return out
-
-
-def _cpu_name() -> str:
-    """The CPU's model name (Linux's ``/proc/cpuinfo``), or ``""``."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith(("model name", "hardware")):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return ""
 
 
 def record(device: Any, note: str = "") -> dict[str, Any]:
@@ -133,13 +124,6 @@ def place(model: Any, device: Any) -> Any:
     if not params or all(p.device == device for p in params):
         return model
     return copy.deepcopy(model).to(device)
-
-
-def cpu_copy(model: Any) -> Any:
-    """``model`` on the CPU (a copy when it is elsewhere): what is stored and exported."""
-    import torch
-
-    return place(model, torch.device("cpu"))
 
 
 def oom_types() -> tuple[type[BaseException], ...]:

@@ -71,7 +71,8 @@ def _run(program: str, *args: str) -> str | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
-def _cpu_model(root: str = "/") -> str | None:
+def cpu_model(root: str = "/") -> str | None:
+    """The CPU's model name (``/proc/cpuinfo``: ``model name``, ``Model`` or ``Hardware``), else the platform's."""
     text = _read(_p(root, "/proc/cpuinfo")) or ""
     for line in text.splitlines():
         key, _, value = line.partition(":")
@@ -258,7 +259,7 @@ def environment(root: str = "/", *, vcgencmd: str = "vcgencmd", nvpmodel: str = 
         "os": _safe(platform.platform),
         "machine": _safe(platform.machine),
         "board_model": _safe(_board_model, root),
-        "cpu_model": _safe(_cpu_model, root),
+        "cpu_model": _safe(cpu_model, root),
         "cpu_count": os.cpu_count(),
         "governor": _safe(_read, _p(root, "/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")),
         "governors": governors,

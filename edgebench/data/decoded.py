@@ -17,6 +17,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from edgebench.data.base import data_home
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["cached_arrays", "entry_path"]
+__all__ = ["cached_arrays", "entry_path", "save_atomic"]
 
 Arrays = dict[str, np.ndarray]
 
@@ -43,20 +44,30 @@ def _read(path: Path) -> Arrays | None:
         return None
 
 
-def _write(path: Path, arrays: Arrays) -> None:
+def save_atomic(path: Path, write: Callable[[BinaryIO], None]) -> OSError | None:
+    """Write ``path`` through ``write(file)`` into a temporary file beside it, renamed into place, so a reader
+    never sees a partial file; the error where the folder or the file cannot be written (nothing is left)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     except OSError as exc:
-        logger.debug("%s: not cached (%s)", path, exc)
-        return
+        return exc
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
+            write(fh)
         os.replace(tmp, path)
-    except OSError as exc:
-        logger.debug("%s: not cached (%s)", path, exc)
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            return exc
+        raise
+    return None
+
+
+def _write(path: Path, arrays: Arrays) -> None:
+    exc = save_atomic(path, lambda fh: np.savez(fh, **arrays))
+    if exc is not None:
+        logger.debug("%s: not cached (%s)", path, exc)
 
 
 def cached_arrays(name: str, md5: str, variant: str, version: int, decode: Callable[[], Arrays]) -> Arrays:

@@ -12,13 +12,13 @@ import hashlib
 import logging
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from edgebench.data import DATASETS
 from edgebench.data.base import Dataset, data_home
+from edgebench.data.decoded import save_atomic
 from edgebench.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -136,17 +136,8 @@ def _load_split(items: list[tuple[Path, int]], size: tuple[int, int] | None, mod
 
 def _save(entry: Path, x: np.ndarray) -> None:
     """Write the cache entry atomically; a cache that cannot be written is only logged."""
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{entry.stem}.", suffix=".part", dir=entry.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, x, allow_pickle=False)
-            os.replace(tmp, entry)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
+    exc = save_atomic(entry, lambda fh: np.save(fh, x, allow_pickle=False))
+    if exc is not None:
         logger.warning("imagefolder: cannot write the cache entry %s (%s)", entry, exc)
 
 

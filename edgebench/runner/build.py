@@ -37,7 +37,8 @@ def build_model(ctx: RunContext, spec: ModelSpec) -> Built:
 def torch_model(ctx: RunContext, spec: ModelSpec) -> Built:
     import torch
 
-    from edgebench.hostdevice import cpu_copy, record
+    from edgebench.hostdevice import record
+    from edgebench.models.placement import cpu_state
     from edgebench.models.train import TrainConfig, predict_logits, seeded, train
     from edgebench.models.user import load_state_dict
 
@@ -61,7 +62,7 @@ def torch_model(ctx: RunContext, spec: ModelSpec) -> Built:
                     raise DataError(f"{where}: the data set has no training samples and no checkpoint was given")
                 history = train(model, ds.x_train, ds.y_train, cfg, desc=f"train {spec.name}")
             acc = float(np.mean(predict_logits(model, ds.x_test).argmax(1) == ds.y_test))
-            torch.save(cpu_copy(model).state_dict(), tmp / "model.pt")  # stored from the CPU
+            torch.save(cpu_state(model.state_dict()), tmp / "model.pt")  # stored from the CPU
             (tmp / "train.json").write_text(json.dumps({"history": history, "host_clean_acc": acc,
                                                         "spec": spec_key, "device": record(ctx.torch_device())},
                                                        indent=1, default=str))
@@ -107,7 +108,7 @@ def export(ctx: RunContext, unit: Unit, model: Any, model_key: str, *, provenanc
     from edgebench.compress.stats import file_stats
     from edgebench.export.card import ModelCard, artifact_files
     from edgebench.export.onnx import export_onnx, onnx_parity
-    from edgebench.hostdevice import cpu_copy
+    from edgebench.models.placement import cpu_copy
 
     ds, m, ex, plan = ctx.ds, ctx.plan.measure, ctx.plan.export, ctx.plan
     atol = compressed.parity_atol if compressed is not None and compressed.parity_atol is not None \
@@ -192,7 +193,7 @@ def store_variant(ctx: RunContext, built: Built, *, method: str, params: dict[st
                                     "code": code_fingerprint("edgebench.compress.stats")})
         entry = ctx.cache.get("stats", key)
         if entry is None:  # weight statistics and MACs: on CPU copies, whichever device holds the twins
-            from edgebench.hostdevice import cpu_copy
+            from edgebench.models.placement import cpu_copy
 
             computed = model_stats(cpu_copy(built.torch_model), ctx.ds.shape,
                                    base=cpu_copy(base.torch_model) if base else None)
@@ -210,7 +211,7 @@ def store_variant(ctx: RunContext, built: Built, *, method: str, params: dict[st
 def apply_method(ctx: RunContext, c: CompressSpec) -> Built:
     """Apply a variant method (a compression method or a defense, ``c.kind``) to a trained model or to the
     variant it is applied ``on``; cache the twin; export and check it."""
-    from edgebench.hostdevice import cpu_copy, place
+    from edgebench.hostdevice import place
     from edgebench.models.train import TrainConfig, predict_logits, seeded
     from edgebench.variants import Variant, VariantContext, create_method
 
@@ -239,7 +240,7 @@ def apply_method(ctx: RunContext, c: CompressSpec) -> Built:
         result.model.eval()
         acc = float(np.mean(predict_logits(result.model, ds.x_test).argmax(1) == ds.y_test))
         with ctx.cache.build("variant", key) as tmp:
-            method.save_twin(cpu_copy(result.model), tmp / "twin.pt")  # stored from the CPU
+            method.save_twin(result.model, tmp / "twin.pt")  # save_twin stores from the CPU
             (tmp / "variant.json").write_text(json.dumps(
                 {"info": result.info, "history": result.history, "host_clean_acc": acc, "seconds": seconds,
                  "parity_atol": result.parity_atol, "precision": result.precision, "device": device},

@@ -61,6 +61,7 @@ class Pipeline(RunContext):
         super().__init__(plan=plan, cache=cache or Cache(), run_id=run_id, run_dir=Path(out_dir) / run_id,
                          store=store if store is not None else DiscardStore(), executor=executor)
         self._entries: dict[str, list[tuple[str, str, bool]]] = {}  # cache entries each host stage used or made
+        self._gpu_stages: dict[str, bool] = {}  # host stage -> computes on a GPU (see _on_gpu)
         self._stages: list[Stage] | None = None
 
     # the graph ------------------------------------------------------------------------------------
@@ -124,7 +125,14 @@ class Pipeline(RunContext):
 
         return Stage(name, run, deps, kind="host", task=lambda: self._task(name),
                      cached=lambda: cache_status(self, name, self._known_keys())[0] == "cached",
-                     gpu=lambda: uses_gpu(self.plan, name, self.torch_device()))
+                     gpu=lambda: self._on_gpu(name))
+
+    def _on_gpu(self, name: str) -> bool:
+        """Whether host stage ``name`` computes on a GPU (:func:`~edgebench.runner.placement.uses_gpu`), worked
+        out once per stage: the scheduler asks on every pass."""
+        if name not in self._gpu_stages:
+            self._gpu_stages[name] = uses_gpu(self.plan, name, self.torch_device())
+        return self._gpu_stages[name]
 
     @staticmethod
     def _device_of(target: str) -> tuple[str, bool]:
@@ -154,7 +162,7 @@ class Pipeline(RunContext):
         inputs = tuple(dict.fromkeys([("dataset", data, None)] + [(kind, key, None) for d in closure
                                                                   for kind, key, _ in self._entries.get(d, ())]))
         needs = self.needs()
-        if uses_gpu(self.plan, name, self.torch_device()):  # Ray schedules it on a GPU (num_gpus)
+        if self._on_gpu(name):  # Ray schedules it on a GPU (num_gpus)
             needs = dataclasses.replace(needs, gpus=1.0)
         return (HostTask(plan=self.plan, stage=name, cache_root=str(self.cache.root), inputs=inputs, data=data),
                 needs)

@@ -143,9 +143,7 @@ def score(plan: Plan, values: Mapping[str, Any], y: np.ndarray, *, host_predict:
                 ca = clean_accuracy(clean_pred, y)
                 where = {"model": unit.model, "variant": unit.variant, "backend": b, "target": target_name(t.target)}
                 mem = {k: (run.result.get("memory") or {}).get(k) for k in MEMORY_FIELDS}
-                base = {**where, **lat, **energy_fields(run.result.get("energy")), **mem}
-                if emulated:
-                    base = dict(where)
+                base = dict(where) if emulated else {**where, **lat, **energy_fields(run.result.get("energy")), **mem}
                 out.records.append(ResultRecord(**base, attack="none", eps=0.0, n=ca["n"], clean_acc=ca["value"],
                                                 clean_acc_lo=ca["lo"], clean_acc_hi=ca["hi"], source=unit.id,
                                                 threat="clean"))

@@ -88,16 +88,15 @@ def execute(stages: list[Stage], *, on_status: Callable[[str, str, str, float], 
     progress.workers = max(1, executor.workers)
     progress.begin([s.name for s in stages])
     try:
-        scheduler = _Scheduler(stages, on_status, outcome if outcome is not None else Outcome(), progress, executor)
-        scheduler.gpu_slots = gpu_slots
-        return scheduler.run()
+        return _Scheduler(stages, on_status, outcome if outcome is not None else Outcome(), progress, executor,
+                          gpu_slots).run()
     finally:
         progress.close()
 
 
 class _Scheduler:
     def __init__(self, stages: list[Stage], on_status: Callable[[str, str, str, float], None] | None,
-                 out: Outcome, progress: Progress, executor: Executor) -> None:
+                 out: Outcome, progress: Progress, executor: Executor, gpu_slots: int | None = None) -> None:
         for s in stages:
             if s.kind not in KINDS:
                 raise ValueError(f"stage {s.name}: kind {s.kind!r} is not one of {KINDS}")
@@ -109,7 +108,7 @@ class _Scheduler:
         self.device: dict[Future, tuple[Stage, float, Deferred]] = {}
         self.busy: set[str] = set()  # devices with a job running
         self.exclusive_running = False
-        self.gpu_slots: int | None = None  # at most this many GPU host stages at once (None: any number)
+        self.gpu_slots = gpu_slots  # at most this many GPU host stages at once (None: any number)
 
     def _gpu_full(self, stage: Stage) -> bool:
         """Whether ``stage`` computes on a GPU and ``gpu_slots`` of those already run."""
