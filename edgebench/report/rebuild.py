@@ -13,8 +13,8 @@ Two ways in:
   markers is left as it is; ``--check`` changes nothing and fails when a table is out of date.
 
 With training seeds (the files carry a ``seed`` column), clean and robust rows are grouped over seeds: the mean,
-its 95 % interval from the t distribution over the seeds' values, and each seed's value; with one seed, the
-row's value and its 95 % Wilson interval.
+its 95 % interval from the t distribution over the seeds' values, and each seed's value with its own 95 % Wilson
+interval; with one seed, the row's value and its 95 % Wilson interval.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from edgebench.errors import ConfigError
 from edgebench.report.data import unit_label
 from edgebench.report.render import md_table
 from edgebench.report.results_files import TABLES
-from edgebench.report.tables import Cell, Prop, Table
+from edgebench.report.tables import Cell, Prop, Table, fmt_prop
 from edgebench.report.verdicts import load_verdicts, verdicts_table
 
 __all__ = ["KINDS", "Results", "folder_markdown", "read_results", "seed_interval", "table_markdown", "update_doc"]
@@ -160,13 +160,13 @@ def _group(rows: list[dict[str, str]], key: list[str]) -> list[list[dict[str, st
     return list(groups.values())
 
 
-def _seed_cells(group: list[dict[str, str]], key: str) -> list[Cell]:
-    """Mean over seeds [t 95 %], and each seed's value (the seeds in order)."""
+def _seed_cells(group: list[dict[str, str]], key: str, n_key: str) -> list[Cell]:
+    """Mean over seeds [t 95 %], and each seed's value with its own 95 % Wilson interval (seeds in order)."""
     values = [v for v in (_num(r.get(key, "")) for r in group) if v is not None]
     if not values:
         return [None, None]
     mean, lo, hi = seed_interval(values)
-    per = ", ".join(f"{_num(r.get(key, '')):.3f}" if _num(r.get(key, "")) is not None else "–"
+    per = "; ".join(f"{r['seed']}: {fmt_prop(_prop(r, key, n_key))}"
                     for r in sorted(group, key=lambda r: _num(r.get("seed", "")) or 0))
     return [Prop(mean, lo, hi, None), per]
 
@@ -174,7 +174,7 @@ def _seed_cells(group: list[dict[str, str]], key: str) -> list[Cell]:
 def _measured(name: str, rows: list[dict[str, str]], columns: list[str]) -> Table:
     """The clean or robust table; grouped over seeds where the rows carry them."""
     const = _constants(rows)
-    seeded = "seed" in columns
+    seeded = "seed" in columns and len({r.get("seed") for r in rows}) > 1  # one seed: its rows as they are
     if name == "clean":
         lead = ["model", "variant", "target", "backend"]
         props: list[tuple[str, str]] = [("clean_acc", "n")]
@@ -198,11 +198,11 @@ def _measured(name: str, rows: list[dict[str, str]], columns: list[str]) -> Tabl
             r = group[0]
             head = [unit_label(r["model"], r["variant"])] + [r[k] for k in lead[2:]]
             cells = [len(group), r.get("n") or None]
-            for key, _ in props:
-                cells += _seed_cells(group, key)
+            for key, n_key in props:
+                cells += _seed_cells(group, key, n_key)
             out_rows.append(head + cells)
         cols = titles + ["seeds", "n (per seed)"] + [t for key, _ in props
-                                                      for t in (f"{key}: mean [t 95 %]", f"{key} per seed")]
+                                                      for t in (f"{key}: mean [t 95 %]", f"{key} per seed [95 % CI]")]
     return Table(name, name, cols, out_rows)
 
 

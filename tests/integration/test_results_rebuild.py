@@ -12,27 +12,11 @@ import pytest
 
 from edgebench.cli import main
 from edgebench.provenance import code_commit
+from tests.integration.test_public_api_run import PLAN as API_PLAN
+from tests.unit.test_verdicts import GOOD as VERDICTS
 
-PLAN = """
-[plan]
-name = "traced"
-[data]
-dataset = "digits"
-[[models]]
-name = "cnn"
-arch = "digits_cnn"
-train = { epochs = 3, batch_size = 32, lr = 0.003 }
-[[attacks]]
-name = "fgsm"
-eps = [0.05, 0.2]
-n = 100
-[[targets]]
-target = "local"
-backends = ["onnxruntime"]
-[measure]
-warmup = 5
-min_runs = 30
-min_duration_s = 0.05
+#: the public-API test's tiny digits plan (FGSM at ε 0.05 and 0.2 on 50 samples), with a paper number to compare
+PLAN = API_PLAN.replace('name = "api"', 'name = "traced"') + """
 [[reference]]
 figure = "Fig. 1"
 metric = "clean_acc"
@@ -54,13 +38,9 @@ DOC = """# Page
 <!-- /results -->
 """
 
-VERDICTS = """[[verdict]]
-id = "fig1-clean"
-figure = "Fig. 1"
-claim = "The network reaches 95 % on the test set."
-verdict = "untested"
-evidence = "a tiny test run only"
-"""
+def shown(v: float) -> str:
+    """A proportion as the rebuilt table shows it: 3 decimals of the 6 the CSV keeps."""
+    return f"{float(f'{v:.6f}'):.3f}"
 
 
 def test_run_write_results_rebuild(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -89,15 +69,17 @@ def test_run_write_results_rebuild(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["report", "--update-doc", str(doc)]) == 0
     assert "4 table(s) rewritten" in capsys.readouterr().out
     text = doc.read_text()
-    acc = f"{clean['clean_acc']:.3f} [{clean['clean_acc_lo']:.3f}, {clean['clean_acc_hi']:.3f}]"
+    acc = f"{shown(clean['clean_acc'])} [{shown(clean['clean_acc_lo'])}, {shown(clean['clean_acc_hi'])}]"
     assert f"| cnn | {acc} | {clean['n']} |" in text
-    assert (f"| cnn | fgsm | 0.2 | white-box | cnn | {fgsm['robust_acc']:.3f} [{fgsm['robust_acc_lo']:.3f}, "
-            f"{fgsm['robust_acc_hi']:.3f}] | {fgsm['n']} | {fgsm['asr']:.3f}") in text
+    assert (f"| cnn | fgsm | 0.2 | white-box | cnn | {shown(fgsm['robust_acc'])} [{shown(fgsm['robust_acc_lo'])}, "
+            f"{shown(fgsm['robust_acc_hi'])}] | {fgsm['n']} | {shown(fgsm['asr'])} [{shown(fgsm['asr_lo'])}, "
+            f"{shown(fgsm['asr_hi'])}] | {fgsm['asr_n']} |") in text
     assert "| fgsm | 0.05 |" not in text
-    # the paper table as the report computes it: the paper's 0.95 beside the measured value and its interval
-    assert f"| Fig. 1 | cnn | clean_acc | 0.95 | {acc} (n={clean['n']}) | {(clean['clean_acc'] - 0.95) * 100:+.2f} |" \
-        in text
-    assert "| Fig. 1 | The network reaches 95 % on the test set. | *untested* | a tiny test run only | – | – |" in text
+    # the paper table as the report shows it: the paper's 0.95 beside the measured value and its interval
+    report = f"{clean['clean_acc']:.3f} [{clean['clean_acc_lo']:.3f}, {clean['clean_acc_hi']:.3f}]"  # its text
+    delta = (clean["clean_acc"] - 0.95) * 100
+    assert f"| Fig. 1 | cnn | clean_acc | 0.95 | {report} (n={clean['n']}) | {delta:+.2f} |" in text
+    assert "| Fig. 10b | Inhibition works on CIFAR-10. | *untested* | no CIFAR-10 run: plans/" in text
     cite = (f"*Run `{run_dir.name}` (full size, status done, {run['finished'][:10]}), edgebench `{code_commit()}`, "
             f"`edgebench run {plan} --out {out} --workers 0`")
     assert text.count(cite) == 3

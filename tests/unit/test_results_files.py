@@ -41,8 +41,8 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_cell_formats_are_fixed() -> None:
-    assert cell("clean_acc", 0.96899999) == "0.9690"
-    assert cell("asr_lo", 0.0) == "0.0000"
+    assert cell("clean_acc", 0.96899999) == "0.969000" and cell("clean_acc_hi", 0.0215449) == "0.021545"
+    assert cell("asr_lo", 0.0) == "0.000000"
     assert cell("eps", 0.1) == "0.1" and cell("eps", 1 / 255) == "0.00392157"
     assert cell("p50_ms", 0.123456) == "0.1235"
     assert cell("n", 200) == "200" and cell("params", 1234.0) == "1234"
@@ -59,8 +59,8 @@ def test_writes_the_store_values_sorted_and_byte_stable(store: Store, tmp_path: 
     assert len(clean) == len(d.clean) == 3
     for r in d.clean:
         (row,) = [c for c in clean if (c["model"], c["variant"]) == (r["model"], r["variant"])]
-        assert row["clean_acc"] == f"{r['clean_acc']:.4f}" and row["n"] == str(r["n"])
-        assert row["clean_acc_lo"] == f"{r['clean_acc_lo']:.4f}" and row["clean_acc_hi"] == f"{r['clean_acc_hi']:.4f}"
+        assert row["clean_acc"] == f"{r['clean_acc']:.6f}" and row["n"] == str(r["n"])
+        assert row["clean_acc_lo"] == f"{r['clean_acc_lo']:.6f}" and row["clean_acc_hi"] == f"{r['clean_acc_hi']:.6f}"
     robust = _rows(out / "robust.csv")
     assert len(robust) == len([r for r in d.results if r["attack"] != "none"])
     keys = [(r["model"], r["variant"], r["attack"], float(r["eps"]), r["threat"], r["source"]) for r in robust]
@@ -68,7 +68,7 @@ def test_writes_the_store_values_sorted_and_byte_stable(store: Store, tmp_path: 
     some = next(r for r in d.adversarial if r["threat"] == "transfer")
     (row,) = [r for r in robust if (r["variant"], r["attack"], float(r["eps"]), r["threat"]) ==
               (some["variant"], some["attack"], some["eps"], "transfer")]
-    assert row["asr"] == f"{some['asr']:.4f}" and row["asr_n"] == str(some["asr_n"])
+    assert row["asr"] == f"{some['asr']:.6f}" and row["asr_n"] == str(some["asr_n"])
     sizes = {r["variant"]: r for r in _rows(out / "sizes.csv")}
     assert sizes["base"]["rate_stored"] == "1"
     stored = {v["variant"]: v["stats"]["stored_bytes"] for v in d.variants}
@@ -132,13 +132,18 @@ def test_seeds_give_the_mean_and_t_interval(tmp_path: Path, store: Store) -> Non
     folder = tmp_path / "seeded"
     write_results(store, RUN, folder)
     rows = [["model", "variant", "seed", "target", "backend", "n", "clean_acc", "clean_acc_lo", "clean_acc_hi"]]
-    rows += [["m", "base", str(s), "local", "onnxruntime", "100", f"{v:.4f}", "", ""]
+    rows += [["m", "base", str(s), "local", "onnxruntime", "100", f"{v:.6f}", f"{v - 0.05:.6f}", f"{v + 0.04:.6f}"]
              for s, v in enumerate((0.90, 0.92, 0.94))]
     with (folder / "clean.csv").open("w", newline="") as f:
         csv.writer(f, lineterminator="\n").writerows(rows)
     md = table_markdown(read_results(folder), "clean")
-    assert "| unit | seeds | n (per seed) | clean_acc: mean [t 95 %] | clean_acc per seed |" in md
-    assert f"| m | 3 | 100 | 0.920 [{0.92 - half:.3f}, {0.92 + half:.3f}] | 0.900, 0.920, 0.940 |" in md
+    assert "| unit | seeds | n (per seed) | clean_acc: mean [t 95 %] | clean_acc per seed [95 % CI] |" in md
+    assert (f"| m | 3 | 100 | 0.920 [{0.92 - half:.3f}, {0.92 + half:.3f}] | 0: 0.900 [0.850, 0.940]; "
+            "1: 0.920 [0.870, 0.960]; 2: 0.940 [0.890, 0.980] |") in md
+    # a seed column with one seed: the rows as they are, with their Wilson interval
+    with (folder / "clean.csv").open("w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows[:2])
+    assert "| m | 0.900 [0.850, 0.940] | 100 |" in table_markdown(read_results(folder), "clean")
 
 
 DOC = """# Reproductions
@@ -155,6 +160,15 @@ Between the tables.
 <!-- /results -->
 Tail.
 """
+
+
+def test_the_real_page_has_no_stray_marker() -> None:
+    """docs/reproductions.md mentions the markers in its text; only real markers (a plan name) are rewritten."""
+    page = Path(__file__).resolve().parents[2] / "docs" / "reproductions.md"
+    before = page.read_text()
+    blocks, changed = update_doc(page, check=True)
+    assert not changed and page.read_text() == before
+    assert blocks == before.count("<!-- /results -->") - 1  # the paragraph's own mention of the end marker
 
 
 def test_update_doc_replaces_only_between_markers(store: Store, tmp_path: Path) -> None:
