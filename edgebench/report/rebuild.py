@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,12 @@ class Results:
     run: dict[str, Any]
     tables: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     columns: dict[str, list[str]] = field(default_factory=dict)
+    cite_as: Path | None = None  #: the folder as the citation names it (relative to the document it goes into)
+
+    def link(self, name: str) -> str:
+        """A Markdown link to one file of the folder."""
+        path = _posix((self.cite_as or self.folder) / name)
+        return f"[{path}]({path})"
 
     def citation(self, table: str, constant: dict[str, str]) -> str:
         """One line: the run, its size and date, the commit, the command, and the folder the table is from."""
@@ -67,7 +74,7 @@ class Results:
         where = f", on {'/'.join(constant[k] for k in _CONSTANT if k in constant)}" if constant else ""
         command = f"`{r['command']}`" if r.get("command") else "command not recorded"
         return (f"*Run `{r.get('run_id')}` ({r.get('size')} size{seeds}, status {r.get('status')}, {when}), "
-                f"{commit}, {command}{where}; `{_posix(self.folder / (table + '.csv'))}`.*")
+                f"{commit}, {command}{where}; {self.link(table + '.csv')}.*")
 
 
 def _posix(p: Path) -> str:
@@ -235,7 +242,7 @@ def table_markdown(res: Results, kind: str, filters: dict[str, list[str]] | None
         if filters:
             raise ConfigError(f"{where}: the verdicts table takes no row selection")
         return (md_table(verdicts_table(load_verdicts(path))) + "\n\n"
-                + f"*Verdicts: `{_posix(path)}`; each names the runs its evidence comes from.*")
+                + f"*Verdicts: {res.link('verdicts.toml')}; each names the runs its evidence comes from.*")
     if kind not in res.tables:
         raise ConfigError(f"{where}: {res.folder} has no {kind}.csv (the run has no such table: "
                           f"{'no [[reference]] in its plan' if kind == 'paper' else 'write the folder again'})")
@@ -284,6 +291,7 @@ def update_doc(doc: Path, root: Path | None = None, *, check: bool = False) -> t
         plan = m.group("plan")
         if plan not in cache:
             cache[plan] = read_results(root / plan)
+            cache[plan].cite_as = Path(os.path.relpath(root / plan, doc.parent))
         body = table_markdown(cache[plan], m.group("kind"), _parse_filters(m.group("filters"), where), where=where)
         out += [text[pos:m.end()], "\n", body, "\n"]
         pos = end

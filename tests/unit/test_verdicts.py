@@ -93,4 +93,5 @@ def test_rebuild_renders_the_verdicts(tmp_path: Path) -> None:
     assert ("| Fig. 4 | HashNets resist HFGSM better than the base. | **does not hold** | 0.22 vs 0.10 at eps 0.1 | "
             "under-trained HashNets \\| quick size | full |") in md
     assert re.search(r"\| Fig\. 10b \| .* \| \*untested\* \| no CIFAR-10 run: .* \| – \| – \|", md)
-    assert f"*Verdicts: `{tmp_path}/verdicts.toml`; each names the runs its evidence comes from.*" in md
+    assert f"*Verdicts: [{tmp_path}/verdicts.toml]({tmp_path}/verdicts.toml); each names the runs its evidence " \
+           "comes from.*" in md
