@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from edgebench import __version__
-from edgebench.errors import EdgebenchError, is_disk_full
+from edgebench.errors import ConfigError, EdgebenchError, is_disk_full
 from edgebench.logs import setup_logging
 
 log = logging.getLogger("edgebench")
@@ -34,7 +34,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from edgebench.runner.executors import create_executor
 
     executor = create_executor(args.executor, workers=args.workers, address=args.address)
-    summary = run_plan(plan, out_dir=args.out, run_id=args.run_id, executor=executor)
+    from edgebench.provenance import command_line
+
+    summary = run_plan(plan, out_dir=args.out, run_id=args.run_id, executor=executor,
+                       command=command_line(args.argv))
     log.info("run %s finished in %.1f s: %s", summary.run_id, summary.seconds, summary.run_dir / "report.md")
     if summary.failed:
         for stage, why in summary.failed.items():
@@ -82,10 +85,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from edgebench.report.runs import resolve_run
     from edgebench.store import Store
 
+    if args.update_doc or args.from_results:
+        return _report_rebuild(args)
+    if args.run is None:
+        raise ConfigError("edgebench report: which run? Give RUN (a run id or folder), or --from-results DIR or "
+                          "--update-doc FILE")
     db = resolve_run(args.run, args.out)
     with Store.open(db, create=False) as store:
         run_ids = [r["run_id"] for r in store.conn.execute("SELECT run_id FROM runs")]
         run_id = db.parent.name if db.parent.name in run_ids or not run_ids else run_ids[-1]
+        if args.results:
+            from edgebench.report.results_files import write_results
+
+            write_results(store, run_id, args.results)
+            print(f"{args.results}/ (run.json and the tables of run {run_id})")
+            return 0
         paths = write_report(store, run_id, db.parent, formats=args.format or FORMATS)
     for p in paths:
         if p.suffix != ".csv":
@@ -93,6 +107,25 @@ def _cmd_report(args: argparse.Namespace) -> int:
     csvs = [p for p in paths if p.suffix == ".csv"]
     if csvs:
         print(f"{csvs[0].parent}/ ({len(csvs)} CSV files)")
+    return 0
+
+
+def _report_rebuild(args: argparse.Namespace) -> int:
+    """``report --from-results DIR`` (print the tables) or ``report --update-doc FILE [--check]``."""
+    from edgebench.report.rebuild import folder_markdown, update_doc
+
+    if args.run is not None or args.results:
+        raise ConfigError("edgebench report: --from-results and --update-doc read results folders, not a run; "
+                          "leave out RUN and --results")
+    if args.from_results:
+        print(folder_markdown(args.from_results), end="")
+        return 0
+    blocks, changed = update_doc(args.update_doc, args.results_root, check=args.check)
+    if args.check and changed:
+        print(f"edgebench: {args.update_doc}: tables out of date; run edgebench report --update-doc "
+              f"{args.update_doc}", file=sys.stderr)
+        return 1
+    print(f"{args.update_doc}: {blocks} table(s) {'rewritten' if changed else 'already up to date'}")
     return 0
 
 
@@ -218,10 +251,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the stage graph, what is cached and what would run; run nothing")
     r.set_defaults(func=_cmd_run)
     rep = sub.add_parser("report", help="re-render a stored run's report from its store")
-    rep.add_argument("run", help="run id or run folder")
+    rep.add_argument("run", nargs="?", help="run id or run folder")
     rep.add_argument("--out", type=Path, default=Path("reports"), help="where run folders are (default: reports)")
     rep.add_argument("--format", action="append", choices=("md", "html", "csv", "json"),
                      help="md, html, csv or json (repeat for several; default: all four)")
+    rep.add_argument("--results", type=Path, metavar="DIR", help="write the run's summary tables (CSV) and run.json "
+                     "(run id, commit, command, size, dates, machines) into DIR, e.g. docs/results/PLAN, instead")
+    rep.add_argument("--from-results", type=Path, metavar="DIR",
+                     help="print the Markdown tables of a results folder (no store needed)")
+    rep.add_argument("--update-doc", type=Path, metavar="FILE", help="rewrite the tables between <!-- results:PLAN:"
+                     "TABLE --> and <!-- /results --> markers in FILE from its results folders")
+    rep.add_argument("--results-root", type=Path, metavar="DIR",
+                     help="where --update-doc finds PLAN/ (default: results/ beside FILE)")
+    rep.add_argument("--check", action="store_true", help="with --update-doc: change nothing, exit 1 if out of date")
     rep.set_defaults(func=_cmd_report)
     cmp_ = sub.add_parser("compare", help="two stored runs side by side, with differences and their significance")
     cmp_.add_argument("run_a", help="run id or run folder (A)")
@@ -248,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the run's provenance records the command line
     setup_logging(args.verbose)
     try:
         return int(args.func(args))

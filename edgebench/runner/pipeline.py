@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from edgebench import __version__
+from edgebench import __version__, provenance
 from edgebench.config import Plan
 from edgebench.errors import ConfigError, EdgebenchError
 from edgebench.hostdevice import describe, oom_as_error, with_device
@@ -228,7 +228,9 @@ class Pipeline(RunContext):
             return None
 
     # running --------------------------------------------------------------------------------------
-    def run(self) -> RunSummary:
+    def run(self, *, command: str | None = None) -> RunSummary:
+        """Run the graph and record it; ``command``: the command line that started it, for the run's provenance
+        (:mod:`edgebench.provenance`; default: this process's)."""
         t0 = time.perf_counter()
         log.info("host device: %s", describe(self.torch_device()))  # the CUDA probe: before any stage runs
         if self.plan.export.openvino or self.plan.compress:  # before NNCF or the converter send anything
@@ -243,6 +245,7 @@ class Pipeline(RunContext):
             self.store = store
             store.begin_run(self.run_id, plan_name=self.plan.name, plan_hash=self.plan.digest(),
                             plan=self.plan.as_dict(), version=__version__)
+            store.add_provenance(self.run_id, provenance.record(command))
             status = "interrupted"
             try:
                 executor.fit(self.host_stages_to_compute)
@@ -326,9 +329,10 @@ class Pipeline(RunContext):
 
 
 def run_plan(plan: Plan, *, out_dir: Path = Path("reports"), run_id: str | None = None,
-             executor: Any = None, device: str | None = None) -> RunSummary:
+             executor: Any = None, device: str | None = None, command: str | None = None) -> RunSummary:
     """Run ``plan``; results land in ``out_dir/<run-id>/``. Re-running resumes. ``executor`` computes the host
     stages (:func:`edgebench.runner.executors.create_executor`; None: in this process, one at a time). ``device``
-    (``auto``, ``cpu``, ``cuda``, ``cuda:N``) overrides the plan's ``[host] device``."""
+    (``auto``, ``cpu``, ``cuda``, ``cuda:N``) overrides the plan's ``[host] device``; ``command``: the command line
+    recorded as the run's provenance (default: this process's)."""
     plan = with_device(plan, device, where="run_plan(device=...)")
-    return Pipeline(plan, out_dir=out_dir, run_id=run_id, executor=executor).run()
+    return Pipeline(plan, out_dir=out_dir, run_id=run_id, executor=executor).run(command=command)

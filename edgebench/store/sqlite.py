@@ -230,6 +230,19 @@ class Store:
         row = self.conn.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
         return dict(row) if row else None
 
+    def add_provenance(self, run_id: str, start: dict[str, Any]) -> None:
+        """Append one start of the run (:func:`edgebench.provenance.record`: commit, command, host, time). Kept
+        in ``meta`` under ``provenance:<run id>``, so stores of every schema hold it without a migration."""
+        with self.conn:
+            self.conn.execute("INSERT OR IGNORE INTO meta VALUES (?, '[]')", (f"provenance:{run_id}",))
+            self.conn.execute("UPDATE meta SET value=json_insert(value, '$[#]', json(?)) WHERE key=?",
+                              (json.dumps(start, default=str), f"provenance:{run_id}"))
+
+    def provenance(self, run_id: str) -> list[dict[str, Any]]:
+        """Every start of the run, oldest first (empty for a run recorded before starts were)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (f"provenance:{run_id}",)).fetchone()
+        return json.loads(row[0]) if row else []
+
     # stages ---------------------------------------------------------------------------------------
     def stage(self, run_id: str, stage: str) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT * FROM stages WHERE run_id=? AND stage=?", (run_id, stage)).fetchone()
