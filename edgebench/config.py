@@ -442,9 +442,16 @@ def plan_seeds(head: Table) -> tuple[int, tuple[int, ...]]:
     if "seed" in head.raw:
         raise head.fail("seeds", "give either seed or seeds, not both (seed = N is seeds = [N])")
     raw = head.get("seeds", list)
-    if not raw or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in raw) or len(set(raw)) < len(raw):
-        raise head.fail("seeds", f"must be a non-empty list of distinct non-negative integers, got {raw!r}")
+    if (why := seeds_error(raw)) is not None:
+        raise head.fail("seeds", why)
     return raw[0], tuple(raw) if len(raw) > 1 else ()
+
+
+def seeds_error(raw: list[Any]) -> str | None:
+    """Why ``raw`` is not a list of training seeds (None: it is one)."""
+    if not raw or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in raw) or len(set(raw)) < len(raw):
+        return f"must be a non-empty list of distinct non-negative integers, got {raw!r}"
+    return None
 
 
 def _parse_host(t: Table, source: str) -> HostSpec:

@@ -24,7 +24,8 @@ from typing import Any
 from edgebench.config import Plan
 from edgebench.runner.stages import Outcome, Stage
 
-__all__ = ["SHARED", "SeedContext", "SeedStore", "SeedView", "seed_plan", "seed_stages", "seed_tag", "split_tag"]
+__all__ = ["SHARED", "SeedContext", "SeedStore", "SeedView", "seed_plan", "seed_stages", "seed_tag", "split_tag",
+           "with_seeds"]
 
 #: the stages every seed shares: the data set (and its test subset) and the clean test set
 SHARED = ("data", "testset/clean")
@@ -47,6 +48,23 @@ def seed_plan(plan: Plan, seed: int) -> Plan:
     """``plan`` as the one-seed plan of ``seed``: what each seed's stages compute (the data spec keeps its own
     seed, so the test subset does not move)."""
     return replace(plan, seed=seed, seeds=())
+
+
+def with_seeds(plan: Plan, text: str) -> Plan:
+    """``plan`` with the training seeds ``text`` (``edgebench run --seeds 0,1,2``) in place of its ``[plan]`` seed or
+    seeds. The test subset stays the plan's (its ``[data] seed``), so the plan's own seed's stages keep their keys."""
+    from edgebench.config import seeds_error
+    from edgebench.errors import ConfigError
+
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        seeds = None
+    why = "must be a comma-separated list of integers" if seeds is None else seeds_error(seeds)
+    if why is not None:
+        raise ConfigError(f"--seeds {text!r}: {why} (e.g. --seeds 0,1,2)")
+    assert seeds is not None
+    return replace(plan, seed=seeds[0], seeds=tuple(seeds) if len(seeds) > 1 else ())
 
 
 class SeedView(MutableMapping[str, Any]):

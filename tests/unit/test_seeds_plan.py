@@ -120,3 +120,19 @@ def test_a_one_seed_run_has_no_seeds_section(tmp_path: Path) -> None:
     with _store(tmp_path, "seed = 0") as store:
         text = render_markdown(store, "r")
     assert "## Training seeds" not in text and "(mean of" not in text
+
+
+def test_cli_seeds_override_the_plans_and_keep_its_test_subset(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from edgebench.cli import main
+    from edgebench.runner.seeds import with_seeds
+
+    one = load_plan(_plan(tmp_path, "seed = 2", "one.toml"))
+    three = with_seeds(one, "2,0,1")
+    assert three.seed == 2 and three.seeds == (2, 0, 1) and three.data == one.data
+    assert three.digest() == load_plan(_plan(tmp_path, "seeds = [2, 0, 1]", "three.toml")).digest()
+    assert with_seeds(three, "2").digest() == one.digest()
+    for bad in ("0,x", "0,0", "-1"):
+        assert main(["run", str(tmp_path / "one.toml"), "--seeds", bad, "--dry-run"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"edgebench: --seeds {bad!r}: must be") and "\n" not in err
