@@ -51,6 +51,12 @@ class RunData:
         """The run's training seeds (one for a one-seed run)."""
         return list(self.plan.get("seeds") or [self.plan.get("seed", 0)])
 
+    def stage(self, name: str) -> dict[str, Any] | None:
+        """The stored stage ``name`` as a one-seed run names it: the first seed's, where the run has several
+        (``name@seed<N>``, :mod:`edgebench.runner.seeds`)."""
+        tagged = f"{name}@seed{self.seeds[0]}" if len(self.seeds) > 1 else name
+        return next((s for s in self.stages if s["stage"] == tagged), None)
+
     # views ---------------------------------------------------------------------------------------
     @property
     def clean(self) -> list[dict[str, Any]]:

@@ -96,13 +96,12 @@ def missing_measurements(d: RunData) -> list[tuple[str, str, str, str]]:
         for t, _ in planned:
             if r["target"] == t or r["target"] == t.removesuffix(".toml").rsplit("/", 1)[-1]:
                 names[t] = r["target"]
-    stages = {s["stage"]: s for s in d.stages}
     out = []
     for t, b in planned:
         for m, v in units:
             if (m, v, names[t], b) in have:
                 continue
-            st = stages.get(f"device/{t}/{b}/{unit_label(m, v)}")
+            st = d.stage(f"device/{t}/{b}/{unit_label(m, v)}")
             why = "not run" if st is None else f"{st['status']}: {st['info'].get('note', '')}".rstrip(": ")
             out.append((unit_label(m, v), names[t], b, why))
     return out
