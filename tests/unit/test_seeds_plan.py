@@ -136,3 +136,27 @@ def test_cli_seeds_override_the_plans_and_keep_its_test_subset(tmp_path: Path,
         assert main(["run", str(tmp_path / "one.toml"), "--seeds", bad, "--dry-run"]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"edgebench: --seeds {bad!r}: must be") and "\n" not in err
+
+
+def test_the_seed_reaches_an_attacks_own_generator_and_its_key(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from edgebench.runner import keys
+    from edgebench.specs import AttackSpec
+
+    plan = load_plan(_plan(tmp_path, "seeds = [0, 1]"))
+    pgd, fgsm = AttackSpec(name="pgd", label="pgd", eps=(0.1,)), AttackSpec(name="fgsm", label="fgsm", eps=(0.1,))
+    zero, one = replace(plan, seed=0, seeds=()), replace(plan, seed=1, seeds=())
+    assert keys.seeded_params(one, pgd) == {"seed": 1} and keys.seeded_params(zero, pgd) == {"seed": 0}
+    assert keys.seeded_params(one, fgsm) == {}  # no generator of its own
+    assert keys.seeded_params(one, replace(pgd, params={"seed": 7})) == {"seed": 7}  # the entry's own seed wins
+
+    def key(p: object) -> str:
+        return keys.adv_key(p, "m", pgd, n_test=10, data_fingerprint="d")  # type: ignore[arg-type]
+
+    now = {0: key(zero), 1: key(one)}
+    monkeypatch.setattr(keys, "seed_default", lambda attack: None)  # as before the seed reached the attack
+    before = {0: key(zero), 1: key(one)}
+    assert now[0] == before[0]  # at the attack's default seed: the same set, the same key as before
+    assert now[1] != before[1]  # at seed 1 the set changed, so its key did: no stale set is served
