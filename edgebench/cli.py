@@ -29,6 +29,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from edgebench.hostdevice import with_device
 
         plan = with_device(plan, args.device)
+    if args.seeds is not None:
+        from edgebench.runner.seeds import with_seeds
+
+        plan = with_seeds(plan, args.seeds)
     if args.dry_run:
         return _dry_run(plan, args)
     from edgebench.runner.executors import create_executor
@@ -247,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--address", help="the Ray cluster to join (--executor ray; default: start a local one)")
     r.add_argument("--device", help="the host stages' compute device: auto, cpu, cuda or cuda:N (overrides the "
                    "plan's [host] device; default: the plan's, else auto: CUDA where torch sees one)")
+    r.add_argument("--seeds", help="training seeds, e.g. 0,1,2: the whole plan once per seed (overrides [plan] seed "
+                   "or seeds; the test subset stays the plan's)")
     r.add_argument("--dry-run", action="store_true",
                    help="print the stage graph, what is cached and what would run; run nothing")
     r.set_defaults(func=_cmd_run)

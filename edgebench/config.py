@@ -382,7 +382,7 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
     top = Table(raw, source, "")
     head = top.table("plan")
     name = head.get("name", str, Path(source).stem)
-    seed = head.number("seed", 0, lo=0, integer=True)
+    seed, seeds = plan_seeds(head)
     head.done()
     d = top.table("data")
     from edgebench.data import DATASETS
@@ -428,10 +428,30 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
     check_device_attacks(attacks, targets, source)
     references = _parse_references(top_references, source, models, compress, attacks)
     plan = Plan(name=name, source=source, seed=seed, data=data, models=models, compress=compress, export=export,
-                attacks=attacks, targets=targets,
+                seeds=seeds, attacks=attacks, targets=targets,
                 measure=measure, quick={k: v for k, v in quick_cfg.items() if v is not None},
                 references=references, gates=gates, host=host)
     return apply_quick(plan) if quick else plan
+
+
+def plan_seeds(head: Table) -> tuple[int, tuple[int, ...]]:
+    """``[plan] seed = N`` or ``seeds = [N, ...]`` (training seeds; :mod:`edgebench.runner.seeds`): the first seed,
+    and all of them where there are several (``()`` for one, so a one-seed plan resolves as before ``seeds``)."""
+    if "seeds" not in head.raw:
+        return head.number("seed", 0, lo=0, integer=True), ()
+    if "seed" in head.raw:
+        raise head.fail("seeds", "give either seed or seeds, not both (seed = N is seeds = [N])")
+    raw = head.get("seeds", list)
+    if (why := seeds_error(raw)) is not None:
+        raise head.fail("seeds", why)
+    return raw[0], tuple(raw) if len(raw) > 1 else ()
+
+
+def seeds_error(raw: list[Any]) -> str | None:
+    """Why ``raw`` is not a list of training seeds (None: it is one)."""
+    if not raw or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in raw) or len(set(raw)) < len(raw):
+        return f"must be a non-empty list of distinct non-negative integers, got {raw!r}"
+    return None
 
 
 def _parse_host(t: Table, source: str) -> HostSpec:

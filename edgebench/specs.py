@@ -250,10 +250,19 @@ class Plan:
     references: tuple[ReferenceSpec, ...] = ()
     gates: GatesSpec = GatesSpec()
     host: HostSpec = HostSpec()
+    #: the training seeds where there are several (``[plan] seeds``; the first is ``seed``); ``()``: ``seed`` alone
+    seeds: tuple[int, ...] = ()
+
+    @property
+    def all_seeds(self) -> tuple[int, ...]:
+        """Every training seed of the plan (``(seed,)`` for a one-seed plan)."""
+        return self.seeds or (self.seed,)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("source")
+        if not d["seeds"]:  # a one-seed plan resolves (and hashes, and resumes) as before ``seeds`` existed
+            d.pop("seeds")
         for t in d["targets"]:  # a plan without fleets resolves (and hashes, and resumes) as before fleets existed
             if not t["fleet"]:
                 t.pop("fleet")

@@ -29,15 +29,33 @@ class RunData:
     flags: list[dict[str, Any]]
     stages: list[dict[str, Any]]
     samples: list[dict[str, Any]] = field(default_factory=list)
+    #: a run with several ``[plan] seeds``: every seed's result rows and samples, each with its ``seed`` (the other
+    #: fields hold the first seed's alone, so every section reads one seed's run; :mod:`edgebench.report.seeds`)
+    seed_results: list[dict[str, Any]] = field(default_factory=list)
+    seed_samples: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def load(cls, store: Store, run_id: str) -> RunData:
         run = store.run(run_id) or {"run_id": run_id, "status": "unknown"}
         plan = json.loads(run["plan"]) if run.get("plan") else {}
-        return cls(run_id=run_id, run=run, plan=plan, results=store.results(run_id),
+        results, samples = store.results(run_id), store.samples(run_id)
+        seeds = plan.get("seeds") or []
+        return cls(run_id=run_id, run=run, plan=plan, results=_first_seed(results, seeds),
                    variants=store.variants(run_id), artifacts=store.artifacts(run_id),
                    environments=store.environments(run_id), min_eps=store.min_eps(run_id),
-                   flags=store.flags(run_id), stages=store.stages(run_id), samples=store.samples(run_id))
+                   flags=store.flags(run_id), stages=store.stages(run_id), samples=_first_seed(samples, seeds),
+                   seed_results=results if len(seeds) > 1 else [], seed_samples=samples if len(seeds) > 1 else [])
+
+    @property
+    def seeds(self) -> list[int]:
+        """The run's training seeds (one for a one-seed run)."""
+        return list(self.plan.get("seeds") or [self.plan.get("seed", 0)])
+
+    def stage(self, name: str) -> dict[str, Any] | None:
+        """The stored stage ``name`` as a one-seed run names it: the first seed's, where the run has several
+        (``name@seed<N>``, :mod:`edgebench.runner.seeds`)."""
+        tagged = f"{name}@seed{self.seeds[0]}" if len(self.seeds) > 1 else name
+        return next((s for s in self.stages if s["stage"] == tagged), None)
 
     # views ---------------------------------------------------------------------------------------
     @property
@@ -83,6 +101,12 @@ class RunData:
         target, source): ``data`` = {n, bits (base64 of numpy.packbits), set_sha256}."""
         return {(s["model"], s["variant"], s["attack"], float(s["eps"]), s["backend"], s["target"], s["source"]): s
                 for s in self.samples if s["kind"] == "correct"}
+
+
+def _first_seed(rows: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, Any]]:
+    """The rows of the first training seed (every row where the run has one), without their ``seed``: the rows
+    a one-seed run's report reads."""
+    return [{k: v for k, v in r.items() if k != "seed"} for r in rows if len(seeds) < 2 or r["seed"] == seeds[0]]
 
 
 def unit_label(model: str, variant: str) -> str:

@@ -76,7 +76,7 @@ def family_section(d: RunData) -> Section | None:
                       _worst(base_members) if has_base else Mark("no transfer", "missing"),
                       _all_fooled(base_members, correct) if has_base and len(base_members) == len(members) else None,
                       _asr_list(held), _asr_list(base_held) if has_base and held else "–"])
-        stage = next((s for s in d.stages if s["stage"] == f"craft/{source}/{attack}"), None)
+        stage = d.stage(f"craft/{source}/{attack}")
         if stage and (stage.get("info") or {}).get("note"):
             notes[f"{source} ({attack})"] = stage["info"]["note"]
     blocks: list[Any] = [

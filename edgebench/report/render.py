@@ -33,6 +33,7 @@ from edgebench.report.sections import (
     tradeoff_section,
     variants_sections,
 )
+from edgebench.report.seeds import seeds_section
 from edgebench.report.suite import suite_section
 from edgebench.report.tables import Bullets, Code, Para, PlotRef, Section, Table, cell_text, csv_rows
 from edgebench.store import Store
@@ -44,7 +45,8 @@ def build_sections(d: RunData, plots: dict[str, Any]) -> list[Section]:
     """The report's sections in reading order, each plot placed after the intro of the section it declares
     (a section that is absent sends its plots to the robustness section, else to a last "Plots" section)."""
     out: list[Section | None] = [summary_section(d), gates_section(d), incomplete_section(d), flags_section(d),
-                                 reference_section(d), latency_section(d), rounds_section(d), efficiency_section(d),
+                                 reference_section(d), seeds_section(d), latency_section(d), rounds_section(d),
+                                 efficiency_section(d),
                                  *cost_sections(d), *robustness_sections(d), query_section(d), suite_section(d),
                                  family_section(d), emulation_section(d),
                                  tradeoff_section(any(p.section == "tradeoffs" for p in plots.values())),
@@ -157,7 +159,8 @@ def write_report(store: Store, run_id: str, run_dir: Path,
     d = RunData.load(store, run_id)
     written: list[Path] = []
     if "json" in formats:
-        records = [{k: v for k, v in r.items() if k != "run_id"} | {"run_id": run_id} for r in d.results]
+        records = [{k: v for k, v in r.items() if k != "run_id"} | {"run_id": run_id}
+                   for r in d.seed_results or d.results]  # several seeds: every seed's rows, each with its seed
         _write(run_dir / "results.json", json.dumps(records, indent=1))
         written.append(run_dir / "results.json")
     plots = plots_by_name(d) if {"md", "html"} & set(formats) else {}

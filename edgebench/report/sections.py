@@ -16,6 +16,7 @@ from typing import Any
 from edgebench.metrics.pareto import pareto_front
 from edgebench.report.costs import MEMORY_COLUMNS, memory_cells
 from edgebench.report.data import BASE, HEADLINE_ROBUST, RunData, headline_robust, unit_label
+from edgebench.report.seeds import seed_stat
 from edgebench.report.tables import Bullets, Cell, Code, Mark, Num, Para, Prop, Section, Table, fmt_num, fmt_prop
 
 #: a proportion whose 95 % interval is wider than this is flagged "too few samples" in the summary
@@ -95,13 +96,12 @@ def missing_measurements(d: RunData) -> list[tuple[str, str, str, str]]:
         for t, _ in planned:
             if r["target"] == t or r["target"] == t.removesuffix(".toml").rsplit("/", 1)[-1]:
                 names[t] = r["target"]
-    stages = {s["stage"]: s for s in d.stages}
     out = []
     for t, b in planned:
         for m, v in units:
             if (m, v, names[t], b) in have:
                 continue
-            st = stages.get(f"device/{t}/{b}/{unit_label(m, v)}")
+            st = d.stage(f"device/{t}/{b}/{unit_label(m, v)}")
             why = "not run" if st is None else f"{st['status']}: {st['info'].get('note', '')}".rstrip(": ")
             out.append((unit_label(m, v), names[t], b, why))
     return out
@@ -237,13 +237,18 @@ def reference_section(d: RunData) -> Section | None:
             continue
         v, lo, hi = hit[ref["metric"]], hit.get(ref["metric"] + "_lo"), hit.get(ref["metric"] + "_hi")
         p = Prop.of(hit, ref["metric"])
+        measured = f"{fmt_prop(p)} (n={p.n})"
+        if (over := seed_stat(d, hit, ref["metric"])) is not None and over.lo is not None:  # several seeds
+            v, lo, hi = over.mean, over.lo, over.hi
+            measured = f"{fmt_prop(Prop(v, lo, hi))} (mean of {over.k} seeds, t interval; n={p.n} each)"
         inside: Cell = None if lo is None else ("yes" if lo <= ref["value"] <= hi else Mark("no"))
         delta = (v - ref["value"]) * 100
-        rows.append([ref["figure"], unit, what, Num(ref["value"], 4), Mark(f"{fmt_prop(p)} (n={p.n})", "plain", v),
+        rows.append([ref["figure"], unit, what, Num(ref["value"], 4), Mark(measured, "plain", v),
                      Mark(f"{delta:+.2f}", "plain", delta), inside, ref.get("note", "")])
     return Section("paper", "Paper vs edgebench", [
         Para("Each number the plan reproduces, beside edgebench's on the first target and backend: `Δ` in "
-             "percentage points; `inside` says whether the paper's value lies in edgebench's 95 % interval."),
+             "percentage points; `inside` says whether the paper's value lies in edgebench's 95 % interval"
+             + (" (the mean over the training seeds and its between-seed t interval)." if len(d.seeds) > 1 else ".")),
         Table("paper_vs_edgebench", "Paper vs edgebench",
               ["figure", "model", "quantity", "paper", "edgebench [95 % CI]", "Δ (points)", "inside", "note"],
               rows)])

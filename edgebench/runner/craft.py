@@ -13,7 +13,7 @@ from edgebench.config import AttackSpec, Plan
 from edgebench.runner.context import RunContext
 from edgebench.runner.dataset import save_npz
 from edgebench.runner.family import FamilySource, family_info, family_note, family_twin, twin_pred
-from edgebench.runner.keys import adv_key, attack_n, bpda_on
+from edgebench.runner.keys import adv_key, attack_n, bpda_on, seeded_params
 from edgebench.runner.units import AdvSets, Built, Unit
 
 
@@ -53,7 +53,7 @@ def craft(ctx: RunContext, source: Unit | FamilySource, attack: AttackSpec) -> A
     if entry is None:
         from edgebench.hostdevice import place
 
-        atk = create_attack(attack.name, where=f"{plan.source}: attacks[{attack.label}]", **attack.params)
+        atk = create_attack(attack.name, where=f"{plan.source}: attacks[{attack.label}]", **seeded_params(plan, attack))
         dev, device = ctx.stage_device(atk, f"attack {attack.name!r}")  # the CPU where it declares cpu_only
         model = place(model, dev)
         if through:

@@ -82,6 +82,23 @@ def bpda_on(plan: Plan, unit: Unit) -> bool:
     return any(c.bpda for c in plan.compress if (c.model, c.variant) == (unit.model, unit.variant))
 
 
+def seed_default(attack: AttackSpec) -> Any:
+    """The default of ``attack``'s ``seed`` parameter where its plan entry leaves it out (the plan's seed fills
+    it); None where the class takes no seed or the entry gives one."""
+    import inspect
+
+    from edgebench.attacks import ATTACKS
+
+    param = inspect.signature(ATTACKS.get(attack.name).__init__).parameters.get("seed")
+    return None if param is None or "seed" in attack.params else param.default
+
+
+def seeded_params(plan: Plan, attack: AttackSpec) -> dict[str, Any]:
+    """The attack's parameters, with the plan's seed where the attack takes a ``seed`` the plan entry left out: a
+    training seed reaches the attack's own generator (random starts, noise, queries)."""
+    return {**attack.params, "seed": plan.seed} if seed_default(attack) is not None else dict(attack.params)
+
+
 def adv_key(plan: Plan, source_key: str, attack: AttackSpec, *, n_test: int, data_fingerprint: str,
             bpda: bool = False) -> str:
     """The cache key of ``attack``'s examples crafted on the model whose (export) key is ``source_key`` (``bpda``:
@@ -96,6 +113,8 @@ def adv_key(plan: Plan, source_key: str, attack: AttackSpec, *, n_test: int, dat
             "seed": plan.seed}
     if bpda:  # only then: the keys of every other set stay as they were
         spec["bpda"] = code_fingerprint("edgebench.attacks.bpda")
+    if seed_default(attack) not in (None, plan.seed):  # the attack's generator takes the plan's seed (seeded_params);
+        spec["attack_seed"] = plan.seed  # at the attack's default seed, the set and its key are the ones of before
     return content_key("adv", spec)
 
 

@@ -36,6 +36,7 @@ from edgebench.runner.keys import cache_status
 from edgebench.runner.placement import batch_key, uses_gpu
 from edgebench.runner.progress import Progress
 from edgebench.runner.score import Scores, bpda_samples, gradient_flags, score, through_bpda
+from edgebench.runner.seeds import SeedContext, seed_stages, split_tag
 from edgebench.runner.stages import Needs, Stage, execute
 from edgebench.runner.units import Built, RunSummary, Unit, craft_stage, device_stage, latency_stage, shard_stage
 from edgebench.store import Store
@@ -63,11 +64,14 @@ class Pipeline(RunContext):
         self._entries: dict[str, list[tuple[str, str, bool]]] = {}  # cache entries each host stage used or made
         self._gpu_stages: dict[str, bool] = {}  # host stage -> computes on a GPU (see _on_gpu)
         self._stages: list[Stage] | None = None
+        self._seeds: list[SeedPipeline] | None = None
 
     # the graph ------------------------------------------------------------------------------------
     def stages(self) -> list[Stage]:
         """The plan's stage graph, dependencies first (see :mod:`edgebench.runner.stages` for the kinds)."""
         plan = self.plan
+        if plan.seeds:  # one copy of the one-seed graph per training seed (edgebench.runner.seeds)
+            return seed_stages(self.seed_contexts())
         st: list[Stage] = [Stage("data", lambda: dataset.load_data(self), describe=f"load {plan.data.dataset}")]
         for m in plan.models:
             st.append(self._host_stage(f"model/{m.name}", lambda m=m: build.build_model(self, m), ("data",)))
@@ -108,6 +112,19 @@ class Pipeline(RunContext):
                     st.append(Stage(name, lambda t=t, b=b, u=u: fleet.merge_fleet(self, t, b, u),
                                     tuple(shard_stage(name, i, k) for i in range(k))))
         return st
+
+    def seed_contexts(self) -> list[SeedPipeline]:
+        """The pipeline of each training seed of a several-seed plan (none for a one-seed plan)."""
+        if self._seeds is None:
+            self._seeds = [SeedPipeline(self, s) for s in self.plan.seeds]
+        return self._seeds
+
+    def _owner(self, name: str) -> tuple[Pipeline, str]:
+        """The pipeline whose stage ``name`` is, and the name it knows it by (its seed's, without the tag)."""
+        plain, seed = split_tag(name)
+        if seed is None:
+            return self, name
+        return next(c for c in self.seed_contexts() if c.seed == seed), plain
 
     def _stage_list(self) -> list[Stage]:
         if self._stages is None:
@@ -208,14 +225,15 @@ class Pipeline(RunContext):
         if db.is_file():
             with Store.open(db, create=False) as store:
                 done = {s["stage"]: s["status"] for s in store.stages(self.run_id)}
-        keys: dict[Unit, str | None] = {}  # each unit's Built.key (its export key), where it can be known
+        keys: dict[Any, dict[Unit, str | None]] = {}  # per seed, each unit's Built.key (export key) where known
         rows = []
         for stage in self._stage_list():
             kind = stage.name.partition("/")[0]
             if kind in ("device", "latency"):
                 status, key = ("measured" if done.get(stage.name) == "done" else "run"), None
             else:
-                status, key = cache_status(self, stage.name, keys)
+                owner, plain = self._owner(stage.name)
+                status, key = cache_status(owner, plain, keys.setdefault(id(owner), {}))
             rows.append({"stage": stage.name, "kind": kind, "deps": list(stage.deps), "status": status, "key": key})
         return rows
 
@@ -257,12 +275,14 @@ class Pipeline(RunContext):
                             gpu_slots=self.plan.host.gpu_workers if executor.name == "local" else None)
                 finally:
                     executor.shutdown()
-                scores = self.scores()
-                records = [r.row() for r in scores.records]
-                store.put_results(self.run_id, records)
-                store.put_samples(self.run_id, scores.samples)
-                store.put_min_eps(self.run_id, scores.min_eps)
-                store.put_flags(self.run_id, scores.flags)
+                by_seed = self.seed_scores()
+                for seed, scores in by_seed:
+                    rows = [r.row() for r in scores.records]
+                    store.put_results(self.run_id, rows, seed=seed)
+                    store.put_samples(self.run_id, scores.samples, seed=seed)
+                    records += [r | {"seed": seed} for r in rows] if self.plan.seeds else rows
+                store.put_min_eps(self.run_id, by_seed[0][1].min_eps)  # keyed by unit: the first seed's
+                store.put_flags(self.run_id, by_seed[0][1].flags)
                 status = "failed" if self.outcome.failed else "done"
             finally:
                 store.finish_run(self.run_id, status)
@@ -292,6 +312,13 @@ class Pipeline(RunContext):
         self.store.set_stage(self.run_id, name, key=key, status=status, info=info)
 
     # scoring --------------------------------------------------------------------------------------
+    def seed_scores(self) -> list[tuple[int, Scores]]:
+        """The run's scores per training seed (one pair for a one-seed plan): each seed's stages scored as the
+        one-seed run of that seed would score them."""
+        if not self.plan.seeds:
+            return [(self.plan.seed, self.scores())]
+        return [(c.seed, c.scores()) for c in self.seed_contexts()]
+
     def scores(self) -> Scores:
         """The run's records from its stage outcomes (:func:`edgebench.runner.score.score`), with the host twins'
         predictions and gradient checks computed here (torch). Nothing to score when the data did not load."""
@@ -336,3 +363,8 @@ def run_plan(plan: Plan, *, out_dir: Path = Path("reports"), run_id: str | None 
     recorded as the run's provenance (default: this process's)."""
     plan = with_device(plan, device, where="run_plan(device=...)")
     return Pipeline(plan, out_dir=out_dir, run_id=run_id, executor=executor).run(command=command)
+
+
+class SeedPipeline(SeedContext, Pipeline):
+    """The pipeline of one training seed of a several-seed run (:class:`~edgebench.runner.seeds.SeedContext`): its
+    stages are the one-seed graph of that seed; the run's pipeline schedules them under their seed's tag."""

@@ -20,7 +20,6 @@ usual with threat ``black-box``, plus the query columns of :func:`query_fields`.
 
 from __future__ import annotations
 
-import inspect
 import json
 import time
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from edgebench.runner.craft import attack_targets
 from edgebench.runner.dataset import save_npz
 from edgebench.runner.graph import units
 from edgebench.runner.keys import attack_n, query_key
+from edgebench.runner.keys import seeded_params as request_params
 from edgebench.runner.units import AdvSets, Built, DeviceRun, Unit, query_stage
 from edgebench.specs import BLACK_BOX
 
@@ -65,16 +65,6 @@ def craft_stages(ctx: RunContext) -> list[tuple[str, Callable[[], AdvSets], tupl
 def host_stages(plan: Plan, unit: Unit, backend: str) -> list[str]:
     """The host stages crafting the query sets of ``unit``'s device jobs on ``backend``."""
     return [query_stage(unit, a.label, backend) for a in query_attacks(plan, unit, "host")]
-
-
-def request_params(plan: Plan, attack: AttackSpec) -> dict[str, Any]:
-    """The attack's parameters, with the plan's seed where the attack takes a ``seed`` the plan entry left out."""
-    from edgebench.attacks import ATTACKS
-
-    params = dict(attack.params)
-    if "seed" in inspect.signature(ATTACKS.get(attack.name).__init__).parameters:
-        params.setdefault("seed", plan.seed)
-    return params
 
 
 def set_info(sets: list[dict[str, np.ndarray]]) -> dict[str, Any]:

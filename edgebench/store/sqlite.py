@@ -10,8 +10,10 @@ untrustworthy: gradient masking, white-box weaker than transfer) and ``samples``
 big for a column: the latency histogram of a device run, and the packed per-sample correctness of every
 result row, which lets ``edgebench compare`` pair two runs sample by sample). Every write is one
 transaction, keyed so that a resumed run replaces a row instead of duplicating it. WAL mode lets a reader
-watch a run in progress. A store of schema 2 to 5 is migrated in place on opening; a newer one is
-refused with the version that reads it.
+watch a run in progress. ``results`` and ``samples`` carry the training ``seed`` of each row (schema 7; a run
+with several ``[plan] seeds`` has one row per seed, :mod:`edgebench.runner.seeds`). A store of schema 2 to 6
+is migrated in place on opening (its rows get the seed of their run's plan); a newer one is refused with the
+version that reads it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 from edgebench.errors import DiskFullError, EdgebenchError, is_disk_full
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 #: the variant name of an uncompressed model, as plans name it and the store records it
 BASE = "base"
@@ -53,7 +55,12 @@ _TYPES = {"source": "TEXT", "threat": "TEXT", "n": "INTEGER", "asr_n": "INTEGER"
 _RESULTS_TABLE = f"""results (
     run_id TEXT, {", ".join(f"{k} {'REAL' if k == 'eps' else 'TEXT'}" for k in RESULT_KEY)},
     {", ".join(f"{f} {_TYPES.get(f, 'REAL')}" for f in RESULT_FIELDS)},
-    PRIMARY KEY (run_id, {", ".join(RESULT_KEY)}))"""
+    seed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, seed, {", ".join(RESULT_KEY)}))"""
+_SAMPLES_TABLE = """samples (
+    run_id TEXT, kind TEXT, model TEXT, variant TEXT, backend TEXT, target TEXT, attack TEXT, eps REAL,
+    source TEXT, data TEXT, seed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, seed, kind, model, variant, backend, target, attack, eps, source))"""
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -82,10 +89,7 @@ CREATE TABLE IF NOT EXISTS flags (
     run_id TEXT, kind TEXT, model TEXT, variant TEXT, backend TEXT, target TEXT, attack TEXT, eps REAL,
     source TEXT, message TEXT, detail TEXT,
     PRIMARY KEY (run_id, kind, model, variant, backend, target, attack, eps, source));
-CREATE TABLE IF NOT EXISTS samples (
-    run_id TEXT, kind TEXT, model TEXT, variant TEXT, backend TEXT, target TEXT, attack TEXT, eps REAL,
-    source TEXT, data TEXT,
-    PRIMARY KEY (run_id, kind, model, variant, backend, target, attack, eps, source));
+CREATE TABLE IF NOT EXISTS {_SAMPLES_TABLE};
 """
 
 
@@ -135,6 +139,23 @@ def _migrate_5_to_6(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE meta SET value='6' WHERE key='schema_version'")
 
 
+def _migrate_6_to_7(conn: sqlite3.Connection) -> None:
+    """Schema 7 adds the training ``seed`` to the key of ``results`` and ``samples``: each table is rebuilt, its
+    rows taking the ``seed`` of their run's plan (0 where the plan has none)."""
+    _add_missing_fields(conn)
+    seed = ("COALESCE((SELECT json_extract(runs.plan, '$.seed') FROM runs WHERE runs.run_id = old.run_id), 0)")
+    for table, create in (("results", _RESULTS_TABLE), ("samples", _SAMPLES_TABLE)):
+        cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+        if "seed" in cols:  # made by this schema's script (a store older than the table)
+            continue
+        conn.execute(f"ALTER TABLE {table} RENAME TO {table}_v6")
+        conn.execute(f"CREATE TABLE {create}")
+        conn.execute(f"INSERT INTO {table} ({', '.join(cols)}, seed) SELECT {', '.join(f'old.{c}' for c in cols)}, "
+                     f"{seed} FROM {table}_v6 AS old")
+        conn.execute(f"DROP TABLE {table}_v6")
+    conn.execute("UPDATE meta SET value='7' WHERE key='schema_version'")
+
+
 def _version(conn: sqlite3.Connection) -> int | None:
     """The store's schema version; ``None`` for a new file (no ``meta`` table yet)."""
     try:
@@ -157,7 +178,7 @@ def _wal(conn: sqlite3.Connection, tries: int = 50) -> None:
             time.sleep(0.05 * (1 + i % 5))
 
 
-_MIGRATIONS = {2: _migrate_2_to_3, 3: _migrate_3_to_4, 4: _migrate_4_to_5, 5: _migrate_5_to_6}
+_MIGRATIONS = {2: _migrate_2_to_3, 3: _migrate_3_to_4, 4: _migrate_4_to_5, 5: _migrate_5_to_6, 6: _migrate_6_to_7}
 
 
 class Store:
@@ -305,16 +326,16 @@ class Store:
         return [dict(r) | {"backend_info": json.loads(r["backend_info"]), "environment": json.loads(r["environment"])}
                 for r in rows]
 
-    def put_results(self, run_id: str, records: list[dict[str, Any]]) -> None:
-        """Insert or replace flat result records (one transaction)."""
-        cols = ("run_id", *RESULT_KEY, *RESULT_FIELDS)
+    def put_results(self, run_id: str, records: list[dict[str, Any]], *, seed: int = 0) -> None:
+        """Insert or replace flat result records of training seed ``seed`` (one transaction)."""
+        cols = ("run_id", "seed", *RESULT_KEY, *RESULT_FIELDS)
         sql = f"INSERT OR REPLACE INTO results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
         with self.conn:
-            self.conn.executemany(sql, [(run_id, *(r.get(c) for c in cols[1:])) for r in records])
+            self.conn.executemany(sql, [(run_id, seed, *(r.get(c) for c in cols[2:])) for r in records])
 
     def results(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.conn.execute(
-            "SELECT * FROM results WHERE run_id=? ORDER BY model, variant, target, backend, attack, source, eps",
+            "SELECT * FROM results WHERE run_id=? ORDER BY seed, model, variant, target, backend, attack, source, eps",
             (run_id,)).fetchall()
         return [dict(r) for r in rows]
 
@@ -346,23 +367,23 @@ class Store:
                                  " attack, eps", (run_id,)).fetchall()
         return [dict(r) | {"detail": json.loads(r["detail"])} for r in rows]
 
-    def put_samples(self, run_id: str, records: list[dict[str, Any]]) -> None:
+    def put_samples(self, run_id: str, records: list[dict[str, Any]], *, seed: int = 0) -> None:
         """Per-row distributions: ``kind`` (``latency``: a histogram of the timed inferences; ``correct``: the
         packed per-sample correctness of a result row; ``rounds``: the per-round medians and thermal state of
         interleaved latency rounds; ``profile``: the device run's per-operator profile,
         :func:`edgebench.agent.profile.summarize`; ``suite``: which attacks of a suite broke which samples,
         :mod:`edgebench.runner.suite`; ``bpda``: the steps BPDA replaced in a twin, :mod:`edgebench.attacks.bpda`;
         ``queries``: a query attack's queries per sample and which samples it fooled,
-        :func:`edgebench.runner.query.query_sample`), the result key, and ``data`` (JSON)."""
+        :func:`edgebench.runner.query.query_sample`), the result key, the training ``seed`` and ``data`` (JSON)."""
         key = ("kind", "model", "variant", "backend", "target", "attack", "eps", "source")
         with self.conn:
             self.conn.executemany(
-                "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, *(r.get(k, "") for k in key), json.dumps(r["data"], default=str)) for r in records])
+                "INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, *(r.get(k, "") for k in key), json.dumps(r["data"], default=str), seed) for r in records])
 
     def samples(self, run_id: str, kind: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM samples WHERE run_id=?" + ("" if kind is None else " AND kind=?")
-        rows = self.conn.execute(sql + " ORDER BY kind, model, variant, target, backend, attack, source, eps",
+        rows = self.conn.execute(sql + " ORDER BY seed, kind, model, variant, target, backend, attack, source, eps",
                                  (run_id,) if kind is None else (run_id, kind)).fetchall()
         return [dict(r) | {"data": json.loads(r["data"])} for r in rows]
 
