@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgebench.errors import ConfigError
+from edgebench.metrics.seeds import seed_interval as _seed_stat
 from edgebench.report.data import unit_label
 from edgebench.report.render import md_table
 from edgebench.report.results_files import TABLES
@@ -108,17 +108,10 @@ def read_results(folder: Path) -> Results:
 
 # -- statistics -----------------------------------------------------------------------------------------------
 def seed_interval(values: list[float]) -> tuple[float, float | None, float | None]:
-    """Mean of per-seed values and its 95 % interval from the t distribution (k − 1 degrees of freedom);
-    no interval from a single value."""
-    k = len(values)
-    mean = sum(values) / k
-    if k < 2:
-        return mean, None, None
-    from scipy.stats import t
-
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1))
-    half = float(t.ppf(0.975, k - 1)) * sd / math.sqrt(k)
-    return mean, mean - half, mean + half
+    """Mean of per-seed values and its 95 % t interval (:func:`edgebench.metrics.seeds.seed_interval`); no interval
+    from a single value."""
+    stat = _seed_stat(values)
+    return stat.mean, stat.lo, stat.hi
 
 
 # -- tables -----------------------------------------------------------------------------------------------------
