@@ -88,21 +88,28 @@ def _table(rows: list[dict[str, Any]], key: list[str], fields: list[str]) -> lis
     return [names] + [[cell(n, v) for n, v in zip(names, vals, strict=True)] for vals in body]
 
 
+def _all_seeds(d: RunData) -> list[dict[str, Any]]:
+    """Every result row: each seed's, with its ``seed``, in a several-seed run (the report's sections read the
+    first seed's alone, :class:`~edgebench.report.data.RunData`), else the run's rows."""
+    return d.seed_results or d.results
+
+
 def _clean(d: RunData) -> list[list[str]]:
-    seed = ["seed"] if _seeded(d.clean) else []
-    return _table(d.clean, ["model", "variant", *seed, "target", "backend"],
+    rows = [r for r in _all_seeds(d) if r["attack"] == "none"]
+    seed = ["seed"] if _seeded(rows) else []
+    return _table(rows, ["model", "variant", *seed, "target", "backend"],
                   ["n", "clean_acc", "clean_acc_lo", "clean_acc_hi"])
 
 
 def _robust(d: RunData) -> list[list[str]]:
-    rows = [r for r in d.results if r["attack"] != "none"]
+    rows = [r for r in _all_seeds(d) if r["attack"] != "none"]
     seed = ["seed"] if _seeded(rows) else []
     return _table(rows, ["model", "variant", *seed, "attack", "eps", "threat", "source", "target", "backend"],
                   ["n", "robust_acc", "robust_acc_lo", "robust_acc_hi", "asr", "asr_lo", "asr_hi", "asr_n"])
 
 
 def _latency(d: RunData) -> list[list[str]]:
-    rows = [r for r in d.clean if r.get("p50_ms") is not None]
+    rows = [r for r in _all_seeds(d) if r["attack"] == "none" and r.get("p50_ms") is not None]
     seed = ["seed"] if _seeded(rows) else []
     return _table(rows, ["model", "variant", *seed, "target", "backend"], ["p50_ms", "p90_ms", "mean_ms", "runs"])
 

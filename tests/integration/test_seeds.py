@@ -5,6 +5,7 @@ that seed (same keys: existing caches serve them)."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import re
@@ -64,6 +65,13 @@ def test_two_seeds_train_two_models_on_the_same_samples_and_report_the_mean(
     assert re.search(r"\| test \| cnn \| clean_acc \| 0\.5000 \| [0-9.]+ \[[0-9.]+, [0-9.]+\] \(mean of 2 seeds, "
                      r"t interval; n=120 each\)", report)
     assert len(json.loads((run_dir / "results.json").read_text())) == 8  # every seed's rows, with their seed
+    # the summary files for docs/results/ carry every seed's rows, and the rebuild shows their mean
+    folder = tmp_path / "results"
+    assert main(["report", run_dir.name, "--out", str(out), "--results", str(folder)]) == 0
+    with (folder / "clean.csv").open() as f:
+        base_rows = [r for r in csv.DictReader(f) if r["variant"] == "base"]
+    assert sorted((int(r["seed"]), float(r["clean_acc"])) for r in base_rows) == [
+        (r["seed"], pytest.approx(r["clean_acc"], abs=1e-6)) for r in clean]
 
     # resumed: nothing to compute or measure again
     capsys.readouterr()
