@@ -12,6 +12,9 @@ On the plan's quick data (6,000 MNIST training images, class-stratified, seed 0;
 Prints one JSON line: clean accuracy on the 1,000 test images and PGD-40 accuracy at ε = 0.3 on the first 200.
 MNIST comes from ``$EDGEBENCH_DATA/mnist``. Results and the command are in docs/reproductions.md.
 
+``time-step``: the seconds of one training step of the plan's Adv. (40 PGD steps of 0.01 on a batch of 128
+random inputs, then the update; 1 thread), three times: the plan's full-size cost is 469 such steps per epoch.
+
     EDGEBENCH_DATA=../shared/data nice -n 19 python bench/song2020_adv_recipe.py scratch-ramp 4 2
 """
 
@@ -35,10 +38,13 @@ from edgebench.variants import VariantContext  # noqa: E402
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) < 2 or argv[0] not in ("finetune", "scratch-ramp"):
-        sys.exit("usage: song2020_adv_recipe.py finetune|scratch-ramp EPOCHS [RAMP]")
-    arm, epochs = argv[0], int(argv[1])
     torch.set_num_threads(1)
+    if argv[:1] == ["time-step"]:
+        time_step()
+        return
+    if len(argv) < 2 or argv[0] not in ("finetune", "scratch-ramp"):
+        sys.exit("usage: song2020_adv_recipe.py finetune|scratch-ramp EPOCHS [RAMP] | time-step")
+    arm, epochs = argv[0], int(argv[1])
     ds = load_dataset("mnist").subset(n_train=6000, n_test=1000, seed=0)
     mean = tuple(float(v) for v in ds.x_train.mean(axis=(0, 2, 3)))
     std = tuple(max(float(v), 1e-3) for v in ds.x_train.std(axis=(0, 2, 3)))
@@ -67,6 +73,26 @@ def main(argv: list[str]) -> None:
     pgd = create_attack("pgd", steps=40)(model, ds.x_test[:200], ds.y_test[:200], eps=[0.3])
     print(json.dumps({"arm": arm, "epochs": epochs, "train_s": round(seconds), "clean_1000": clean,
                       "pgd40_eps0.3_acc_200": float(1 - pgd.success.mean()), "history": variant.history}))
+
+
+def time_step() -> None:
+    from edgebench.defenses.adversarial_training import pgd_examples
+
+    model = create_model("song2020_mnist", input_shape=(1, 28, 28), num_classes=10)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(128, 1, 28, 28, generator=gen), torch.randint(0, 10, (128,), generator=gen)
+    seconds = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        model.eval()
+        x_adv = pgd_examples(model, x, y, eps=0.3, steps=40, alpha=0.01, random_start=True, generator=gen)
+        model.train()
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x_adv), y).backward()
+        opt.step()
+        seconds.append(round(time.perf_counter() - t0, 2))
+    print(json.dumps({"seconds_per_step_of_128": seconds}))
 
 
 if __name__ == "__main__":
