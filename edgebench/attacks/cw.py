@@ -16,6 +16,25 @@ After each binary-search step, per sample: success → ``c = (c_lo + c_hi) / 2``
 ``c_lo = c`` and ``c ×= 10`` while no success is known, else the midpoint. Abort early: a binary-search step
 ends when the summed loss has not dropped by 0.01 % over the last ``steps // 10`` steps.
 
+``abort_scope = "sample"`` applies that rule to each sample's own loss (the previous value starting at 10⁶) and
+freezes a sample once it stops improving (its later iterates are neither taken nor counted as successes), while
+the others go on: this is CleverHans 2.1's ``CarliniWagnerL2`` (used by seed ``003``, Song et al. 2020, "Most
+tests and attacks are performed using the CleverHans library (v2.1.0)") at its default ``batch_size = 1``, where
+the summed loss *is* the sample's. With ``"batch"`` (default) the summed loss of the whole batch decides for all.
+
+**CleverHans 2.1's defaults** (``CarliniWagnerL2.parse_params``): ``max_iterations = 1000``,
+``binary_search_steps = 5``, ``initial_const = 1e-2``, ``learning_rate = 5e-3``, ``confidence = 0``,
+``abort_early = True``, ``batch_size = 1``; it restarts every binary-search step from ``x`` (its modifier and Adam
+state are re-initialized), i.e. ``warm_start = False``; its binary search is the rule above (success: upper bound
+``min(hi, c)`` and the midpoint once ``hi < 10⁹``; failure: ``lo = max(lo, c)``, then the midpoint or ``c × 10``),
+and with fewer than 10 binary-search steps no final repeat at the upper bound. It returns the clean input where no
+adversarial example was found, so a failed sample counts as robust — as here. So
+``cw(steps=1000, binary_search_steps=5, initial_const=1e-2, lr=5e-3, warm_start=false, abort_scope="sample")``
+is CleverHans 2.1's attack; what still differs: the distance is measured to ``x`` (CleverHans: to
+``(tanh(atanh((2x − 1)·0.999999)) + 1) / 2``, within 10⁻⁶ of ``x``), samples the model already misclassifies are
+returned as ``x`` without running (CleverHans runs them and keeps a near-zero perturbation: the same accuracy),
+and a success the final forward pass does not confirm is dropped (see below).
+
 Warm start (``warm_start=True``, the default) departs from the authors' code, which restarts every binary-search
 step from ``x``: with a budget of tens of steps, restarting throws the progress away. On the digits CNN at 20
 steps × 5 binary-search steps it lowers the robust accuracy at L2 ε = 0.75 from 0.45 to 0.28 (and from 0.44 to
@@ -62,7 +81,9 @@ class CarliniWagnerL2(Attack):
         confidence: the margin κ the adversarial logit must win by.
         abort_early: end a binary-search step when the loss stops decreasing.
         warm_start: start each binary-search step from where the previous one ended (else from ``x``, as the
-            authors' code and ART do).
+            authors' code, CleverHans and ART do).
+        abort_scope: ``"batch"`` (the batch's summed loss decides when to stop) or ``"sample"`` (each sample
+            stops on its own loss, CleverHans 2.1 at its default batch size of 1).
     """
 
     name = "cw"
@@ -79,6 +100,7 @@ class CarliniWagnerL2(Attack):
         confidence: float = 0.0,
         abort_early: bool = True,
         warm_start: bool = True,
+        abort_scope: str = "batch",
     ) -> None:
         where = "attack 'cw'"
         if steps < 1:
@@ -91,7 +113,10 @@ class CarliniWagnerL2(Attack):
             raise ConfigError(f"{where}: lr must be > 0, got {lr}")
         if not confidence >= 0:
             raise ConfigError(f"{where}: confidence must be >= 0, got {confidence}")
+        if abort_scope not in ("batch", "sample"):
+            raise ConfigError(f"{where}: abort_scope must be 'batch' or 'sample', got {abort_scope!r}")
         self.steps = steps
+        self.abort_scope = abort_scope
         self.binary_search_steps = binary_search_steps
         self.initial_const = initial_const
         self.lr = lr
@@ -144,6 +169,8 @@ class CarliniWagnerL2(Attack):
             opt = torch.optim.Adam([w], lr=self.lr)
             succeeded = torch.zeros(n, dtype=torch.bool, device=x.device)
             prev = float("inf")
+            active = torch.ones(n, dtype=torch.bool, device=x.device)  # abort_scope "sample": not yet stopped
+            prev_each = torch.full((n,), 1e6, dtype=x.dtype, device=x.device)  # CleverHans's first "prev"
             for step in range(self.steps):
                 x_adv = (torch.tanh(w) + 1) / 2
                 logits = model(x_adv)
@@ -152,20 +179,32 @@ class CarliniWagnerL2(Attack):
                     raise no_gradient(self.name, RuntimeError("the logits do not depend on the input"))
                 l2 = (x_adv - x).flatten(1).pow(2).sum(1)
                 m = margin(logits, y, target)
-                loss = (l2 + c * torch.clamp(self.confidence - m, min=0)).sum()
+                each = l2 + c * torch.clamp(self.confidence - m, min=0)
+                loss = each.sum()
                 try:
                     (w.grad,) = torch.autograd.grad(loss, w)
                 except RuntimeError as exc:
                     raise no_gradient(self.name, exc) from None
                 passes.backward += 1
+                per_sample = self.abort_scope == "sample"
+                if per_sample and self.abort_early and step % check_every == 0:
+                    with torch.no_grad():
+                        active &= ~(each.detach() > prev_each * 0.9999)
+                        prev_each = torch.where(active, each.detach(), prev_each)
+                    if not active.any():
+                        break
                 with torch.no_grad():
                     pred = logits.argmax(1)
-                    ok = ((pred != y) if target is None else (pred == target)) & (m >= self.confidence)
+                    ok = ((pred != y) if target is None else (pred == target)) & (m >= self.confidence) & active
                     better = ok & (l2 < best_l2)
                     best[better], best_l2[better] = x_adv[better], l2[better]
                     succeeded |= ok
+                    frozen = w.detach()[~active].clone() if per_sample else None
                 opt.step()
-                if self.abort_early and step % check_every == 0:
+                if frozen is not None and len(frozen):
+                    with torch.no_grad():
+                        w[~active] = frozen
+                if not per_sample and self.abort_early and step % check_every == 0:
                     value = float(loss.detach())
                     if value > prev * 0.9999:
                         break

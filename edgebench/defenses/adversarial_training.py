@@ -21,7 +21,23 @@ Adversarial examples are crafted in the training graph, on torch tensors, with t
 generator seeded with ``ctx.seed``.
 
 The given model is **fine-tuned** (learning rate: a tenth of the base's unless ``lr`` is given) or, with
-``from_scratch = true``, re-initialized under ``ctx.seed`` and trained at the base's learning rate.
+``from_scratch = true``, trained from a fresh initialization at the base's learning rate, as Madry et al. train
+their robust MNIST and CIFAR-10 models (and as seed ``003``'s "Adv." rows, Song et al. 2020, Sec. "Experimental
+Evaluations": "Adv. was adversarially-trained by (Madry et al. 2018)"). The fresh model is ``ctx.build_base()``
+(the plan's model built anew, as ``hashed``'s ``init = "scratch"``) drawn under ``ctx.seed``; where the given
+model's layers differ from the base's (a hashed twin) or no builder is given, the given model with every layer's
+``reset_parameters()`` under the seed.
+
+**ε ramp** (``eps_ramp_epochs = R > 0``): from scratch at Madry's ε = 0.3 the network sits at chance for the first
+epochs (plans/song2020-quantized.toml's earlier note: 0.096–0.098 clean after one epoch of 6,000 MNIST images;
+with a ramp over 2 of 4 epochs, 10-step PGD: 0.948 clean and 38 % PGD-40 accuracy at ε = 0.3 on 200 test images,
+docs/reproductions.md); the budget therefore grows linearly
+per batch over the first ``R`` epochs (at most the whole training: a shortened run still ends at full ε),
+``ε_t = ε · min(1, t / (R · B))`` at the ``t``-th batch (1-based) of ``B`` per epoch, and the PGD step size with it
+(``α_t = α · ε_t / ε``), full ε from then on. A common curriculum for
+PGD training from scratch (e.g. Gowal et al. 2018's IBP schedule; Madry et al. themselves need none on their
+network and 100 000 iterations): a departure recorded in the variant's record (``eps_ramp_epochs``) and in each
+epoch's history (``eps``: the budget of its last batch).
 
 **Variant twins.** With ``preserve = "auto"`` (default) the variant keeps the compression it was given. A
 layer whose weights take few distinct values (a quantized twin: per output channel at most 256 values, each
@@ -233,6 +249,12 @@ def release(model: nn.Module) -> None:
                 layer.weight.copy_(q)
 
 
+def _same_layout(a: nn.Module, b: nn.Module) -> bool:
+    """Whether two models have the same state-dict keys and shapes (a fresh base can replace the given model)."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(sa[k].shape == sb[k].shape for k in sa)
+
+
 # checkpoints --------------------------------------------------------------------------------------------
 def _digest(*parts: Any) -> str:
     h = hashlib.blake2b(digest_size=16)
@@ -309,7 +331,9 @@ class AdversarialTraining(Defense):
         random_start: PGD starts from a uniform point of the ε-ball.
         labels: ``"true"`` or ``"predicted"`` (the model's top-1, against label leaking); None: ``"true"`` for
             ``mode = "pgd"``, ``"predicted"`` for ``"mixed"``.
-        from_scratch: re-initialize the model (under ``ctx.seed``) instead of fine-tuning it.
+        from_scratch: train from a fresh initialization (``ctx.build_base()`` under ``ctx.seed``, see the module
+            doc) instead of fine-tuning the given model.
+        eps_ramp_epochs: grow ε (and the step size) linearly per batch over this many first epochs; 0: none.
         preserve: ``"auto"``, ``"grid"``, ``"zeros"``, ``"grid+zeros"`` or ``"none"``: how much of a compressed
             twin's structure to keep (see the module doc).
     """
@@ -319,7 +343,7 @@ class AdversarialTraining(Defense):
     def __init__(self, *, mode: str = "pgd", eps: float = 0.1, epochs: int | None = None, lr: float | None = None,
                  ratio: float | None = None, attack: str | None = None, steps: int = 10,
                  step_size: float | None = None, random_start: bool = True, labels: str | None = None,
-                 from_scratch: bool = False, preserve: str = "auto") -> None:
+                 from_scratch: bool = False, preserve: str = "auto", eps_ramp_epochs: int = 0) -> None:
         n = self.name
         self.mode = check_choice("mode", mode, ("pgd", "mixed"), what=self.what)
         self.attack = check_choice("attack", attack if attack is not None else (
@@ -330,6 +354,7 @@ class AdversarialTraining(Defense):
                                      what=self.what)
         self.epochs = None if epochs is None else check_int("epochs", epochs, what=self.what, lo=0)
         self.steps = check_int("steps", steps, what=self.what, lo=1)
+        self.eps_ramp_epochs = check_int("eps_ramp_epochs", eps_ramp_epochs, what=self.what, lo=0)
         if self.mode == "pgd" and self.attack != "pgd":
             raise ConfigError(f"defense {n!r}: attack {attack!r} needs mode = 'mixed' (mode 'pgd' trains on PGD "
                               "examples only)")
@@ -354,18 +379,28 @@ class AdversarialTraining(Defense):
     def alpha(self) -> float:
         return self.step_size if self.step_size is not None else 2.5 * self.eps / self.steps
 
-    def _craft(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def eps_at(self, batch: int, per_epoch: int, epochs: int) -> float:
+        """The budget at the ``batch``-th batch (1-based, counted over all epochs) of ``per_epoch`` per epoch, in a
+        training of ``epochs``: the ramp spans ``min(eps_ramp_epochs, epochs)`` epochs (full ε at the end)."""
+        ramp = min(self.eps_ramp_epochs, epochs)
+        if ramp == 0:
+            return self.eps
+        return self.eps * min(1.0, batch / (ramp * max(per_epoch, 1)))
+
+    def _craft(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator,
+               eps: float | None = None) -> torch.Tensor:
+        eps = self.eps if eps is None else eps
         was_training = model.training
         model.eval()
         try:
             if self.labels == "predicted":
                 with torch.no_grad():
                     y = model(x).argmax(1)
-            if self.eps == 0:
+            if eps == 0:
                 return x.clone()
             if self.attack == "fgsm":
-                return fgsm_examples(model, x, y, eps=self.eps)
-            return pgd_examples(model, x, y, eps=self.eps, steps=self.steps, alpha=self.alpha(),
+                return fgsm_examples(model, x, y, eps=eps)
+            return pgd_examples(model, x, y, eps=eps, steps=self.steps, alpha=self.alpha() * eps / self.eps,
                                 random_start=self.random_start, generator=gen)
         finally:
             model.train(was_training)
@@ -379,10 +414,14 @@ class AdversarialTraining(Defense):
             twin.cpu()
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(ctx.seed)
-                for module in twin.modules():
-                    reset = getattr(module, "reset_parameters", None)
-                    if callable(reset) and module is not twin:
-                        reset()
+                fresh = ctx.build_base() if ctx.build_base is not None else None
+                if fresh is not None and _same_layout(fresh, twin):
+                    twin.load_state_dict(fresh.state_dict())
+                else:
+                    for module in twin.modules():
+                        reset = getattr(module, "reset_parameters", None)
+                        if callable(reset) and module is not twin:
+                            reset()
             twin.to(device)
         # from scratch: the zeros and grid come from the given twin, the values from the fresh init
         return twin, constrain(twin, self.preserve, source=model)
@@ -419,7 +458,7 @@ class AdversarialTraining(Defense):
                          epochs, store.folder)
             xt, yt = np.asarray(ctx.x_train), np.asarray(ctx.y_train)  # on the host; batches move to the model
             for epoch in range(start_epoch, epochs):
-                history.append(self._epoch(twin, opt, xt, yt, cfg.batch_size, shuffle, attack_gen, epoch + 1))
+                history.append(self._epoch(twin, opt, xt, yt, cfg.batch_size, shuffle, attack_gen, epochs, epoch + 1))
                 log.debug("adversarial_training epoch %d: %s", epoch + 1, history[-1])
                 if store is not None:
                     store.save(epoch + 1, {"model": twin.state_dict(), "optimizer": opt.state_dict(),
@@ -436,21 +475,26 @@ class AdversarialTraining(Defense):
             "random_start": self.random_start if self.attack == "pgd" else False,
             "epochs": epochs, "epochs_done": len(history), "resumed_from_epoch": resumed_from, "lr": lr,
             "optimizer": cfg.optimizer, "batch_size": cfg.batch_size, "from_scratch": self.from_scratch,
+            "eps_ramp_epochs": self.eps_ramp_epochs,
             "preserve": self.preserve, "constrained_layers": described,
             "checkpoints": str(store.folder) if store is not None else None,
         }
         return Variant(model=twin, info=info, history=history)
 
     def _epoch(self, model: nn.Module, opt: torch.optim.Optimizer, xt: np.ndarray, yt: np.ndarray,
-               batch_size: int, shuffle: torch.Generator, attack_gen: torch.Generator, epoch: int) -> dict[str, Any]:
+               batch_size: int, shuffle: torch.Generator, attack_gen: torch.Generator, epochs: int,
+               epoch: int) -> dict[str, Any]:
         model.train()
         order = torch.randperm(len(xt), generator=shuffle).numpy()
         sums = {"loss": 0.0, "adv_correct": 0, "adv_total": 0, "clean_correct": 0, "clean_total": 0}
-        for i in range(0, len(order), batch_size):
+        per_epoch = -(-len(order) // batch_size)
+        eps = self.eps
+        for b, i in enumerate(range(0, len(order), batch_size)):
             idx = order[i:i + batch_size]
             xb, yb = to_model(model, xt[idx], yt[idx])
             k = len(idx) if self.mode == "pgd" else int(round(self.ratio * len(idx)))
-            x_adv = self._craft(model, xb[:k], yb[:k], attack_gen) if k else xb[:0]
+            eps = self.eps_at((epoch - 1) * per_epoch + b + 1, per_epoch, epochs)
+            x_adv = self._craft(model, xb[:k], yb[:k], attack_gen, eps) if k else xb[:0]
             opt.zero_grad(set_to_none=True)
             logits = model(torch.cat([x_adv, xb[k:]]))
             loss = self._loss(logits, yb, k)
@@ -463,7 +507,7 @@ class AdversarialTraining(Defense):
             sums["clean_correct"] += int((pred[k:] == yb[k:]).sum())
             sums["clean_total"] += len(idx) - k
         n = max(len(order), 1)
-        out: dict[str, Any] = {"epoch": epoch, "loss": sums["loss"] / n}
+        out: dict[str, Any] = {"epoch": epoch, "loss": sums["loss"] / n, "eps": eps}
         if sums["adv_total"]:
             out["train_adv_acc"] = sums["adv_correct"] / sums["adv_total"]
         if sums["clean_total"]:

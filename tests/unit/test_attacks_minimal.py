@@ -209,6 +209,23 @@ def test_cw_aborts_early(trained_digits) -> None:
     assert early.passes.backward < 60 and early.passes.forward == early.passes.backward + 2
 
 
+def test_cw_per_sample_abort_is_each_sample_attacked_alone(trained_digits) -> None:
+    """abort_scope = "sample" on a batch gives what the batch-wide rule gives on each sample alone (CleverHans
+    2.1's CarliniWagnerL2 at its default batch_size = 1), while the batch-wide rule stops the whole batch."""
+    model, x, y = trained_digits
+    x, y = x[:8], y[:8]
+    ch = dict(steps=40, binary_search_steps=3, initial_const=1e-2, lr=0.05, warm_start=False)
+    batch = CarliniWagnerL2(abort_scope="sample", **ch)(model, x, y, eps=INF)
+    alone = [CarliniWagnerL2(**ch)(model, x[i:i + 1], y[i:i + 1], eps=INF) for i in range(len(x))]
+    np.testing.assert_array_equal(batch.success[0], [a.success[0][0] for a in alone])
+    np.testing.assert_allclose(batch.x_adv[0], np.concatenate([a.x_adv[0] for a in alone]), atol=1e-5)
+    assert 0 < batch.success[0].sum() < len(x)  # the search both found and missed (a real comparison)
+    together = CarliniWagnerL2(**ch)(model, x, y, eps=INF)
+    assert together.passes.backward < batch.passes.backward  # one batch-wide stop cuts every sample short
+    with pytest.raises(ConfigError, match="abort_scope must be 'batch' or 'sample'"):
+        CarliniWagnerL2(abort_scope="each")
+
+
 def test_cw_warm_start_is_never_weaker_than_restarting(trained_digits) -> None:
     model, x, y = trained_digits
     eps = [0.5, 1.0, INF]

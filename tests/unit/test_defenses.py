@@ -91,6 +91,7 @@ def test_registry_names_and_did_you_mean() -> None:
     ("adversarial_training", {"ratio": 0.5}, "ratio"),  # ratio needs mode 'mixed'
     ("adversarial_training", {"eps": 1.5}, "eps"),
     ("adversarial_training", {"eps": -0.01}, "eps"),
+    ("adversarial_training", {"eps_ramp_epochs": -1}, "eps_ramp_epochs"),
     ("adversarial_training", {"mode": "trades"}, "mode"),
     ("adversarial_training", {"mode": "mixed", "attack": "cw"}, "attack"),
     ("adversarial_training", {"attack": "fgsm"}, "attack"),  # mode 'pgd' trains on PGD examples
@@ -407,6 +408,53 @@ def test_from_scratch_reinitializes_under_the_seed(cnn, digits) -> None:
     default_lr = make_defense("adversarial_training", epochs=0, from_scratch=True).apply(cnn, ctx_for(digits))
     assert default_lr.info["lr"] == TRAIN.lr and default_lr.history == []
     assert make_defense("adversarial_training", epochs=0).apply(cnn, ctx_for(digits)).info["lr"] == TRAIN.lr / 10
+
+
+def test_from_scratch_starts_from_the_plans_model_built_anew(cnn, digits) -> None:
+    """With ``ctx.build_base`` (the runner's builder of the plan's model), from_scratch starts from exactly the
+    model that builder makes under the seed (hashed's init = "scratch" does the same)."""
+    from edgebench.models import create_model
+
+    def build():
+        return create_model("digits_cnn", input_shape=digits.shape, num_classes=10, mean=(0.25,), std=(0.5,))
+
+    out = make_defense("adversarial_training", epochs=0, from_scratch=True).apply(cnn, ctx_for(digits,
+                                                                                               build_base=build))
+    torch.manual_seed(0)
+    assert same(snapshot(out.model), snapshot(build()))  # the builder's normalization too (mean 0.25)
+    assert not same(snapshot(out.model), snapshot(cnn))
+
+
+def test_eps_ramp_schedule() -> None:
+    at = make_defense("adversarial_training", eps=0.3, eps_ramp_epochs=2)
+    assert [at.eps_at(b, 3, 5) for b in range(1, 8)] == pytest.approx([0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.3])
+    assert at.eps_at(3, 3, 1) == pytest.approx(0.3) and at.eps_at(1, 3, 1) == pytest.approx(0.1)  # 1 epoch run
+    assert make_defense("adversarial_training", eps=0.3).eps_at(1, 3, 5) == 0.3  # no ramp
+
+
+def test_eps_ramp_grows_the_budget_and_the_step(cnn, digits, monkeypatch) -> None:
+    """Every batch's PGD examples stay within that batch's ramped budget and use the scaled step size."""
+    import edgebench.defenses.adversarial_training as at_module
+
+    seen: list[tuple[float, float, float]] = []
+    real = at_module.pgd_examples
+
+    def spy(model, x, y, *, eps, steps, alpha, random_start, generator):
+        out = real(model, x, y, eps=eps, steps=steps, alpha=alpha, random_start=random_start, generator=generator)
+        seen.append((eps, alpha, float((out - x).abs().max())))
+        return out
+
+    monkeypatch.setattr(at_module, "pgd_examples", spy)
+    ctx = VariantContext(digits.x_train[:512], digits.y_train[:512], digits.shape, 10, TrainConfig(batch_size=256),
+                         seed=0)
+    out = make_defense("adversarial_training", eps=0.2, steps=2, step_size=0.05, epochs=3, eps_ramp_epochs=2,
+                       lr=1e-3).apply(cnn, ctx)
+    budgets = [e for e, _, _ in seen]
+    assert budgets == pytest.approx([0.05, 0.1, 0.15, 0.2, 0.2, 0.2])  # 2 batches per epoch, ramp over 4
+    assert [a for _, a, _ in seen] == pytest.approx([0.0125, 0.025, 0.0375, 0.05, 0.05, 0.05])
+    assert all(d <= e + 1e-6 for e, _, d in seen) and seen[0][2] > 0.04  # within, and using, the budget
+    assert [h["eps"] for h in out.history] == pytest.approx([0.1, 0.2, 0.2])
+    assert out.info["eps_ramp_epochs"] == 2
 
 
 def test_grid_detection() -> None:
