@@ -96,6 +96,8 @@ def adv_key(plan: Plan, source_key: str, attack: AttackSpec, *, n_test: int, dat
             "seed": plan.seed}
     if bpda:  # only then: the keys of every other set stay as they were
         spec["bpda"] = code_fingerprint("edgebench.attacks.bpda")
+    if attack.craft_label != "true":  # likewise
+        spec["craft_label"] = attack.craft_label
     return content_key("adv", spec)
 
 
