@@ -195,7 +195,7 @@ def test_nncf_magnitude_pruning(base, digits, scope) -> None:
 # filter pruning --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("criterion", ["L1", "L2", "geometric_median"])
 def test_filter_pruning_removes_the_least_important_filters(base, digits, criterion) -> None:
-    out = compressor("filter_pruning", ratio=0.5, criterion=criterion, epochs_per_step=0).apply(
+    out = compressor("filter_pruning", ratio=0.5, criterion=criterion, epochs_per_step=0, prune_first=True).apply(
         base, ctx_for(digits))
     convs = [m for m in out.model.modules() if isinstance(m, nn.Conv2d)]
     assert [c.out_channels for c in convs] == [8, 16]
@@ -217,7 +217,7 @@ def test_filter_pruning_iterative_with_finetuning_keeps_accuracy(base, digits) -
 def test_filter_pruning_recalibrates_batchnorm_and_rejects_grouped_convs(digits) -> None:
     seeded(0)
     bn = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(512, 10))
-    out = compressor("filter_pruning", ratio=0.5, epochs_per_step=0).apply(bn, ctx_for(digits))
+    out = compressor("filter_pruning", ratio=0.5, epochs_per_step=0, prune_first=True).apply(bn, ctx_for(digits))
     assert out.info["batchnorm_recalibrated"] == 1 and out.model[1].num_features == 4
     with torch.no_grad():
         feats = out.model[0](torch.from_numpy(digits.x_train[:4096]))
@@ -227,6 +227,10 @@ def test_filter_pruning_recalibrates_batchnorm_and_rejects_grouped_convs(digits)
     with pytest.raises(CompressError, match=r"test: layer '1': grouped convolution \(groups=2\)"):
         compressor("filter_pruning", ratio=0.5).apply(grouped, ctx_for(digits))
     assert recalibrate_batchnorm(nn.Linear(2, 2), digits.x_train) == 0
+
+
+#: edgebench's filter pruning before NNCF's defaults: first and stride > 1 convolutions pruned, root-only scores
+EARLIER = {"prune_first": True, "prune_downsample": True, "importance": "root"}
 
 
 def _random_ctx(shape, n=64) -> VariantContext:
@@ -243,7 +247,7 @@ def test_filter_pruning_prunes_depthwise_convs_with_their_producers(tmp_path) ->
     seeded(0)
     shape = (1, 28, 28)
     base = create_model("mobilenet_v1_small", input_shape=shape, num_classes=10)
-    out = compressor("filter_pruning", ratio=0.3, criterion="L2", steps=1, epochs_per_step=0).apply(
+    out = compressor("filter_pruning", ratio=0.3, criterion="L2", steps=1, epochs_per_step=0, **EARLIER).apply(
         base, _random_ctx(shape))
     before, after = model_stats(base, shape), model_stats(out.model, shape)
     assert after["params"] < 0.75 * before["params"] and after["macs"] < 0.75 * before["macs"]
@@ -278,7 +282,7 @@ def test_filter_pruning_half_of_every_small_zoo_model(name) -> None:
     seeded(0)
     shape = (1, 28, 28)
     base = create_model(name, input_shape=shape, num_classes=10)
-    out = compressor("filter_pruning", ratio=0.5, criterion="L2", steps=1, epochs_per_step=0).apply(
+    out = compressor("filter_pruning", ratio=0.5, criterion="L2", steps=1, epochs_per_step=0, **EARLIER).apply(
         base, _random_ctx(shape, n=32))
     with torch.no_grad():
         assert out.model.eval()(torch.rand(2, *shape)).shape == (2, 10)
