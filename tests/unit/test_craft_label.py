@@ -17,6 +17,7 @@ from edgebench.attacks.fgsm import FGSM
 from edgebench.config import load_plan
 from edgebench.errors import AttackError, ConfigError
 from edgebench.runner.keys import adv_key
+from tests.unit.test_config import BASE, write
 
 EPS = 0.1
 
@@ -59,27 +60,8 @@ def test_bad_label_and_targeted_predicted_are_errors(trained_digits) -> None:
         FGSM()(model, x[:4], y[:4], eps=EPS, target=(y[:4] + 1) % 10, label="predicted")
 
 
-PLAN = """
-[plan]
-name = "t"
-[data]
-dataset = "digits"
-[[models]]
-name = "m"
-arch = "digits_cnn"
-[[attacks]]
-name = "fgsm"
-eps = [0.1]
-{extra}
-[[targets]]
-target = "local"
-"""
-
-
 def _plan(tmp_path: Path, extra: str):
-    p = tmp_path / "plan.toml"
-    p.write_text(PLAN.format(extra=extra))
-    return load_plan(p)
+    return load_plan(write(tmp_path, BASE.replace("eps = [0.1]", f"eps = [0.1]\n{extra}")))
 
 
 def test_plan_key_digest_and_cache_key(tmp_path: Path) -> None:
