@@ -92,8 +92,9 @@ def main() -> None:
         cases, info = {"base": cases["c64"]}, {"base": info["c64"]}
         for ratio in (float(r) for r in args.ratios.split(",")):
             for round_to in (1, 8):
+                # prune_first: all four convolutions, as when the README's figures were measured
                 out = create_method("compress", "filter_pruning", ratio=ratio, epochs_per_step=0,
-                                    round_to=round_to).apply(base, ctx).model
+                                    round_to=round_to, prune_first=True).apply(base, ctx).model
                 name = f"r{ratio:g}/round_to={round_to}"
                 sess = session(out, shape, folder, name.replace("/", "_"), args.threads)
                 cases[name] = (lambda s=sess: s.run(None, {"x": x}))

@@ -238,6 +238,21 @@ def _family_keys(t: Table) -> dict[str, Any]:
     return {"family": family, "holdout": holdout}
 
 
+def _craft_label(t: Table, name: str, query: bool) -> str:
+    """``craft_label``: ``true`` (default) or ``predicted`` (untargeted, gradient attacks, one model at a time)."""
+    from edgebench.attacks.base import CRAFT_LABELS
+
+    label = t.choice("craft_label", list(CRAFT_LABELS), "true")
+    if label == "predicted":
+        if query:
+            raise t.fail("craft_label", f"attack {name!r} is query-based; 'predicted' is for host-crafted attacks")
+        if t.get("targeted", str, "none") != "none":
+            raise t.fail("craft_label", "'predicted' is for untargeted attacks; drop it or set targeted = 'none'")
+        if "family" in _threats(t):
+            raise t.fail("craft_label", "'predicted' is not defined for threat 'family' (members may disagree)")
+    return label
+
+
 def _parse_attacks(raw: list[Any], source: str) -> tuple[AttackSpec, ...]:
     from edgebench.attacks import ATTACKS
     from edgebench.attacks.base import check_params
@@ -255,7 +270,7 @@ def _parse_attacks(raw: list[Any], source: str) -> tuple[AttackSpec, ...]:
             min_eps=t.get("min_eps", bool, False),
             targeted=t.choice("targeted", list(TARGETINGS), "none"), round_8bit=t.get("round_8bit", bool, False),
             victims=_victims(t), suite=t.get("suite", bool, True), **_family_keys(t),
-            where=attack_where(t, name, query), params=t.rest(),
+            where=attack_where(t, name, query), craft_label=_craft_label(t, name, query), params=t.rest(),
         )
         if spec.targeted != "none" and not cls.targeted_ok:
             raise ConfigError(f"{source}: {t.path('targeted')}: attack {name!r} has no targeted mode")

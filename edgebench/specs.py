@@ -95,6 +95,9 @@ class AttackSpec:
     family: str | tuple[str, ...] = ()
     holdout: tuple[str, ...] = ()
     where: str = "host"
+    #: an untargeted attack is crafted against the ``true`` labels or the source model's ``predicted`` top-1 (seed
+    #: 002's FGSM; :data:`edgebench.attacks.base.CRAFT_LABELS`); success is judged against the true labels
+    craft_label: str = "true"
 
     def attacks_variant(self, variant: str) -> bool:
         """Whether this attack is evaluated on ``variant`` (``victims``: variant names or shell globs, with
@@ -283,6 +286,8 @@ class Plan:
         for a in d["attacks"]:  # likewise an attack crafted on the host, as every attack was before ``where``
             if a["where"] == "host":
                 a.pop("where")
+            if a["craft_label"] == "true":  # likewise an attack crafted against the true labels
+                a.pop("craft_label")
         return d
 
     def digest(self) -> str:

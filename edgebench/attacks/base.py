@@ -12,6 +12,12 @@ Three kinds of attack share this base:
   called once with ``eps = inf`` and the result at each finite ε is that perturbation projected onto the
   ε-ball (and re-evaluated: one forward per ε), as Foolbox does. ``eps = inf`` keeps it unprojected.
 * **sequence** attacks (JSMA) override :meth:`Attack.run_all` and produce every ε in one pass.
+
+Which label an untargeted attack moves away from is the caller's choice, for every attack at once
+(``label`` of :meth:`Attack.__call__`): ``"true"`` (default) crafts against the ground truth; ``"predicted"`` against
+the model's own top-1 on the clean input, as Kurakin et al. ("Adversarial Machine Learning at Scale", ICLR 2017)
+do to avoid label leaking and as Wijayanto et al. 2018 (seed ``002``, Sec. VI) craft FGSM: "we use the class
+corresponding to the maximum prediction probability instead". Success is always judged against the true label.
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from edgebench.models.placement import model_device, model_dtype
 from edgebench.registry import check_kwargs
 
 log = logging.getLogger(__name__)
+
+#: the labels an untargeted attack can be crafted against (:meth:`Attack.__call__`'s ``label``)
+CRAFT_LABELS = ("true", "predicted")
 
 
 @dataclass
@@ -205,7 +214,12 @@ class Attack(abc.ABC):
 
     @final
     def __call__(self, model: nn.Module, x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, *,
-                 eps: float | Sequence[float], target: torch.Tensor | np.ndarray | None = None) -> AttackResult:
+                 eps: float | Sequence[float], target: torch.Tensor | np.ndarray | None = None,
+                 label: str = "true") -> AttackResult:
+        """Attack ``model`` at every ε. ``label``: craft against the ``"true"`` labels ``y`` or the model's
+        ``"predicted"`` top-1 on ``x`` (one more forward; see the module docstring); ``success`` and the result's
+        ``pred`` are judged against ``y`` either way."""
+        self._check_label(model, label, target)
         x = torch.as_tensor(np.asarray(x) if isinstance(x, np.ndarray) else x, dtype=torch.float32)
         y = torch.as_tensor(np.asarray(y) if isinstance(y, np.ndarray) else y, dtype=torch.int64)
         eps_list = (float(eps),) if isinstance(eps, (int, float)) else tuple(float(e) for e in eps)
@@ -219,7 +233,8 @@ class Attack(abc.ABC):
         passes = Passes()
         with frozen(model):
             self._check_logits(model, x[:8])
-            xs, preds = self.run_all(model, x, y, eps=eps_list, target=tgt, passes=passes)
+            y_craft = y if label == "true" else predict(model, x, passes)
+            xs, preds = self.run_all(model, x, y_craft, eps=eps_list, target=tgt, passes=passes)
         x_adv_all = torch.stack([t.detach() for t in xs]).cpu().float()
         pred_all = torch.stack([t.detach() for t in preds]).cpu()
         x, y, tgt = x.cpu().float(), y.cpu(), None if tgt is None else tgt.cpu()
@@ -231,6 +246,16 @@ class Attack(abc.ABC):
             targeted=tgt is not None, passes=passes, l0=(delta.abs() > 1e-6).sum(2).numpy(), norm=self.norm,
             queries=passes.queries,
         )
+
+    def _check_label(self, model: nn.Module, label: str, target: Any) -> None:
+        where = f"attack {self.name!r}"
+        if label not in CRAFT_LABELS:
+            raise AttackError(f"{where}: label must be one of {list(CRAFT_LABELS)}, got {label!r}")
+        if label == "predicted" and target is not None:
+            raise AttackError(f"{where}: label = 'predicted' is for untargeted attacks; drop the target or use 'true'")
+        if label == "predicted" and isinstance(model, ModelFamily):
+            raise AttackError(f"{where}: label = 'predicted' is not defined for a model family (its members may "
+                              "predict differently); use 'true'")
 
     def _validate(self, x: torch.Tensor, y: torch.Tensor, eps: tuple[float, ...], target: Any) -> None:
         where = f"attack {self.name!r}"

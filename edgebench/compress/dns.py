@@ -9,7 +9,9 @@ pruned weight keeps learning and is *spliced* back when it grows past ``b`` agai
 Thresholds: Guo et al. derive them from the layer's mean and standard deviation of ``|W|`` with a
 hand-tuned factor per layer; here the factor is replaced by the target ``sparsity`` (the
 ``sparsity``-quantile ``t`` of ``|W|``), with ``a = (1 − margin)·t`` and ``b = (1 + margin)·t``, so one
-parameter sets the compression for every network. Masks are updated every ``update_every`` steps with
+parameter sets the compression for every network; ``layer_rates`` gives named layers a sparsity of their own
+(Guo et al. and Han et al. prune the first convolution lightest: :mod:`edgebench.compress.layer_rates`).
+Masks are updated every ``update_every`` steps with
 probability ``(1 + gamma·iteration)^(−power)`` (their schedule), then frozen and baked into the weights.
 """
 
@@ -23,6 +25,7 @@ from torch.nn.utils import parametrize
 
 from edgebench.compress import COMPRESSORS
 from edgebench.compress.base import Compressor, finetune, straight_through
+from edgebench.compress.layer_rates import check_layer_rates, layer_rate_map
 from edgebench.params import check_int, check_ratio
 from edgebench.variants import Variant, VariantContext, clone, select_layers
 
@@ -58,27 +61,30 @@ class DNS(Compressor):
         gamma, power: the update probability ``(1 + gamma·iteration)^(−power)`` of Guo et al.
         lr: learning rate; default a tenth of the base's.
         layers: module-name globs of the Conv2d/Linear layers; default all.
+        layer_rates: ``{layer name: sparsity}`` for named layers (0 leaves one dense); the others get ``sparsity``.
     """
 
     name = "dns"
 
     def __init__(self, *, sparsity: float, epochs: int = 2, margin: float = 0.1, update_every: int = 1,
                  gamma: float = 1e-4, power: float = 1.0, lr: float | None = None,
-                 layers: list[str] | None = None) -> None:
+                 layers: list[str] | None = None, layer_rates: dict[str, float] | None = None) -> None:
         self.sparsity = check_ratio("sparsity", sparsity, what=self.what)
         self.epochs = check_int("epochs", epochs, what=self.what)
         self.margin = check_ratio("margin", margin, what=self.what)
         self.update_every = check_int("update_every", update_every, what=self.what, lo=1)
         self.gamma, self.power, self.lr = float(gamma), float(power), lr
         self.layers = list(layers) if layers is not None else None
+        self.layer_rates = check_layer_rates(layer_rates, what=self.what)
 
     def apply(self, model: nn.Module, ctx: VariantContext) -> Variant:
         twin = clone(model)
-        layers = select_layers(twin, self.layers, ctx)
+        rates = layer_rate_map(twin, self.layer_rates, self.sparsity, ctx, what=self.what)
+        layers = [(n, m) for n, m in select_layers(twin, self.layers, ctx) if rates[n] > 0]
         masks: dict[str, SurgeryMask] = {}
         for name, layer in layers:
             w = layer.weight.detach()
-            m = SurgeryMask(surgery_update(w, torch.ones_like(w), self.sparsity, 0.0))
+            m = SurgeryMask(surgery_update(w, torch.ones_like(w), rates[name], 0.0))
             parametrize.register_parametrization(layer, "weight", m)
             masks[name] = m
         gen = torch.Generator().manual_seed(ctx.seed)
@@ -93,7 +99,7 @@ class DNS(Compressor):
             with torch.no_grad():
                 for name, layer in layers:
                     m = masks[name]
-                    new = surgery_update(layer.parametrizations.weight.original, m.mask, self.sparsity, self.margin)
+                    new = surgery_update(layer.parametrizations.weight.original, m.mask, rates[name], self.margin)
                     state["spliced"] += int(((m.mask == 0) & (new == 1)).sum())
                     m.mask.copy_(new)
 
@@ -101,8 +107,9 @@ class DNS(Compressor):
         per_layer: dict[str, Any] = {}
         for name, layer in layers:
             parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
-            per_layer[name] = {"sparsity": float((layer.weight == 0).float().mean())}
+            per_layer[name] = {"sparsity": float((layer.weight == 0).float().mean()), "target": rates[name]}
         twin.eval()
         return Variant(model=twin, history=history, info={
-            "sparsity_target": self.sparsity, "per_layer": per_layer, "mask_updates": state["updates"],
+            "sparsity_target": self.sparsity, "layer_rates": self.layer_rates, "per_layer": per_layer,
+            "mask_updates": state["updates"],
             "spliced": state["spliced"], "steps": state["it"]})

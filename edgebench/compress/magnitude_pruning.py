@@ -5,7 +5,10 @@ weights and connections"; the unstructured pruning the poster ``004`` contrasts 
 (``PruneMode.UNSTRUCTURED_MAGNITUDE_LOCAL``); ``"global"`` ranks all layers' weights together
 (``UNSTRUCTURED_MAGNITUDE_GLOBAL``), so layers with many small weights lose more. NNCF applies its masks
 through hooks; after the optional fine-tuning the masks are multiplied into the weights of a plain copy of
-the model (no hooks in the twin or the exported graph; ``nncf.strip`` would need ``torchao``).
+the model (no hooks in the twin or the exported graph; ``nncf.strip`` would need ``torchao``). ``layer_rates``
+gives named layers a rate of their own (Han et al. 2015 prune LeNet-5's conv1 by 34 % only:
+:mod:`edgebench.compress.layer_rates`): their NNCF masks are replaced, before fine-tuning, by masks that zero that
+share of the layer's smallest-magnitude weights (ties broken by position).
 Zeroed weights keep the dense shapes, so ONNX Runtime runs no faster: the gain is in DEFLATE'd size.
 """
 
@@ -18,6 +21,7 @@ from torch import nn
 
 from edgebench.compress import COMPRESSORS
 from edgebench.compress.base import Compressor, finetune
+from edgebench.compress.layer_rates import check_layer_rates, layer_rate_map
 from edgebench.compress.nncf_root import for_nncf
 from edgebench.models.placement import example_input
 from edgebench.params import check_choice, check_int, check_ratio
@@ -35,6 +39,27 @@ def nncf_masks(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
+def magnitude_mask(w: torch.Tensor, rate: float) -> torch.Tensor:
+    """Bool mask keeping all but the ``round(rate·n)`` smallest-magnitude entries of ``w`` (stable order: ties go
+    by position, so the same mask on any device)."""
+    k = round(rate * w.numel())
+    keep = torch.ones(w.numel(), dtype=torch.bool, device=w.device)
+    keep[torch.argsort(w.detach().abs().flatten(), stable=True)[:k]] = False
+    return keep.view_as(w)
+
+
+def set_layer_masks(model: nn.Module, rates: dict[str, float]) -> None:
+    """Replace, in place, the NNCF weight masks of the layers named in ``rates`` by :func:`magnitude_mask` at
+    their rate (NNCF's hooks read these buffers on every forward, so fine-tuning keeps them)."""
+    modules = dict(model.named_modules())
+    with torch.no_grad():
+        for name, buf in model.named_buffers():
+            if name.endswith("binary_mask") and ".post_hooks." in name:
+                module = name.split(".post_hooks.", 1)[1].split(":weight__", 1)[0].replace(":", ".")
+                if module in rates:
+                    buf.copy_(magnitude_mask(modules[module].weight, rates[module]).to(buf.dtype))
+
+
 @COMPRESSORS.register("magnitude_pruning")
 class MagnitudePruning(Compressor):
     """Unstructured magnitude pruning with NNCF (``nncf.prune``), then optional fine-tuning.
@@ -44,20 +69,25 @@ class MagnitudePruning(Compressor):
         scope: ``"local"`` (same share per layer) or ``"global"`` (one threshold for all layers).
         epochs: fine-tuning epochs with the masks applied.
         lr: fine-tuning learning rate; default a tenth of the base's.
+        layer_rates: ``{layer name: rate}`` for named layers (0 leaves one dense); the others follow ``ratio``
+            and ``scope``.
     """
 
     name = "magnitude_pruning"
 
-    def __init__(self, *, ratio: float, scope: str = "local", epochs: int = 1, lr: float | None = None) -> None:
+    def __init__(self, *, ratio: float, scope: str = "local", epochs: int = 1, lr: float | None = None,
+                 layer_rates: dict[str, float] | None = None) -> None:
         self.ratio = check_ratio("ratio", ratio, what=self.what)
         self.scope = check_choice("scope", scope, ("local", "global"), what=self.what)
         self.epochs = check_int("epochs", epochs, what=self.what)
         self.lr = lr
+        self.layer_rates = check_layer_rates(layer_rates, what=self.what)
 
     def apply(self, model: nn.Module, ctx: VariantContext) -> Variant:
         import nncf
 
         work = clone(model)
+        rates = layer_rate_map(work, self.layer_rates, self.ratio, ctx, what=self.what) if self.layer_rates else {}
         mode = (nncf.PruneMode.UNSTRUCTURED_MAGNITUDE_LOCAL if self.scope == "local"
                 else nncf.PruneMode.UNSTRUCTURED_MAGNITUDE_GLOBAL)
         try:
@@ -65,6 +95,7 @@ class MagnitudePruning(Compressor):
                               examples_inputs=example_input(work, ctx.input_shape))
         except Exception as exc:  # NNCF raises its own types for graphs it cannot trace
             raise ctx.fail(f"NNCF cannot prune this model ({type(exc).__name__}: {exc})") from None
+        set_layer_masks(work, {n: rates[n] for n in self.layer_rates})
         history = finetune(work, ctx, self.epochs, lr=self.lr, desc="finetune (pruned)")
         masks = nncf_masks(work)
         if not masks:
@@ -80,5 +111,6 @@ class MagnitudePruning(Compressor):
                 modules[name].weight.mul_(mask.to(modules[name].weight.dtype))
                 per_layer[name] = {"sparsity": float(1 - mask.float().mean())}
         return Variant(model=twin.eval(), history=history,
-                          info={"scope": self.scope, "ratio": self.ratio, "per_layer": per_layer,
+                          info={"scope": self.scope, "ratio": self.ratio, "layer_rates": self.layer_rates,
+                                "per_layer": per_layer,
                                 "engine": f"nncf {nncf.__version__} {mode.name}"})

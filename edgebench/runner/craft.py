@@ -66,7 +66,7 @@ def craft(ctx: RunContext, source: Unit | FamilySource, attack: AttackSpec) -> A
         torch.manual_seed(plan.seed)
         for i in range(0, n, step):
             parts.append(atk(model, x[i:i + step], y[i:i + step], eps=list(attack.eps),
-                             target=None if target is None else target[i:i + step]))
+                             target=None if target is None else target[i:i + step], label=attack.craft_label))
         seconds = time.perf_counter() - t0
         cat = {f: np.concatenate([getattr(p, f) for p in parts], axis=1)
                for f in ("x_adv", "pred", "success", "linf", "l2", "l0")}
@@ -79,7 +79,7 @@ def craft(ctx: RunContext, source: Unit | FamilySource, attack: AttackSpec) -> A
             cat["l0"] = (delta > 1e-6).sum(2)
         info = {"attack": parts[0].attack if parts else repr(atk), "source": source.id, "eps": list(attack.eps),
                 "n": n, "seconds": seconds, "norm": atk.norm, "targeted": attack.targeted,
-                "round_8bit": attack.round_8bit, "bpda": through,
+                "round_8bit": attack.round_8bit, "bpda": through, "craft_label": attack.craft_label,
                 "forward_passes": sum(p.passes.forward for p in parts),
                 "backward_passes": sum(p.passes.backward for p in parts),
                 "host_success_rate": cat["success"].mean(axis=1).tolist(),

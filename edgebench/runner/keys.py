@@ -115,6 +115,8 @@ def adv_key(plan: Plan, source_key: str, attack: AttackSpec, *, n_test: int, dat
         spec["bpda"] = code_fingerprint("edgebench.attacks.bpda")
     if seed_default(attack) not in (None, plan.seed):  # the attack's generator takes the plan's seed (seeded_params);
         spec["attack_seed"] = plan.seed  # at the attack's default seed, the set and its key are the ones of before
+    if attack.craft_label != "true":  # likewise
+        spec["craft_label"] = attack.craft_label
     return content_key("adv", spec)
 
 

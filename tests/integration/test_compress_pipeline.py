@@ -29,6 +29,7 @@ method = "filter_pruning"
 label = "fp"
 ratio = 0.5
 epochs_per_step = 1
+prune_first = true
 [[compress]]
 method = "kbit"
 label = "broken"

@@ -16,6 +16,7 @@ from edgebench.compress.dns import surgery_update
 from edgebench.compress.filter_pruning import filter_importance
 from edgebench.compress.inq import inq_exponents, quantize_pow2
 from edgebench.compress.kbit import quantize_linear
+from edgebench.compress.magnitude_pruning import magnitude_mask
 from edgebench.compress.stats import (
     count_macs,
     deflate_size,
@@ -195,7 +196,7 @@ def test_nncf_magnitude_pruning(base, digits, scope) -> None:
 # filter pruning --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("criterion", ["L1", "L2", "geometric_median"])
 def test_filter_pruning_removes_the_least_important_filters(base, digits, criterion) -> None:
-    out = compressor("filter_pruning", ratio=0.5, criterion=criterion, epochs_per_step=0).apply(
+    out = compressor("filter_pruning", ratio=0.5, criterion=criterion, epochs_per_step=0, prune_first=True).apply(
         base, ctx_for(digits))
     convs = [m for m in out.model.modules() if isinstance(m, nn.Conv2d)]
     assert [c.out_channels for c in convs] == [8, 16]
@@ -217,7 +218,7 @@ def test_filter_pruning_iterative_with_finetuning_keeps_accuracy(base, digits) -
 def test_filter_pruning_recalibrates_batchnorm_and_rejects_grouped_convs(digits) -> None:
     seeded(0)
     bn = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(512, 10))
-    out = compressor("filter_pruning", ratio=0.5, epochs_per_step=0).apply(bn, ctx_for(digits))
+    out = compressor("filter_pruning", ratio=0.5, epochs_per_step=0, prune_first=True).apply(bn, ctx_for(digits))
     assert out.info["batchnorm_recalibrated"] == 1 and out.model[1].num_features == 4
     with torch.no_grad():
         feats = out.model[0](torch.from_numpy(digits.x_train[:4096]))
@@ -227,6 +228,10 @@ def test_filter_pruning_recalibrates_batchnorm_and_rejects_grouped_convs(digits)
     with pytest.raises(CompressError, match=r"test: layer '1': grouped convolution \(groups=2\)"):
         compressor("filter_pruning", ratio=0.5).apply(grouped, ctx_for(digits))
     assert recalibrate_batchnorm(nn.Linear(2, 2), digits.x_train) == 0
+
+
+#: edgebench's filter pruning before NNCF's defaults: first and stride > 1 convolutions pruned, root-only scores
+EARLIER = {"prune_first": True, "prune_downsample": True, "importance": "root"}
 
 
 def _random_ctx(shape, n=64) -> VariantContext:
@@ -243,7 +248,7 @@ def test_filter_pruning_prunes_depthwise_convs_with_their_producers(tmp_path) ->
     seeded(0)
     shape = (1, 28, 28)
     base = create_model("mobilenet_v1_small", input_shape=shape, num_classes=10)
-    out = compressor("filter_pruning", ratio=0.3, criterion="L2", steps=1, epochs_per_step=0).apply(
+    out = compressor("filter_pruning", ratio=0.3, criterion="L2", steps=1, epochs_per_step=0, **EARLIER).apply(
         base, _random_ctx(shape))
     before, after = model_stats(base, shape), model_stats(out.model, shape)
     assert after["params"] < 0.75 * before["params"] and after["macs"] < 0.75 * before["macs"]
@@ -278,7 +283,7 @@ def test_filter_pruning_half_of_every_small_zoo_model(name) -> None:
     seeded(0)
     shape = (1, 28, 28)
     base = create_model(name, input_shape=shape, num_classes=10)
-    out = compressor("filter_pruning", ratio=0.5, criterion="L2", steps=1, epochs_per_step=0).apply(
+    out = compressor("filter_pruning", ratio=0.5, criterion="L2", steps=1, epochs_per_step=0, **EARLIER).apply(
         base, _random_ctx(shape, n=32))
     with torch.no_grad():
         assert out.model.eval()(torch.rand(2, *shape)).shape == (2, 10)
@@ -350,3 +355,54 @@ def test_inq_keeps_pruned_weights_at_zero(base, digits) -> None:
             assert bool((m.weight[zeros[n]] == 0).all()), n
             assert r.info["per_layer"][n]["pruned_kept"] == int(zeros[n].sum())
     assert acc(r.model, digits) >= acc(pruned, digits) - 0.05  # measured: 0.947 pruned, 0.922 then quantized
+
+
+# per-layer pruning rates (edgebench.compress.layer_rates): Han et al. / Guo et al. prune the first layer lightest --
+def sparsity(model: torch.nn.Module, name: str) -> float:
+    return float((dict(model.named_modules())[name].weight == 0).float().mean())
+
+
+def test_magnitude_mask_by_hand() -> None:
+    w = torch.tensor([[0.5, -0.1, 0.3], [-0.2, 0.0, 0.9]])
+    assert magnitude_mask(w, 0.5).tolist() == [[True, False, True], [False, False, True]]  # 0.0, 0.1, 0.2 go
+    assert magnitude_mask(w, 0.0).all()
+    # ties go by position: the first of two equal magnitudes is pruned
+    assert magnitude_mask(torch.tensor([0.2, -0.2, 1.0]), 1 / 3).tolist() == [False, True, True]
+
+
+def test_magnitude_pruning_layer_rates(base, digits) -> None:
+    out = compressor("magnitude_pruning", ratio=0.8, epochs=1,
+                     layer_rates={"features.0": 0.3, "head.2": 0.0}).apply(base, ctx_for(digits))
+    sp = {n: i["sparsity"] for n, i in out.info["per_layer"].items()}
+    assert sp["features.0"] == pytest.approx(round(0.3 * 144) / 144, abs=1e-6)  # kept through fine-tuning
+    assert sp["head.2"] == 0.0
+    assert sp["features.2"] == pytest.approx(0.8, abs=0.01) and sp["head.0"] == pytest.approx(0.8, abs=0.01)
+    assert sparsity(out.model, "features.0") == pytest.approx(sp["features.0"])
+    # the pruned weights of the named layer are its smallest ones in the base
+    w0 = base.features[0].weight.detach()
+    pruned = out.model.features[0].weight == 0
+    assert float(w0.abs()[pruned].max()) <= float(w0.abs()[~pruned].min())
+    assert out.info["layer_rates"] == {"features.0": 0.3, "head.2": 0.0}
+
+
+def test_dns_layer_rates(base, digits) -> None:
+    out = compressor("dns", sparsity=0.8, epochs=1, lr=1e-3,
+                     layer_rates={"features.0": 0.3, "head.2": 0.0}).apply(base, ctx_for(digits))
+    per = out.info["per_layer"]
+    assert "head.2" not in per and sparsity(out.model, "head.2") == 0.0  # rate 0: dense, not under surgery
+    assert per["features.0"]["target"] == 0.3 and 0.2 <= per["features.0"]["sparsity"] <= 0.4
+    for name in ("features.2", "head.0"):
+        assert per[name]["target"] == 0.8 and 0.7 <= per[name]["sparsity"] <= 0.9, name
+
+
+@pytest.mark.parametrize("method,kw", [("dns", {"sparsity": 0.5}), ("magnitude_pruning", {"ratio": 0.5})])
+def test_unknown_layer_is_one_config_error(base, digits, method, kw) -> None:
+    with pytest.raises(ConfigError, match=r"test: compression method '\w+': layer_rates names 'conv1', which is "
+                                          r"no Conv2d/Linear layer of the model; layers are \['features.0'"):
+        compressor(method, **kw, layer_rates={"conv1": 0.3}).apply(base, ctx_for(digits))
+
+
+@pytest.mark.parametrize("bad", [{"features.0": 1.0}, {"features.0": -0.1}, {"features.0": True}, {}, [0.3], 0.3])
+def test_bad_layer_rates(bad) -> None:
+    with pytest.raises(ConfigError, match="compression method 'dns': layer_rates"):
+        compressor("dns", sparsity=0.5, layer_rates=bad)

@@ -33,6 +33,7 @@ def prune(model: nn.Module, **kw) -> object:
     rng = np.random.default_rng(0)
     ctx = VariantContext(rng.random((8, *SHAPE), dtype=np.float32), rng.integers(0, 10, 8), SHAPE, 10,
                          TrainConfig(epochs=1), seed=0, where="plan.toml: compress[0]")
+    kw.setdefault("prune_first", True)  # four equal convolutions: the first one too
     return create_method("compress", "filter_pruning", epochs_per_step=0, **kw).apply(model, ctx)
 
 
