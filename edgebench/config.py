@@ -393,7 +393,8 @@ def _parse_measure(t: Table) -> MeasureSpec:
 
 def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan:
     """Validate a plan document. With ``quick``, the plan's ``[quick]`` table overrides its sizes:
-    ``n_train``, ``n_test``, ``epochs``, ``attack_n``, ``compress_epochs`` (the plan's declared quick size)."""
+    ``n_train``, ``n_test``, ``epochs``, ``attack_n``, ``compress_epochs``, ``seeds`` (the plan's declared quick
+    size; ``seeds``: the training seeds at that size, e.g. ``[0]`` for a plan whose full size runs three)."""
     top = Table(raw, source, "")
     head = top.table("plan")
     name = head.get("name", str, Path(source).stem)
@@ -423,7 +424,10 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
         "epochs": q.number("epochs", None, lo=0, integer=True),
         "attack_n": q.number("attack_n", None, lo=1, integer=True),
         "compress_epochs": q.number("compress_epochs", None, lo=0, integer=True),
+        "seeds": q.get("seeds", list, None),
     }
+    if quick_cfg["seeds"] is not None and (why := seeds_error(quick_cfg["seeds"])) is not None:
+        raise q.fail("seeds", why)
     q.done()
     models = _parse_models(top.get("models", list, []), source)
     compress = _parse_compress(top.get("compress", list, []), source, models, top.get("defend", list, []))
@@ -555,7 +559,10 @@ def apply_quick(plan: Plan) -> Plan:
     compress = tuple(replace(c, params={k: min(v, cap) if k in _EPOCH_KEYS and isinstance(v, int) else v
                                         for k, v in c.params.items()}) if cap is not None else c
                      for c in plan.compress)
-    return replace(plan, name=f"{plan.name}-quick", data=data, models=models, attacks=attacks, compress=compress)
+    seeds = q.get("seeds")  # the test subset stays the plan's ([data] seed), as with edgebench run --seeds
+    seeding = {} if seeds is None else {"seed": seeds[0], "seeds": tuple(seeds) if len(seeds) > 1 else ()}
+    return replace(plan, name=f"{plan.name}-quick", data=data, models=models, attacks=attacks, compress=compress,
+                   **seeding)
 
 
 _EPOCH_KEYS = ("epochs", "epochs_per_step")

@@ -160,3 +160,14 @@ def test_the_seed_reaches_an_attacks_own_generator_and_its_key(tmp_path: Path,
     before = {0: key(zero), 1: key(one)}
     assert now[0] == before[0]  # at the attack's default seed: the same set, the same key as before
     assert now[1] != before[1]  # at seed 1 the set changed, so its key did: no stale set is served
+
+
+def test_the_quick_size_may_run_fewer_seeds(tmp_path: Path) -> None:
+    path = _plan(tmp_path, "seeds = [2, 0, 1]")
+    path.write_text(path.read_text() + "\n[quick]\nn_train = 300\nseeds = [2]\n")
+    full, quick = load_plan(path), load_plan(path, quick=True)
+    assert full.all_seeds == (2, 0, 1) and quick.all_seeds == (2,) and quick.seeds == ()
+    assert quick.data.seed == full.data.seed == 2  # the same test subset at both sizes
+    path.write_text(path.read_text().replace("seeds = [2]\n", "seeds = [-1]\n"))
+    with pytest.raises(ConfigError, match=r"quick\.seeds: must be a non-empty list .* got \[-1\]"):
+        load_plan(path)
