@@ -76,7 +76,8 @@ def main() -> int:
                     "best_feasible_robust_acc": best, "seconds": time.perf_counter() - t0, "samplers": {}}
     print(f"\ntarget robust accuracy within budget: {target:.4f} (best found {best:.4f}); "
           f"hypervolume of (robust_acc, stored MB), reference (0, {size_cap:g} MB)")
-    print(f"{'sampler':8s} {'trials to target (per seed)':32s} {'mean':>6s}  {'hypervolume (per seed)':36s} {'mean':>8s}")
+    print(f"{'sampler':8s} {'trials to target (per seed)':32s} {'mean':>6s}  {'hypervolume (per seed)':36s} "
+          f"{'mean':>8s}")
     for sampler, cs in curves.items():
         reach = {seed: trials_to(c, target) for seed, c in cs.items()}
         hv = {seed: hypervolume_2d([(acc, size) for ok, acc, size in c if ok and acc is not None and size is not None],

@@ -57,9 +57,12 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from edgebench.runner.executors import create_executor
     from edgebench.search.study import run_search
 
-    create_executor(args.executor, workers=args.workers, address=args.address)  # a bad option fails before trials
+    def executor() -> object:
+        return create_executor(args.executor, workers=args.workers, address=args.address)
+
+    executor()  # a bad --executor or --workers fails before any trial
     summary = run_search(args.plan, out_dir=args.out, run_id=args.run_id, trials=args.trials, timeout=args.timeout,
-                         executor=lambda: create_executor(args.executor, workers=args.workers, address=args.address))
+                         quick=args.quick, executor=executor)
     log.info("search %s: %d trial(s) run now, %d in all, in %.1f s", summary.run_id, summary.ran,
              len(summary.trials), summary.seconds)
     print(summary.report)
@@ -240,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("plan", help="search plan TOML file (a plan with [search] and [budget])")
     se.add_argument("--trials", type=int, help="finished trials to reach (default: the plan's [search] trials)")
     se.add_argument("--timeout", type=float, help="start no trial after this many seconds")
+    se.add_argument("--quick", action="store_true", help="the plan's declared quick size")
     se.add_argument("--out", type=Path, default=Path("reports"), help="where run folders go (default: reports)")
     se.add_argument("--run-id", help="run id (default: search-<plan name>-<hash>; the same id resumes)")
     se.add_argument("--executor", default="local", help="who computes host stages: local or ray (as for run)")

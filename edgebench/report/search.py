@@ -45,13 +45,15 @@ def search_section(d: RunData) -> Section | None:
     done = [r for r in trials if r.get("state") == "COMPLETE"]
     feasible = [r for r in done if r.get("feasible")]
     budget = ", ".join(f"{k} {'≥' if k.startswith('min_') else '≤'} {v:g}" for k, v in study["budget"].items())
+    ran = sum(r.get("state") != "INTERRUPTED" for r in trials)
+    goals = ", ".join(f"{o} ({x[:3]})" for o, x in zip(objectives, directions))
     blocks: list[Any] = [Para(
-        f"`edgebench search` ran {len(trials)} trials ({len(done)} finished, {len(feasible)} within the budget) with "
-        f"the {study['sampler']} sampler (seed {study['seed']}), objectives {', '.join(f'{o} ({x[:3]})' for o, x in zip(objectives, directions))}; "
-        f"budget: {budget or 'none'}. Each trial is an ordinary variant of the plan measured on "
-        f"{study.get('target')}/{study.get('backend')}; robust accuracy is read at ε={study['eps']:g} (the worst case "
-        "over the attack suite where the plan has one, else the strongest white-box attack). The plots and other "
-        "sections of this report show every trial's variant as well.")]
+        f"`edgebench search` ran {ran} trials ({len(done)} finished, {len(feasible)} within the budget) with the "
+        f"{study['sampler']} sampler (seed {study['seed']}), objectives {goals}; budget: {budget or 'none'}. Each "
+        f"trial is an ordinary variant of the plan measured on {study.get('target')}/{study.get('backend')}; robust "
+        f"accuracy is read at ε={study['eps']:g} (the worst case over the attack suite where the plan has one, else "
+        "the strongest white-box attack). The plots and other sections of this report show every trial's variant as "
+        "well.")]
     pick = chosen(trials, objectives, directions)
     lines = []
     if pick is None:
@@ -80,7 +82,8 @@ def search_section(d: RunData) -> Section | None:
                             [[r["number"], r["variant"], *_figures(r)] for r in on_front]))
     rows: list[list[Cell]] = []
     for r in trials:
-        state = Mark("failed", "bad") if r.get("state") != "COMPLETE" else \
+        state = Mark("interrupted, asked again", "muted") if r.get("state") == "INTERRUPTED" else \
+            Mark("failed", "bad") if r.get("state") != "COMPLETE" else \
             Mark("ok", "ok") if r.get("feasible") else Mark("over budget", "muted")
         why = r.get("reason") or "; ".join(r.get("violations") or []) or ""
         rows.append([r["number"], r["variant"], state, *_figures(r), f"{r.get('seconds', 0):.1f}", why[:200]])

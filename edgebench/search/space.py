@@ -142,6 +142,8 @@ def _param(t: Table, name: str) -> Param:
         r.done()
         integer = all(isinstance(v, int) and not isinstance(v, bool) for v in (raw["low"], raw["high"])) and (
             step is None or float(step).is_integer())
+        if integer:
+            low, high = int(low), int(high)
         if not low < high:
             raise r.fail("high", f"a range needs low < high, got low = {low!r}, high = {high!r}")
         if log and (low <= 0 or step is not None):
@@ -164,15 +166,16 @@ def _param(t: Table, name: str) -> Param:
     return Param(name, "fixed", value=raw)
 
 
-def corners(params: tuple[Param, ...]) -> list[dict[str, Any]]:
+def corners(params: tuple[Param, ...]) -> list[tuple[str | None, dict[str, Any]]]:
     """Parameter sets that, between them, hold every choice and both ends of every range once, the others at
-    their first value: what the method's own checks are run on."""
+    their first value: what the method's own checks are run on; each with the parameter it varies (None: all at
+    their first value)."""
     first = {p.name: (p.value if p.kind == "fixed" else p.choices[0] if p.kind == "choice" else
                       p.low) for p in params}
-    out = [dict(first)]
+    out: list[tuple[str | None, dict[str, Any]]] = [(None, dict(first))]
     for p in params:
         values = p.choices[1:] if p.kind == "choice" else (p.high,) if p.kind in ("int", "float") else ()
-        out += [first | {p.name: v} for v in values]
+        out += [(p.name, first | {p.name: v}) for v in values]
     return out
 
 
@@ -189,11 +192,11 @@ def _methods(t: Table, kind: str) -> tuple[tuple[MethodSpace, ...], bool]:
         method_for(kind, method, where=f"{t.source}: {where}")
         m = Table(t.raw[method], t.source, where)
         params = tuple(_param(m, name) for name in list(m.raw))
-        for combo in corners(params):
+        for varied, combo in corners(params):
             try:
                 create_method(kind, method, where=f"{t.source}: {where}", **combo)
             except ConfigError as exc:
-                raise ConfigError(_name_key(str(exc), t.source, where, combo, params)) from None
+                raise ConfigError(_name_key(str(exc), t.source, where, combo, params, varied)) from None
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"{t.source}: {where}: bad parameter value in {combo} ({exc})") from None
         out.append(MethodSpace(kind, method, params))
@@ -202,13 +205,17 @@ def _methods(t: Table, kind: str) -> tuple[tuple[MethodSpace, ...], bool]:
     return tuple(out), optional
 
 
-def _name_key(msg: str, source: str, where: str, combo: dict[str, Any], params: tuple[Param, ...]) -> str:
-    """A method's own message about one of its parameters, prefixed with the space's key of that parameter."""
+def _name_key(msg: str, source: str, where: str, combo: dict[str, Any], params: tuple[Param, ...],
+              varied: str | None) -> str:
+    """A method's own message about its parameters, prefixed with the space's key of the one at fault: the one
+    varied, else the one the message names first."""
     msg = msg.removeprefix(f"{source}: ").removeprefix(f"{where}: ").removeprefix(f"{where}.")
-    for p in params:
-        if f"{p.name} " in msg or f"'{p.name}'" in msg or msg.startswith(p.name):
-            return f"{source}: {where}.{p.name}: {msg} (values {combo})"
-    return f"{source}: {where}: {msg}"
+    if varied is None:
+        named = [(msg.find(p.name), p.name) for p in params if p.name in msg]
+        varied = min(named)[1] if named else None
+    if varied is None:
+        return f"{source}: {where}: {msg}"
+    return f"{source}: {where}.{varied}: {msg} (values {combo})"
 
 
 def _objectives(s: Table) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ The plan itself (its base and its own grid of variants) runs first; then each tr
 cache and executors (:class:`~edgebench.runner.pipeline.Pipeline`: the base's stages are cache hits after the first
 trial) and reads its figures back from the store; a trial that breaks the budget is kept as infeasible (its
 constraint values are set on the trial, ``Trial.set_constraint``, and kept as a user attribute). Each trial's sampler is
-seeded with the search's seed plus the trial's index, so the same command gives the same trials, and an interrupted
+seeded from the search's seed and the trial's index, so the same command gives the same trials, and an interrupted
 search gives the same trials as an uninterrupted one. On resume a trial that was running when the process died is
 marked failed and asked again with the same parameters (the cache keeps whatever stages it finished); a finished
 trial is never run again. The last run is the plan with its grid and every trial's variant (all cached and already
@@ -64,14 +64,15 @@ class SearchSummary:
     ran: int = 0  #: trials this invocation ran (the rest were finished before)
 
 
-def load_search(path: str | Path) -> tuple[Plan, SearchSpec, dict[str, Any]]:
-    """A search plan: the ordinary plan, its search space and budget, and the document as read (for chosen.toml)."""
+def load_search(path: str | Path, *, quick: bool = False) -> tuple[Plan, SearchSpec, dict[str, Any]]:
+    """A search plan: the ordinary plan (``quick``: at its declared quick size), its search space and budget, and
+    the document as read (for chosen.toml)."""
     from edgebench.config import parse_plan
     from edgebench.toml_table import read_toml
 
     p = Path(path)
     raw = read_toml(p, "plan")
-    plan = parse_plan(raw, str(p))
+    plan = parse_plan(raw, str(p), quick=quick)
     space = parse_search(raw, plan)
     if space is None:
         raise ConfigError(f"{p}: search: the plan has no [search] table; add one (README, 'edgebench search')")
@@ -101,13 +102,17 @@ def _interrupted(trial: Any) -> bool:
     return bool(trial.user_attrs.get("interrupted"))
 
 
-def _resume(optuna: Any, study: Any) -> None:
-    """Trials left running by a killed process: marked failed (``interrupted``) and asked again, same parameters."""
+def _resume(optuna: Any, study: Any) -> list[tuple[int, str]]:
+    """Trials left running by a killed process: marked failed (``interrupted``) and asked again, same parameters;
+    their numbers and variants."""
+    out = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
         study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number, "index": t.user_attrs.get("index")})
+        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
         log.info("search: trial %d was interrupted; it is asked again with the same parameters", t.number)
+        out.append((t.number, str(t.user_attrs.get("variant", ""))))
+    return out
 
 
 def trial_row(space: SearchSpec, variant: str, source: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -128,8 +133,9 @@ class Search:
     """One search: the plan, its space, the run folder and how each run gets its executor."""
 
     def __init__(self, plan: Plan, space: SearchSpec, *, out_dir: Path, run_id: str | None = None,
-                 executor: Callable[[], Any] | None = None, raw: dict[str, Any] | None = None) -> None:
-        self.plan, self.space = plan, space
+                 executor: Callable[[], Any] | None = None, raw: dict[str, Any] | None = None,
+                 quick: bool = False) -> None:
+        self.plan, self.space, self.quick = plan, space, quick
         self.raw = raw or {}  # the plan document, for chosen.toml
         self.run_id = run_id or default_search_id(plan, space)
         if slug(self.run_id) != self.run_id:
@@ -185,7 +191,8 @@ class Search:
 
     # the trials ----------------------------------------------------------------------------------
     def trial(self, optuna: Any, study: Any, index: int) -> dict[str, Any]:
-        study.sampler = _sampler(optuna, self.space, self.space.seed + index)
+        # one seed per (search seed, trial index): searches of other seeds draw unrelated trials
+        study.sampler = _sampler(optuna, self.space, (self.space.seed * 1_000_003 + index) % 2**32)
         trial = study.ask()
         trial.set_user_attr("index", index)
         chain = suggest(trial, self.space)
@@ -211,15 +218,17 @@ class Search:
                 trial.set_constraint(gate, value)
         trial.set_user_attr("feasible", m["feasible"])
         state = "FAIL" if m["reason"] else "COMPLETE"
+        data = {"number": trial.number, "index": index, "state": state, "variant": variant,
+                "chain": _chain_data(chain), "params": dict(trial.params), "sampler": self.space.sampler,
+                "seconds": time.perf_counter() - t0, **m}
+        # stored before the study hears of it: a process killed in between leaves the trial running, so it is asked
+        # again and its row replaced (_resume), never a finished trial without its row
+        self.put([trial_row(self.space, variant, f"trial {trial.number:04d}", data)])
         if m["reason"]:
             trial.set_user_attr("reason", m["reason"][:500])
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
             study.tell(trial, [float(m["values"][o]) for o in self.space.objectives])
-        data = {"number": trial.number, "index": index, "state": state, "variant": variant,
-                "chain": _chain_data(chain), "params": dict(trial.params), "sampler": self.space.sampler,
-                "seconds": time.perf_counter() - t0, **m}
-        self.put([trial_row(self.space, variant, f"trial {trial.number:04d}", data)])
         return data
 
     def study(self, optuna: Any) -> Any:
@@ -242,7 +251,9 @@ class Search:
         optuna = require_optuna()
         t0 = time.perf_counter()
         study = self.study(optuna)
-        _resume(optuna, study)
+        self.put([trial_row(self.space, v, f"trial {n:04d}", {"number": n, "state": "INTERRUPTED", "variant": v,
+                                                               "chain": [], "values": {}})
+                  for n, v in _resume(optuna, study)])  # a row stored before the kill is replaced
         want = trials if trials is not None else self.space.trials
         grid = self.grid()
         self.put([trial_row(self.space, "", "study", {
@@ -289,26 +300,29 @@ class Search:
 
             summary.chosen_toml = self.run_dir / "chosen.toml"
             c = summary.chosen
-            doc = chosen_plan(self.raw, chain_of(c["chain"]), self.space.model, f"{self.plan.name}-chosen")
+            name = self.plan.name.removesuffix("-quick") if self.quick else self.plan.name
+            doc = chosen_plan(self.raw, chain_of(c["chain"]), self.space.model, f"{name}-chosen")
             head = (f"The configuration `edgebench search {self.plan.source}` chose (run {self.run_id}, trial "
                     f"{c['number']}):\n{c['variant']}: " + ", ".join(f"{k} {v:.4g}" for k, v in c["values"].items()
                                                                       if v is not None) +
-                    "\nedgebench run this file to measure it again.")
+                    f"\nedgebench run {'--quick ' if self.quick else ''}this file to measure it again.")
             summary.chosen_toml.write_text(toml_text(doc, head))
 
 
 def run_search(path: str | Path, *, out_dir: Path = Path("reports"), run_id: str | None = None,
                trials: int | None = None, timeout: float | None = None, executor: Callable[[], Any] | None = None,
-               finish: bool = True, sampler: str | None = None, seed: int | None = None) -> SearchSummary:
-    """Search the plan file ``path`` (:mod:`edgebench.search.space`). ``executor``: a function giving each run its
-    executor (None: host stages in this process). ``sampler`` / ``seed`` override the plan's (the benchmark)."""
+               finish: bool = True, sampler: str | None = None, seed: int | None = None,
+               quick: bool = False) -> SearchSummary:
+    """Search the plan file ``path`` (:mod:`edgebench.search.space`; ``quick``: at its quick size). ``executor``:
+    a function giving each run its executor (None: host stages in this process). ``sampler`` / ``seed`` override
+    the plan's (the benchmark)."""
     require_optuna()
-    plan, space, raw = load_search(path)
+    plan, space, raw = load_search(path, quick=quick)
     if sampler is not None:
         if sampler not in ("nsga2", "tpe", "random"):
             raise ConfigError(f"sampler {sampler!r}: choose nsga2, tpe or random")
         space = replace(space, sampler=sampler)
     if seed is not None:
         space = replace(space, seed=seed)
-    search = Search(plan, space, out_dir=out_dir, run_id=run_id, executor=executor, raw=raw)
+    search = Search(plan, space, out_dir=out_dir, run_id=run_id, executor=executor, raw=raw, quick=quick)
     return search.run(trials=trials, timeout=timeout, finish=finish)
