@@ -21,41 +21,33 @@ from edgebench.store import Store
 REPO = Path(__file__).resolve().parents[2]
 
 PLAN = """
-[plan]
-name = "tiny-search"
-seed = {seed}
-[data]
-dataset = "digits"
-[[models]]
-name = "cnn"
-arch = "digits_cnn"
-train = {{ epochs = 3 }}
-[export]
-openvino = false
-[[attacks]]
-name = "fgsm"
-eps = [0.1]
-n = 60
-[[targets]]
-target = "local"
-backends = ["onnxruntime"]
-[measure]
-warmup = 2
-min_runs = 20
-min_duration_s = 0.02
-rounds = 1
-[budget]
-size_mb = 0.03
+attacks = [{{ name = "fgsm", eps = [0.1], n = 60 }}]
+targets = [{{ target = "local", backends = ["onnxruntime"] }}]
+models = [{{ name = "cnn", arch = "digits_cnn", train = {{ epochs = 3 }} }}]
+measure = {{ warmup = 2, min_runs = 20, min_duration_s = 0.02, rounds = 1 }}
+export = {{ openvino = false }}
+plan = {{ name = "tiny-search", seed = {seed} }}
+data = {{ dataset = "digits" }}
+budget = {{ size_mb = 0.03 }}
 [search]
 trials = 3
 population = 2
-[search.compress]
-kbit = {{ bits = [2, 4, 8] }}
-[search.defend]
-mu_law = {{ mu = [16.0, 255.0] }}
+compress = {{ kbit = {{ bits = [2, 4, 8] }} }}
+defend = {{ mu_law = {{ mu = [16.0, 255.0] }} }}
 """
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One artifact cache for the module: the base model is trained once."""
+    return tmp_path_factory.mktemp("search-cache")
+
+
+@pytest.fixture(autouse=True)
+def _shared_cache(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGEBENCH_CACHE", str(cache_dir))
 
 
 def trials(db: Path) -> list[tuple[int, str, str | None]]:

@@ -19,17 +19,10 @@ from edgebench.search.space import parse_search
 from edgebench.search.trial import chain_specs, suggest, variant_name
 
 PLAN = """
-[data]
-dataset = "digits"
-[[models]]
-name = "cnn"
-arch = "digits_cnn"
-[[attacks]]
-name = "fgsm"
-eps = [0.05, 0.1, 0.2]
-[[targets]]
-target = "local"
-backends = ["onnxruntime"]
+data = { dataset = "digits" }
+models = [{ name = "cnn", arch = "digits_cnn" }]
+attacks = [{ name = "fgsm", eps = [0.05, 0.1, 0.2] }]
+targets = [{ target = "local", backends = ["onnxruntime"] }]
 [budget]
 size_mb = 0.02
 [search]
