@@ -132,9 +132,11 @@ def test_search_resumes_after_sigkill_without_redoing_a_finished_trial(tmp_path:
     assert sorted(r["number"] for r in rows if r["state"] == "COMPLETE") == [n for n, s, _ in after if s == "COMPLETE"]
     assert [r["number"] for r in rows if r["state"] == "INTERRUPTED"] == [n for n, s, _ in before if s == "RUNNING"]
     killed = [n for n, s, _ in before if s == "RUNNING"]
-    if killed:  # asked again with the same parameters
-        retry = next(r for r in rows if r["number"] not in finished and r["state"] == "COMPLETE")
-        params = json.loads(sqlite3.connect(f"file:{db}?mode=ro", uri=True).execute(
-            "SELECT json_group_object(param_name, param_value) FROM trial_params JOIN trials USING (trial_id) "
-            "WHERE number = ?", (killed[0],)).fetchone()[0])
-        assert set(params) == set(retry["params"])
+    if killed:  # asked again with the parameters it had drawn (none where it was killed before drawing them)
+        import optuna
+
+        study = optuna.load_study(study_name="search", storage=f"sqlite:///{db}")
+        drawn = study.trials[killed[0]].params
+        retry = min((r for r in rows if r["number"] not in finished and r["state"] == "COMPLETE"),
+                    key=lambda r: r["number"])
+        assert all(retry["params"][k] == v for k, v in drawn.items())
