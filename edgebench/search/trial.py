@@ -44,11 +44,15 @@ def _suggest_kind(trial: Any, space: SearchSpec, kind: str) -> Step | None:
     methods: dict[str, MethodSpace] = {m.method: m for m in space.methods(kind)}
     names = list(methods) + ([NONE] if space.optional(kind) or not methods else [])
     name = trial.suggest_categorical(kind, names) if len(names) > 1 else names[0]
+    # every method's parameters are drawn in every trial and the chosen method's are used: each trial then has the
+    # same parameters, and Optuna's samplers model and recombine only the parameters all trials share (NSGA-II's
+    # crossover, TPE's joint model); a space drawn only for the chosen method leaves them the method names alone
+    drawn = {m: {p.name: _suggest_param(trial, f"{kind}.{m}.{p.name}", p) for p in ms.params}
+             for m, ms in methods.items()}
     if name == NONE:
         return None
     m = methods[name]
-    params = {p.name: _suggest_param(trial, f"{kind}.{name}.{p.name}", p) for p in m.params}
-    return kind, name, params, tuple(p.name for p in m.params if p.kind != "fixed")
+    return kind, name, drawn[name], tuple(p.name for p in m.params if p.kind != "fixed")
 
 
 def suggest(trial: Any, space: SearchSpec) -> list[Step]:

@@ -99,15 +99,15 @@ def test_the_space_parses_and_a_sampled_chain_is_ordinary_variants(tmp_path: Pat
     assert space is not None and space.eps == 0.1 and space.budget == {"size_mb": 0.02}
     assert space.gates() == {"max_stored_mb": 0.02, "units": "all"} and space.directions() == [
         "maximize", "minimize", "minimize"]
-    trial = optuna.trial.FixedTrial({"order": "compress-defend", "compress": "kbit", "compress.kbit.bits": 4,
-                                     "defend": "mu_law", "defend.mu_law.mu": 50.0})
+    drawn = {"compress.kbit.bits": 4, "compress.magnitude_pruning.ratio": 0.5, "defend.mu_law.mu": 50.0}
+    trial = optuna.trial.FixedTrial({"order": "compress-defend", "compress": "kbit", "defend": "mu_law", **drawn})
     chain = suggest(trial, space)
     assert variant_name(chain) == "kbit-bits4+mu_law-mu50"
     specs = chain_specs(chain, "cnn")
     assert [(s.kind, s.method, s.variant, s.on, s.params) for s in specs] == [
         ("compress", "kbit", "kbit-bits4", "base", {"bits": 4}),
         ("defend", "mu_law", "kbit-bits4+mu_law-mu50", "kbit-bits4", {"mu": 50.0})]
-    none = optuna.trial.FixedTrial({"order": "defend-compress", "compress": "none", "defend": "none"})
+    none = optuna.trial.FixedTrial({"order": "defend-compress", "compress": "none", "defend": "none", **drawn})
     assert suggest(none, space) == [] and variant_name([]) == "base"
     # chosen.toml: the plan without [search], [budget] or grid, the chain as its variants; TOML that reads back
     doc = chosen_plan(tomllib.loads(path.read_text()), chain, "cnn", "picked")
