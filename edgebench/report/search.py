@@ -61,7 +61,8 @@ def search_section(d: RunData) -> Section | None:
                      "broke).")
     else:
         lines.append(f"**Chosen** (trial {pick['number']}): `{pick['variant']}` — {_text(pick)}. Written as "
-                     "`chosen.toml` in this run's folder: `edgebench run chosen.toml` measures it again.")
+                     "`chosen.toml` in this run's folder: `edgebench run chosen.toml` measures it again (with "
+                     "`--quick` after a `--quick` search).")
         grid_rows = [g for g in grids if g.get("variant") != "base" and g.get("state") == "COMPLETE"]
         top = best([g for g in grid_rows if g.get("feasible")]) or best(grid_rows)
         if top is None:
