@@ -6,13 +6,15 @@ The plan itself (its base and its own grid of variants) runs first; then each tr
 (:func:`edgebench.search.trial.suggest`), runs the plan with that chain as its only variant through the same stages,
 cache and executors (:class:`~edgebench.runner.pipeline.Pipeline`: the base's stages are cache hits after the first
 trial) and reads its figures back from the store; a trial that breaks the budget is kept as infeasible (its
-constraint values are set on the trial, ``Trial.set_constraint``, and kept as a user attribute). Each trial's sampler is
-seeded from the search's seed and the trial's index, so the same command gives the same trials, and an interrupted
-search gives the same trials as an uninterrupted one. On resume a trial that was running when the process died is
-marked failed and asked again with the same parameters (the cache keeps whatever stages it finished); a finished
-trial is never run again. The last run is the plan with its grid and every trial's variant (all cached and already
-measured): its report gains the search section (:mod:`edgebench.report.search`), and the chosen configuration is
-written as ``chosen.toml``.
+constraint values are set on the trial, ``Trial.set_constraint``, and kept as a user attribute).
+
+Each trial's sampler is seeded from the search's seed and the trial's index, so the same command draws the same
+trials, interrupted or not (random search always; NSGA-II and TPE also learn from measured latencies, which vary
+from run to run). On resume a trial that was running when the process died is marked failed and asked again with
+the parameters it had drawn (the cache keeps whatever stages it finished); a finished trial is never run again.
+The last run is the plan with its grid and every trial's variant (all cached and already measured): its report
+gains the search section (:mod:`edgebench.report.search`), and the chosen configuration is written as
+``chosen.toml``.
 
 Optuna is imported here only (``pip install 'edgebench[search]'``).
 """
