@@ -37,15 +37,19 @@ def _key(k: str) -> str:
     return k if _BARE.fullmatch(k) else json.dumps(k, ensure_ascii=False)
 
 
+def _float(v: float) -> str:
+    return repr(v) if math.isfinite(v) else "nan" if math.isnan(v) else "inf" if v > 0 else "-inf"
+
+
+#: how each TOML scalar is written, by exact type (bool before int: a bool is an int to isinstance)
+_SCALARS = {bool: lambda v: "true" if v else "false", int: str, float: _float,
+            str: lambda v: json.dumps(v, ensure_ascii=False)}
+
+
 def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return ("nan" if math.isnan(v) else "inf" if v > 0 else "-inf") if not math.isfinite(v) else repr(v)
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
+    write = _SCALARS.get(type(v))
+    if write is not None:
+        return write(v)
     if isinstance(v, list):
         return "[" + ", ".join(_value(x) for x in v) + "]"
     if isinstance(v, dict):

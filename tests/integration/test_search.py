@@ -32,7 +32,7 @@ budget = {{ size_mb = 0.03 }}
 [search]
 trials = 3
 population = 2
-compress = {{ kbit = {{ bits = [2, 4, 8] }} }}
+compress = {{ optional = false, kbit = {{ bits = [2, 4] }} }}  # always within the 30 kB budget
 defend = {{ mu_law = {{ mu = [16.0, 255.0] }} }}
 """
 
