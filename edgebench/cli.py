@@ -1,4 +1,5 @@
-"""The ``edgebench`` command: ``run | report | compare | runs | models | attacks | targets [check|prepare NAME]``.
+"""The ``edgebench`` command: ``run | search | report | compare | runs | models | attacks | targets [check|prepare
+NAME]``.
 
 Errors a user can cause print one line and exit non-zero (2 for a bad plan or usage; 3 when ``run`` breaks a
 gate of the plan), without a traceback and without losing results already stored.
@@ -56,6 +57,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"edgebench: {len(summary.violations)} gate check(s) failed; the report lists them under Gates: "
               f"{summary.run_dir / 'report.md'}", file=sys.stderr)
         return 3
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from edgebench.runner.executors import create_executor
+    from edgebench.search.study import run_search
+
+    def executor() -> object:
+        return create_executor(args.executor, workers=args.workers, address=args.address)
+
+    executor()  # a bad --executor or --workers fails before any trial
+    summary = run_search(args.plan, out_dir=args.out, run_id=args.run_id, trials=args.trials, timeout=args.timeout,
+                         quick=args.quick, executor=executor)
+    log.info("search %s: %d trial(s) run now, %d in all, in %.1f s", summary.run_id, summary.ran,
+             len(summary.trials), summary.seconds)
+    print(summary.report)
+    if summary.chosen_toml is None:
+        print("edgebench: no trial met the budget; the report lists every trial and what it broke", file=sys.stderr)
+        return 1
+    print(summary.chosen_toml)
     return 0
 
 
@@ -256,6 +277,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dry-run", action="store_true",
                    help="print the stage graph, what is cached and what would run; run nothing")
     r.set_defaults(func=_cmd_run)
+    se = sub.add_parser("search", help="search a plan's [search] space for the most robust variant within its "
+                        "[budget], every trial measured on the target (pip install 'edgebench[search]')")
+    se.add_argument("plan", help="search plan TOML file (a plan with [search] and [budget])")
+    se.add_argument("--trials", type=int, help="finished trials to reach (default: the plan's [search] trials)")
+    se.add_argument("--timeout", type=float, help="start no trial after this many seconds")
+    se.add_argument("--quick", action="store_true", help="the plan's declared quick size")
+    se.add_argument("--out", type=Path, default=Path("reports"), help="where run folders go (default: reports)")
+    se.add_argument("--run-id", help="run id (default: search-<plan name>-<hash>; the same id resumes)")
+    se.add_argument("--executor", default="local", help="who computes host stages: local or ray (as for run)")
+    se.add_argument("--workers", default=os.environ.get("EDGEBENCH_WORKERS", "auto"),
+                    help="host stages at once, as for run (0: in this process)")
+    se.add_argument("--address", help="the Ray cluster to join (--executor ray)")
+    se.set_defaults(func=_cmd_search)
     rep = sub.add_parser("report", help="re-render a stored run's report from its store")
     rep.add_argument("run", nargs="?", help="run id or run folder")
     rep.add_argument("--out", type=Path, default=Path("reports"), help="where run folders are (default: reports)")

@@ -438,7 +438,7 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
     top_references = top.get("reference", list, [])
     gates = _parse_gates(top.table("gates"), attacks)
     host = _parse_host(top.table("host"), source)
-    top.done()
+    top.done(allowed_extra=("budget", "search"))  # a search plan's: checked below (edgebench.search.space)
     if not models:
         raise ConfigError(f"{source}: models: the plan has no [[models]] entry; add at least one")
     _check_surrogates(attacks, models, compress, source)
@@ -450,6 +450,10 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
                 seeds=seeds, attacks=attacks, targets=targets,
                 measure=measure, quick={k: v for k, v in quick_cfg.items() if v is not None},
                 references=references, gates=gates, host=host)
+    if "budget" in raw or "search" in raw:  # `edgebench run` on a search plan runs its base and grid
+        from edgebench.search.space import parse_search
+
+        parse_search(raw, plan)
     return apply_quick(plan) if quick else plan
 
 

@@ -53,3 +53,39 @@ def pareto_front(x: Sequence[float | None], y: Sequence[float | None]) -> list[i
             front.append(i)
             best = -neg_fy
     return front
+
+
+def nondominated(points: Sequence[Sequence[float]], maximize: Sequence[bool]) -> list[int]:
+    """Indices of the points no other point dominates in every objective (``maximize[k]``: objective ``k`` is
+    maximized, else minimized): ``j`` dominates ``i`` when it is at least as good in every objective and better in
+    one. Points equal in every objective are kept once, at the lowest index. In index order.
+
+    >>> nondominated([(0.9, 2.0), (0.8, 1.0), (0.7, 3.0), (0.9, 2.0)], [True, False])
+    [0, 1]
+    """
+    signs = [-1.0 if m else 1.0 for m in maximize]
+    pts = [tuple(s * float(v) for s, v in zip(signs, p)) for p in points]  # all minimized
+    out: list[int] = []
+    for i, p in enumerate(pts):
+        if p in pts[:i]:
+            continue
+        if not any(all(a <= b for a, b in zip(q, p)) and q != p for q in pts):
+            out.append(i)
+    return out
+
+
+def hypervolume_2d(points: Sequence[tuple[float, float]], ref: tuple[float, float]) -> float:
+    """The area that ``points`` (``(quality, cost)``: quality maximized, cost minimized) dominate, bounded by the
+    reference point ``ref`` = (the worst quality, the worst cost counted): the hypervolume indicator of a
+    two-objective front (Zitzler & Thiele 1998). Points not better than ``ref`` in both add nothing.
+
+    >>> hypervolume_2d([(0.5, 1.0), (0.8, 3.0)], ref=(0.0, 4.0))
+    1.8
+    """
+    pts = sorted({(-q, c) for q, c in points if q > ref[0] and c < ref[1]})  # quality descending, i.e. -q up
+    area, last_cost = 0.0, ref[1]
+    for neg_q, c in pts:
+        if c < last_cost:
+            area += (-neg_q - ref[0]) * (last_cost - c)
+            last_cost = c
+    return area

@@ -21,6 +21,7 @@ from edgebench.report.family import family_section
 from edgebench.report.gates import gates_section
 from edgebench.report.queries import query_section
 from edgebench.report.rounds import rounds_section
+from edgebench.report.search import search_section
 from edgebench.report.sections import (
     artifacts_section,
     environment_section,
@@ -51,6 +52,7 @@ def build_sections(d: RunData, plots: dict[str, Any]) -> list[Section]:
                                  family_section(d), emulation_section(d),
                                  tradeoff_section(any(p.section == "tradeoffs" for p in plots.values())),
                                  *variants_sections(d), artifacts_section(d), environment_section(d)]
+    out.insert(1, search_section(d))  # a searched run (edgebench search): after the summary
     sections = [s for s in out if s is not None]
     by_id = {s.id: s for s in sections}
     extra = Section("plots", "Plots")

@@ -246,9 +246,10 @@ class Pipeline(RunContext):
             return None
 
     # running --------------------------------------------------------------------------------------
-    def run(self, *, command: str | None = None) -> RunSummary:
-        """Run the graph and record it; ``command``: the command line that started it, for the run's provenance
-        (:mod:`edgebench.provenance`; default: this process's)."""
+    def run(self, *, command: str | None = None, report: bool = True) -> RunSummary:
+        """Run the stage graph, record it and (``report``) render the report and check the gates; a search trial
+        (:mod:`edgebench.search`) leaves the report to the search's last run. ``command``: the command line that
+        started it, for the run's provenance (:mod:`edgebench.provenance`; default: this process's)."""
         t0 = time.perf_counter()
         log.info("host device: %s", describe(self.torch_device()))  # the CUDA probe: before any stage runs
         if self.plan.export.openvino or self.plan.compress:  # before NNCF or the converter send anything
@@ -287,13 +288,16 @@ class Pipeline(RunContext):
             finally:
                 store.finish_run(self.run_id, status)
                 device.close_transports(self)
-            from edgebench.report.render import write_report
+            broken: list[str] = []
+            if report:
+                from edgebench.report.render import write_report
 
-            write_report(store, self.run_id, self.run_dir)
-            from edgebench.report.data import RunData
-            from edgebench.report.gates import violations
+                write_report(store, self.run_id, self.run_dir)
+                from edgebench.report.data import RunData
+                from edgebench.report.gates import violations
 
-            broken = [v.line() for v in violations(RunData.load(store, self.run_id))] if self.plan.gates.any() else []
+                broken = [v.line() for v in violations(RunData.load(store, self.run_id))] if self.plan.gates.any() \
+                    else []
         return RunSummary(self.run_id, self.run_dir, records, dict(self.outcome.failed), dict(self.outcome.skipped),
                           time.perf_counter() - t0, broken)
 
