@@ -491,11 +491,13 @@ def _parse_references(raw: list[Any], source: str, models: tuple[ModelSpec, ...]
         t = Table(item, source, f"reference[{i}]")
         model = t.choice("model", names, names[0] if len(names) == 1 else None, required=len(names) != 1)
         variants = ["base"] + [c.variant for c in compress if c.model == model]
+        many = _reference_variants(t, variants)
         ref = ReferenceSpec(
             figure=t.get("figure", str, required=True), metric=t.choice("metric", _METRICS, required=True),
             value=t.number("value", None, lo=0, hi=1, required=True), model=model,
-            variant=t.choice("variant", variants, "base"), attack=t.choice("attack", labels, "none"),
-            eps=t.number("eps", 0.0, lo=0), source=t.get("source", str, ""), note=t.get("note", str, ""))
+            variant="" if many else t.choice("variant", variants, "base"), attack=t.choice("attack", labels, "none"),
+            eps=t.number("eps", 0.0, lo=0), source=t.get("source", str, ""), note=t.get("note", str, ""),
+            variants=many, aggregate="mean" if many else "")
         t.done()
         if ref.attack != "none":
             attack = next(a for a in attacks if a.label == ref.attack)
@@ -505,6 +507,26 @@ def _parse_references(raw: list[Any], source: str, models: tuple[ModelSpec, ...]
             raise t.fail("metric", f"{ref.metric!r} needs an attack; give attack = one of {labels[1:]}")
         out.append(ref)
     return tuple(out)
+
+
+def _reference_variants(t: Table, allowed: list[str]) -> tuple[str, ...]:
+    """``variants = [...]`` with ``aggregate = "mean"``: a paper number averaged over several variants (seed 000,
+    Fig. 10a). Both keys or neither; not with ``variant``; at least two distinct variants of the model."""
+    many, aggregate = t.get("variants", list), t.choice("aggregate", ["mean"])
+    if many is None:
+        if aggregate is not None:
+            raise t.fail("aggregate", "needs `variants = [...]`, the variants the paper's number averages over")
+        return ()
+    if "variant" in t.raw:
+        raise t.fail("variants", "give either `variant` (one) or `variants` (an average over several), not both")
+    if aggregate is None:
+        raise t.fail("variants", "needs `aggregate = \"mean\"` (how the paper combined them)")
+    for v in many:
+        if not isinstance(v, str) or v not in allowed:
+            raise t.fail("variants", f"{v!r} is not one of {allowed}")
+    if len(many) < 2 or len(set(many)) != len(many):
+        raise t.fail("variants", f"give at least two distinct variants to average over, got {many!r}")
+    return tuple(many)
 
 
 def apply_quick(plan: Plan) -> Plan:
