@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-SECTIONS = ("summary", "latency", "robustness", "tradeoffs", "variants", "deployment")
+SECTIONS = ("summary", "latency", "robustness", "tradeoffs", "variants", "deployment", "cumulative", "amplitude")
 
 #: Okabe & Ito (2008), "Color Universal Design": black first (the base), yellow last (weak on white)
 OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
