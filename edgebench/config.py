@@ -489,9 +489,13 @@ def _parse_references(raw: list[Any], source: str, models: tuple[ModelSpec, ...]
     labels = ["none"] + [a.label for a in attacks]
     for i, item in enumerate(raw):
         t = Table(item, source, f"reference[{i}]")
-        model = t.choice("model", names, names[0] if len(names) == 1 else None, required=len(names) != 1)
+        units = t.raw.get("variants")  # entries "model/variant" name their model: then `model` may be left out
+        qualified = isinstance(units, list) and bool(units) and all(isinstance(u, str) and "/" in u for u in units)
+        model = t.choice("model", names, names[0] if len(names) == 1 or qualified else None,
+                         required=len(names) != 1 and not qualified)
         variants = ["base"] + [c.variant for c in compress if c.model == model]
-        many = _reference_variants(t, variants)
+        many = _reference_variants(t, variants + [f"{m}/{v}" for m in names
+                                                  for v in ["base"] + [c.variant for c in compress if c.model == m]])
         ref = ReferenceSpec(
             figure=t.get("figure", str, required=True), metric=t.choice("metric", _METRICS, required=True),
             value=t.number("value", None, lo=0, hi=1, required=True), model=model,
@@ -511,7 +515,8 @@ def _parse_references(raw: list[Any], source: str, models: tuple[ModelSpec, ...]
 
 def _reference_variants(t: Table, allowed: list[str]) -> tuple[str, ...]:
     """``variants = [...]`` with ``aggregate = "mean"``: a paper number averaged over several variants (seed 000,
-    Fig. 10a). Both keys or neither; not with ``variant``; at least two distinct variants of the model."""
+    Fig. 10a) — of the reference's model, or ``"model/variant"`` of any model (Fig. 10b averages over networks).
+    Both keys or neither; not with ``variant``; at least two distinct entries."""
     many, aggregate = t.get("variants", list), t.choice("aggregate", ["mean"])
     if many is None:
         if aggregate is not None:
@@ -523,7 +528,8 @@ def _reference_variants(t: Table, allowed: list[str]) -> tuple[str, ...]:
         raise t.fail("variants", "needs `aggregate = \"mean\"` (how the paper combined them)")
     for v in many:
         if not isinstance(v, str) or v not in allowed:
-            raise t.fail("variants", f"{v!r} is not one of {allowed}")
+            shown = allowed if len(allowed) <= 40 else [*allowed[:40], "..."]
+            raise t.fail("variants", f"{v!r} is not one of {shown}")
     if len(many) < 2 or len(set(many)) != len(many):
         raise t.fail("variants", f"give at least two distinct variants to average over, got {many!r}")
     return tuple(many)

@@ -22,13 +22,23 @@ LARGE = (1e-10, 1.0)
 SMALL = (1e-25, 1e-15)
 
 
-def chain_params(d: RunData, model: str, variant: str) -> dict[str, Any]:
-    """The parameters of ``variant`` and of every variant it was applied on (``a+b``: those of ``a``, then ``b``)."""
-    by_name = {v["variant"]: v.get("params") or {} for v in d.variants if v["model"] == model}
+#: the methods whose parameters place a variant on seed 000's axes (compression rate, τ)
+AXES_METHODS = ("hashed", "gradient_inhibition")
+
+
+def chain_params(d: RunData, model: str, variant: str) -> dict[str, Any] | None:
+    """The parameters of ``variant`` and of every variant it was applied on (``a+b``: those of ``a``, then ``b``);
+    ``{}`` for the base; None when a method of the chain is not one of :data:`AXES_METHODS`."""
+    by_name = {v["variant"]: v for v in d.variants if v["model"] == model}
+    if variant == BASE:
+        return {}
     parts = variant.split("+")
     out: dict[str, Any] = {}
     for i in range(len(parts)):
-        out.update(by_name.get("+".join(parts[:i + 1]), {}))
+        v = by_name.get("+".join(parts[:i + 1])) or {}
+        if str(v.get("method", "")).rsplit("→", 1)[-1].strip() not in AXES_METHODS:
+            return None
+        out.update(v.get("params") or {})
     return out
 
 
@@ -86,8 +96,9 @@ def amplitude_section(d: RunData) -> Section | None:
         all_w, last_w = weight_range(v.get("stats") or {})
         b = base_range.get(v["model"])
         g = grads.get(unit_label(v["model"], v["variant"]))
-        rows.append([v["model"], v["variant"], str(p.get("init", "–")) if "rate" in p else "–",
-                     str(p["rate"]) if "rate" in p else "1", Num(p.get("tau", 0.0), None), Num(all_w, 4),
+        init, rate, tau = ("–", "–", None) if p is None else (str(p.get("init", "–")), str(p.get("rate", 1)),
+                                                               p.get("tau", 0.0))
+        rows.append([v["model"], v["variant"], init, rate, Num(tau, None), Num(all_w, 4),
                      Mark(f"{all_w / b:.2f}×", "plain", all_w / b) if all_w and b else None, Num(last_w, 4),
                      Num(g["median"], None) if g else None, *(Num(g[k], 3) if g else None
                                                               for k in ("zero", "large", "small")),
@@ -98,10 +109,11 @@ def amplitude_section(d: RunData) -> Section | None:
              "the share of \"large\" gradients, 10⁻¹⁰ … 1, falls from ~68 % to ~19 % at 1/64, the \"small\" ones, "
              "10⁻²⁵ … 10⁻¹⁵, rise from ~1 % to ~32 %), and gradient inhibition by the same effect, stronger "
              "(Fig. 9). Per variant: `rate` (real weights per virtual weight; 1 = uncompressed) and `init` of a "
-             "HashNet, τ of gradient inhibition, max |w| over all layers and its ratio to the base's, max |w| of "
-             "the last weighted layer, then, on up to 1,000 clean test samples, the median per-sample mean "
-             "|∂J/∂x| and the shares of samples whose gradient is exactly zero, \"large\" and \"small\" (band "
-             "shares from the stored log-spaced histogram, whole bins by their centre)."),
+             "HashNet, τ of gradient inhibition (– for a variant made by another method), max |w| over all "
+             "layers and its ratio to the base's, max |w| of the last weighted layer, then, on up to 1,000 clean "
+             "test samples, the median per-sample mean |∂J/∂x| and the shares of samples whose gradient is "
+             "exactly zero, \"large\" and \"small\" (band shares from the stored log-spaced histogram, whole bins "
+             "by their centre)."),
         Table("weight_range_gradient_amplitude", "Weight range and gradient amplitude per variant",
               ["model", "variant", "init", "rate", "τ", "max |w|", "× base", "max |w| (last layer)",
                "median |∂J/∂x|", "zero share", "large (1e-10…1)", "small (1e-25…1e-15)", "n"], rows)])

@@ -19,10 +19,14 @@ from edgebench.report.tables import Cell, Mark, Num, Prop, fmt_prop
 
 
 def reference_hit(d: RunData, ref: dict[str, Any], variant: str) -> dict[str, Any] | None:
-    """The result row a reference compares with for ``variant``: same model, attack and ε; crafted on
-    ``ref["source"]`` if given, else white-box (or clean); on the first target and backend that has one."""
+    """The result row a reference compares with for ``variant`` (of the reference's model, or ``model/variant``):
+    same attack and ε; crafted on ``ref["source"]`` if given, else white-box (or clean); on the first target and
+    backend that has one."""
+    model, _, name = variant.rpartition("/")
+    model, variant = model or ref["model"], name
+
     def match(r: dict[str, Any]) -> bool:
-        if (r["model"], r["variant"], r["attack"]) != (ref["model"], variant, ref["attack"]):
+        if (r["model"], r["variant"], r["attack"]) != (model, variant, ref["attack"]):
             return False
         if ref["attack"] != "none" and not math.isclose(r["eps"], ref["eps"]):
             return False
@@ -48,7 +52,9 @@ def mean_reference_row(d: RunData, ref: dict[str, Any]) -> list[Cell]:
     """The "Paper vs edgebench" row of a reference averaged over ``ref["variants"]``."""
     variants = list(ref["variants"])
     what = ref["metric"] + ("" if ref["attack"] == "none" else f", {ref['attack']} ε={ref['eps']:g}")
-    unit = unit_label(ref["model"], f"mean of {len(variants)}: {', '.join(variants)}")
+    qualified = all("/" in v for v in variants)
+    unit = f"mean of {len(variants)}: {', '.join(variants)}" if qualified else \
+        unit_label(ref["model"], f"mean of {len(variants)}: {', '.join(variants)}")
     hits = [reference_hit(d, ref, v) for v in variants]
     absent = [v for v, h in zip(variants, hits) if h is None or h.get(ref["metric"]) is None]
     if absent:

@@ -32,8 +32,7 @@ def range_and_amplitude(data: RunData, st: Styles) -> list[Plot]:
         series: dict[str, list[tuple[float, float | None, float | None]]] = {}
         for v in units:
             p = chain_params(data, model, v["variant"])
-            if set(p) - {"rate", "init", "tau", "layers", "epochs", "label", "hash_seed", "lr", "temperature",
-                         "alpha"}:
+            if p is None:
                 continue  # another method in the chain: not on these axes
             x = _factor(p["rate"]) if "rate" in p else 1.0
             if x is None:
