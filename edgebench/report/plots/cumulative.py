@@ -9,7 +9,11 @@ from typing import Any
 from edgebench.report.cumulative import curves, own_rows
 from edgebench.report.data import BASE, RunData, unit_label
 from edgebench.report.plots.rows import pick, shown_note, variant_order
-from edgebench.report.plots.style import MAX_LINES, MAX_MODELS, MAX_PANELS, Plot, Styles, fraction_axis, grid
+from edgebench.report.plots.style import MAX_LINES, MAX_MODELS, MAX_PANELS, Plot, Styles, fraction_panel, grid
+
+CAPTION = ("Algorithm 1 of Liu et al. 2018 on {model} ({where}): the share of clean-correct samples fooled by the "
+           "white-box attack at some ε up to the bound, one line per variant — the paper's success rate (Figs. 4, "
+           "10a). Lower is more robust.")
 
 
 def cumulative_success(data: RunData, st: Styles) -> list[Plot]:
@@ -38,16 +42,11 @@ def cumulative_success(data: RunData, st: Styles) -> list[Plot]:
                 (line,) = ax.plot([p["eps"] for p in c], [p["value"] for p in c], drawstyle="steps-post",
                                   **sty[unit_label(model, v)])
                 handles.setdefault(v, line)
-            ax.set_title(attack)
-            ax.set_xlabel("bound ε")
-            fraction_axis(ax, "y")
-            if i % 4 == 0:
-                ax.set_ylabel("success up to ε")
+            fraction_panel(ax, i, attack, "bound ε", "success up to ε")
         cv.legend({v: handles[v] for v in shown if v in handles})
-        caption = (f"Algorithm 1 of Liu et al. 2018 on {model} ({rows[0]['target']} / {rows[0]['backend']}): the share "
-                   "of clean-correct samples fooled by the white-box attack at some ε up to the bound, one line per "
-                   "variant — the paper's success rate (Figs. 4, 10a). Lower is more robust." +
-                   shown_note(len(shown), len(variants), "the base and the variants farthest from it"))
-        out.append(cv.plot(f"cumulative-success-{model}", f"Algorithm 1: success up to ε — {model}", caption,
+        where = f"{rows[0]['target']} / {rows[0]['backend']}"
+        note = shown_note(len(shown), len(variants), "the base and the variants farthest from it")
+        title = f"Algorithm 1: success up to ε — {model}"
+        out.append(cv.plot(f"cumulative-success-{model}", title, CAPTION.format(model=model, where=where) + note,
                            "cumulative"))
     return out

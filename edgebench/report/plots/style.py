@@ -106,6 +106,15 @@ def _fmt(v: float, _pos: Any = None) -> str:
     return f"{v:g}"
 
 
+def fraction_panel(ax: Axes, i: int, title: str, xlabel: str, ylabel: str) -> None:
+    """Title and x label of panel ``i`` of a grid, a fraction y axis, and the y label on the first of each row."""
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    fraction_axis(ax, "y")
+    if i % 4 == 0:
+        ax.set_ylabel(ylabel)
+
+
 def log_scale(ax: Axes, axis: str, values: Iterable[float | None], *, ratio: float = 10.0, force: bool = False) -> None:
     """A log scale on ``axis`` when the positive ``values`` span ``ratio`` or more (always with ``force``), with
     plain-number labels at 1-2-5 steps and no minor ticks (they cost more than they help)."""
