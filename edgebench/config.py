@@ -532,13 +532,19 @@ def _parse_references(raw: list[Any], source: str, models: tuple[ModelSpec, ...]
     labels = ["none"] + [a.label for a in attacks]
     for i, item in enumerate(raw):
         t = Table(item, source, f"reference[{i}]")
-        model = t.choice("model", names, names[0] if len(names) == 1 else None, required=len(names) != 1)
+        units = t.raw.get("variants")  # entries "model/variant" name their model: then `model` may be left out
+        qualified = isinstance(units, list) and bool(units) and all(isinstance(u, str) and "/" in u for u in units)
+        model = t.choice("model", names, names[0] if len(names) == 1 or qualified else None,
+                         required=len(names) != 1 and not qualified)
         variants = ["base"] + [c.variant for c in compress if c.model == model]
+        many = _reference_variants(t, variants + [f"{m}/{v}" for m in names
+                                                  for v in ["base"] + [c.variant for c in compress if c.model == m]])
         ref = ReferenceSpec(
             figure=t.get("figure", str, required=True), metric=t.choice("metric", _METRICS, required=True),
             value=t.number("value", None, lo=0, hi=1, required=True), model=model,
-            variant=t.choice("variant", variants, "base"), attack=t.choice("attack", labels, "none"),
-            eps=t.number("eps", 0.0, lo=0), source=t.get("source", str, ""), note=t.get("note", str, ""))
+            variant="" if many else t.choice("variant", variants, "base"), attack=t.choice("attack", labels, "none"),
+            eps=t.number("eps", 0.0, lo=0), source=t.get("source", str, ""), note=t.get("note", str, ""),
+            variants=many, aggregate="mean" if many else "")
         t.done()
         if ref.attack != "none":
             attack = next(a for a in attacks if a.label == ref.attack)
@@ -548,6 +554,28 @@ def _parse_references(raw: list[Any], source: str, models: tuple[ModelSpec, ...]
             raise t.fail("metric", f"{ref.metric!r} needs an attack; give attack = one of {labels[1:]}")
         out.append(ref)
     return tuple(out)
+
+
+def _reference_variants(t: Table, allowed: list[str]) -> tuple[str, ...]:
+    """``variants = [...]`` with ``aggregate = "mean"``: a paper number averaged over several variants (seed 000,
+    Fig. 10a) — of the reference's model, or ``"model/variant"`` of any model (Fig. 10b averages over networks).
+    Both keys or neither; not with ``variant``; at least two distinct entries."""
+    many, aggregate = t.get("variants", list), t.choice("aggregate", ["mean"])
+    if many is None:
+        if aggregate is not None:
+            raise t.fail("aggregate", "needs `variants = [...]`, the variants the paper's number averages over")
+        return ()
+    if "variant" in t.raw:
+        raise t.fail("variants", "give either `variant` (one) or `variants` (an average over several), not both")
+    if aggregate is None:
+        raise t.fail("variants", "needs `aggregate = \"mean\"` (how the paper combined them)")
+    for v in many:
+        if not isinstance(v, str) or v not in allowed:
+            shown = allowed if len(allowed) <= 40 else [*allowed[:40], "..."]
+            raise t.fail("variants", f"{v!r} is not one of {shown}")
+    if len(many) < 2 or len(set(many)) != len(many):
+        raise t.fail("variants", f"give at least two distinct variants to average over, got {many!r}")
+    return tuple(many)
 
 
 def apply_quick(plan: Plan) -> Plan:

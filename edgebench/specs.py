@@ -178,7 +178,9 @@ class ReferenceSpec:
     """``[[reference]]``: a number from a paper that the plan reproduces, put beside edgebench's own in the
     report (figure by figure). ``metric`` is ``clean_acc``, ``robust_acc`` or ``asr`` (a fraction in [0, 1]),
     read from the result row of ``model``/``variant`` under ``attack`` at ``eps`` (``source``: the crafting
-    model, default the white-box one). ``note`` says how the paper's setting differs, where it does."""
+    model, default the white-box one). ``note`` says how the paper's setting differs, where it does.
+    ``variants`` with ``aggregate = "mean"``: the paper's number is an average over several variants (seed 000,
+    Fig. 10a: the mean HFGSM success over the HashNets); ``variant`` is then empty."""
 
     figure: str
     metric: str
@@ -189,6 +191,8 @@ class ReferenceSpec:
     eps: float = 0.0
     source: str = ""
     note: str = ""
+    variants: tuple[str, ...] = ()
+    aggregate: str = ""
 
 
 @dataclass(frozen=True)
@@ -280,6 +284,10 @@ class Plan:
                 entry.pop("bpda")
             if not entry.get("io", True):  # a model entry without an ONNX boundary
                 entry.pop("io")
+        for r in d["references"]:  # likewise a reference to one variant, as every reference was before ``variants``
+            if not r["variants"]:
+                r.pop("variants")
+                r.pop("aggregate")
         d["host"].pop("origin")
         if d["host"] == {"device": "auto", "gpu_workers": 1}:  # likewise a plan at [host]'s defaults
             d.pop("host")

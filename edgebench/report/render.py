@@ -13,7 +13,9 @@ from typing import Any
 
 from edgebench.errors import ConfigError
 from edgebench.naming import slug
+from edgebench.report.amplitude import amplitude_section
 from edgebench.report.costs import cost_sections
+from edgebench.report.cumulative import cumulative_section
 from edgebench.report.data import RunData
 from edgebench.report.efficiency import efficiency_section
 from edgebench.report.emulation import emulation_section
@@ -49,6 +51,7 @@ def build_sections(d: RunData, plots: dict[str, Any]) -> list[Section]:
                                  reference_section(d), seeds_section(d), latency_section(d), rounds_section(d),
                                  efficiency_section(d),
                                  *cost_sections(d), *robustness_sections(d), query_section(d), suite_section(d),
+                                 cumulative_section(d), amplitude_section(d),
                                  family_section(d), emulation_section(d),
                                  tradeoff_section(any(p.section == "tradeoffs" for p in plots.values())),
                                  *variants_sections(d), artifacts_section(d), environment_section(d)]

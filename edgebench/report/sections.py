@@ -16,6 +16,7 @@ from typing import Any
 from edgebench.metrics.pareto import pareto_front
 from edgebench.report.costs import MEMORY_COLUMNS, memory_cells
 from edgebench.report.data import BASE, HEADLINE_ROBUST, RunData, headline_robust, unit_label
+from edgebench.report.references import mean_reference_row, reference_hit
 from edgebench.report.seeds import seed_stat
 from edgebench.report.tables import Bullets, Cell, Code, Mark, Num, Para, Prop, Section, Table, fmt_num, fmt_prop
 
@@ -218,17 +219,12 @@ def reference_section(d: RunData) -> Section | None:
     refs = d.plan.get("references") or []
     if not refs:
         return None
-    pairs = d.pairs
     rows: list[list[Cell]] = []
     for ref in refs:
-        def match(r: dict[str, Any], ref: dict[str, Any] = ref) -> bool:
-            if (r["model"], r["variant"], r["attack"]) != (ref["model"], ref["variant"], ref["attack"]):
-                return False
-            if ref["attack"] != "none" and not math.isclose(r["eps"], ref["eps"]):
-                return False
-            return r["source"] == ref["source"] if ref["source"] else r["threat"] in ("white-box", "clean")
-        hits = [r for r in d.results if match(r)]
-        hit = next((r for p in pairs for r in hits if (r["target"], r["backend"]) == p), None)
+        if ref.get("variants"):  # a paper number averaged over several variants
+            rows.append(mean_reference_row(d, ref))
+            continue
+        hit = reference_hit(d, ref, ref["variant"])
         what = ref["metric"] + ("" if ref["attack"] == "none" else f", {ref['attack']} ε={ref['eps']:g}")
         unit = unit_label(ref["model"], ref["variant"])
         if hit is None or hit.get(ref["metric"]) is None:

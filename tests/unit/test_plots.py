@@ -32,7 +32,7 @@ def _check_png(p: Plot) -> tuple[int, int]:
 
 _EXPECTED = ("accuracy-overview", "latency-local", "asr-vs-eps-liu", "min-eps-liu",
              "transfer-heatmap", "vulnerability-liu", "gradient-amplitude", "tradeoffs-local",
-             "delta-w-spectral-liu", "weight-histograms-liu", "host-vs-device-asr")
+             "delta-w-spectral-liu", "weight-histograms-liu", "host-vs-device-asr", "cumulative-success-liu")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,8 @@ def test_full_run_gets_every_plot(full: list[Plot], caplog: pytest.LogCaptureFix
         "min-eps-liu": "robustness", "transfer-heatmap": "robustness",
         "vulnerability-liu": "robustness", "gradient-amplitude": "robustness",
         "tradeoffs-local": "tradeoffs", "delta-w-spectral-liu": "variants",
-        "weight-histograms-liu": "variants", "host-vs-device-asr": "deployment"}
+        "weight-histograms-liu": "variants", "host-vs-device-asr": "deployment",
+        "cumulative-success-liu": "cumulative"}
     assert list(by_name) == list(_EXPECTED)
     for p in full:
         assert p.section in SECTIONS
@@ -133,6 +134,7 @@ def test_figure_count_does_not_grow_with_variants_and_attacks(monkeypatch: pytes
     expected = list(_EXPECTED)
     expected.insert(expected.index("latency-local") + 1, "latency-raspberry-pi-4")
     expected.insert(expected.index("tradeoffs-local") + 1, "tradeoffs-raspberry-pi-4")
+    expected.append("range-amplitude-liu")  # the 5 variants include a HashNet: range against rate has 2 points
     assert [p.name for p in large] == expected
     captions = {p.name: p.caption for p in large}
     assert "3 of 5 shown (the base and the variants farthest from it)" in captions["asr-vs-eps-liu"]

@@ -82,3 +82,86 @@ def test_report_puts_paper_and_measurement_side_by_side(tmp_path: Path) -> None:
     assert lines[1] == ("| Fig. 4 | m/kbit | asr, fgsm ε=0.1 | 0.4000 | 0.250 [0.210, 0.290] (n=390) | -15.00 | "
                         "**no** |  |")
     assert "**not measured**" in lines[2]  # no transfer row from m was stored
+
+
+MEAN = """
+[[compress]]
+method = "kbit"
+bits = [4, 6]
+[[reference]]
+figure = "Fig. 10a"
+metric = "asr"
+variants = ["kbit-4", "kbit-6"]
+aggregate = "mean"
+attack = "fgsm"
+eps = 0.1
+value = 0.8799
+"""
+
+
+def test_a_reference_averaged_over_variants_parses_and_keeps_old_plans_as_they_were(tmp_path: Path) -> None:
+    plan = load_plan(write(tmp_path, BASE + MEAN))
+    (ref,) = plan.references
+    assert (ref.variants, ref.aggregate, ref.variant, ref.value) == (("kbit-4", "kbit-6"), "mean", "", 0.8799)
+    assert plan.as_dict()["references"][0]["variants"] == ("kbit-4", "kbit-6")
+    # a reference to one variant resolves without the new keys (stored plans and their reports unchanged)
+    single = load_plan(write(tmp_path, BASE + REFS)).as_dict()["references"]
+    assert all("variants" not in r and "aggregate" not in r for r in single)
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (('aggregate = "mean"\n', ""), r"reference\[0\]\.variants: needs `aggregate = \"mean\"`"),
+    (('variants = ["kbit-4", "kbit-6"]\n', ""), r"reference\[0\]\.aggregate: needs `variants"),
+    (('aggregate = "mean"', 'aggregate = "median"'), r"aggregate: 'median' is not one of \['mean'\]"),
+    (('"kbit-6"]', '"kbit-8"]'), r"variants: 'kbit-8' is not one of \['base', 'kbit-4', 'kbit-6', 'm/base'"),
+    (('["kbit-4", "kbit-6"]', '["kbit-4"]'), r"variants: give at least two distinct variants"),
+    (('["kbit-4", "kbit-6"]', '["kbit-4", "kbit-4"]'), r"variants: give at least two distinct variants"),
+    (('["kbit-4", "kbit-6"]', '"kbit-4"'), r"variants: must be list, got 'kbit-4'"),
+    (('aggregate = "mean"\n', 'aggregate = "mean"\nvariant = "kbit-4"\n'), r"give either `variant` .* not both"),
+])
+def test_bad_averaged_references(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_plan(write(tmp_path, BASE + MEAN.replace(*change)))
+
+
+def test_report_compares_the_mean_over_variants(tmp_path: Path) -> None:
+    plan = load_plan(write(tmp_path, BASE + MEAN + MEAN.split("[[compress]]\nmethod = \"kbit\"\nbits = [4, 6]\n")[1]
+                           .replace('"kbit-6"]', '"base"]')))
+    row = {"backend": "onnxruntime", "target": "local", "model": "m", "attack": "fgsm", "eps": 0.1,
+           "threat": "white-box"}
+    with Store.open(tmp_path / "r.sqlite") as store:
+        store.begin_run("r", plan_name="t", plan_hash=plan.digest(), plan=plan.as_dict(), version="x")
+        store.put_results("r", [
+            {**row, "variant": "kbit-4", "source": "m/kbit-4", "asr": 0.90, "asr_lo": 0.85, "asr_hi": 0.94,
+             "asr_n": 200},
+            {**row, "variant": "kbit-6", "source": "m/kbit-6", "asr": 0.80, "asr_lo": 0.74, "asr_hi": 0.85,
+             "asr_n": 190},
+        ])
+        text = render_markdown(store, "r")
+    lines = [ln for ln in text.split("## Paper vs edgebench")[1].split("\n## ")[0].splitlines()
+             if ln.startswith("| Fig.")]
+    # mean 0.85, interval the mean of the bounds [0.795, 0.895], n the smaller count; 0.8799 lies inside
+    assert lines[0] == ("| Fig. 10a | m/mean of 2: kbit-4, kbit-6 | asr, fgsm ε=0.1 | 0.8799 | "
+                        "0.850 [0.795, 0.895] (mean, n≥190) | -2.99 | yes |  |")
+    assert lines[1].startswith("| Fig. 10a | m/mean of 2: kbit-4, base |") and "**not measured (base)**" in lines[1]
+
+
+def test_a_mean_over_models_names_each_model(tmp_path: Path) -> None:
+    two = BASE.replace('[[attacks]]', '[[models]]\nname = "m2"\narch = "digits_cnn"\n[[attacks]]', 1)
+    entry = ('[[reference]]\nfigure = "Fig. 10b"\nmetric = "asr"\nvariants = ["m/base", "m2/base"]\n'
+             'aggregate = "mean"\nattack = "fgsm"\neps = 0.1\nvalue = 0.8674\n')
+    plan = load_plan(write(tmp_path, two + entry))  # no `model`: every entry names its own
+    assert plan.references[0].variants == ("m/base", "m2/base")
+    with pytest.raises(ConfigError, match=r"reference\[0\]\.model: is required"):
+        load_plan(write(tmp_path, two + entry.replace('"m2/base"]', '"base"]')))
+    with pytest.raises(ConfigError, match=r"variants: 'm3/base' is not one of"):
+        load_plan(write(tmp_path, two + entry.replace('"m2/base"', '"m3/base"')))
+    row = {"backend": "onnxruntime", "target": "local", "variant": "base", "attack": "fgsm", "eps": 0.1,
+           "threat": "white-box", "asr_n": 100}
+    with Store.open(tmp_path / "r.sqlite") as store:
+        store.begin_run("r", plan_name="t", plan_hash=plan.digest(), plan=plan.as_dict(), version="x")
+        store.put_results("r", [{**row, "model": "m", "source": "m", "asr": 0.9, "asr_lo": 0.83, "asr_hi": 0.95},
+                                {**row, "model": "m2", "source": "m2", "asr": 0.7, "asr_lo": 0.6, "asr_hi": 0.78}])
+        text = render_markdown(store, "r")
+    assert ("| Fig. 10b | mean of 2: m/base, m2/base | asr, fgsm ε=0.1 | 0.8674 | 0.800 [0.715, 0.865] (mean, n≥100) "
+            "| -6.74 | **no** |  |") in text  # 0.8674 lies above the interval

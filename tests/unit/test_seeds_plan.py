@@ -79,8 +79,10 @@ def test_schema_6_store_gains_the_seed_of_its_runs_plan(tmp_path: Path) -> None:
     assert sqlite3.connect(path).execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION) == "7"
 
 
-def _store(tmp_path: Path, seed_line: str) -> Store:
-    plan = load_plan(_plan(tmp_path, seed_line))
+def _store(tmp_path: Path, seed_line: str, extra: str = "") -> Store:
+    path = _plan(tmp_path, seed_line)
+    path.write_text(path.read_text() + extra)
+    plan = load_plan(path)
     store = Store.open(tmp_path / "r.sqlite")
     store.begin_run("r", plan_name="t", plan_hash=plan.digest(), plan=plan.as_dict(), version="x")
     where = {"backend": "onnxruntime", "target": "local", "model": "cnn", "n": 400}
@@ -171,3 +173,14 @@ def test_the_quick_size_may_run_fewer_seeds(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("seeds = [2]\n", "seeds = [-1]\n"))
     with pytest.raises(ConfigError, match=r"quick\.seeds: must be a non-empty list .* got \[-1\]"):
         load_plan(path)
+
+
+def test_a_reference_averaged_over_variants_takes_the_between_seed_interval(tmp_path: Path) -> None:
+    ref = ('[[reference]]\nfigure = "F3"\nmetric = "robust_acc"\nattack = "fgsm"\neps = 0.1\n'
+           'variants = ["base", "kbit"]\naggregate = "mean"\nvalue = 0.6\n')
+    with _store(tmp_path, "seeds = [0, 1, 2]", ref) as store:
+        paper = render_markdown(store, "r").split("## Paper vs edgebench")[1].split("\n## ")[0]
+    # per seed, the mean of base (0.5) and kbit (0.45 / 0.47 / 0.46): 0.475 / 0.485 / 0.480 -> mean 0.480,
+    # sd 0.005, half-width t(0.975, 2) * 0.005 / sqrt(3) = 0.0124
+    assert "| F3 | cnn/mean of 2: base, kbit | robust_acc, fgsm ε=0.1 | 0.6000 | 0.480 [0.468, 0.492] (mean over " \
+           "variants and 3 seeds, t interval; n≥400 each) | -12.00 | **no** |" in paper, paper

@@ -22,7 +22,17 @@ import logging
 from collections.abc import Callable
 
 from edgebench.report.data import RunData
-from edgebench.report.plots import latency, robustness, search, summary, tradeoffs, transfer, variants
+from edgebench.report.plots import (
+    amplitude,
+    cumulative,
+    latency,
+    robustness,
+    search,
+    summary,
+    tradeoffs,
+    transfer,
+    variants,
+)
 from edgebench.report.plots.style import RC, SECTIONS, Plot, Styles
 
 __all__ = ["SECTIONS", "Plot", "make_plots"]
@@ -44,7 +54,8 @@ def make_plots(data: RunData) -> list[Plot]:
     builders: list[Callable[[RunData, Styles], list[Plot]]] = [
         summary.accuracy_overview, latency.latency, robustness.asr_vs_eps, robustness.min_eps, transfer.transfer,
         robustness.vulnerability, robustness.gradient_amplitude, tradeoffs.tradeoffs, variants.delta_w,
-        variants.weight_histograms, transfer.host_vs_device, search.search_front]
+        variants.weight_histograms, transfer.host_vs_device, search.search_front, cumulative.cumulative_success,
+        amplitude.range_and_amplitude]
     out: list[Plot] = []
     names: set[str] = set()
     with matplotlib.rc_context(RC):

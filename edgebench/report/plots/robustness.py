@@ -28,7 +28,7 @@ from edgebench.report.plots.style import (
     MAX_ROWS,
     Plot,
     Styles,
-    fraction_axis,
+    fraction_panel,
     grid,
     heat_margins,
     heatmap,
@@ -91,11 +91,7 @@ def asr_vs_eps(data: RunData, st: Styles) -> list[Plot]:
                     colors.append(s["color"])
             if bands:  # all the bands of a panel in one collection: one artist instead of one per variant
                 ax.add_collection(PolyCollection(bands, facecolors=colors, alpha=0.12, linewidths=0, zorder=1))
-            ax.set_title(attack)
-            ax.set_xlabel("ε (attack budget)")
-            fraction_axis(ax, "y")
-            if i % 4 == 0:
-                ax.set_ylabel("ASR (fraction)")
+            fraction_panel(ax, i, attack, "ε (attack budget)", "ASR (fraction)")
         cv.legend({v: handles[v] for v in shown if v in handles})
         caption = (f"Attack success rate of white-box attacks on {model} against the budget ε, one line per "
                    f"variant, on {pair_text(pair)}; bands are 95 % Wilson intervals. A curve further right is more "

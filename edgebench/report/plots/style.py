@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-SECTIONS = ("summary", "latency", "robustness", "tradeoffs", "variants", "deployment")
+SECTIONS = ("summary", "latency", "robustness", "tradeoffs", "variants", "deployment", "cumulative", "amplitude")
 
 #: Okabe & Ito (2008), "Color Universal Design": black first (the base), yellow last (weak on white)
 OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
@@ -104,6 +104,15 @@ def fraction_axis(ax: Axes, axis: str) -> None:
 
 def _fmt(v: float, _pos: Any = None) -> str:
     return f"{v:g}"
+
+
+def fraction_panel(ax: Axes, i: int, title: str, xlabel: str, ylabel: str) -> None:
+    """Title and x label of panel ``i`` of a grid, a fraction y axis, and the y label on the first of each row."""
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    fraction_axis(ax, "y")
+    if i % 4 == 0:
+        ax.set_ylabel(ylabel)
 
 
 def log_scale(ax: Axes, axis: str, values: Iterable[float | None], *, ratio: float = 10.0, force: bool = False) -> None:
