@@ -143,7 +143,10 @@ def _migrate_6_to_7(conn: sqlite3.Connection) -> None:
     """Schema 7 adds the training ``seed`` to the key of ``results`` and ``samples``: each table is rebuilt, its
     rows taking the ``seed`` of their run's plan (0 where the plan has none)."""
     _add_missing_fields(conn)
-    seed = ("COALESCE((SELECT json_extract(runs.plan, '$.seed') FROM runs WHERE runs.run_id = old.run_id), 0)")
+    # the plan's seed read by Python's json, not SQLite's json_extract: a plan may hold an unbounded ε, which
+    # Python writes as Infinity and SQLite's JSON parser refuses ("malformed JSON")
+    conn.create_function("plan_seed", 1, _plan_seed, deterministic=True)
+    seed = "COALESCE((SELECT plan_seed(runs.plan) FROM runs WHERE runs.run_id = old.run_id), 0)"
     for table, create in (("results", _RESULTS_TABLE), ("samples", _SAMPLES_TABLE)):
         cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
         if "seed" in cols:  # made by this schema's script (a store older than the table)
@@ -154,6 +157,15 @@ def _migrate_6_to_7(conn: sqlite3.Connection) -> None:
                      f"{seed} FROM {table}_v6 AS old")
         conn.execute(f"DROP TABLE {table}_v6")
     conn.execute("UPDATE meta SET value='7' WHERE key='schema_version'")
+
+
+def _plan_seed(text: str | None) -> int | None:
+    """``[plan] seed`` of a stored plan's JSON (None where there is none)."""
+    try:
+        seed = json.loads(text).get("seed") if text else None
+    except (ValueError, AttributeError):
+        return None
+    return seed if isinstance(seed, int) else None
 
 
 def _version(conn: sqlite3.Connection) -> int | None:

@@ -49,6 +49,7 @@ def test_one_seed_plans_resolve_as_before_seeds_existed(tmp_path: Path) -> None:
 def test_schema_6_store_gains_the_seed_of_its_runs_plan(tmp_path: Path) -> None:
     from edgebench.store.sqlite import RESULT_FIELDS, RESULT_KEY
 
+    inf = float("inf")  # a plan with an unbounded ε is written with Infinity, which SQLite's JSON functions refuse
     path = tmp_path / "six.sqlite"
     conn = sqlite3.connect(path)
     keys = ", ".join(f"{k} {'REAL' if k == 'eps' else 'TEXT'}" for k in RESULT_KEY)
@@ -58,7 +59,8 @@ def test_schema_6_store_gains_the_seed_of_its_runs_plan(tmp_path: Path) -> None:
         INSERT INTO meta VALUES ('schema_version', '6');
         CREATE TABLE runs (run_id TEXT PRIMARY KEY, plan_name TEXT, plan_hash TEXT, plan TEXT,
             edgebench_version TEXT, created REAL, finished REAL, status TEXT);
-        INSERT INTO runs (run_id, plan) VALUES ('r', '{json.dumps({"seed": 3})}'), ('q', '{{}}');
+        INSERT INTO runs (run_id, plan) VALUES ('r', '{json.dumps({"seed": 3, "attacks": [{"eps": [inf]}]})}'),
+            ('q', '{{}}');
         CREATE TABLE results (run_id TEXT, {keys}, {fields}, PRIMARY KEY (run_id, {", ".join(RESULT_KEY)}));
         INSERT INTO results (run_id, model, variant, attack, eps, backend, target, source, n, clean_acc)
             VALUES ('r', 'm', 'base', 'none', 0.0, 'onnxruntime', 'local', 'm', 100, 0.9),
