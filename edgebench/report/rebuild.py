@@ -82,9 +82,12 @@ def _posix(p: Path) -> str:
 
 
 def read_results(folder: Path) -> Results:
-    """The results folder ``folder``; a missing or damaged one is one line naming the file."""
+    """The results folder ``folder`` (a folder with only ``verdicts.toml`` reads as verdicts, no run); a missing
+    or damaged one is one line naming the file."""
     folder = Path(folder)
     path = folder / "run.json"
+    if not path.is_file() and (folder / "verdicts.toml").is_file():
+        return Results(folder, {})  # verdicts alone: a paper whose plan has not run at its current settings
     if not path.is_file():
         raise ConfigError(f"{folder}: no run.json here: write the folder with edgebench report RUN --results "
                           f"{folder}")

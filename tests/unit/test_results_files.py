@@ -236,3 +236,18 @@ def test_provenance_is_recorded_per_start(tmp_path: Path) -> None:
         st.add_provenance("y", {"commit": "c"})
         assert [s["commit"] for s in st.provenance("x")] == ["a", "b"]
         assert st.provenance("y") == [{"commit": "c"}]
+
+
+def test_a_folder_with_verdicts_alone_gives_its_verdicts_and_no_other_table(tmp_path: Path) -> None:
+    """A paper whose plan has not run at its current settings: its verdicts render, any other table is one line."""
+    real = Path(__file__).resolve().parents[2] / "docs" / "results" / "poster-pruning" / "verdicts.toml"
+    folder = tmp_path / "results" / "poster"
+    folder.mkdir(parents=True)
+    (folder / "verdicts.toml").write_text(real.read_text())
+    doc = tmp_path / "page.md"
+    doc.write_text("<!-- results:poster:verdicts -->\n<!-- /results -->\n")
+    assert update_doc(doc) == (1, True)
+    assert "| *untested* |" in doc.read_text() and "*Verdicts: [results/poster/verdicts.toml]" in doc.read_text()
+    doc.write_text("<!-- results:poster:clean -->\n<!-- /results -->\n")
+    with pytest.raises(ConfigError, match=r"page\.md:1: .*has no clean\.csv"):
+        update_doc(doc)
