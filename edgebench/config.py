@@ -16,6 +16,7 @@ from typing import Any
 
 from edgebench.errors import ConfigError, EdgebenchError
 from edgebench.naming import slug
+from edgebench.plan_seeds import plan_seeds, seeds_error
 from edgebench.query_plan import attack_where, check_device_attacks, check_onnx_sources, is_query, query_threat
 from edgebench.specs import (
     TARGETINGS,
@@ -455,26 +456,6 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
 
         parse_search(raw, plan)
     return apply_quick(plan) if quick else plan
-
-
-def plan_seeds(head: Table) -> tuple[int, tuple[int, ...]]:
-    """``[plan] seed = N`` or ``seeds = [N, ...]`` (training seeds; :mod:`edgebench.runner.seeds`): the first seed,
-    and all of them where there are several (``()`` for one, so a one-seed plan resolves as before ``seeds``)."""
-    if "seeds" not in head.raw:
-        return head.number("seed", 0, lo=0, integer=True), ()
-    if "seed" in head.raw:
-        raise head.fail("seeds", "give either seed or seeds, not both (seed = N is seeds = [N])")
-    raw = head.get("seeds", list)
-    if (why := seeds_error(raw)) is not None:
-        raise head.fail("seeds", why)
-    return raw[0], tuple(raw) if len(raw) > 1 else ()
-
-
-def seeds_error(raw: list[Any]) -> str | None:
-    """Why ``raw`` is not a list of training seeds (None: it is one)."""
-    if not raw or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in raw) or len(set(raw)) < len(raw):
-        return f"must be a non-empty list of distinct non-negative integers, got {raw!r}"
-    return None
 
 
 def _parse_host(t: Table, source: str) -> HostSpec:

@@ -53,8 +53,8 @@ def seed_plan(plan: Plan, seed: int) -> Plan:
 def with_seeds(plan: Plan, text: str) -> Plan:
     """``plan`` with the training seeds ``text`` (``edgebench run --seeds 0,1,2``) in place of its ``[plan]`` seed or
     seeds. The test subset stays the plan's (its ``[data] seed``), so the plan's own seed's stages keep their keys."""
-    from edgebench.config import seeds_error
     from edgebench.errors import ConfigError
+    from edgebench.plan_seeds import seeds_error
 
     try:
         seeds = [int(part) for part in text.split(",")]

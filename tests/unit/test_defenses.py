@@ -332,9 +332,9 @@ def test_mixed_batches_follow_the_ratio(cnn, digits, monkeypatch) -> None:
     seen: list[int] = []
     real = AdversarialTraining._craft
 
-    def spy(self, model, x, y, gen):
+    def spy(self, model, x, y, gen, eps):
         seen.append(len(x))
-        return real(self, model, x, y, gen)
+        return real(self, model, x, y, gen, eps)
 
     monkeypatch.setattr(AdversarialTraining, "_craft", spy)
     ctx = VariantContext(digits.x_train[:512], digits.y_train[:512], digits.shape, 10,
