@@ -12,6 +12,7 @@ BUDGET_S="${BUDGET_S:-560}"
 . "$(dirname "$0")/setup_on_device.sh"
 
 # poster-pruning reads Fashion-MNIST (30 MB), which does not fit beside the wheels in the 64 MiB the tool carries
+mkdir -p /tmp/runs "$OUT/results"
 plans="${PLANS:-liu2018-hashnet wijayanto2018-compressed song2020-quantized}"
 set -- $plans
 n=$#
