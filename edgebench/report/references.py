@@ -12,7 +12,6 @@ perfectly and wider than the true interval otherwise (never too narrow).
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from edgebench.report.data import RunData, unit_label
@@ -80,14 +79,11 @@ def _seed_mean(d: RunData, hits: list[dict[str, Any]], metric: str) -> SeedStat 
     """Over a several-seed run: per seed, the mean of ``metric`` over the ``hits`` (each variant's value at that
     seed), and those means' between-seed t interval, clipped to [0, 1]; None for one seed, or where a variant
     misses a seed."""
-    from edgebench.metrics.seeds import seed_interval
-    from edgebench.report.seeds import seed_stat
+    from edgebench.report.seeds import proportion_interval, seed_stat
 
     stats = [seed_stat(d, h, metric) for h in hits]
     if any(st is None or st.k != len(d.seeds) for st in stats):
         return None
     per_seed = [sum(vals) / len(vals) for vals in zip(*(st.values for st in stats))]  # type: ignore[union-attr]
-    stat = seed_interval(per_seed)
-    if stat is None or stat.lo is None or stat.hi is None:
-        return None
-    return replace(stat, lo=max(0.0, stat.lo), hi=min(1.0, stat.hi))
+    stat = proportion_interval(per_seed)
+    return None if stat is None or stat.lo is None else stat

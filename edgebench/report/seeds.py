@@ -25,7 +25,7 @@ from edgebench.report.data import RunData, unit_label
 from edgebench.report.tables import Cell, Mark, Num, Para, Prop, Section, Table
 from edgebench.store import BASE
 
-__all__ = ["seed_stat", "seeds_section"]
+__all__ = ["proportion_interval", "seed_stat", "seeds_section"]
 
 Key = tuple[str, str, str, float, str, str, str]  # model, variant, attack, eps, backend, target, source
 
@@ -55,7 +55,12 @@ def seed_stat(d: RunData, row: dict[str, Any], metric: str) -> SeedStat | None:
     if len(d.seeds) < 2 or not d.seed_results:
         return None
     rows = _by_key(d).get(_key(row), {})
-    stat = seed_interval([(rows.get(s) or {}).get(metric) for s in d.seeds])
+    return proportion_interval([(rows.get(s) or {}).get(metric) for s in d.seeds])
+
+
+def proportion_interval(values: list[float | None]) -> SeedStat | None:
+    """:func:`~edgebench.metrics.seeds.seed_interval` of per-seed proportions, its bounds clipped to [0, 1]."""
+    stat = seed_interval(values)
     return None if stat is None else replace(stat, lo=_clip(stat.lo), hi=_clip(stat.hi))
 
 
