@@ -162,6 +162,15 @@ def results_tables(d: RunData) -> dict[str, list[list[str]]]:
     return {k: v for k, v in out.items() if v is not None}
 
 
+def _size(name: str, plan: dict) -> str:
+    """``quick`` (the plan's ``[quick]`` size), ``subset`` (a plan of its own that trains or tests on part of the
+    data set) or ``full``: read from the stored plan's data sizes, not only from its name."""
+    data = plan.get("data") or {}
+    if name.endswith("-quick") and plan.get("quick"):
+        return "quick"
+    return "subset" if data.get("n_train") is not None or data.get("n_test") is not None else "full"
+
+
 def _iso(t: float | None) -> str | None:
     return None if t is None else _dt.datetime.fromtimestamp(t, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -185,7 +194,7 @@ def run_record(d: RunData, starts: list[dict[str, Any]]) -> dict[str, Any]:
     commits = list(dict.fromkeys(s.get("commit") for s in starts))
     return {
         "run_id": d.run_id, "plan": name, "plan_hash": run.get("plan_hash"),
-        "size": "quick" if name.endswith("-quick") else "full", "status": run.get("status"),
+        "size": _size(name, d.plan), "status": run.get("status"),
         "edgebench_version": run.get("edgebench_version"),
         "commit": last.get("commit"), "command": last.get("command"),
         "commits_differ": len(commits) > 1,

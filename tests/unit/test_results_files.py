@@ -17,7 +17,7 @@ from edgebench.errors import ConfigError
 from edgebench.provenance import code_commit, command_line
 from edgebench.report.data import RunData
 from edgebench.report.rebuild import folder_markdown, read_results, seed_interval, table_markdown, update_doc
-from edgebench.report.results_files import cell, results_tables, write_results
+from edgebench.report.results_files import _size, cell, results_tables, write_results
 from edgebench.store import Store
 from tests.fixtures.synthetic import fill_synthetic
 
@@ -84,10 +84,18 @@ def test_writes_the_store_values_sorted_and_byte_stable(store: Store, tmp_path: 
     assert sum(len(b) for b in before.values()) < 20_000  # kilobytes, never artifacts
 
 
+def test_the_size_comes_from_the_stored_data_sizes_not_the_name_alone() -> None:
+    quick = {"data": {"n_train": 3000, "n_test": 1000}, "quick": {"n_train": 3000}}
+    assert _size("p-quick", quick) == "quick"
+    assert _size("p", {"data": {"n_train": None, "n_test": None}}) == "full"
+    assert _size("p", {"data": {"n_train": 5000, "n_test": None}}) == "subset"
+    assert _size("mine-quick", {"data": {"n_train": None}}) == "full"  # a plan of its own named ...-quick
+
+
 def test_run_json_carries_provenance(store: Store, tmp_path: Path) -> None:
     write_results(store, RUN, tmp_path / "res")
     rec = json.loads((tmp_path / "res" / "run.json").read_text())
-    assert rec["run_id"] == RUN and rec["plan"] == "synthetic" and rec["size"] == "full"
+    assert rec["run_id"] == RUN and rec["plan"] == "synthetic" and rec["size"] == "subset"
     assert rec["commit"] == "abc1234" and rec["command"] == START["command"] and not rec["commits_differ"]
     assert rec["starts"] == [{"commit": "abc1234", "command": START["command"], "started": "2023-11-14T22:15:00Z"}]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", rec["created"])
@@ -109,7 +117,7 @@ def test_rebuild_shows_the_files_values_and_cites_the_run(store: Store, tmp_path
     base = next(r for r in d.clean if r["variant"] == "base")
     assert (f"| liu | {base['clean_acc']:.3f} [{base['clean_acc_lo']:.3f}, {base['clean_acc_hi']:.3f}] | "
             f"{base['n']} |") in md
-    cite = f"*Run `{RUN}` (full size, status done, 2023-11-14), edgebench `abc1234`, `{START['command']}`"
+    cite = f"*Run `{RUN}` (subset size, status done, 2023-11-14), edgebench `abc1234`, `{START['command']}`"
     assert md.count(cite) == 4  # clean, robust, sizes, latency
     assert "on local/onnxruntime" in md  # the constant target and backend leave the columns for the citation
     one = table_markdown(read_results(out), "robust", {"attack": ["pgd"], "eps": ["0.30"], "threat": ["white-box"]})
