@@ -30,6 +30,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from edgebench.hostdevice import with_device
 
         plan = with_device(plan, args.device)
+    if args.gpu_workers is not None:
+        from edgebench.hostdevice import with_gpu_workers
+
+        plan = with_gpu_workers(plan, args.gpu_workers)
     if args.seeds is not None:
         from edgebench.runner.seeds import with_seeds
 
@@ -272,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--address", help="the Ray cluster to join (--executor ray; default: start a local one)")
     r.add_argument("--device", help="the host stages' compute device: auto, cpu, cuda or cuda:N (overrides the "
                    "plan's [host] device; default: the plan's, else auto: CUDA where torch sees one)")
+    r.add_argument("--gpu-workers", type=int, help="host stages on the GPU at once, e.g. one per training seed "
+                   "(overrides the plan's [host] gpu_workers; needs --workers at least as large)")
     r.add_argument("--seeds", help="training seeds, e.g. 0,1,2: the whole plan once per seed (overrides [plan] seed "
                    "or seeds; the test subset stays the plan's)")
     r.add_argument("--dry-run", action="store_true",

@@ -160,3 +160,16 @@ def with_device(plan: Any, value: str | None, where: str = "--device") -> Any:
 
     host = dataclasses.replace(plan.host, device=check_spec(value, where), origin=where)
     return dataclasses.replace(plan, host=host)
+
+
+def with_gpu_workers(plan: Any, value: int | None, where: str = "--gpu-workers") -> Any:
+    """``plan`` with its ``[host] gpu_workers`` replaced by ``value`` (``edgebench run --gpu-workers``; None:
+    unchanged): how many host stages the local pool runs on the GPU at once. Small networks leave a GPU mostly
+    idle between kernel launches, so several training seeds side by side finish sooner than one after another."""
+    if value is None:
+        return plan
+    if value < 1:
+        raise ConfigError(f"{where} {value}: must be 1 or more (the host stages run on the GPU at once)")
+    import dataclasses
+
+    return dataclasses.replace(plan, host=dataclasses.replace(plan.host, gpu_workers=value, origin=where))

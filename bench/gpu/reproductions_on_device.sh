@@ -19,7 +19,9 @@ n=$#
 for plan in $plans; do
   share=$(( ($(left) - 20) / n )); n=$((n - 1))
   step "$plan: full size, --device cuda, ${share} s"
-  timeout "$share" python3 -m edgebench.cli run "plans/$plan.toml" --device cuda --out /tmp/runs \
+  # the three training seeds side by side on the one GPU (small networks leave it idle between launches)
+  timeout "$share" python3 -m edgebench.cli run "plans/$plan.toml" --device cuda --workers "${WORKERS:-6}" \
+    --gpu-workers "${GPU_WORKERS:-3}" --out /tmp/runs \
     > "$OUT/$plan.log" 2>&1
   step "$plan exit $? ($(tail -1 "$OUT/$plan.log"))"
   run_id="$(sed -n 's/^run \([^ ]*\) .*/\1/p' "$OUT/$plan.log" | tail -1)"

@@ -16,7 +16,7 @@ import torch
 
 from edgebench.config import load_plan
 from edgebench.errors import ConfigError, ResourceError
-from edgebench.hostdevice import check_spec, oom_as_error, resolve, stage_device, with_device
+from edgebench.hostdevice import check_spec, oom_as_error, resolve, stage_device, with_device, with_gpu_workers
 from edgebench.runner.placement import batch_key, uses_gpu
 from edgebench.store import Store
 
@@ -73,6 +73,18 @@ def test_plan_keys_parse_and_stay_out_of_the_digest(tmp_path: Path) -> None:
         run_plan(plain, out_dir=tmp_path / "reports", device="gpu")
     with pytest.raises(ConfigError, match="host.gpu_workers"):
         load_plan(_plan(tmp_path, "[host]\ngpu_workers = 0"))
+
+
+def test_gpu_workers_flag_overrides_the_plan_and_refuses_zero_in_one_line(tmp_path: Path) -> None:
+    plain = load_plan(_plan(tmp_path))
+    three = with_gpu_workers(plain, 3)
+    assert three.host.gpu_workers == 3 and three.host.origin == "--gpu-workers" and plain.host.gpu_workers == 1
+    assert three.digest() == plain.digest() and with_gpu_workers(plain, None) is plain
+    proc = subprocess.run([sys.executable, "-m", "edgebench.cli", "run", str(_plan(tmp_path)), "--dry-run",
+                           "--gpu-workers", "0", "--out", str(tmp_path / "reports")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        "edgebench: --gpu-workers 0: must be 1 or more (the host stages run on the GPU at once)"), proc.stderr
 
 
 @pytest.mark.skipif(not NO_CUDA, reason="this machine has CUDA: the refusal is for machines without it")
