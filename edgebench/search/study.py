@@ -100,8 +100,9 @@ def _sampler(optuna: Any, space: SearchSpec, seed: int) -> Any:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def _interrupted(trial: Any) -> bool:
-    return bool(trial.user_attrs.get("interrupted"))
+def _retried(trials: list[Any]) -> set[int]:
+    """The numbers of the trials a killed process left running: each was asked again (``retry_of``)."""
+    return {int(t.user_attrs["retry_of"]) for t in trials if "retry_of" in t.user_attrs}
 
 
 def _resume(optuna: Any, study: Any) -> list[tuple[int, str]]:
@@ -109,8 +110,7 @@ def _resume(optuna: Any, study: Any) -> list[tuple[int, str]]:
     their numbers and variants."""
     out = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
-        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)  # Optuna's public API, from any process
         study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
         log.info("search: trial %d was interrupted; it is asked again with the same parameters", t.number)
         out.append((t.number, str(t.user_attrs.get("variant", ""))))
@@ -265,7 +265,9 @@ class Search:
             "target": self.space.target, "backend": self.space.backend})])
         ran = 0
         while True:
-            done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and not _interrupted(t)]
+            every = study.get_trials(deepcopy=False)
+            retried = _retried(every)
+            done = [t for t in every if t.state.is_finished() and t.number not in retried]
             if len(done) >= want or (timeout is not None and time.perf_counter() - t0 >= timeout):
                 break
             self.trial(optuna, study, len(done))

@@ -140,3 +140,22 @@ def test_hypervolume_2d() -> None:
     assert hypervolume_2d([(0.5, 0.5), (0.4, 0.6)], ref=(0.0, 1.0)) == pytest.approx(0.25)  # a dominated point
     assert hypervolume_2d([(0.5, 0.5), (1.0, 0.8), (0.2, 1.5)], ref=(0.0, 1.0)) == pytest.approx(
         0.25 + 1.0 * 0.2 - 0.5 * 0.2)  # the overlap counted once; a point outside the reference adds nothing
+
+
+def test_a_trial_left_running_by_a_killed_process_fails_and_is_asked_again(tmp_path: Path) -> None:
+    optuna = pytest.importorskip("optuna")
+    from edgebench.search.study import _resume, _retried
+
+    storage = f"sqlite:///{tmp_path / 'search.db'}"
+    first = optuna.create_study(study_name="search", storage=storage, directions=["maximize"])
+    first.tell(first.ask({"bits": optuna.distributions.IntDistribution(2, 8)}), [0.5])
+    running = first.ask({"bits": optuna.distributions.IntDistribution(2, 8)})  # the process dies here
+    running.set_user_attr("variant", "kbit-x")
+    again = optuna.load_study(study_name="search", storage=storage)  # the next process
+    assert _resume(optuna, again) == [(1, "kbit-x")]
+    states = [t.state.name for t in again.get_trials(deepcopy=False)]
+    assert states == ["COMPLETE", "FAIL", "WAITING"] and _resume(optuna, again) == []
+    trials = again.get_trials(deepcopy=False)
+    assert _retried(trials) == {1} and trials[2].params == {} and trials[2].user_attrs == {"retry_of": 1}
+    retry = again.ask({"bits": optuna.distributions.IntDistribution(2, 8)})
+    assert retry.number == 2 and retry.params == {"bits": running.params["bits"]}
