@@ -115,5 +115,5 @@ def amplitude_section(d: RunData) -> Section | None:
              "exactly zero, \"large\" and \"small\" (band shares from the stored log-spaced histogram, whole bins "
              "by their centre)."),
         Table("weight_range_gradient_amplitude", "Weight range and gradient amplitude per variant",
-              ["model", "variant", "init", "rate", "τ", "max |w|", "× base", "max |w| (last layer)",
+              ["model", "variant", "init", "rate", "τ", "max |w|", "max |w| × base", "max |w| (last layer)",
                "median |∂J/∂x|", "zero share", "large (1e-10…1)", "small (1e-25…1e-15)", "n"], rows)])

@@ -43,7 +43,10 @@ KINDS = (*TABLES, "verdicts")
 _CONSTANT = ("target", "backend")
 _TITLES = {"eps": "ε", "p50_ms": "p50 (ms)", "p90_ms": "p90 (ms)", "mean_ms": "mean (ms)",
            "onnx_bytes": "ONNX bytes", "onnx_deflate_bytes": "ONNX DEFLATE bytes",
-           "stored_bytes": "stored bytes (true)", "rate_stored": "rate (stored)", "delta_points": "Δ (points)"}
+           "stored_bytes": "stored bytes (true)", "rate_stored": "rate (stored)", "delta_points": "Δ (points)",
+           "tau": "τ", "max_w": "max |w|", "max_w_base": "max |w| × base", "max_w_last_layer": "max |w| (last layer)",
+           "median_d_j_per_d_x": "median |∂J/∂x|", "zero_share": "zero share", "large_1e_10_1": "large (1e-10…1)",
+           "small_1e_25_1e_15": "small (1e-25…1e-15)"}
 _OPEN = re.compile(r"<!--\s*results:(?P<plan>[A-Za-z0-9._-]+):(?P<kind>[a-z_-]+)(?P<filters>[^>]*?)\s*-->")
 _CLOSE = "<!-- /results -->"
 
@@ -251,7 +254,8 @@ def table_markdown(res: Results, kind: str, filters: dict[str, list[str]] | None
 
 
 _HEADINGS = {"clean": "Clean accuracy", "robust": "Robust accuracy and attack success", "paper": "Paper vs edgebench",
-             "sizes": "Sizes", "latency": "Latency", "verdicts": "Verdicts"}
+             "sizes": "Sizes", "latency": "Latency", "amplitude": "Weight range and gradient amplitude",
+             "verdicts": "Verdicts"}
 
 
 def folder_markdown(folder: Path) -> str:

@@ -12,7 +12,11 @@
   computes it (:func:`edgebench.report.sections.reference_section`);
 - ``sizes.csv``: parameters, non-zeros, the ONNX file and its DEFLATE'd size, and the true stored size (packed
   bit widths, codebook, sparse index, DEFLATE; seed 002) per model × variant;
-- ``latency.csv``: batch-1 latency (p50, p90, mean, runs) per model × variant × target × backend.
+- ``latency.csv``: batch-1 latency (p50, p90, mean, runs) per model × variant × target × backend;
+- ``amplitude.csv``: the report's "Weight range and gradient amplitude per variant" table (Liu et al. 2018,
+  Figs. 6, 7, 9; :func:`edgebench.report.amplitude.amplitude_section`): rate, τ, weight range and the clean
+  input-gradient bands per variant, of the first training seed (the store keeps one seed's variant statistics
+  and gradient checks).
 
 Kilobytes, never artifacts. Deterministic: rows sorted by their key, every float written with a fixed format
 (:func:`cell`), JSON with sorted keys, so rewriting the files from the same store changes no byte and a
@@ -32,16 +36,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from edgebench.report.amplitude import amplitude_section
 from edgebench.report.data import BASE, RunData
 from edgebench.report.hostdevice import device_label
 from edgebench.report.sections import reference_section
-from edgebench.report.tables import Mark, Table, cell_text, csv_key, csv_rows
+from edgebench.report.tables import Mark, Section, Table, cell_text, csv_key, csv_rows
 from edgebench.store import Store
 
 __all__ = ["TABLES", "cell", "results_tables", "run_record", "write_results"]
 
 #: the tables of a results folder, in the order the rebuild shows them (file ``<name>.csv``)
-TABLES = ("clean", "robust", "paper", "sizes", "latency")
+TABLES = ("clean", "robust", "paper", "sizes", "latency", "amplitude")
 
 _PROPS = ("clean_acc", "robust_acc", "asr")
 _PROP_KEYS = {f"{p}{s}" for p in _PROPS for s in ("", "_lo", "_hi")}
@@ -148,17 +153,18 @@ def shown_rows(t: Table) -> list[list[str]]:
     return out
 
 
-def _paper(d: RunData) -> list[list[str]] | None:
-    section = reference_section(d)
+def _section_table(section: Section | None) -> list[list[str]] | None:
+    """The first table of a report section as CSV rows (:func:`shown_rows`); None without one."""
     tables = [b for b in section.blocks if isinstance(b, Table)] if section is not None else []
     return shown_rows(tables[0]) if tables else None
 
 
 def results_tables(d: RunData) -> dict[str, list[list[str]]]:
     """The results folder's tables (header first, every value a string), by name (:data:`TABLES`); a run
-    without ``[[reference]]`` rows has no ``paper`` table."""
-    out = {"clean": _clean(d), "robust": _robust(d), "paper": _paper(d), "sizes": _sizes(d),
-           "latency": _latency(d)}
+    without ``[[reference]]`` rows has no ``paper`` table, one without weight statistics or gradient checks no
+    ``amplitude`` table."""
+    out = {"clean": _clean(d), "robust": _robust(d), "paper": _section_table(reference_section(d)),
+           "sizes": _sizes(d), "latency": _latency(d), "amplitude": _section_table(amplitude_section(d))}
     return {k: v for k, v in out.items() if v is not None}
 
 

@@ -142,8 +142,8 @@ def cell_text(c: Cell) -> str:
     return "–" if c is None else str(c)
 
 
-_SYMBOLS = {"ε": "eps", "δ": "delta", "Δ": "delta", "÷": "over", "→": "to", "±": "", "‖ΔW‖₂": "delta_w",
-            "\\": "_", "/s": "_per_s", "/": "_per_"}
+_SYMBOLS = {"ε": "eps", "τ": "tau", "∂": "d", "δ": "delta", "Δ": "delta", "÷": "over", "→": "to", "±": "",
+            "‖ΔW‖₂": "delta_w", "\\": "_", "/s": "_per_s", "/": "_per_"}
 
 
 def csv_key(column: str) -> str:

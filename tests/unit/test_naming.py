@@ -27,6 +27,7 @@ def test_slug(text: str, kw: dict[str, object], want: str) -> None:
 def test_report_anchors_and_csv_headers_use_it() -> None:
     assert csv_key("robust_acc [95 % CI]") == "robust_acc"
     assert csv_key("mean ± std") == "mean_std"
+    assert csv_key("τ") == "tau" and csv_key("median |∂J/∂x|") == "median_d_j_per_d_x"  # not "column", "j_per_x"
     page = html("t", "", [Section("s", "S", [Table("Best variant / target", "T", ["a"], [["1"]]),
                                              Table("best-variant-target", "T2", ["a"], [["2"]])])], {})
     assert 'id="best-variant-target"' in page and 'id="best-variant-target-2"' in page

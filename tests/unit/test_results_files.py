@@ -53,7 +53,8 @@ def test_cell_formats_are_fixed() -> None:
 def test_writes_the_store_values_sorted_and_byte_stable(store: Store, tmp_path: Path) -> None:
     out = tmp_path / "res"
     paths = write_results(store, RUN, out)
-    assert sorted(p.name for p in paths) == ["clean.csv", "latency.csv", "robust.csv", "run.json", "sizes.csv"]
+    assert sorted(p.name for p in paths) == ["amplitude.csv", "clean.csv", "latency.csv", "robust.csv", "run.json",
+                                             "sizes.csv"]
     d = RunData.load(store, RUN)
     clean = _rows(out / "clean.csv")
     assert len(clean) == len(d.clean) == 3
@@ -81,6 +82,13 @@ def test_writes_the_store_values_sorted_and_byte_stable(store: Store, tmp_path: 
     write_results(store, RUN, tmp_path / "again")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert {p.name: p.read_bytes() for p in (tmp_path / "again").iterdir()} == before
+    # Liu et al. Figs. 6, 7, 9: the weight range per variant, as the report's section computes it
+    amp = {r["variant"]: r for r in _rows(out / "amplitude.csv")}
+    assert set(amp) == {v["variant"] for v in d.variants}
+    assert amp["base"]["max_w_base"] == "1" and amp["base"]["max_w_base_shown"] == "1.00×"
+    w = d.variants[[v["variant"] for v in d.variants].index("int8")]["stats"]["weights"]
+    assert float(amp["int8"]["max_w"]) == pytest.approx(max(max(abs(x["min"]), abs(x["max"])) for x in w.values()),
+                                                        rel=1e-5)
     assert sum(len(b) for b in before.values()) < 20_000  # kilobytes, never artifacts
 
 
@@ -118,7 +126,8 @@ def test_rebuild_shows_the_files_values_and_cites_the_run(store: Store, tmp_path
     assert (f"| liu | {base['clean_acc']:.3f} [{base['clean_acc_lo']:.3f}, {base['clean_acc_hi']:.3f}] | "
             f"{base['n']} |") in md
     cite = f"*Run `{RUN}` (subset size, status done, 2023-11-14), edgebench `abc1234`, `{START['command']}`"
-    assert md.count(cite) == 4  # clean, robust, sizes, latency
+    assert md.count(cite) == 5  # clean, robust, sizes, latency, amplitude
+    assert "| model | variant | init | rate | τ | max \\|w\\| | max \\|w\\| × base |" in md
     assert "on local/onnxruntime" in md  # the constant target and backend leave the columns for the citation
     one = table_markdown(read_results(out), "robust", {"attack": ["pgd"], "eps": ["0.30"], "threat": ["white-box"]})
     lines = [ln for ln in one.splitlines() if ln.startswith("| liu")]
