@@ -18,7 +18,7 @@ from typing import Any
 
 from edgebench.errors import ConfigError
 from edgebench.metrics.robustness import mcnemar, two_proportion_test
-from edgebench.metrics.rounds import BUSY_LIMIT, RUN_FLOOR, compare_rounds
+from edgebench.metrics.rounds import BUSY_LIMIT, RUN_FLOOR, RUN_FLOOR_MS, compare_rounds
 from edgebench.metrics.samples import unpack_correct
 from edgebench.report.data import RunData, unit_label
 from edgebench.report.rounds import cv_cell, round_data, verdict_cell
@@ -103,6 +103,7 @@ def compare_sections(a: RunData, b: RunData, *, floor: float = RUN_FLOOR) -> lis
             if ra["attack"] == "none" and ra.get("p50_ms") and rb.get("p50_ms"):
                 da, db = rounds_a.get((*k[:2], *pa[::-1]), {}), rounds_b.get((*k[:2], *pb[::-1]), {})
                 c = compare_rounds(da.get("median_ms", []), db.get("median_ms", []), paired=False, floor=floor,
+                                   floor_ms=RUN_FLOOR_MS,
                                    other_load=(da.get("other_load", []), db.get("other_load", [])))
                 ea, eb = ra.get("energy_j"), rb.get("energy_j")
                 lat_rows.append([unit_label(ra["model"], ra["variant"]), where, Num(ra["p50_ms"]), Num(rb["p50_ms"]),
@@ -127,8 +128,9 @@ def compare_sections(a: RunData, b: RunData, *, floor: float = RUN_FLOOR) -> lis
             Para("p50 latency in ms and its ratio B ÷ A; `round medians`: B ÷ A on the two runs' per-round medians "
                  "(ratio of their medians, 95 % bootstrap interval over rounds), **not resolved** when the interval "
                  "holds 1, when the difference is inside the runs' spread (2 × the larger CV of round medians, and "
-                 f"at least {floor * 100:g} %: rounds inside one run cannot see the drift between runs), when other "
-                 f"processes kept more than {BUSY_LIMIT:g} CPUs busy during either run's rounds, or when "
+                 f"at least {floor * 100:g} %: rounds inside one run cannot see the drift between runs), when the "
+                 f"medians differ by less than {RUN_FLOOR_MS:g} ms (per-call overhead that drifts between runs), "
+                 f"when other processes kept more than {BUSY_LIMIT:g} CPUs busy during either run's rounds, or when "
                  "a run stored no rounds (per-inference samples are not independent: no test is made on them); "
                  "energy per inference in mJ."),
             Table("compare_latency", "Latency and energy",

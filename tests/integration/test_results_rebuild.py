@@ -61,7 +61,13 @@ def test_run_write_results_rebuild(tmp_path: Path, capsys: pytest.CaptureFixture
     assert run["commit"] == code_commit() and run["status"] == "done"
     assert run["command"] == f"edgebench run {plan} --out {out} --workers 0"
     assert run["machine"]["targets"][0]["runtime"].startswith("onnxruntime ")
-    assert sorted(run["tables"]) == ["clean", "latency", "paper", "robust", "sizes"]
+    assert sorted(run["tables"]) == ["amplitude", "clean", "latency", "paper", "robust", "sizes"]
+    # the weight range of the one model (the report's amplitude section), its own base: 1.00×
+    amp = (results / "amplitude.csv").read_text().splitlines()
+    assert amp[0].startswith("model,variant,init,rate,tau,max_w,") and len(amp) == 2
+    row = dict(zip(amp[0].split(","), amp[1].split(","), strict=True))
+    assert (row["model"], row["variant"], row["init"], row["rate"]) == ("cnn", "base", "–", "1")
+    assert 0 < float(row["max_w_last_layer"]) <= float(row["max_w"]) < 10 and row["max_w_base_shown"] == "1.00×"
 
     doc = tmp_path / "docs" / "reproductions.md"
     doc.write_text(DOC)

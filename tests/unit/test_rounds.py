@@ -226,12 +226,18 @@ def test_welch_over_samples_reads_p0_where_round_medians_read_not_resolved() -> 
     ([1.00, 1.01, 0.99, 1.00], [1.02, 0.98, 1.00, 1.01], True, 0.0, False, "interval over rounds holds 1"),
     ([1.00, 1.01], [0.50, 0.51], True, 0.0, False, "fewer than 3 rounds"),
     ([], [0.50, 0.51, 0.52], False, 0.0, False, "no per-round medians"),
+    # CI's two runs of one 25-µs artifact (tight rounds, 2× apart): under the across-run floor of 0.05 ms ...
+    ([0.049, 0.051, 0.048, 0.050, 0.049], [0.025, 0.026, 0.025, 0.024, 0.025], False, 0.10, False,
+     "|B − A| = 0.024 ms is under the run-to-run floor of 0.05 ms"),
+    # ... which a difference of whole milliseconds clears, and which rounds inside one run (paired) never meet
+    ([4.9, 5.1, 4.8, 5.0, 4.9], [2.5, 2.6, 2.5, 2.4, 2.5], False, 0.10, True, ""),
+    ([0.049, 0.051, 0.048, 0.050, 0.049], [0.025, 0.026, 0.025, 0.024, 0.025], True, 0.0, True, ""),
 ])
 def test_compare_rounds_resolves_only_outside_the_spread(a: list[float], b: list[float], paired: bool, floor: float,
                                                         resolved: bool, why: str) -> None:
-    from edgebench.metrics.rounds import compare_rounds, verdict_text
+    from edgebench.metrics.rounds import RUN_FLOOR_MS, compare_rounds, verdict_text
 
-    c = compare_rounds(a, b, paired=paired, floor=floor)
+    c = compare_rounds(a, b, paired=paired, floor=floor, floor_ms=0.0 if paired else RUN_FLOOR_MS)
     assert c["resolved"] is resolved and why in c.get("why", "")
     if resolved:
         assert c["lo"] <= c["ratio"] <= c["hi"] and (c["hi"] < 1 or c["lo"] > 1)
