@@ -119,10 +119,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.run is None:
         raise ConfigError("edgebench report: which run? Give RUN (a run id or folder), or --from-results DIR or "
                           "--update-doc FILE")
+    if args.add_seeds and not args.results:
+        raise ConfigError("edgebench report: --add-seeds adds the run's seeds to a results folder: give --results DIR")
     db = resolve_run(args.run, args.out)
     with Store.open(db, create=False) as store:
         run_ids = [r["run_id"] for r in store.conn.execute("SELECT run_id FROM runs")]
         run_id = db.parent.name if db.parent.name in run_ids or not run_ids else run_ids[-1]
+        if args.results and args.add_seeds:
+            from edgebench.report.results_merge import add_seeds
+
+            add_seeds(store, run_id, args.results)
+            print(f"{args.results}/ (run {run_id}'s seeds added to its tables and run.json)")
+            return 0
         if args.results:
             from edgebench.report.results_files import write_results
 
@@ -303,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="md, html, csv or json (repeat for several; default: all four)")
     rep.add_argument("--results", type=Path, metavar="DIR", help="write the run's summary tables (CSV) and run.json "
                      "(run id, commit, command, size, dates, machines) into DIR, e.g. docs/results/PLAN, instead")
+    rep.add_argument("--add-seeds", action="store_true",
+                     help="with --results: add the run's training seeds to DIR, written from another run of the same "
+                          "plan with other --seeds (the tables then give the mean over all their seeds)")
     rep.add_argument("--from-results", type=Path, metavar="DIR",
                      help="print the Markdown tables of a results folder (no store needed)")
     rep.add_argument("--update-doc", type=Path, metavar="FILE", help="rewrite the tables between <!-- results:PLAN:"

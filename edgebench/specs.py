@@ -11,7 +11,8 @@ from typing import Any
 from edgebench.agent.protocol import EnergyProtocol, Job, LatencyProtocol
 
 __all__ = ["TARGETINGS", "THREATS", "AttackSpec", "CompressSpec", "DataSpec", "ExportSpec", "MeasureSpec",
-           "BLACK_BOX", "WHERES", "GatesSpec", "HostSpec", "ModelSpec", "Plan", "ReferenceSpec", "TargetSpec"]
+           "BLACK_BOX", "WHERES", "GatesSpec", "HostSpec", "ModelSpec", "Plan", "ReferenceSpec", "TargetSpec",
+           "plan_digest"]
 
 
 @dataclass(frozen=True)
@@ -301,8 +302,14 @@ class Plan:
     def digest(self) -> str:
         """Content hash of the resolved plan (not of the file's text: formatting does not matter; nor of the
         paper numbers it is compared with, nor of the gates, which change no measurement, nor of ``[host]``)."""
-        d = self.as_dict()
-        d.pop("references")
-        d.pop("gates")
-        d.pop("host", None)  # the device computes the same results
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+        return plan_digest(self.as_dict())
+
+
+def plan_digest(resolved: dict[str, Any], *, seeds: bool = True) -> str:
+    """:meth:`Plan.digest` of a resolved plan (:meth:`Plan.as_dict`, or the copy a run's store keeps); with
+    ``seeds=False`` the training seeds are left out too, so runs of one plan with different ``--seeds`` share it
+    (:mod:`edgebench.report.results_merge`)."""
+    d = dict(resolved)
+    for key in ("references", "gates", "host") + (() if seeds else ("seed", "seeds")):
+        d.pop(key, None)  # the device computes the same results
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()

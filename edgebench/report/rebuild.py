@@ -67,16 +67,31 @@ class Results:
         return f"[{path}]({path})"
 
     def citation(self, table: str, constant: dict[str, str]) -> str:
-        """One line: the run, its size and date, the commit, the command, and the folder the table is from."""
+        """One line: the run, its size and date, the commit, the command, and the folder the table is from; a
+        folder that adds up several runs' seeds (:mod:`edgebench.report.results_merge`) names each run whose
+        rows the table holds."""
         r = self.run
+        runs = [x for x in r.get("runs") or [] if table not in (r.get("tables_from") or {})
+                or x.get("run_id") == r["tables_from"][table]]
+        where = f", on {'/'.join(constant[k] for k in _CONSTANT if k in constant)}" if constant else ""
+        if len(runs) > 1:
+            each = "; ".join(
+                f"`{x.get('run_id')}` (seed{'s' if len(x.get('seeds') or []) > 1 else ''} "
+                f"{', '.join(map(str, x.get('seeds') or []))}, {(x.get('finished') or x.get('created') or '')[:10]}, "
+                f"edgebench `{x.get('commit')}`, `{x.get('command')}`)" for x in runs)
+            return (f"*Runs {each}: {r.get('size')} size, seeds {', '.join(map(str, r.get('seeds') or []))}, "
+                    f"status {r.get('status')}{where}; {self.link(table + '.csv')}.*")
+        alone = ""
+        if runs:  # a table of one run of several (the paper comparison, the amplitude): that run's seeds alone
+            r = runs[0]
+            alone = f", seed {', '.join(map(str, r.get('seeds') or []))} alone"
         when = (r.get("finished") or r.get("created") or "")[:10]
         commit = f"edgebench `{r['commit']}`" if r.get("commit") else "edgebench commit not recorded"
         if r.get("commits_differ"):
             commit += " (resumed: earlier starts ran other commits, listed in run.json)"
         seeds = f", seeds {', '.join(map(str, r['seeds']))}" if len(r.get("seeds") or []) > 1 else ""
-        where = f", on {'/'.join(constant[k] for k in _CONSTANT if k in constant)}" if constant else ""
         command = f"`{r['command']}`" if r.get("command") else "command not recorded"
-        return (f"*Run `{r.get('run_id')}` ({r.get('size')} size{seeds}, status {r.get('status')}, {when}), "
+        return (f"*Run `{r.get('run_id')}` ({r.get('size')} size{seeds}{alone}, status {r.get('status')}, {when}), "
                 f"{commit}, {command}{where}; {self.link(table + '.csv')}.*")
 
 

@@ -3,7 +3,9 @@
 
 - ``run.json``: run id, plan name and hash, quick or full size, status, dates, the edgebench commit and the
   command line of every start (:mod:`edgebench.provenance`), the machines (host, host compute device, targets),
-  the training seeds where the results carry them;
+  the training seeds (a one-seed run's: its plan's seed), and ``plan_hash_seedless``, the plan's hash without
+  them (runs of one plan with different ``--seeds`` share it: :mod:`edgebench.report.results_merge` adds one
+  such run's seeds to a folder);
 - ``clean.csv``: clean accuracy per model × variant (× seed) × target × backend, with n and the 95 % Wilson
   interval;
 - ``robust.csv``: robust accuracy and attack success per victim × attack × ε × source (× seed) × target ×
@@ -41,9 +43,11 @@ from edgebench.report.data import BASE, RunData
 from edgebench.report.hostdevice import device_label
 from edgebench.report.sections import reference_section
 from edgebench.report.tables import Mark, Section, Table, cell_text, csv_key, csv_rows
+from edgebench.specs import plan_digest
 from edgebench.store import Store
 
-__all__ = ["TABLES", "cell", "results_tables", "run_record", "write_results"]
+__all__ = ["TABLES", "cell", "csv_text", "results_tables", "run_record", "sort_key", "write_results",
+           "write_text"]
 
 #: the tables of a results folder, in the order the rebuild shows them (file ``<name>.csv``)
 TABLES = ("clean", "robust", "paper", "sizes", "latency", "amplitude")
@@ -80,7 +84,7 @@ def _seeded(rows: Iterable[dict[str, Any]]) -> bool:
     return any(r.get("seed") is not None for r in rows)
 
 
-def _sort_key(values: list[Any]) -> tuple[Any, ...]:
+def sort_key(values: list[Any]) -> tuple[Any, ...]:
     """Numbers before text, numbers by value: a stable order whatever the types."""
     return tuple((0, v, "") if isinstance(v, int | float) and not isinstance(v, bool) else (1, 0, str(v or ""))
                  for v in values)
@@ -88,7 +92,7 @@ def _sort_key(values: list[Any]) -> tuple[Any, ...]:
 
 def _table(rows: list[dict[str, Any]], key: list[str], fields: list[str]) -> list[list[str]]:
     """Header and rows sorted by ``key``, each value formatted by :func:`cell`."""
-    body = sorted(([r.get(k) for k in key + fields] for r in rows), key=lambda vals: _sort_key(vals[:len(key)]))
+    body = sorted(([r.get(k) for k in key + fields] for r in rows), key=lambda vals: sort_key(vals[:len(key)]))
     names = key + fields
     return [names] + [[cell(n, v) for n, v in zip(names, vals, strict=True)] for vals in body]
 
@@ -186,8 +190,8 @@ def run_record(d: RunData, starts: list[dict[str, Any]]) -> dict[str, Any]:
     run, last = d.run, (starts[-1] if starts else {})
     name = str(run.get("plan_name") or d.plan.get("name") or "")
     seeds = sorted({r["seed"] for r in (*d.results, *d.variants) if r.get("seed") is not None})
-    if not seeds and d.plan.get("seeds"):
-        seeds = list(d.plan["seeds"])
+    if not seeds:  # a one-seed run's rows carry no seed: its plan's
+        seeds = list(d.plan.get("seeds") or ([d.plan["seed"]] if d.plan.get("seed") is not None else []))
     host_devices = sorted({device_label(s["info"]["device"]) for s in d.stages
                            if isinstance(s.get("info"), dict) and isinstance(s["info"].get("device"), dict)})
     targets = {}
@@ -200,6 +204,7 @@ def run_record(d: RunData, starts: list[dict[str, Any]]) -> dict[str, Any]:
     commits = list(dict.fromkeys(s.get("commit") for s in starts))
     return {
         "run_id": d.run_id, "plan": name, "plan_hash": run.get("plan_hash"),
+        "plan_hash_seedless": plan_digest(d.plan, seeds=False) if d.plan else None,
         "size": _size(name, d.plan), "status": run.get("status"),
         "edgebench_version": run.get("edgebench_version"),
         "commit": last.get("commit"), "command": last.get("command"),
@@ -214,13 +219,14 @@ def run_record(d: RunData, starts: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _csv(rows: list[list[str]]) -> str:
+def csv_text(rows: list[list[str]]) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows)
     return buf.getvalue()
 
 
-def _write(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically; an unchanged file is left as it is (its time too)."""
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return  # unchanged: keep the file's time too
     tmp = path.with_name(path.name + ".tmp")
@@ -237,10 +243,10 @@ def write_results(store: Store, run_id: str, folder: Path) -> list[Path]:
     tables = results_tables(d)
     record = run_record(d, store.provenance(run_id)) | {"tables": {k: f"{k}.csv" for k in tables}}
     written = [folder / "run.json"]
-    _write(written[0], json.dumps(record, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    write_text(written[0], json.dumps(record, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     for name, rows in tables.items():
         written.append(folder / f"{name}.csv")
-        _write(written[-1], _csv(rows))
+        write_text(written[-1], csv_text(rows))
     for name in TABLES:
         if name not in tables and (folder / f"{name}.csv").is_file():
             (folder / f"{name}.csv").unlink()

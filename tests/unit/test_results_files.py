@@ -18,6 +18,7 @@ from edgebench.provenance import code_commit, command_line
 from edgebench.report.data import RunData
 from edgebench.report.rebuild import folder_markdown, read_results, seed_interval, table_markdown, update_doc
 from edgebench.report.results_files import _size, cell, results_tables, write_results
+from edgebench.specs import plan_digest
 from edgebench.store import Store
 from tests.fixtures.synthetic import fill_synthetic
 
@@ -109,7 +110,11 @@ def test_run_json_carries_provenance(store: Store, tmp_path: Path) -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", rec["created"])
     assert rec["machine"]["host"] == {"cpu": "test"}
     assert rec["machine"]["targets"][0]["target"] == "local" and rec["test_samples"] == 200
-    assert rec["seeds"] == [] and rec["tables"]["clean"] == "clean.csv"
+    # a one-seed run's rows carry no seed: its plan's is recorded, and the plan's hash without it
+    plan = RunData.load(store, RUN).plan
+    assert rec["seeds"] == [plan["seed"]] and rec["tables"]["clean"] == "clean.csv"
+    assert rec["plan_hash_seedless"] == plan_digest({**plan, "seed": plan["seed"] + 1}, seeds=False)
+    assert rec["plan_hash_seedless"] != plan_digest(plan)
     store.add_provenance(RUN, START | {"commit": "def5678-dirty", "started": 1_700_000_200.0})
     write_results(store, RUN, tmp_path / "res")
     rec = json.loads((tmp_path / "res" / "run.json").read_text())
