@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from edgebench.errors import ConfigError
-from edgebench.metrics.seeds import seed_interval as _seed_stat
 from edgebench.report.data import unit_label
 from edgebench.report.render import md_table
 from edgebench.report.results_files import TABLES
+from edgebench.report.seeds import proportion_interval
 from edgebench.report.tables import Cell, Prop, Table, fmt_prop
 from edgebench.report.verdicts import load_verdicts, verdicts_table
 
@@ -129,9 +129,10 @@ def read_results(folder: Path) -> Results:
 
 # -- statistics -----------------------------------------------------------------------------------------------
 def seed_interval(values: list[float]) -> tuple[float, float | None, float | None]:
-    """Mean of per-seed values and its 95 % t interval (:func:`edgebench.metrics.seeds.seed_interval`); no interval
-    from a single value."""
-    stat = _seed_stat(values)
+    """Mean of per-seed proportions and its 95 % t interval, clipped to [0, 1] as the report clips it
+    (:func:`edgebench.report.seeds.proportion_interval`); no interval from a single value."""
+    stat = proportion_interval(values)
+    assert stat is not None
     return stat.mean, stat.lo, stat.hi
 
 

@@ -145,6 +145,9 @@ def test_seeds_give_the_mean_and_t_interval(tmp_path: Path, store: Store) -> Non
     half = 4.302652729911275 * 0.02 / 3 ** 0.5  # t(0.975, 2) · s / √k
     assert (lo, hi) == (pytest.approx(0.92 - half), pytest.approx(0.92 + half))
     assert seed_interval([0.5]) == (0.5, None, None)
+    # a proportion's interval stops at 1, as the report's does (two seeds: t(0.975, 1) = 12.7)
+    mean, lo, hi = seed_interval([0.928, 0.964])
+    assert mean == pytest.approx(0.946) and lo == pytest.approx(0.946 - 12.7062047 * 0.018) and hi == 1.0
     # the writer: a seed column appears when the store's rows carry a seed
     d = RunData.load(store, RUN)
     d.results = [r | {"seed": s} for r in d.results for s in (0, 1)]
