@@ -114,8 +114,10 @@ def add_seeds(store: Store, run_id: str, folder: Path) -> list[Path]:
     out: dict[str, list[list[str]]] = {}
     for name in TABLES:
         cols, new = have.columns.get(name), new_tables.get(name)
-        if name not in MERGED:
-            if cols is not None:  # the first run's, as the folder holds it
+        if name not in MERGED:  # the first run's: as the folder holds it, or anew when that run is the one added
+            if first is rec and new is not None:
+                out[name] = new
+            elif first is not rec and cols is not None:
                 out[name] = [cols] + [[r.get(c, "") for c in cols] for r in have.tables[name]]
             continue
         old_rows = [] if cols is None else [
