@@ -47,7 +47,7 @@ def why_not_faster(profile: dict[str, Any], base: dict[str, Any] | None, macs: t
                 f"{_pct(shares['quant'])} in {', '.join(dict.fromkeys(g['op'] for g in quant))}, "
                 f"{_pct(shares['int8'])} in int8 kernels: the int8 pattern was not fused, so those layers run in "
                 "float plus conversions")
-    if shares["quant"] >= _QUANT_CAUSE:
+    if shares["quant"] >= _QUANT_CAUSE and shares["int8"] < _INT8_MOSTLY:  # else the int8 kernels hold most time
         return (f"{_pct(shares['quant'])} of time converting between float and int8 "
                 f"({', '.join(dict.fromkeys(g['op'] for g in quant))}) against {_pct(shares['int8'])} in int8 kernels: "
                 "the conversions cost more than the int8 arithmetic saves")
