@@ -306,10 +306,11 @@ class Plan:
 
 
 def plan_digest(resolved: dict[str, Any], *, seeds: bool = True) -> str:
-    """:meth:`Plan.digest` of a resolved plan (:meth:`Plan.as_dict`, or the copy a run's store keeps); with
-    ``seeds=False`` the training seeds are left out too, so runs of one plan with different ``--seeds`` share it
+    """:meth:`Plan.digest` of a resolved plan (:meth:`Plan.as_dict`, or the copy a run's store keeps): without the
+    paper numbers, the gates and ``[host]`` (any host device computes the same results); with ``seeds=False`` the
+    training seeds are left out too, so runs of one plan with different ``--seeds`` share it
     (:mod:`edgebench.report.results_merge`)."""
     d = dict(resolved)
     for key in ("references", "gates", "host") + (() if seeds else ("seed", "seeds")):
-        d.pop(key, None)  # the device computes the same results
+        d.pop(key, None)
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()

@@ -51,8 +51,8 @@ def compare_rounds(a_ms: list[float], b_ms: list[float], *, paired: bool, floor:
     """B against A on per-round medians: ``ratio`` (median B ÷ median A), its bootstrap ``lo``/``hi``, ``spread``
     (the half-width around 1 inside which a ratio is not resolved), ``cv_a``/``cv_b``, ``resolved`` and, when
     not resolved, ``why`` (one phrase). ``floor_ms``: a difference of the medians under this many ms is not
-    resolved (:data:`RUN_FLOOR_MS`, for comparisons across runs). ``other_load``: each run's
-    per-round load of other processes (CPUs), for comparisons across runs."""
+    resolved (:data:`RUN_FLOOR_MS`, for comparisons across runs). ``other_load``: each run's per-round load of
+    other processes (CPUs), for comparisons across runs."""
     a = np.asarray([x for x in a_ms if x is not None], dtype=np.float64)
     b = np.asarray([x for x in b_ms if x is not None], dtype=np.float64)
     out: dict[str, Any] = {"ratio": None, "lo": None, "hi": None, "spread": None, "cv_a": round_cv(a),

@@ -36,9 +36,10 @@ __all__ = ["MERGED", "add_seeds"]
 
 #: the tables whose rows are per seed, concatenated by a merge
 MERGED = ("clean", "robust", "latency")
-#: the columns that hold measured values (the rest, less ``seed``, are a row's key)
-_VALUES = {"n", "clean_acc", "robust_acc", "asr", "asr_n", "p50_ms", "p90_ms", "mean_ms", "runs", "method",
-           "params", "nonzeros", "onnx_bytes", "onnx_deflate_bytes", "stored_bytes", "rate_stored"}
+#: the columns of those tables that hold measured values (the rest, less ``seed``, are a row's key)
+_VALUES = {"n", "clean_acc", "robust_acc", "asr", "asr_n", "p50_ms", "p90_ms", "mean_ms", "runs"}
+#: the keys of a folder's run.json that describe the folder, not its first run
+_FOLDER_KEYS = ("runs", "tables", "tables_from")
 
 
 def _seeded(header: list[str], rows: list[list[str]], seed: int | None, where: str) -> list[dict[str, str]]:
@@ -94,8 +95,8 @@ def add_seeds(store: Store, run_id: str, folder: Path) -> list[Path]:
     runs = list(have.run.get("runs") or [{k: v for k, v in have.run.items() if k not in _FOLDER_KEYS}])
     for k in ("plan", "plan_hash_seedless", "size"):
         if not runs[0].get(k) or runs[0][k] != rec.get(k):
-            why = ("its run.json has no plan_hash_seedless (written before --add-seeds existed): write it again "
-                   "from its run with edgebench report RUN --results" if not runs[0].get(k)
+            why = (f"its run.json has no {k} (written before --add-seeds existed): write it again from its run "
+                   "with edgebench report RUN --results" if not runs[0].get(k)
                    else f"its {k} is {runs[0][k]!r}, run {run_id}'s is {rec.get(k)!r}: only runs of one plan "
                         "that differ in --seeds alone add up")
             raise ConfigError(f"{folder / 'run.json'}: cannot add run {run_id}: {why}")
@@ -145,6 +146,3 @@ def add_seeds(store: Store, run_id: str, folder: Path) -> list[Path]:
         write_text(written[-1], csv_text(rows))
     return written
 
-
-#: the keys of a folder's run.json that describe the folder, not its first run
-_FOLDER_KEYS = ("runs", "tables", "tables_from")

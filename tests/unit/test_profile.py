@@ -26,7 +26,7 @@ from edgebench.report.tables import Bullets, Table, cell_text
 SMALL = LatencyProtocol(warmup=5, min_runs=30, min_duration_s=0.02)
 RUNS = 20
 BACKENDS = {"onnxruntime": {"intra_op_num_threads": 1, "inter_op_num_threads": 1},
-            "openvino": {"inference_num_threads": 1, "inference_precision": "f32"}}  # not the bf16 of AMX CPUs
+            "openvino": {"inference_num_threads": 1, "inference_precision": "f32"}}  # not bf16 (AMX, avx512_bf16)
 
 
 @pytest.fixture(scope="module")
