@@ -32,12 +32,20 @@ follow a pruned convolution, and the classifier is never pruned. The ``ratio`` s
 convolution's filters goes in ``steps`` equal steps; after each, BatchNorm statistics are re-estimated on
 training data (NNCF's BN adaptation) and the network is fine-tuned for ``epochs_per_step`` epochs.
 
-Channel rounding (``round_to``, default 8): the channels a layer keeps are rounded *down* to a multiple of
-``round_to`` (torch-pruning's ``round_to``: a ratio is a minimum), because CPU runtimes vectorize convolutions
-over blocks of 8 or 16 channels (oneDNN's nChw8c/nChw16c, MLAS's NCHWc): in ONNX Runtime a four-convolution
-network runs slower at 58 or 57 channels than at 64, while 56 and 48 are faster (issue 16,
-``bench/bench_pruning.py``). A layer that would keep fewer than ``round_to`` channels keeps what the ratio
-gives. Rounding down can remove much more than the ratio on small layers (16 channels at 30 % keep 8);
+Channel rounding (``round_to``, default 8): the channels a layer keeps are rounded to a multiple of ``round_to``,
+because CPU runtimes vectorize convolutions over blocks of 8 or 16 channels (oneDNN's nChw8c/nChw16c, MLAS's
+NCHWc): in ONNX Runtime a four-convolution network runs slower at 58 or 57 channels than at 64, while 56 and 48
+are faster (issue 16, ``bench/bench_pruning.py``). Which way is ``rounding``:
+
+- ``"down"`` (default; torch-pruning's ``round_to``): the ratio is a *minimum*. Rounding down can remove much
+  more than the ratio on small layers (16 channels at 30 % keep 8), and two ratios can give the same network
+  (a 64-channel layer keeps 32 at 40 % and at 50 %). A layer that would keep fewer than ``round_to`` channels
+  keeps what the ratio gives.
+- ``"up"`` (NNCF's ``get_rounded_pruned_element_number``, "always rounds number of remaining elements up"): the
+  ratio is a *maximum*; a layer keeps ``ceil(keep / round_to) * round_to`` channels of the ``keep`` the ratio
+  leaves (torch-pruning's ``int(channels * (1 - ratio))``), at most all of them, so a 16-channel layer is not
+  pruned below 50 %.
+
 ``round_to = 1`` is the unrounded pruning.
 """
 
@@ -57,6 +65,7 @@ from edgebench.variants import Variant, VariantContext, clone, select_layers
 
 CRITERIA = ("L1", "L2", "geometric_median")
 IMPORTANCE = ("group", "root")
+ROUNDING = ("down", "up")
 
 
 def filter_importance(weight: torch.Tensor, criterion: str) -> torch.Tensor:
@@ -143,20 +152,24 @@ def _check_bool(name: str, value: Any, what: str) -> bool:
     return value
 
 
-def rounded_pruned(current: int, n_pruned: int, round_to: int) -> int:
-    """Channels to remove from ``current`` so that the rest is a multiple of ``round_to`` (rounded down, so at
-    least ``n_pruned``), or ``n_pruned`` itself where that multiple would be 0."""
+def rounded_pruned(current: int, n_pruned: int, round_to: int, *, up: bool = False) -> int:
+    """Channels to remove from ``current`` so that the rest is a multiple of ``round_to``. Rounded down (``up``
+    false: at least ``n_pruned``, or ``n_pruned`` itself where that multiple would be 0) or up (NNCF's: at most
+    ``n_pruned``, never below 0)."""
     keep = current - n_pruned
+    if up:
+        return max(current - min(-(-keep // round_to) * round_to, current), 0)
     rounded = keep - keep % round_to
     return current - rounded if rounded > 0 else max(n_pruned, 0)
 
 
-def _pruner(tp: Any) -> type:
+def _pruner(tp: Any, up: bool) -> type:
     class RoundingPruner(tp.pruner.MetaPruner):
-        """torch-pruning's MetaPruner, whose channel rounding never empties a layer (:func:`rounded_pruned`)."""
+        """torch-pruning's MetaPruner, whose channel rounding never empties a layer and goes ``up`` where asked
+        (:func:`rounded_pruned`)."""
 
         def _round_to(self, n_pruned: int, current_channels: int, round_to: int) -> int:
-            return rounded_pruned(current_channels, n_pruned, round_to)
+            return rounded_pruned(current_channels, n_pruned, round_to, up=up)
 
     return RoundingPruner
 
@@ -183,8 +196,10 @@ class FilterPruning(Compressor):
         epochs_per_step: fine-tuning epochs after each step.
         lr: fine-tuning learning rate; default a tenth of the base's.
         layers: module-name globs of the convolutions to prune; default all.
-        round_to: the kept channels of each layer are rounded down to a multiple of this (default 8, the
-            vector width CPU runtimes block channels by); 1 for no rounding.
+        round_to: the kept channels of each layer are rounded to a multiple of this (default 8, the vector
+            width CPU runtimes block channels by); 1 for no rounding.
+        rounding: ``"down"`` (default: the ratio is a minimum, torch-pruning's) or ``"up"`` (the ratio is a
+            maximum, NNCF's).
         prune_first: prune the first convolutions too (NNCF's ``prune_first_conv``; default false, NNCF's).
         prune_downsample: prune convolutions with stride > 1 too (NNCF's ``prune_downsample_convs``; default false).
         importance: ``"group"`` (default, NNCF's: summed over the group) or ``"root"`` (the root's own filters).
@@ -194,7 +209,8 @@ class FilterPruning(Compressor):
 
     def __init__(self, *, ratio: float, criterion: str = "L2", steps: int = 1, epochs_per_step: int = 1,
                  lr: float | None = None, layers: list[str] | None = None, round_to: int = 8,
-                 prune_first: bool = False, prune_downsample: bool = False, importance: str = "group") -> None:
+                 rounding: str = "down", prune_first: bool = False, prune_downsample: bool = False,
+                 importance: str = "group") -> None:
         self.ratio = check_ratio("ratio", ratio, what=self.what)
         self.criterion = check_choice("criterion", criterion, CRITERIA, what=self.what)
         self.steps = check_int("steps", steps, what=self.what, lo=1)
@@ -202,6 +218,7 @@ class FilterPruning(Compressor):
         self.lr = lr
         self.layers = list(layers) if layers is not None else None
         self.round_to = check_int("round_to", round_to, what=self.what, lo=1)
+        self.rounding = check_choice("rounding", rounding, ROUNDING, what=self.what)
         self.prune_first = _check_bool("prune_first", prune_first, self.what)
         self.prune_downsample = _check_bool("prune_downsample", prune_downsample, self.what)
         self.importance = check_choice("importance", importance, IMPORTANCE, what=self.what)
@@ -240,7 +257,7 @@ class FilterPruning(Compressor):
         ignored = [m for _, m in twin.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and id(m) not in chosen
                    and (not is_depthwise(m) or id(m) in kept)]
         try:
-            pruner = _pruner(tp)(
+            pruner = _pruner(tp, self.rounding == "up")(
                 twin, example, importance=_importance(self.criterion, chosen, self.importance),
                 pruning_ratio=self.ratio,
                 iterative_steps=self.steps, ignored_layers=ignored, root_module_types=[nn.Conv2d],
@@ -264,6 +281,7 @@ class FilterPruning(Compressor):
         per_layer = {name: {"channels_before": before[name], "channels_after": after.get(name)} for name in before}
         return Variant(model=twin, history=history, info={
             "criterion": self.criterion, "ratio": self.ratio, "steps": self.steps, "round_to": self.round_to,
-            "prune_first": self.prune_first, "prune_downsample": self.prune_downsample, "importance": self.importance,
+            "rounding": self.rounding, "prune_first": self.prune_first, "prune_downsample": self.prune_downsample,
+            "importance": self.importance,
             "not_pruned": sorted(n for n, m in twin.named_modules() if id(m) in kept), "per_layer": per_layer,
             "batchnorm_recalibrated": bn, "engine": f"torch-pruning {tp.__version__}"})

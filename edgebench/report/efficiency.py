@@ -24,9 +24,10 @@ def efficiency_section(d: RunData) -> Section | None:
     blocks: list[Any] = [Para(
         "MACs of one inference and stored parameters of each variant's torch twin, beside its p50 latency; `× base` "
         "is variant ÷ base. Fewer MACs need not mean faster: CPU runtimes vectorize convolutions over blocks of "
-        f"{VECTOR_CHANNELS} or 16 channels, so filter pruning rounds the channels each layer keeps down to a multiple "
-        "of `round_to` (default 8; `round_to = 1` does not round), shown here. `p50 × base`: on the interleaved "
-        "rounds' per-round medians with its 95 % interval, *not resolved* inside their spread (\"Latency rounds\").")]
+        f"{VECTOR_CHANNELS} or 16 channels, so filter pruning rounds the channels each layer keeps to a multiple of "
+        "`round_to` (default 8, down; up with NNCF's `rounding = \"up\"`; `round_to = 1` does not round), shown "
+        "here. `p50 × base`: on the interleaved rounds' per-round medians with its 95 % interval, *not resolved* "
+        "inside their spread (\"Latency rounds\").")]
     speed = speed_verdicts(d)
     pairs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in d.clean:

@@ -45,6 +45,35 @@ def test_rounded_pruned_by_hand() -> None:
     assert rounded_pruned(64, 7, 1) == 7
 
 
+def test_rounded_pruned_up_by_hand() -> None:
+    """NNCF's rounding: the kept channels go up to a multiple (the ratio is a maximum), never above the layer."""
+    assert rounded_pruned(64, 26, 8, up=True) == 24  # 38 kept (40 %) -> 40
+    assert rounded_pruned(64, 32, 8, up=True) == 32  # 50 %: 32 is a multiple
+    assert rounded_pruned(16, 6, 8, up=True) == 0  # 10 kept -> 16: a 16-channel layer is not pruned below 50 %
+    assert rounded_pruned(4, 2, 8, up=True) == 0  # 2 kept -> 8 > 4: unpruned, as NNCF leaves it
+    assert rounded_pruned(64, 7, 1, up=True) == 7
+
+
+def test_rounding_up_keeps_40_and_50_percent_apart() -> None:
+    """The full-size poster run (seed 0) pruned dn121, rn50 and vgg19 to the same network at 40 % and 50 % with
+    the default rounding down; NNCF's rounding up keeps them apart and prunes at most the ratio."""
+    base = four_convs()
+    down = [prune(base, ratio=r) for r in (0.4, 0.5)]
+    up = [prune(base, ratio=r, rounding="up") for r in (0.4, 0.5)]
+
+    def channels(v) -> list[int]:
+        return [m.out_channels for m in v.model.modules() if isinstance(m, nn.Conv2d)]
+
+    assert channels(down[0]) == channels(down[1]) == [32] * 4
+    assert channels(up[0]) == [40] * 4 and channels(up[1]) == [32] * 4
+    assert up[0].info["rounding"] == "up" and down[0].info["rounding"] == "down"
+
+
+def test_rounding_must_be_up_or_down() -> None:
+    with pytest.raises(ConfigError, match=r"rounding"):
+        create_method("compress", "filter_pruning", ratio=0.5, rounding="nearest")
+
+
 @pytest.mark.parametrize("ratio", [0.1, 0.2, 0.3, 0.4])
 def test_round_to_keeps_multiples_of_8_and_prunes_at_least_the_ratio(ratio) -> None:
     base = four_convs()
