@@ -265,7 +265,7 @@ def test_provenance_is_recorded_per_start(tmp_path: Path) -> None:
 
 def test_a_folder_with_verdicts_alone_gives_its_verdicts_and_no_other_table(tmp_path: Path) -> None:
     """A paper whose plan has not run at its current settings: its verdicts render, any other table is one line."""
-    real = Path(__file__).resolve().parents[2] / "docs" / "results" / "poster-pruning" / "verdicts.toml"
+    real = Path(__file__).resolve().parents[2] / "docs" / "results" / "song2020-quantized" / "verdicts.toml"
     folder = tmp_path / "results" / "poster"
     folder.mkdir(parents=True)
     (folder / "verdicts.toml").write_text(real.read_text())
