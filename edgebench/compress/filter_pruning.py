@@ -158,7 +158,7 @@ def rounded_pruned(current: int, n_pruned: int, round_to: int, *, up: bool = Fal
     ``n_pruned``, never below 0)."""
     keep = current - n_pruned
     if up:
-        return max(current - min(-(-keep // round_to) * round_to, current), 0)
+        return current - min(-(-keep // round_to) * round_to, current)
     rounded = keep - keep % round_to
     return current - rounded if rounded > 0 else max(n_pruned, 0)
 
