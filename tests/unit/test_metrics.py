@@ -134,6 +134,16 @@ def test_mcnemar_exact_p_values(b, c, p) -> None:
     assert r["p_value"] == pytest.approx(p, rel=1e-12)
 
 
+def test_mcnemar_past_a_thousand_discordant_pairs() -> None:
+    # 2.0**n overflows past n = 1,023: a clean comparison on 10,000 images reached it (issue 20, poster 50 %)
+    a = np.array([True] * 700 + [False] * 500)
+    r = mcnemar(a, ~a)
+    log10_p = math.log10(2) + math.log10(sum(math.comb(1200, i) for i in range(501))) - 1200 * math.log10(2)
+    assert (r["b"], r["c"]) == (700, 500)
+    assert math.log10(r["p_value"]) == pytest.approx(log10_p, abs=1e-9)
+    assert 1e-10 < r["p_value"] < 1e-6
+
+
 def test_mcnemar_is_symmetric_and_takes_int_masks() -> None:
     rng = np.random.default_rng(0)
     a, b = rng.random(50) < 0.7, rng.random(50) < 0.5
