@@ -125,13 +125,15 @@ def sha256(path: Path) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 def test_sigint_stops_cleanly_keeps_finished_stages_then_resumes(tmp_path: Path,
                                                                  caplog: pytest.LogCaptureFixture) -> None:
-    """Ctrl-C during the device job: exit 130 and one line; the host stages already done stay stored (and
-    cached), the interrupted job is not recorded as done; the same command again finishes without redoing the
-    host stages and without a duplicate row."""
-    plan, out = write_plan(tmp_path, duration=1.0), tmp_path / "reports"
+    """Ctrl-C during a device job (the latency timing): exit 130 and one line; the host stages already done stay
+    stored (and cached), the interrupted job is not recorded as done; the same command again finishes without
+    redoing the host stages and without a duplicate row."""
+    plan, out = write_plan(tmp_path, duration=2.0), tmp_path / "reports"
     proc = start_cli(plan, out)
-    wait_for(proc, lambda: bool(list(out.glob("*/raw/*/job.json"))), "the device job started")
-    time.sleep(0.5)
+    # the latency job times for at least min_duration_s (2 s): the signal lands inside it. (Waiting for any job,
+    # then 0.5 s, raced under load: the 1 s latency job and the short accuracy job both finished first.)
+    wait_for(proc, lambda: bool(list(out.glob("*/raw/latency_*/job.json"))), "the latency job started")
+    time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the host and its agent
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -142,8 +144,8 @@ def test_sigint_stops_cleanly_keeps_finished_stages_then_resumes(tmp_path: Path,
     facts = store_facts(run_dir)
     assert facts["status"] == ["interrupted"] and facts["results"] == 0 and facts["integrity"] == "ok"
     assert facts["stages"] == {s: "done" for s in STAGES if not s.startswith(("device/", "latency/"))}
-    # the interrupted device job left no result (the short latency job may have finished before the signal)
-    assert not [p for p in run_dir.glob("raw/*/result.json") if not p.parent.name.startswith("latency_")]
+    # the interrupted latency job left no result, and the accuracy job had not started
+    assert list(run_dir.glob("raw/latency_*/job.json")) and not list(run_dir.glob("raw/*/result.json"))
 
     with caplog.at_level("INFO", logger="edgebench"):  # the same command again (in this process: faster)
         assert main(["run", str(plan), "--out", str(out)]) == 0
