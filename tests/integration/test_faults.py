@@ -72,7 +72,15 @@ def cli_env() -> dict[str, str]:
 def start_cli(plan: Path, out: Path) -> subprocess.Popen[str]:
     """``edgebench run`` in its own process group, as a terminal would start it (Ctrl-C reaches the group)."""
     return subprocess.Popen([sys.executable, "-m", "edgebench.cli", "run", str(plan), "--out", str(out)],
-                            env=cli_env(), stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            env=cli_env(), stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_sigint_as_a_shell_leaves_it)
+
+
+def _sigint_as_a_shell_leaves_it() -> None:
+    """A child inherits its parent's blocked signals and ignored handlers across exec; the test process may carry
+    either from an earlier test's library, and a shell starts commands with SIGINT unblocked and default."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(proc: subprocess.Popen[str], ready: Callable[[], bool], what: str, timeout: float = 120) -> None:
