@@ -195,7 +195,8 @@ def test_report_explains_an_unfused_int8_artifact(models: dict[str, Path], runs:
     (table,) = [b for b in section.blocks if isinstance(b, Table)]
     cells = {r[1]: [cell_text(c) for c in r] for r in table.rows}
     assert cells["base"][4] == "–" and cells["int8"][4].endswith(" %") and int(cells["int8"][4][:-2]) > 40
-    assert cells["int8"][6].startswith("QLinearConv (CPU/uint8)")
+    # the top operators, by measured share: QLinearConv and QGemm trade first place run to run on this small net
+    assert "QLinearConv (CPU/uint8)" in cells["int8"][6]
     assert not any(isinstance(b, Bullets) for b in section.blocks)  # the reasons go under "Cost and speed"
     why = not_faster_lines(d)
     assert len(why) == 2  # int8b is faster than the base: nothing to explain
