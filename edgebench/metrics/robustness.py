@@ -71,7 +71,7 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float | i
     k = min(b, c)
     # exact integers, one true division: 2.0**n overflows a float past n = 1,023 discordant pairs (a 10,000-image
     # clean comparison reaches that), and int / int is correctly rounded at any size (it underflows to 0.0 only
-    # below 5e-324)
+    # below 5e-324). Each term from the last: a math.comb per term is ~400x slower at n = 10,000.
     term = total = 1
     for i in range(k):
         term = term * (n - i) // (i + 1)

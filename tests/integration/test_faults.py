@@ -77,8 +77,9 @@ def start_cli(plan: Path, out: Path) -> subprocess.Popen[str]:
 
 
 def _sigint_as_a_shell_leaves_it() -> None:
-    """A child inherits its parent's blocked signals and ignored handlers across exec; the test process may carry
-    either from an earlier test's library, and a shell starts commands with SIGINT unblocked and default."""
+    """A child inherits its parent's blocked signals and ignored handlers across exec. In the full suite the test
+    process has SIGINT ignored by the time this file runs (measured; set by something earlier in the suite), so
+    the CLI would never see the Ctrl-C; a shell starts commands with SIGINT unblocked and default."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
@@ -138,8 +139,8 @@ def test_sigint_stops_cleanly_keeps_finished_stages_then_resumes(tmp_path: Path,
     redoing the host stages and without a duplicate row."""
     plan, out = write_plan(tmp_path, duration=2.0), tmp_path / "reports"
     proc = start_cli(plan, out)
-    # the latency job times for at least min_duration_s (2 s): the signal lands inside it. (Waiting for any job,
-    # then 0.5 s, raced under load: the 1 s latency job and the short accuracy job both finished first.)
+    # the latency job times for at least min_duration_s (2 s): the signal lands inside it, not after the short
+    # accuracy job
     wait_for(proc, lambda: bool(list(out.glob("*/raw/latency_*/job.json"))), "the latency job started")
     time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the host and its agent
