@@ -77,9 +77,11 @@ def start_cli(plan: Path, out: Path) -> subprocess.Popen[str]:
 
 
 def _sigint_as_a_shell_leaves_it() -> None:
-    """A child inherits its parent's blocked signals and ignored handlers across exec. In the full suite the test
-    process has SIGINT ignored by the time this file runs (measured; set by something earlier in the suite), so
-    the CLI would never see the Ctrl-C; a shell starts commands with SIGINT unblocked and default."""
+    """A child inherits its parent's blocked signals and ignored handlers across exec. pytest started in the
+    background of a non-interactive shell (``pytest &``, ``nohup``, a CI step that backgrounds it) has SIGINT
+    ignored from its start, as POSIX has such a shell do for asynchronous commands (measured: SIG_IGN there,
+    default in the foreground; no test changes it), so the CLI would never see the Ctrl-C. A terminal starts
+    commands with SIGINT unblocked and default: so does this."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
