@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgebench.report.data import RunData, unit_label
 from edgebench.report.tables import Cell, Mark, Num, Prop, fmt_prop
+from edgebench.store import BASE
 
 if TYPE_CHECKING:
     from edgebench.metrics.seeds import SeedStat
@@ -23,20 +24,31 @@ if TYPE_CHECKING:
 
 def reference_hit(d: RunData, ref: dict[str, Any], variant: str) -> dict[str, Any] | None:
     """The result row a reference compares with for ``variant`` (of the reference's model, or ``model/variant``):
-    same attack and ε; crafted on ``ref["source"]`` if given, else white-box (or clean); on the first target and
-    backend that has one."""
+    same attack and ε; crafted on ``ref["source"]`` if given, else white-box (or clean), or, for an attack the
+    plan runs only as a transfer from one ``surrogate`` (seed 003's Table 2: "bb-fgsm" crafted on a substitute),
+    crafted on that surrogate; on the first target and backend that has one."""
     model, _, name = variant.rpartition("/")
     model, variant = model or ref["model"], name
+    source = ref["source"] or _only_surrogate(d, ref["attack"])
 
     def match(r: dict[str, Any]) -> bool:
         if (r["model"], r["variant"], r["attack"]) != (model, variant, ref["attack"]):
             return False
         if ref["attack"] != "none" and not math.isclose(r["eps"], ref["eps"]):
             return False
-        return r["source"] == ref["source"] if ref["source"] else r["threat"] in ("white-box", "clean")
+        return r["source"] == source if source else r["threat"] in ("white-box", "clean")
 
     hits = [r for r in d.results if match(r)]
     return next((r for p in d.pairs for r in hits if (r["target"], r["backend"]) == p), None)
+
+
+def _only_surrogate(d: RunData, label: str) -> str:
+    """The surrogate of the plan's attack ``label`` when transfer from it is the attack's only threat, else ""."""
+    spec = next((a for a in d.plan.get("attacks") or [] if a.get("label") == label), None)
+    if spec is None or list(spec.get("threat") or []) != ["transfer"] or not spec.get("surrogate"):
+        return ""
+    model, _, variant = str(spec["surrogate"]).partition("/")
+    return unit_label(model, variant or BASE)  # as results name their source ("m", not "m/base")
 
 
 def mean_of(hits: list[dict[str, Any]], metric: str) -> Prop:

@@ -165,3 +165,34 @@ def test_a_mean_over_models_names_each_model(tmp_path: Path) -> None:
         text = render_markdown(store, "r")
     assert ("| Fig. 10b | mean of 2: m/base, m2/base | asr, fgsm ε=0.1 | 0.8674 | 0.800 [0.715, 0.865] (mean, n≥100) "
             "| -6.74 | **no** |  |") in text  # 0.8674 lies above the interval
+
+
+def test_a_reference_to_a_transfer_only_attack_compares_with_its_surrogates_row(tmp_path: Path) -> None:
+    """Seed 003's Table 2: "bb-fgsm" runs only as a transfer from a substitute; its references named no
+    ``source`` and read *not measured* beside a stored row. They now compare with the row crafted on the
+    attack's surrogate; an attack that also runs white-box keeps the white-box default."""
+    two = BASE.replace('[[attacks]]', '[[models]]\nname = "sub"\narch = "digits_cnn"\n[[attacks]]', 1)
+    plan_text = two + ('[[attacks]]\nname = "fgsm"\nlabel = "bb"\neps = [0.1]\nthreat = "transfer"\n'
+                       'surrogate = "sub"\n'
+                       '[[reference]]\nfigure = "Table 2"\nmetric = "robust_acc"\nmodel = "m"\nattack = "bb"\n'
+                       'eps = 0.1\nvalue = 0.933\n'
+                       '[[reference]]\nfigure = "Table 1"\nmetric = "robust_acc"\nmodel = "m"\nattack = "fgsm"\n'
+                       'eps = 0.1\nvalue = 0.0767\n')
+    plan = load_plan(write(tmp_path, plan_text))
+    row = {"backend": "onnxruntime", "target": "local", "model": "m", "variant": "base", "eps": 0.1, "n": 200}
+    with Store.open(tmp_path / "r.sqlite") as store:
+        store.begin_run("r", plan_name="t", plan_hash=plan.digest(), plan=plan.as_dict(), version="x")
+        store.put_results("r", [
+            {**row, "attack": "bb", "source": "sub", "threat": "transfer", "robust_acc": 0.83,
+             "robust_acc_lo": 0.772, "robust_acc_hi": 0.876},
+            {**row, "attack": "fgsm", "source": "sub", "threat": "transfer", "robust_acc": 0.5,
+             "robust_acc_lo": 0.43, "robust_acc_hi": 0.57},
+            {**row, "attack": "fgsm", "source": "m", "threat": "white-box", "robust_acc": 0.05,
+             "robust_acc_lo": 0.027, "robust_acc_hi": 0.09},
+        ])
+        text = render_markdown(store, "r")
+    lines = [ln for ln in text.split("## Paper vs edgebench")[1].split("\n## ")[0].splitlines()
+             if ln.startswith("| Table")]
+    assert lines == [
+        "| Table 2 | m | robust_acc, bb ε=0.1 | 0.9330 | 0.830 [0.772, 0.876] (n=200) | -10.30 | **no** |  |",
+        "| Table 1 | m | robust_acc, fgsm ε=0.1 | 0.0767 | 0.050 [0.027, 0.090] (n=200) | -2.67 | yes |  |"]
