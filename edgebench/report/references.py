@@ -25,11 +25,12 @@ if TYPE_CHECKING:
 def reference_hit(d: RunData, ref: dict[str, Any], variant: str) -> dict[str, Any] | None:
     """The result row a reference compares with for ``variant`` (of the reference's model, or ``model/variant``):
     same attack and ε; crafted on ``ref["source"]`` if given, else white-box (or clean), or, for an attack the
-    plan runs only as a transfer from one ``surrogate`` (seed 003's Table 2: "bb-fgsm" crafted on a substitute),
-    crafted on that surrogate; on the first target and backend that has one."""
+    plan runs only as a transfer, crafted on its ``surrogate`` (seed 003's Table 2: "bb-fgsm" crafted on a
+    substitute) or, where it names none, on the victim's base (its ``attack_source`` if set); on the first target
+    and backend that has one."""
     model, _, name = variant.rpartition("/")
     model, variant = model or ref["model"], name
-    source = ref["source"] or _only_surrogate(d, ref["attack"])
+    source = ref["source"] or _transfer_source(d, ref["attack"], model)
 
     def match(r: dict[str, Any]) -> bool:
         if (r["model"], r["variant"], r["attack"]) != (model, variant, ref["attack"]):
@@ -42,11 +43,16 @@ def reference_hit(d: RunData, ref: dict[str, Any], variant: str) -> dict[str, An
     return next((r for p in d.pairs for r in hits if (r["target"], r["backend"]) == p), None)
 
 
-def _only_surrogate(d: RunData, label: str) -> str:
-    """The surrogate of the plan's attack ``label`` when transfer from it is the attack's only threat, else ""."""
+def _transfer_source(d: RunData, label: str, victim: str) -> str:
+    """Where the plan's attack ``label`` crafts the examples model ``victim``'s variants see, when transfer is the
+    attack's only threat: its ``surrogate``, else the victim's base model (or that model's ``attack_source``), as
+    :func:`edgebench.runner.graph.sources_for` does; "" for an attack with another threat."""
     spec = next((a for a in d.plan.get("attacks") or [] if a.get("label") == label), None)
-    if spec is None or list(spec.get("threat") or []) != ["transfer"] or not spec.get("surrogate"):
+    if spec is None or list(spec.get("threat") or []) != ["transfer"]:
         return ""
+    if not spec.get("surrogate"):
+        model = next((m for m in d.plan.get("models") or [] if m.get("name") == victim), {})
+        return str(model.get("attack_source") or victim)
     model, _, variant = str(spec["surrogate"]).partition("/")
     return unit_label(model, variant or BASE)  # as results name their source ("m", not "m/base")
 

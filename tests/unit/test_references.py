@@ -196,3 +196,29 @@ def test_a_reference_to_a_transfer_only_attack_compares_with_its_surrogates_row(
     assert lines == [
         "| Table 2 | m | robust_acc, bb ε=0.1 | 0.9330 | 0.830 [0.772, 0.876] (n=200) | -10.30 | **no** |  |",
         "| Table 1 | m | robust_acc, fgsm ε=0.1 | 0.0767 | 0.050 [0.027, 0.090] (n=200) | -2.67 | yes |  |"]
+
+
+def test_a_reference_to_a_transfer_only_attack_without_a_surrogate_compares_with_the_victims_base(
+        tmp_path: Path) -> None:
+    """A transfer-only attack with no ``surrogate`` crafts each victim's examples on its base model
+    (``sources_for``): a reference to a variant compares with the row crafted on the base, not *not measured*."""
+    plan_text = BASE + ('[[compress]]\nmethod = "kbit"\nlabel = "q"\nbits = 4\n'
+                        '[[attacks]]\nname = "fgsm"\nlabel = "tr"\neps = [0.1]\nthreat = "transfer"\n'
+                        '[[reference]]\nfigure = "Fig. 5"\nmetric = "robust_acc"\nmodel = "m"\nvariant = "q"\n'
+                        'attack = "tr"\neps = 0.1\nvalue = 0.6\n')
+    plan = load_plan(write(tmp_path, plan_text))
+    row = {"backend": "onnxruntime", "target": "local", "model": "m", "eps": 0.1, "n": 200, "attack": "tr",
+           "threat": "transfer"}
+    with Store.open(tmp_path / "r.sqlite") as store:
+        store.begin_run("r", plan_name="t", plan_hash=plan.digest(), plan=plan.as_dict(), version="x")
+        store.put_results("r", [
+            {**row, "variant": "q", "source": "other", "robust_acc": 0.1, "robust_acc_lo": 0.07,
+             "robust_acc_hi": 0.15},
+            {**row, "variant": "q", "source": "m", "robust_acc": 0.7, "robust_acc_lo": 0.633,
+             "robust_acc_hi": 0.759},
+        ])
+        text = render_markdown(store, "r")
+    lines = [ln for ln in text.split("## Paper vs edgebench")[1].split("\n## ")[0].splitlines()
+             if ln.startswith("| Fig. 5")]
+    assert lines == [
+        "| Fig. 5 | m/q | robust_acc, tr ε=0.1 | 0.6000 | 0.700 [0.633, 0.759] (n=200) | +10.00 | **no** |  |"]
