@@ -106,6 +106,9 @@ def _dry_run(plan: object, args: argparse.Namespace) -> int:
         print("to run: " + ", ".join(todo[:12]) + (f", … ({len(todo) - 12} more)" if len(todo) > 12 else ""))
     else:
         print("nothing to run: everything is cached or measured")
+    resumes = [f"{r['stage']} ({r['resumes']})" for r in rows if r.get("resumes")]
+    if resumes:  # an interrupted training picks up here; none listed means it starts again from epoch 0
+        print("resumes from a checkpoint: " + ", ".join(resumes))
     return 0
 
 

@@ -230,3 +230,21 @@ def cache_status(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> tu
                       bpda=any(bpda_on(plan, u) for u in units))
         return ("cached" if cached("adv", key) else "run"), key
     return "run", None
+
+
+def resume_point(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> str | None:
+    """Where variant stage ``name``, if it must run, resumes: the newest checkpoint an interrupted build left in the
+    cache's ``work/<variant key>/`` folder (adversarial training writes one per epoch), as ``folder/file``; None
+    when it starts afresh or its key is not known yet. The key holds the method's code, so only a build by the same
+    code is found. Call after :func:`cache_status` for the same stage (``keys`` then holds its parent's key)."""
+    kind, _, rest = name.partition("/")
+    if kind != "compress":
+        return None
+    unit = Unit(*rest.split("/", 1))
+    c = next(c for c in ctx.plan.compress if Unit(c.model, c.variant) == unit)
+    parent = keys.get(Unit(c.model, c.on))
+    if parent is None:
+        return None
+    files = sorted(p for p in (ctx.cache.root / "work" / variant_key(ctx.plan, c, parent)).glob("*/*") if p.is_file())
+    return f"{files[-1].parent.name}/{files[-1].name}" if files else None
+

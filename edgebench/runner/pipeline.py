@@ -32,7 +32,7 @@ from edgebench.runner.context import DiscardStore, RunContext
 from edgebench.runner.executors.base import BASE_MB, HostTask, InlineExecutor
 from edgebench.runner.family import FamilySource
 from edgebench.runner.graph import crafting_sources, sources_for, torch_units, units
-from edgebench.runner.keys import cache_status
+from edgebench.runner.keys import cache_status, resume_point
 from edgebench.runner.placement import batch_key, uses_gpu
 from edgebench.runner.progress import Progress
 from edgebench.runner.score import Scores, bpda_samples, gradient_flags, score, through_bpda
@@ -217,8 +217,9 @@ class Pipeline(RunContext):
         """What :meth:`run` would do, stage by stage, without doing it (``edgebench run --dry-run``): each stage with
         its dependencies and ``status``: ``cached`` (its outputs are in the content-addressed cache), ``measured``
         (a device job this run already finished), ``run`` (to compute), ``unknown`` (its key depends on an output
-        that must be computed first: it may still turn out cached) or ``always`` (loading the data). Loads the
-        data set (the keys hash it) and reads cache manifests, nothing else."""
+        that must be computed first: it may still turn out cached) or ``always`` (loading the data); and, for a
+        variant that will run, the checkpoint it ``resumes`` from (:func:`~edgebench.runner.keys.resume_point`),
+        else None. Loads the data set (the keys hash it) and reads cache manifests, nothing else."""
         dataset.load_data(self)
         done: dict[str, str] = {}
         db = self.run_dir / "results.sqlite"
@@ -229,12 +230,16 @@ class Pipeline(RunContext):
         rows = []
         for stage in self._stage_list():
             kind = stage.name.partition("/")[0]
+            resumes = None
             if kind in ("device", "latency"):
                 status, key = ("measured" if done.get(stage.name) == "done" else "run"), None
             else:
                 owner, plain = self._owner(stage.name)
-                status, key = cache_status(owner, plain, keys.setdefault(id(owner), {}))
-            rows.append({"stage": stage.name, "kind": kind, "deps": list(stage.deps), "status": status, "key": key})
+                known = keys.setdefault(id(owner), {})
+                status, key = cache_status(owner, plain, known)
+                resumes = resume_point(owner, plain, known) if status == "run" else None
+            rows.append({"stage": stage.name, "kind": kind, "deps": list(stage.deps), "status": status, "key": key,
+                         "resumes": resumes})
         return rows
 
     def host_stages_to_compute(self) -> int | None:

@@ -86,3 +86,41 @@ def test_defended_and_chained_variants_run_end_to_end(tmp_path: Path) -> None:
     row = next(ln for ln in section.splitlines() if ln.startswith("| cnn | pgd |"))
     top = max((v for v in variants if v != "base"), key=lambda v: abs(rows[(v, "pgd")]["robust_delta"]))
     assert f"({top}, p=" in row and "each its own (white-box)" in row
+
+
+def test_an_interrupted_adversarial_training_resumes_and_the_dry_run_says_from_where(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C in epoch 2 of 3: the run stops (exit 130) with epoch 1 checkpointed; ``--dry-run`` names the stage and
+    the checkpoint it resumes from; the same command then finishes from epoch 1 and the checkpoints are gone."""
+    from edgebench.defenses.adversarial_training import AdversarialTraining
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text(PLAN.split("[[compress]]")[0] + "[[defend]]\nmethod = \"adversarial_training\"\nlabel = \"adv\"\n"
+                    "mode = \"pgd\"\neps = 0.2\nsteps = 3\nepochs = 3\n[[targets]]\ntarget = \"local\"\n"
+                    "backends = [\"onnxruntime\"]\n")
+    monkeypatch.setenv("EDGEBENCH_CACHE", str(tmp_path / "cache"))
+    args = ["run", str(plan), "--out", str(tmp_path / "r"), "--workers", "0"]
+    real = AdversarialTraining._epoch
+
+    def cut_in_epoch_2(self, *a):
+        if a[-1] == 2:
+            raise KeyboardInterrupt("power cut")
+        return real(self, *a)
+
+    monkeypatch.setattr(AdversarialTraining, "_epoch", cut_in_epoch_2)
+    assert main(args) == 130
+    monkeypatch.setattr(AdversarialTraining, "_epoch", real)
+    capsys.readouterr()
+    assert main([*args, "--dry-run"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("resumes from a checkpoint: "))
+    assert line.startswith("resumes from a checkpoint: compress/cnn/adv (adversarial_training-")
+    assert line.endswith("/epoch-0001.pt)")
+    assert main(args) == 0
+    run_dir = next((tmp_path / "r").iterdir())
+    with Store.open(run_dir / "results.sqlite", create=False) as store:
+        adv = next(v for v in store.variants(run_dir.name) if v["variant"] == "adv")
+    assert adv["info"]["resumed_from_epoch"] == 1 and adv["info"]["epochs_done"] == 3
+    assert not list((tmp_path / "cache" / "work").glob("*/*/*.pt"))
+    capsys.readouterr()
+    assert main([*args, "--dry-run"]) == 0
+    assert "resumes from a checkpoint" not in capsys.readouterr().out
