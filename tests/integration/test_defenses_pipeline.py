@@ -92,7 +92,7 @@ def test_an_interrupted_adversarial_training_resumes_and_the_dry_run_says_from_w
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """Ctrl-C in epoch 2 of 3: the run stops (exit 130) with epoch 1 checkpointed; ``--dry-run`` names the stage and
     the checkpoint it resumes from; the same command then finishes from epoch 1 and the checkpoints are gone."""
-    from edgebench.defenses.adversarial_training import AdversarialTraining
+    from tests.unit.test_defenses import interrupt_in_epoch
 
     plan = tmp_path / "plan.toml"
     plan.write_text(PLAN.split("[[compress]]")[0] + "[[defend]]\nmethod = \"adversarial_training\"\nlabel = \"adv\"\n"
@@ -100,16 +100,9 @@ def test_an_interrupted_adversarial_training_resumes_and_the_dry_run_says_from_w
                     "backends = [\"onnxruntime\"]\n")
     monkeypatch.setenv("EDGEBENCH_CACHE", str(tmp_path / "cache"))
     args = ["run", str(plan), "--out", str(tmp_path / "r"), "--workers", "0"]
-    real = AdversarialTraining._epoch
-
-    def cut_in_epoch_2(self, *a):
-        if a[-1] == 2:
-            raise KeyboardInterrupt("power cut")
-        return real(self, *a)
-
-    monkeypatch.setattr(AdversarialTraining, "_epoch", cut_in_epoch_2)
+    undo = interrupt_in_epoch(monkeypatch, 2)
     assert main(args) == 130
-    monkeypatch.setattr(AdversarialTraining, "_epoch", real)
+    undo()
     capsys.readouterr()
     assert main([*args, "--dry-run"]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("resumes from a checkpoint: "))

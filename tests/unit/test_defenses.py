@@ -9,6 +9,7 @@ import copy
 import functools
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -376,20 +377,26 @@ def test_resumed_training_equals_an_uninterrupted_one(cnn, digits, tmp_path) -> 
     assert other.info["resumed_from_epoch"] is None and Path(other.info["checkpoints"]) != folder
 
 
-def test_interrupted_training_resumes_and_skips_a_corrupt_checkpoint(cnn, digits, tmp_path, monkeypatch,
-                                                                    caplog) -> None:
-    whole = _quick(3).apply(cnn, ctx_for(digits))
+def interrupt_in_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> Callable[[], None]:
+    """Make adversarial training raise KeyboardInterrupt (a power cut) as epoch ``epoch`` starts; the undo."""
     real = AdversarialTraining._epoch
 
-    def crash_in_epoch_3(self, *args):
-        if args[-1] == 3:
+    def cut(self, *args):
+        if args[-1] == epoch:
             raise KeyboardInterrupt("power cut")
         return real(self, *args)
 
-    monkeypatch.setattr(AdversarialTraining, "_epoch", crash_in_epoch_3)
+    monkeypatch.setattr(AdversarialTraining, "_epoch", cut)
+    return lambda: monkeypatch.setattr(AdversarialTraining, "_epoch", real)
+
+
+def test_interrupted_training_resumes_and_skips_a_corrupt_checkpoint(cnn, digits, tmp_path, monkeypatch,
+                                                                    caplog) -> None:
+    whole = _quick(3).apply(cnn, ctx_for(digits))
+    undo = interrupt_in_epoch(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         _quick(3).apply(cnn, ctx_for(digits, workdir=tmp_path))
-    monkeypatch.setattr(AdversarialTraining, "_epoch", real)
+    undo()
     (folder,) = tmp_path.iterdir()
     assert sorted(p.name for p in folder.iterdir()) == ["epoch-0001.pt", "epoch-0002.pt"]
     (folder / "epoch-0002.pt").write_bytes(b"not a checkpoint")  # torn by the crash
