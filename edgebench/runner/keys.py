@@ -245,6 +245,7 @@ def resume_point(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> st
     parent = keys.get(Unit(c.model, c.on))
     if parent is None:
         return None
-    files = sorted(p for p in (ctx.cache.root / "work" / variant_key(ctx.plan, c, parent)).glob("*/*") if p.is_file())
+    work = ctx.cache.root / "work" / variant_key(ctx.plan, c, parent)
+    files = sorted(p for p in work.glob("*/*") if p.is_file() and p.suffix != ".tmp")  # not a write cut short
     return f"{files[-1].parent.name}/{files[-1].name}" if files else None
 

@@ -103,6 +103,8 @@ def test_an_interrupted_adversarial_training_resumes_and_the_dry_run_says_from_w
     undo = interrupt_in_epoch(monkeypatch, 2)
     assert main(args) == 130
     undo()
+    (checkpoint,) = (tmp_path / "cache" / "work").glob("*/*/epoch-0001.pt")
+    (checkpoint.parent / "epoch-0002.tmp").write_bytes(b"")  # a write the cut stopped half way
     capsys.readouterr()
     assert main([*args, "--dry-run"]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("resumes from a checkpoint: "))
