@@ -22,7 +22,7 @@ from edgebench.config import CompressSpec, ModelSpec
 from edgebench.errors import ArtifactError, DataError
 from edgebench.runner.cache import code_fingerprint, content_key
 from edgebench.runner.context import RunContext
-from edgebench.runner.keys import export_key, model_spec, onnx_import_key, variant_key
+from edgebench.runner.keys import export_key, model_spec, onnx_import_key, variant_key, variant_workdir
 from edgebench.runner.units import BASE, Built, Unit
 
 ARTIFACT_FILES = {"onnx": "model.onnx", "openvino": "model-ov.xml", "openvino-fp16": "model-ov-fp16.xml",
@@ -229,7 +229,7 @@ def apply_method(ctx: RunContext, c: CompressSpec) -> Built:
     mctx = VariantContext(x_train=ds.x_train, y_train=ds.y_train, input_shape=ds.shape,
                           num_classes=ds.num_classes, train=TrainConfig(seed=plan.seed, **spec.train),
                           seed=plan.seed, where=where, build_base=base_builder(ctx, spec),
-                          workdir=ctx.cache.root / "work" / key)
+                          workdir=variant_workdir(ctx, key))
     entry = ctx.cache.get("variant", key)
     cached = entry is not None
     if entry is None:

@@ -195,12 +195,10 @@ def cache_status(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> tu
         return ("cached" if cached("model", mkey) and cached("export", key) else "run"), key
     if kind == "compress":
         unit = Unit(*rest.split("/", 1))
-        c = next(c for c in plan.compress if Unit(c.model, c.variant) == unit)
-        parent = keys.get(Unit(c.model, c.on))
+        vkey = _known_variant_key(ctx, unit, keys)
         keys[unit] = None
-        if parent is None:
+        if vkey is None:
             return "unknown", None
-        vkey = variant_key(plan, c, parent)
         meta = cache.path("variant", vkey) / "variant.json"
         if not (cached("variant", vkey) and meta.is_file()):
             return "run", None
@@ -232,20 +230,26 @@ def cache_status(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> tu
     return "run", None
 
 
-def resume_point(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> str | None:
-    """Where variant stage ``name``, if it must run, resumes: the newest checkpoint an interrupted build left in the
-    cache's ``work/<variant key>/`` folder (adversarial training writes one per epoch), as ``folder/file``; None
-    when it starts afresh or its key is not known yet. The key holds the method's code, so only a build by the same
-    code is found. Call after :func:`cache_status` for the same stage (``keys`` then holds its parent's key)."""
-    kind, _, rest = name.partition("/")
-    if kind != "compress":
-        return None
-    unit = Unit(*rest.split("/", 1))
+def _known_variant_key(ctx: RunContext, unit: Unit, keys: dict[Unit, str | None]) -> str | None:
+    """The cache key of variant ``unit``, or None while the key of the model it is applied on is not known."""
     c = next(c for c in ctx.plan.compress if Unit(c.model, c.variant) == unit)
     parent = keys.get(Unit(c.model, c.on))
-    if parent is None:
-        return None
-    work = ctx.cache.root / "work" / variant_key(ctx.plan, c, parent)
-    files = sorted(p for p in work.glob("*/*") if p.is_file() and p.suffix != ".tmp")  # not a write cut short
-    return f"{files[-1].parent.name}/{files[-1].name}" if files else None
+    return None if parent is None else variant_key(ctx.plan, c, parent)
 
+
+def variant_workdir(ctx: RunContext, vkey: str) -> Path:
+    """Where the build of variant ``vkey`` keeps what survives an interruption (per-epoch checkpoints)."""
+    return ctx.cache.root / "work" / vkey
+
+
+def resume_point(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> str | None:
+    """Where variant stage ``name``, if it must run, resumes: the newest checkpoint an interrupted build left in its
+    :func:`variant_workdir` (adversarial training writes one per epoch), as ``folder/file``; None when it starts
+    afresh or its key is not known yet. The key holds the method's code, so only a build by the same code is found.
+    ``keys``: the export keys known so far, as :func:`cache_status` keeps them."""
+    kind, _, rest = name.partition("/")
+    vkey = _known_variant_key(ctx, Unit(*rest.split("/", 1)), keys) if kind == "compress" else None
+    if vkey is None:
+        return None
+    files = sorted(p for p in variant_workdir(ctx, vkey).glob("*/*") if p.is_file() and p.suffix != ".tmp")
+    return f"{files[-1].parent.name}/{files[-1].name}" if files else None
