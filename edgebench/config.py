@@ -58,6 +58,7 @@ def _threats(t: Table) -> tuple[str, ...]:
 
 def _parse_models(raw: list[Any], source: str) -> tuple[ModelSpec, ...]:
     from edgebench.models import MODELS
+    from edgebench.models.substitute import read_substitute
 
     models = []
     for i, item in enumerate(raw):
@@ -76,7 +77,7 @@ def _parse_models(raw: list[Any], source: str) -> tuple[ModelSpec, ...]:
             name=name, arch=arch, factory=factory, onnx=onnx, checkpoint=t.get("checkpoint", str),
             params=t.get("params", dict, {}), train=_parse_train(t.table("train")),
             attack_source=t.get("attack_source", str), bpda=t.get("bpda", bool, False),
-            io=_io_keys(t, onnx=bool(onnx)),
+            io=_io_keys(t, onnx=bool(onnx)), substitute=read_substitute(t.table("substitute")),
         )
         if spec.bpda and onnx:
             raise t.fail("bpda", "an ONNX model has no torch twin to attack through BPDA; drop bpda")
@@ -443,6 +444,9 @@ def parse_plan(raw: dict[str, Any], source: str, *, quick: bool = False) -> Plan
     if not models:
         raise ConfigError(f"{source}: models: the plan has no [[models]] entry; add at least one")
     _check_surrogates(attacks, models, compress, source)
+    from edgebench.models.substitute import check_oracles
+
+    check_oracles(models, [m.name for m in models] + [f"{c.model}/{c.variant}" for c in compress], source)
     _check_families(attacks, models, compress, source)
     check_onnx_sources(models, attacks, source)
     check_device_attacks(attacks, targets, source)

@@ -46,6 +46,9 @@ class ModelSpec:
     #: an ONNX file's boundary as the entry gives it (``layout``, ``input_range``, ``output``, ``scores``;
     #: :mod:`edgebench.export.onnx_io`): how it differs from [0, 1] NCHW in, logits out
     io: dict[str, Any] = field(default_factory=dict)
+    #: trained by querying a unit of the plan (Papernot et al.'s JBDA, :mod:`edgebench.models.substitute`):
+    #: ``oracle``, ``holdout``, ``rounds``, ``lmbda``, ``tau``; empty for a model trained on the labelled data
+    substitute: dict[str, Any] = field(default_factory=dict)
 
     @property
     def source(self) -> str:
@@ -285,6 +288,8 @@ class Plan:
                 entry.pop("bpda")
             if not entry.get("io", True):  # a model entry without an ONNX boundary
                 entry.pop("io")
+            if not entry.get("substitute", True):  # likewise a model trained on labels, not as a substitute
+                entry.pop("substitute")
         for r in d["references"]:  # likewise a reference to one variant, as every reference was before ``variants``
             if not r["variants"]:
                 r.pop("variants")

@@ -22,7 +22,7 @@ from edgebench.config import CompressSpec, ModelSpec
 from edgebench.errors import ArtifactError, DataError
 from edgebench.runner.cache import code_fingerprint, content_key
 from edgebench.runner.context import RunContext
-from edgebench.runner.keys import export_key, model_spec, onnx_import_key, variant_key, variant_workdir
+from edgebench.runner.keys import export_key, model_spec, onnx_import_key, oracle_unit, variant_key, variant_workdir
 from edgebench.runner.units import BASE, Built, Unit
 
 ARTIFACT_FILES = {"onnx": "model.onnx", "openvino": "model-ov.xml", "openvino-fp16": "model-ov-fp16.xml",
@@ -46,7 +46,8 @@ def torch_model(ctx: RunContext, spec: ModelSpec) -> Built:
     where = f"{plan.source}: models[{spec.name}]"
     ckpt = Path(spec.checkpoint) if spec.checkpoint else None
     cfg = TrainConfig(seed=plan.seed, **spec.train)
-    spec_key = model_spec(plan, spec, ds.fingerprint())
+    oracle: Built | None = ctx.value(oracle_unit(spec).stage) if spec.substitute else None
+    spec_key = model_spec(plan, spec, ds.fingerprint(), oracle.key if oracle else None)
     key = content_key("model", spec_key)
 
     entry = ctx.cache.get("model", key)
@@ -60,7 +61,8 @@ def torch_model(ctx: RunContext, spec: ModelSpec) -> Built:
             else:
                 if not len(ds.x_train):
                     raise DataError(f"{where}: the data set has no training samples and no checkpoint was given")
-                history = train(model, ds.x_train, ds.y_train, cfg, desc=f"train {spec.name}")
+                history = (train(model, ds.x_train, ds.y_train, cfg, desc=f"train {spec.name}") if oracle is None
+                           else query_substitute(ctx, spec, model, oracle, cfg, where=where))
             acc = float(np.mean(predict_logits(model, ds.x_test).argmax(1) == ds.y_test))
             torch.save(cpu_state(model.state_dict()), tmp / "model.pt")  # stored from the CPU
             (tmp / "train.json").write_text(json.dumps({"history": history, "host_clean_acc": acc,
@@ -79,6 +81,30 @@ def torch_model(ctx: RunContext, spec: ModelSpec) -> Built:
     built.device = info.get("device")
     store_variant(ctx, built, method="none", params={}, info={"train": info.get("history", [])[-1:]})
     return built
+
+
+def query_substitute(ctx: RunContext, spec: ModelSpec, model: Any, oracle: Built, cfg: Any, *,
+                     where: str) -> list[dict]:
+    """Train the substitute ``model`` by JBDA (:mod:`edgebench.models.substitute`) on the training set's first
+    ``holdout`` labelled images, asking the oracle's file through a host session (its boundary as its device jobs
+    see it) for top-1 labels; the per-round history, its last entry holding the oracle's file and query count."""
+    from edgebench.export.onnx_io import artifact_io
+    from edgebench.models.substitute import ORACLE_BACKEND, train_substitute
+    from edgebench.runtime import create_backend
+
+    sub, ds = spec.substitute, ctx.ds
+    if len(ds.x_train) < sub["holdout"]:
+        raise DataError(f"{where}.substitute.holdout: {sub['holdout']} held images asked, the training set has "
+                        f"{len(ds.x_train)}; lower holdout or use more training data")
+    fmt, artifact = oracle.artifact_for(ORACLE_BACKEND)
+    session = create_backend(ORACLE_BACKEND, where=f"{where}.substitute.oracle", io=artifact_io(oracle.cards[fmt]))
+    session.load(artifact)
+    n = sub["holdout"]
+    out = train_substitute(model, session.predict, ds.x_train[:n], ds.y_train[:n], cfg, rounds=sub["rounds"],
+                           lmbda=sub["lmbda"], tau=sub["tau"], desc=f"substitute {spec.name}")
+    out["history"][-1].update(oracle=oracle.unit.id, oracle_sha256=oracle.cards[fmt]["sha256"],
+                              oracle_queries=out["queries"], steps=out["steps"])
+    return out["history"]
 
 
 def base_builder(ctx: RunContext, spec: ModelSpec) -> Any:

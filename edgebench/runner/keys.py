@@ -20,20 +20,35 @@ from edgebench.runner.family import family_key, source_by_id
 from edgebench.runner.units import BACKEND_FORMATS, Built, Unit, parse_unit
 
 
-def model_spec(plan: Plan, spec: ModelSpec, data_fingerprint: str) -> dict[str, Any]:
-    """Everything a trained base model depends on (its cache key is the hash of this)."""
+def model_spec(plan: Plan, spec: ModelSpec, data_fingerprint: str, oracle_key: str | None = None) -> dict[str, Any]:
+    """Everything a trained base model depends on (its cache key is the hash of this). A substitute's
+    (:mod:`edgebench.models.substitute`) adds its table, the export key ``oracle_key`` of the unit it queries, the
+    runtime that answers and the code that trains it; any other model's is what it was before substitutes."""
     from edgebench.models.train import TrainConfig
 
     ckpt = Path(spec.checkpoint) if spec.checkpoint else None
-    return {"arch": spec.arch, "factory": spec.factory, "params": spec.params,
-            "train": vars(TrainConfig(seed=plan.seed, **spec.train)), "data": data_fingerprint,
-            "checkpoint": sha256_file(ckpt) if ckpt and ckpt.is_file() else None,
-            "code": code_fingerprint("edgebench.models.train", "edgebench.models.zoo",
-                                     "edgebench.models.cifar")}
+    out = {"arch": spec.arch, "factory": spec.factory, "params": spec.params,
+           "train": vars(TrainConfig(seed=plan.seed, **spec.train)), "data": data_fingerprint,
+           "checkpoint": sha256_file(ckpt) if ckpt and ckpt.is_file() else None,
+           "code": code_fingerprint("edgebench.models.train", "edgebench.models.zoo",
+                                    "edgebench.models.cifar")}
+    if spec.substitute:
+        from edgebench.models.substitute import ORACLE_BACKEND
+        from edgebench.runtime import BACKENDS
+
+        out["substitute"] = {**spec.substitute, "oracle_key": oracle_key, "backend": ORACLE_BACKEND,
+                             "runtime": runtime_version(ORACLE_BACKEND),
+                             "code": code_fingerprint("edgebench.models.substitute", BACKENDS.get(ORACLE_BACKEND))}
+    return out
 
 
-def model_key(plan: Plan, spec: ModelSpec, data_fingerprint: str) -> str:
-    return content_key("model", model_spec(plan, spec, data_fingerprint))
+def model_key(plan: Plan, spec: ModelSpec, data_fingerprint: str, oracle_key: str | None = None) -> str:
+    return content_key("model", model_spec(plan, spec, data_fingerprint, oracle_key))
+
+
+def oracle_unit(spec: ModelSpec) -> Unit | None:
+    """The unit a substitute model queries (None for a model trained on labels)."""
+    return parse_unit(spec.substitute["oracle"]) if spec.substitute else None
 
 
 def onnx_import_key(sha256: str, data_fingerprint: str, io: dict[str, Any] | None = None) -> str:
@@ -190,7 +205,12 @@ def cache_status(ctx: RunContext, name: str, keys: dict[Unit, str | None]) -> tu
             key = onnx_import_key(sha256_file(src), fingerprint, spec.io) if src.is_file() else None
             keys[Unit(rest)] = key
             return ("cached" if key and cached("onnx", key) else "run"), key
-        mkey = model_key(plan, spec, fingerprint)
+        oracle = oracle_unit(spec)
+        oracle_key = None if oracle is None else keys.get(oracle)
+        if oracle is not None and oracle_key is None:
+            keys[Unit(rest)] = None
+            return "unknown", None
+        mkey = model_key(plan, spec, fingerprint, oracle_key)
         key = keys[Unit(rest)] = export_key(plan, mkey, plan.measure.parity_atol)
         return ("cached" if cached("model", mkey) and cached("export", key) else "run"), key
     if kind == "compress":

@@ -32,12 +32,12 @@ from edgebench.runner.context import DiscardStore, RunContext
 from edgebench.runner.executors.base import BASE_MB, HostTask, InlineExecutor
 from edgebench.runner.family import FamilySource
 from edgebench.runner.graph import crafting_sources, sources_for, torch_units, units
-from edgebench.runner.keys import cache_status, resume_point
+from edgebench.runner.keys import cache_status, oracle_unit, resume_point
 from edgebench.runner.placement import batch_key, uses_gpu
 from edgebench.runner.progress import Progress
 from edgebench.runner.score import Scores, bpda_samples, gradient_flags, score, through_bpda
 from edgebench.runner.seeds import SeedContext, seed_stages, split_tag
-from edgebench.runner.stages import Needs, Stage, execute
+from edgebench.runner.stages import Needs, Stage, dependencies_first, execute
 from edgebench.runner.units import Built, RunSummary, Unit, craft_stage, device_stage, latency_stage, shard_stage
 from edgebench.store import Store
 
@@ -73,11 +73,15 @@ class Pipeline(RunContext):
         if plan.seeds:  # one copy of the one-seed graph per training seed (edgebench.runner.seeds)
             return seed_stages(self.seed_contexts())
         st: list[Stage] = [Stage("data", lambda: dataset.load_data(self), describe=f"load {plan.data.dataset}")]
-        for m in plan.models:
-            st.append(self._host_stage(f"model/{m.name}", lambda m=m: build.build_model(self, m), ("data",)))
+        for m in plan.models:  # a substitute also needs the unit it queries (edgebench.models.substitute)
+            oracle = oracle_unit(m)
+            st.append(self._host_stage(f"model/{m.name}", lambda m=m: build.build_model(self, m),
+                                       ("data",) if oracle is None else ("data", oracle.stage)))
         for c in plan.compress:
             st.append(self._host_stage(Unit(c.model, c.variant).stage, lambda c=c: build.apply_method(self, c),
                                        (Unit(c.model, c.on).stage,)))
+        if any(m.substitute for m in plan.models):  # an oracle may be a variant: its stage comes first
+            st = dependencies_first(st)
         st.append(Stage("testset/clean", lambda: dataset.clean_set(self), ("data",)))
         all_units = units(plan)
         for a in plan.attacks:

@@ -74,6 +74,21 @@ class Outcome:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
+def dependencies_first(stages: list[Stage]) -> list[Stage]:
+    """``stages`` reordered so that each comes after the stages it depends on, otherwise in the order given (a list
+    already in that order comes back unchanged). A dependency that is not in the list is left to :func:`execute`."""
+    names = {s.name for s in stages}
+    placed: set[str] = set()
+    out: list[Stage] = []
+    waiting = list(stages)
+    while waiting:
+        ready = next((s for s in waiting if all(d in placed or d not in names for d in s.deps)), waiting[0])
+        waiting.remove(ready)  # waiting[0] only on a cycle, which the plan's checks rule out
+        out.append(ready)
+        placed.add(ready.name)
+    return out
+
+
 def execute(stages: list[Stage], *, on_status: Callable[[str, str, str, float], None] | None = None,
             outcome: Outcome | None = None, progress: Progress | None = None,
             executor: Executor | None = None, gpu_slots: int | None = None) -> Outcome:
