@@ -5,9 +5,11 @@ The seed ran "most tests and attacks" in CleverHans 2.1 and names no substitute;
 (``cleverhans_tutorials/mnist_blackbox.py``) is Papernot et al. 2017's ("Practical Black-Box Attacks against Machine
 Learning"): the adversary holds out the first 150 test images with their labels, trains a 784-200-200-10 MLP on
 them (Adam 1e-3, batch 128, 10 epochs), and 5 times doubles its set by Jacobian-based augmentation
-(``x + λ·sign(∂z_y/∂x)`` for each point's label, λ = 0.1, no clipping), labelling the new half by the oracle's top-1
-and training 10 more epochs each round (6 training rounds, 4,800 points, 4,650 oracle queries). FGSM is then
-crafted on the substitute against its own prediction (CleverHans's default without ``y``).
+(``x + λ_ρ·sign(∂z_y/∂x)`` for each point's label, λ_ρ = -0.1 for the first 3 augmentations and +0.1 after, no
+clipping), labelling the new half by the oracle's top-1 and training 10 more epochs each round (6 training rounds,
+4,800 points, 4,650 oracle queries). FGSM is then crafted on the substitute against its own prediction
+(CleverHans's default without ``y``). The substitute and its training are :mod:`edgebench.models.substitute`'s
+(what a plan's ``substitute`` table runs), queried here through the torch Orig. instead of its ONNX file.
 
 Both substitutes attack the same Orig. on the same 1,000 test images (150-1149, outside the holdout):
 
@@ -36,32 +38,19 @@ from torch import nn
 from edgebench.attacks import create_attack
 from edgebench.data import load_dataset
 from edgebench.models import create_model
+from edgebench.models.substitute import KEYS, mlp, train_substitute
 from edgebench.models.train import TrainConfig, predict_logits, seeded, train
 
 EPS = (0.1, 0.2, 0.3)
-HOLDOUT, ROUNDS, LMBDA, SUB_EPOCHS = 150, 6, 0.1, 10  # CleverHans 2.1's mnist_blackbox defaults
-
-
-def jacobian_augment(sub: nn.Module, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Papernot et al.'s augmentation: each point moved by ``λ·sign`` of the gradient of its label's logit."""
-    xt = torch.from_numpy(x).requires_grad_(True)
-    sub.eval()
-    (grad,) = torch.autograd.grad(sub(xt).gather(1, torch.from_numpy(y)[:, None]).sum(), xt)
-    sub.train()
-    return (x + LMBDA * grad.sign().numpy()).astype(np.float32)
+HOLDOUT, SUB_EPOCHS = 150, 10  # CleverHans 2.1's mnist_blackbox defaults (the rest: edgebench.models.substitute.KEYS)
 
 
 def jbda_substitute(oracle: nn.Module, x_hold: np.ndarray, y_hold: np.ndarray, seed: int) -> nn.Module:
     seeded(seed)
-    sub = nn.Sequential(nn.Flatten(), nn.Linear(784, 200), nn.ReLU(), nn.Linear(200, 200), nn.ReLU(),
-                        nn.Linear(200, 10))
-    xs, ys = x_hold.copy(), y_hold.astype(np.int64)
-    for rho in range(ROUNDS):
-        train(sub, xs, ys, TrainConfig(epochs=SUB_EPOCHS, batch_size=128, lr=1e-3, seed=seed + rho))
-        if rho < ROUNDS - 1:
-            new = jacobian_augment(sub, xs, ys)
-            xs = np.concatenate([xs, new])
-            ys = np.concatenate([ys, predict_logits(oracle, new).argmax(1).astype(np.int64)])  # oracle's top-1
+    sub = mlp(inputs=784, hidden=[200, 200], classes=10)
+    train_substitute(sub, lambda x: predict_logits(oracle, x), x_hold, y_hold,
+                     TrainConfig(epochs=SUB_EPOCHS, batch_size=128, lr=1e-3, seed=seed),
+                     rounds=KEYS["rounds"], lmbda=KEYS["lmbda"], tau=KEYS["tau"])
     return sub.eval()
 
 
