@@ -79,7 +79,8 @@ def torch_model(ctx: RunContext, spec: ModelSpec) -> Built:
     built.note = f"host clean acc {info['host_clean_acc']:.4f}{' (cached)' if cached else ''}"
     built.cached = cached
     built.device = info.get("device")
-    store_variant(ctx, built, method="none", params={}, info={"train": info.get("history", [])[-1:]})
+    store_variant(ctx, built, method="jbda substitute" if spec.substitute else "none", params=spec.substitute,
+                  info={"train": info.get("history", [])[-1:]})
     return built
 
 

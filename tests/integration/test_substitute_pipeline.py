@@ -100,6 +100,11 @@ def test_the_substitute_learns_its_oracle_from_top1_queries(run) -> None:
     assert last["steps"] == [-0.1, -0.1, -0.1, 0.1, 0.1]  # CleverHans 2.1: -λ for the first τ = 3, then +λ
     assert last["oracle"] == "cnn/kbit-4" and last["oracle_sha256"] == sha[("cnn", "kbit-4")]
     assert info["held"]["round"] == 1 and info["held"]["oracle_queries"] == 0
+    listed = {v["model"]: (v["method"], v["params"]) for v in store.variants(run_dir.name) if v["variant"] == "base"}
+    assert listed["cnn"] == ("none", {}) and listed["sub"] == (
+        "jbda substitute", {"oracle": "cnn/kbit-4", "holdout": 100, "rounds": 6, "lmbda": 0.1, "tau": 3})
+    report = (run_dir / "report.md").read_text()  # the variants table says how it was made
+    assert "| sub | base | jbda substitute | oracle=cnn/kbit-4, holdout=100, rounds=6, lmbda=0.1, tau=3 |" in report
     clean = _clean(store, run_dir.name)
     # 100 labelled images alone make a poor MLP (0.42-0.57 over seeds 0-2); the oracle's labels on 3,100
     # Jacobian-augmented points make it close to the oracle (0.91-0.93)
