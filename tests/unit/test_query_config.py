@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgebench.config import load_plan
-from edgebench.errors import ConfigError
+from tests.fixtures.plan_errors import one_line_error
 
 PLAN = """
 [plan]
@@ -35,14 +35,6 @@ def plan_file(tmp_path: Path, attacks: str, target: str = 'target = "local"') ->
     p = tmp_path / "plan.toml"
     p.write_text(PLAN.format(attacks=attacks, target=target))
     return p
-
-
-def one_line_error(path: Path) -> str:
-    with pytest.raises(ConfigError) as info:
-        load_plan(path)
-    msg = str(info.value)
-    assert str(path) in msg and "\n" not in msg
-    return msg
 
 
 def test_an_onnx_model_takes_query_attacks_and_no_attacks_without_a_surrogate(tmp_path: Path) -> None:

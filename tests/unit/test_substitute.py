@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from edgebench.config import load_plan
-from edgebench.errors import ConfigError
 from edgebench.models.substitute import augmentation_steps, jacobian_augment, mlp, train_substitute
 from edgebench.models.train import TrainConfig
+from tests.fixtures.plan_errors import one_line_error
 
 PLAN = """
 [plan]
@@ -40,14 +40,6 @@ def plan_file(tmp_path: Path, extra: str) -> Path:
     p = tmp_path / "plan.toml"
     p.write_text(PLAN.format(extra=extra))
     return p
-
-
-def one_line_error(path: Path) -> str:
-    with pytest.raises(ConfigError) as info:
-        load_plan(path)
-    msg = str(info.value)
-    assert str(path) in msg and "\n" not in msg
-    return msg
 
 
 def test_the_step_is_minus_lambda_for_the_first_tau_augmentations_then_plus() -> None:
