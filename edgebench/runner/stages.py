@@ -12,7 +12,10 @@ A stage is one of three kinds:
   the job, waiting for the agent) runs on a thread of its own, then ``finish`` records the result here. Device
   jobs on different devices run at once; on one device, one at a time (latency runs never overlap on a
   board). A job on this very host (``exclusive``) also waits until no host stage runs, and holds new host
-  stages back while it runs, so that its latency is not measured against training on the other cores.
+  stages back while it runs, so that its latency is not measured against training on the other cores. While it
+  waits, new host stages still start on idle workers: holding them back to drain the host would idle every
+  other core for as long as the longest stage in flight (hours, for adversarial training); the job runs when no
+  host work is in flight, at the latest once the host work is done.
 
 Every store write happens on the scheduler's thread. A stage that fails with an :class:`EdgebenchError` is
 recorded as failed with its one-line reason; stages that depend on it are recorded as skipped; independent
@@ -159,7 +162,6 @@ class _Scheduler:
     def _start_ready(self) -> bool:
         """Start every stage that can start now; True if any did (or was skipped)."""
         any_started = False
-        hold_host = False  # an exclusive device job is waiting for host work to drain
         for stage in list(self.pending):
             blocked = [d for d in stage.deps if d in self.out.failed or d in self.out.skipped]
             if blocked:
@@ -173,13 +175,12 @@ class _Scheduler:
                 if stage.device in self.busy:
                     continue
                 if stage.exclusive and (self.host or self.exclusive_running):
-                    hold_host = True
                     continue
                 self.pending.remove(stage)
                 self._start_device(stage)
                 any_started = True
             elif stage.kind == "host":
-                if self.exclusive_running or hold_host:
+                if self.exclusive_running:
                     continue
                 inline = self.executor.workers == 0 or stage.task is None or (stage.cached and stage.cached())
                 if inline:

@@ -136,6 +136,17 @@ def test_a_job_on_this_host_never_overlaps_host_work() -> None:
     assert clock.overlap("remote", "h0")  # a job on another device goes on beside host work
 
 
+def test_a_job_waiting_for_this_host_leaves_no_worker_idle() -> None:
+    """A long host stage in flight and a job on this host waiting for it: the other worker still takes the next
+    host stage (holding it back would idle that core for as long as the long stage runs); the job runs after."""
+    clock = Clock()
+    stages = [host(clock, "long", 0.6), device(clock, "local", "local", exclusive=True), host(clock, "next", 0.2)]
+    out = execute(stages, executor=ThreadExecutor(2))
+    assert len(out.values) == 3
+    assert clock.overlap("long", "next")
+    assert not clock.overlap("local", "long") and not clock.overlap("local", "next")
+
+
 def test_a_failed_stage_skips_its_dependents_and_the_rest_goes_on() -> None:
     clock = Clock()
 
