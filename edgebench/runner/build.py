@@ -19,7 +19,7 @@ import numpy as np
 from edgebench import __version__
 from edgebench.agent.protocol import sha256_file
 from edgebench.config import CompressSpec, ModelSpec
-from edgebench.errors import ArtifactError, DataError
+from edgebench.errors import ArtifactError, ConfigError, DataError
 from edgebench.runner.cache import code_fingerprint, content_key
 from edgebench.runner.context import RunContext
 from edgebench.runner.keys import export_key, model_spec, onnx_import_key, oracle_unit, variant_key, variant_workdir
@@ -54,6 +54,7 @@ def torch_model(ctx: RunContext, spec: ModelSpec) -> Built:
     seeded(plan.seed)
     model = base_builder(ctx, spec)().to(ctx.torch_device())  # a fresh model: moved in place
     if entry is None:
+        check_fits_data(model, ds, where=where)
         with ctx.cache.build("model", key) as tmp:
             if ckpt is not None:
                 load_state_dict(model, ckpt, where=where)
@@ -82,6 +83,32 @@ def torch_model(ctx: RunContext, spec: ModelSpec) -> Built:
     store_variant(ctx, built, method="jbda substitute" if spec.substitute else "none", params=spec.substitute,
                   info={"train": info.get("history", [])[-1:]})
     return built
+
+
+def check_fits_data(model: Any, ds: Any, *, where: str) -> None:
+    """One test image through the fresh ``model`` (eval mode, no gradient, no random draw): a model that does not
+    take the data set's inputs, or returns another number of scores than it has classes, is one line naming the
+    entry, before any training."""
+    import torch
+
+    from edgebench.models.placement import to_model
+
+    shape = "×".join(str(d) for d in ds.shape)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(to_model(model, ds.x_test[:1]))
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{where}: the model does not take this data set's {shape} inputs ({first}); check its "
+                          f"arch, factory or params") from None
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[1] != ds.num_classes:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(f"{where}: the model returns {got} for one input, not (1, {ds.num_classes}) scores for "
+                          f"this data set's {ds.num_classes} classes; check its arch, factory or params")
 
 
 def query_substitute(ctx: RunContext, spec: ModelSpec, model: Any, oracle: Built, cfg: Any, *,

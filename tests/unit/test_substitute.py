@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from edgebench.config import load_plan
+from edgebench.errors import ConfigError
 from edgebench.models.substitute import augmentation_steps, jacobian_augment, mlp, train_substitute
 from edgebench.models.train import TrainConfig
 from tests.fixtures.plan_errors import one_line_error
@@ -142,3 +143,16 @@ def test_a_substitutes_stage_comes_after_a_variant_it_queries(tmp_path: Path) ->
     st = [Stage("a", lambda: 0), Stage("b", lambda: 0, ("a",)), Stage("c", lambda: 0, ("x",))]
     assert dependencies_first(st) == st  # already in order (or depending on a stage outside the list): unchanged
     assert [s.name for s in dependencies_first([st[1], st[2], st[0]])] == ["c", "a", "b"]
+
+
+def test_a_model_that_does_not_fit_the_data_is_one_line_before_training() -> None:
+    from edgebench.runner.build import check_fits_data
+    from tests.fixtures.models import dataset
+
+    ds = dataset("digits")
+    check_fits_data(mlp(inputs=64), ds, where="p.toml: models[sub]")  # fits: no error
+    with pytest.raises(ConfigError, match=r"^p\.toml: models\[sub\]: the model does not take this data set's 1×8×8 "
+                                          r"inputs \(mat1 and mat2 shapes cannot be multiplied"):
+        check_fits_data(mlp(inputs=784), ds, where="p.toml: models[sub]")
+    with pytest.raises(ConfigError, match=r"returns \(1, 12\) for one input, not \(1, 10\) scores"):
+        check_fits_data(mlp(inputs=64, classes=12), ds, where="p.toml: models[sub]")
