@@ -8,10 +8,14 @@ gate of the plan), without a traceback and without losing results already stored
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sqlite3
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from edgebench import __version__
@@ -347,13 +351,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill PID``, a batch scheduler's preemption, ``docker stop``), stopped as Ctrl-C stops a run: the
+    workers and the device agents end, the run is stored as interrupted, and the same command resumes it."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM raises :class:`Terminated` in the main thread, once: a second SIGTERM kills
+    at once, as it would have. A SIGTERM that the parent ignores (or handles) stays as it is."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminated(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the run's provenance records the command line
     setup_logging(args.verbose)
     try:
-        return int(args.func(args))
+        with _sigterm_as_interrupt():
+            return int(args.func(args))
     except EdgebenchError as exc:
         print(f"edgebench: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -363,10 +393,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edgebench: the disk is full ({exc}); free space and run the same command again: finished stages "
               "and stored results are kept", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("edgebench: interrupted; finished stages are kept, run the same command again to resume",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        how, code = ("terminated (SIGTERM)", 143) if isinstance(exc, Terminated) else ("interrupted", 130)
+        print(f"edgebench: {how}; finished stages are kept, run the same command again to resume", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

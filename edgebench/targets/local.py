@@ -24,6 +24,10 @@ class LocalTransport(Transport):
     class Options:
         pass
 
+    def __init__(self, target: Any, *, cache_dir: Path | None = None) -> None:
+        super().__init__(target, cache_dir=cache_dir)
+        self._agents: set[subprocess.Popen[str]] = set()  # running agent processes (jobs run on device threads)
+
     def _python(self) -> str:
         return self.target.python or sys.executable
 
@@ -37,14 +41,29 @@ class LocalTransport(Transport):
     def _call(self, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
         argv = [*self._command(), str(self.bundle()), *args]
         try:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
-                                  stdin=subprocess.DEVNULL, env=self._env())
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    stdin=subprocess.DEVNULL, env=self._env())
         except FileNotFoundError:
             raise DeviceError(f"{self.label}: Python {self._python()!r} not found; fix 'python' in "
                               f"{self.target.source}") from None
+        self._agents.add(proc)
+        try:
+            out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
+            _stop(proc)
+            proc.communicate()
             raise DeviceError(f"{self.label}: {args[0]} ran over {timeout:g} s (timeout_s in "
                               f"{self.target.source})") from None
+        finally:
+            self._agents.discard(proc)
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+    def close(self) -> None:
+        """Stop the agents still running: a run stopped by ``kill PID`` (rather than Ctrl-C, which reaches the
+        whole process group) must not leave one measuring for nobody, beside the run that resumes it."""
+        for proc in list(self._agents):
+            _stop(proc)
+        super().close()
 
     def run_job(self, job: Job, local_out: Path) -> tuple[dict[str, Any], Path]:
         local_out.mkdir(parents=True, exist_ok=True)
@@ -64,3 +83,15 @@ class LocalTransport(Transport):
         if proc.returncode != 0:
             raise self.job_failure(proc.returncode, proc.stderr, None, Job("info", "", "", ""))
         return json.loads(proc.stdout)
+
+
+def _stop(proc: subprocess.Popen[str], grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds, and wait for the end (the pipes stay with whoever reads
+    them: the device thread's ``communicate``)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=grace)

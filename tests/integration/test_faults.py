@@ -56,6 +56,7 @@ ROWS = 3  # per model: clean + fgsm at two eps
 STAGES = {"data", "model/cnn", "testset/clean", "craft/cnn/fgsm", "latency/local/onnxruntime",
           "device/local/onnxruntime/cnn"}
 INTERRUPTED = "edgebench: interrupted; finished stages are kept, run the same command again to resume"
+TERMINATED = "edgebench: terminated (SIGTERM); finished stages are kept, run the same command again to resume"
 
 
 def write_plan(tmp_path: Path, *, epochs: int = 2, duration: float = 0.05, extra: str = "") -> Path:
@@ -134,21 +135,27 @@ def sha256(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-def test_sigint_stops_cleanly_keeps_finished_stages_then_resumes(tmp_path: Path,
+@pytest.mark.parametrize("how", ["ctrl-c", "kill"])
+def test_sigint_stops_cleanly_keeps_finished_stages_then_resumes(how: str, tmp_path: Path,
                                                                  caplog: pytest.LogCaptureFixture) -> None:
     """Ctrl-C during a device job (the latency timing): exit 130 and one line; the host stages already done stay
     stored (and cached), the interrupted job is not recorded as done; the same command again finishes without
-    redoing the host stages and without a duplicate row."""
+    redoing the host stages and without a duplicate row. ``kill PID`` (SIGTERM to the run alone, as a batch
+    scheduler or ``docker stop`` sends it) does the same with exit 143: the run stops its agent itself."""
     plan, out = write_plan(tmp_path, duration=2.0), tmp_path / "reports"
     proc = start_cli(plan, out)
     # the latency job times for at least min_duration_s (2 s): the signal lands inside it, not after the short
     # accuracy job
     wait_for(proc, lambda: bool(list(out.glob("*/raw/latency_*/job.json"))), "the latency job started")
     time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the host and its agent
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the host and its agent
+    else:
+        proc.send_signal(signal.SIGTERM)  # the run's process only: its agent is the run's to stop
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert error_lines(err) == [INTERRUPTED] and err.rstrip().endswith(INTERRUPTED)
+    line = INTERRUPTED if how == "ctrl-c" else TERMINATED
+    assert proc.returncode == (130 if how == "ctrl-c" else 143), err
+    assert error_lines(err) == [line] and err.rstrip().endswith(line)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert group_gone(proc.pid), "the agent outlived the interrupted run"
     run_dir = the_run(out)
