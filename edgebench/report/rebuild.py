@@ -271,7 +271,7 @@ def table_markdown(res: Results, kind: str, filters: dict[str, list[str]] | None
 
 _HEADINGS = {"clean": "Clean accuracy", "robust": "Robust accuracy and attack success", "paper": "Paper vs edgebench",
              "sizes": "Sizes", "latency": "Latency", "amplitude": "Weight range and gradient amplitude",
-             "verdicts": "Verdicts"}
+             "delta_w": "Spectral norm of the weight change per layer", "verdicts": "Verdicts"}
 
 
 def folder_markdown(folder: Path) -> str:

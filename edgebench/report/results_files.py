@@ -18,7 +18,10 @@
 - ``amplitude.csv``: the report's "Weight range and gradient amplitude per variant" table (Liu et al. 2018,
   Figs. 6, 7, 9; :func:`edgebench.report.amplitude.amplitude_section`): rate, τ, weight range and the clean
   input-gradient bands per variant, of the first training seed (the store keeps one seed's variant statistics
-  and gradient checks).
+  and gradient checks);
+- ``delta_w.csv``: the report's "‖ΔW‖₂ per layer" table (Song et al. 2020, eq. 2 and Fig. 3;
+  :func:`edgebench.report.sections.delta_w_section`): the spectral norm of each variant's weight change per
+  layer, of the first training seed (as ``amplitude``).
 
 Kilobytes, never artifacts. Deterministic: rows sorted by their key, every float written with a fixed format
 (:func:`cell`), JSON with sorted keys, so rewriting the files from the same store changes no byte and a
@@ -41,7 +44,7 @@ from typing import Any
 from edgebench.report.amplitude import amplitude_section
 from edgebench.report.data import BASE, RunData
 from edgebench.report.hostdevice import device_label
-from edgebench.report.sections import reference_section
+from edgebench.report.sections import delta_w_section, reference_section
 from edgebench.report.tables import Mark, Section, Table, cell_text, csv_key, csv_rows
 from edgebench.specs import plan_digest
 from edgebench.store import Store
@@ -50,7 +53,7 @@ __all__ = ["TABLES", "cell", "csv_text", "results_tables", "run_record", "sort_k
            "write_text"]
 
 #: the tables of a results folder, in the order the rebuild shows them (file ``<name>.csv``)
-TABLES = ("clean", "robust", "paper", "sizes", "latency", "amplitude")
+TABLES = ("clean", "robust", "paper", "sizes", "latency", "amplitude", "delta_w")
 
 _PROPS = ("clean_acc", "robust_acc", "asr")
 _PROP_KEYS = {f"{p}{s}" for p in _PROPS for s in ("", "_lo", "_hi")}
@@ -166,9 +169,10 @@ def _section_table(section: Section | None) -> list[list[str]] | None:
 def results_tables(d: RunData) -> dict[str, list[list[str]]]:
     """The results folder's tables (header first, every value a string), by name (:data:`TABLES`); a run
     without ``[[reference]]`` rows has no ``paper`` table, one without weight statistics or gradient checks no
-    ``amplitude`` table."""
+    ``amplitude`` table, one without a weight change (no compressed or defended variant) no ``delta_w``."""
     out = {"clean": _clean(d), "robust": _robust(d), "paper": _section_table(reference_section(d)),
-           "sizes": _sizes(d), "latency": _latency(d), "amplitude": _section_table(amplitude_section(d))}
+           "sizes": _sizes(d), "latency": _latency(d), "amplitude": _section_table(amplitude_section(d)),
+           "delta_w": _section_table(delta_w_section(d))}
     return {k: v for k, v in out.items() if v is not None}
 
 

@@ -10,9 +10,9 @@ together, so that the rebuilt tables give the mean over seeds and its t interval
   hold different seeds; adding a run already in the folder replaces its rows (a resumed run written again);
 - ``clean``, ``robust`` and ``latency`` hold per-seed rows: they are concatenated, with a ``seed`` column (a
   one-seed run's rows get its seed), in the order a several-seed run's files have;
-- ``paper`` (the paper comparison, computed over one run's store), ``sizes`` and ``amplitude`` (one seed's
-  variant statistics, as a several-seed run's store keeps them) stay the folder's first run's; ``tables_from``
-  in ``run.json`` says so and their citation names that run alone;
+- ``paper`` (the paper comparison, computed over one run's store), ``sizes``, ``amplitude`` and ``delta_w``
+  (one seed's variant statistics, as a several-seed run's store keeps them) stay the folder's first run's;
+  ``tables_from`` in ``run.json`` says so and their citation names that run alone;
 - ``run.json`` keeps the first run's record at its top level and lists every run in ``runs`` (id, seeds,
   commit, command, dates, machine), with ``seeds`` the union.
 

@@ -464,16 +464,9 @@ def variants_sections(d: RunData) -> list[Section]:
                "host acc", "device acc [95 % CI]"],
               rows)]
     out = [Section("variants", "Variants: size and compression", blocks)]
-    deltas = [v for v in d.variants if v["stats"].get("delta_w_spectral")]
-    if deltas:
-        layers = list(dict.fromkeys(n for v in deltas for n in v["stats"]["delta_w_spectral"]))
-        out.append(Section("delta_w", "‖ΔW‖₂ per layer", [
-            Para("Largest singular value of W_variant − W_parent, the parent being the model the method was applied "
-                 "to (the base; for a chained variant `a+b`, variant `a`) (seed 003, eq. 2; > 1 marks a layer that "
-                 "may amplify the quantization error); – where the shapes differ (pruned channels)."),
-            Table("delta_w", "‖ΔW‖₂ per layer", ["model", "variant", *layers],
-                  [[v["model"], v["variant"], *(Num(v["stats"]["delta_w_spectral"].get(n), 4) for n in layers)]
-                   for v in deltas])], level=3))
+    delta = delta_w_section(d)
+    if delta is not None:
+        out.append(delta)
     with_w = [v for v in d.variants if v["stats"].get("weights")]
     if with_w:
         out.append(Section("weights", "Weights per layer", [
@@ -485,6 +478,22 @@ def variants_sections(d: RunData) -> list[Section]:
                     Num(w["zeros"]), w["distinct"]] for v in with_w for n, w in v["stats"]["weights"].items()])],
             level=3))
     return out
+
+
+def delta_w_section(d: RunData) -> Section | None:
+    """The spectral norm of each variant's weight change per layer (seed 003, eq. 2 and Fig. 3); None when no
+    variant has it. One column per layer of any variant, in the order the variants list them."""
+    deltas = [v for v in d.variants if v["stats"].get("delta_w_spectral")]
+    if not deltas:
+        return None
+    layers = list(dict.fromkeys(n for v in deltas for n in v["stats"]["delta_w_spectral"]))
+    return Section("delta_w", "‖ΔW‖₂ per layer", [
+        Para("Largest singular value of W_variant − W_parent, the parent being the model the method was applied "
+             "to (the base; for a chained variant `a+b`, variant `a`) (seed 003, eq. 2; > 1 marks a layer that "
+             "may amplify the quantization error); – where the shapes differ (pruned channels)."),
+        Table("delta_w", "‖ΔW‖₂ per layer", ["model", "variant", *layers],
+              [[v["model"], v["variant"], *(Num(v["stats"]["delta_w_spectral"].get(n), 4) for n in layers)]
+               for v in deltas])], level=3)
 
 
 def tradeoff_section(has_plots: bool) -> Section | None:

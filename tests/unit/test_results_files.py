@@ -18,6 +18,7 @@ from edgebench.provenance import code_commit, command_line
 from edgebench.report.data import RunData
 from edgebench.report.rebuild import folder_markdown, read_results, seed_interval, table_markdown, update_doc
 from edgebench.report.results_files import _size, cell, results_tables, write_results
+from edgebench.report.tables import csv_key
 from edgebench.specs import plan_digest
 from edgebench.store import Store
 from tests.fixtures.synthetic import fill_synthetic
@@ -54,8 +55,8 @@ def test_cell_formats_are_fixed() -> None:
 def test_writes_the_store_values_sorted_and_byte_stable(store: Store, tmp_path: Path) -> None:
     out = tmp_path / "res"
     paths = write_results(store, RUN, out)
-    assert sorted(p.name for p in paths) == ["amplitude.csv", "clean.csv", "latency.csv", "robust.csv", "run.json",
-                                             "sizes.csv"]
+    assert sorted(p.name for p in paths) == ["amplitude.csv", "clean.csv", "delta_w.csv", "latency.csv",
+                                             "robust.csv", "run.json", "sizes.csv"]
     d = RunData.load(store, RUN)
     clean = _rows(out / "clean.csv")
     assert len(clean) == len(d.clean) == 3
@@ -90,6 +91,15 @@ def test_writes_the_store_values_sorted_and_byte_stable(store: Store, tmp_path: 
     w = d.variants[[v["variant"] for v in d.variants].index("int8")]["stats"]["weights"]
     assert float(amp["int8"]["max_w"]) == pytest.approx(max(max(abs(x["min"]), abs(x["max"])) for x in w.values()),
                                                         rel=1e-5)
+    # Song et al. eq. 2 / Fig. 3: ||W_variant - W_parent||_2 per layer, one row per variant that changed weights
+    delta = {r["variant"]: r for r in _rows(out / "delta_w.csv")}
+    changed = {v["variant"]: v["stats"]["delta_w_spectral"] for v in d.variants if v["stats"].get("delta_w_spectral")}
+    assert set(delta) == set(changed) and "base" not in delta
+    for variant, layers in changed.items():
+        shown = {k: delta[variant][csv_key(k)] for k in layers}
+        assert {k for k, v in shown.items() if v == ""} == {k for k, v in layers.items() if v is None}  # pruned
+        assert {k: float(v) for k, v in shown.items() if v} == pytest.approx(
+            {k: v for k, v in layers.items() if v is not None}, rel=1e-5)
     assert sum(len(b) for b in before.values()) < 20_000  # kilobytes, never artifacts
 
 
@@ -131,7 +141,8 @@ def test_rebuild_shows_the_files_values_and_cites_the_run(store: Store, tmp_path
     assert (f"| liu | {base['clean_acc']:.3f} [{base['clean_acc_lo']:.3f}, {base['clean_acc_hi']:.3f}] | "
             f"{base['n']} |") in md
     cite = f"*Run `{RUN}` (subset size, status done, 2023-11-14), edgebench `abc1234`, `{START['command']}`"
-    assert md.count(cite) == 5  # clean, robust, sizes, latency, amplitude
+    assert md.count(cite) == 6  # clean, robust, sizes, latency, amplitude, delta_w
+    assert "### Spectral norm of the weight change per layer" in md
     assert "| model | variant | init | rate | τ | max \\|w\\| | max \\|w\\| × base |" in md
     assert "on local/onnxruntime" in md  # the constant target and backend leave the columns for the citation
     one = table_markdown(read_results(out), "robust", {"attack": ["pgd"], "eps": ["0.30"], "threat": ["white-box"]})
