@@ -229,7 +229,7 @@ def _victims(t: Table) -> tuple[str, ...]:
     raw = t.get("victims", (str, list), "*")
     victims = raw if isinstance(raw, list) else [raw]
     if not victims or not all(isinstance(v, str) and v for v in victims):
-        raise t.fail("victims", f"give variant names or globs ('base', 'hashed-*'), got {raw!r}")
+        raise t.fail("victims", f"give variant names or globs ('base', 'hashed-*', 'orig/base'), got {raw!r}")
     return tuple(victims)
 
 
@@ -303,6 +303,7 @@ def _check_surrogates(attacks: tuple[AttackSpec, ...], models: tuple[ModelSpec, 
     torch_models = {m.name for m in models if not m.onnx}
     units = sorted(torch_models | {f"{c.model}/{c.variant}" for c in compress if c.model in torch_models})
     variants = ["base", *dict.fromkeys(c.variant for c in compress)]
+    qualified = [f"{m.name}/{v}" for m in models for v in ["base", *(c.variant for c in compress if c.model == m.name)]]
     for i, a in enumerate(attacks):
         if a.surrogate is not None and a.surrogate not in units:
             raise ConfigError(f"{source}: attacks[{i}].surrogate: {a.surrogate!r} is not a torch model or variant "
@@ -310,9 +311,11 @@ def _check_surrogates(attacks: tuple[AttackSpec, ...], models: tuple[ModelSpec, 
         import fnmatch
 
         for v in a.victims:
-            if not any(fnmatch.fnmatchcase(name, v) for name in variants):
-                raise ConfigError(f"{source}: attacks[{i}].victims: {v!r} matches no variant of this plan; "
-                                  f"variants are {variants}")
+            names = qualified if "/" in v else variants
+            if not any(fnmatch.fnmatchcase(name, v) for name in names):
+                raise ConfigError(f"{source}: attacks[{i}].victims: {v!r} matches no "
+                                  f"{'model/variant' if '/' in v else 'variant'} of this plan; variants are "
+                                  f"{variants}, and model/variant names such as {qualified[:3]}")
 
 
 def _check_families(attacks: tuple[AttackSpec, ...], models: tuple[ModelSpec, ...],

@@ -48,7 +48,7 @@ def check_onnx_sources(models: tuple[ModelSpec, ...], attacks: tuple[AttackSpec,
             continue
         for a in attacks:
             on_twin = bool({"white-box", "matrix"} & set(a.threat)) or ("transfer" in a.threat and not a.surrogate)
-            if BLACK_BOX not in a.threat and on_twin and a.attacks_variant("base"):
+            if BLACK_BOX not in a.threat and on_twin and a.attacks_unit(m.name, "base"):
                 raise ConfigError(f"{source}: models[{i}]: {src.name!r} is an ONNX file and cannot craft white-box "
                                   f"attacks; set attack_source to a torch model of the plan (a surrogate) for "
                                   f"{a.label!r}, or use query attacks (square, hopskipjump)")

@@ -103,12 +103,13 @@ class AttackSpec:
     #: 002's FGSM; :data:`edgebench.attacks.base.CRAFT_LABELS`); success is judged against the true labels
     craft_label: str = "true"
 
-    def attacks_variant(self, variant: str) -> bool:
-        """Whether this attack is evaluated on ``variant`` (``victims``: variant names or shell globs, with
-        ``base`` for the uncompressed model; by default every variant)."""
+    def attacks_unit(self, model: str, variant: str) -> bool:
+        """Whether this attack is evaluated on ``model``'s ``variant``. ``victims`` holds variant names or shell
+        globs, with ``base`` for the uncompressed model, each matching that variant of every model, or qualified
+        by the model (``orig/base``, ``orig/*``) to match that model's alone; by default every variant."""
         import fnmatch
 
-        return any(fnmatch.fnmatchcase(variant, v) for v in self.victims)
+        return any(fnmatch.fnmatchcase(f"{model}/{variant}" if "/" in v else variant, v) for v in self.victims)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ def sources_for(plan: Plan, unit: Unit, attack: AttackSpec) -> list[Unit | Famil
     among the attack's ``victims``."""
     out: list[Unit | FamilySource] = []
     fam = family_sources(plan, unit, attack)
-    if not attack.attacks_variant(unit.variant):
+    if not attack.attacks_unit(unit.model, unit.variant):
         return fam
     if "white-box" in attack.threat or "matrix" in attack.threat:
         out.append(source_of(plan, unit))

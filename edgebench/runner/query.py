@@ -43,7 +43,8 @@ from edgebench.specs import BLACK_BOX
 
 def query_attacks(plan: Plan, unit: Unit, where: str) -> list[AttackSpec]:
     """The query attacks crafted ``where`` (``host`` or ``device``) that ``unit`` is evaluated on."""
-    return [a for a in plan.attacks if BLACK_BOX in a.threat and a.where == where and a.attacks_variant(unit.variant)]
+    return [a for a in plan.attacks
+            if BLACK_BOX in a.threat and a.where == where and a.attacks_unit(unit.model, unit.variant)]
 
 
 def plan_backends(plan: Plan) -> list[str]:

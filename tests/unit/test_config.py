@@ -196,7 +196,7 @@ def test_bad_compress_entries(tmp_path: Path, entry: str, expected: str) -> None
 def test_attack_victims_select_variants(tmp_path: Path) -> None:
     plan = load_plan(write(tmp_path, COMPRESS.replace('eps = [0.1]', 'eps = [0.1]\nvictims = ["base", "hashed-*"]')))
     fgsm = plan.attacks[0]
-    assert [v for v in ("base", "fp-0.1", "hashed-1_8", "hashed-0.015625", "inq") if fgsm.attacks_variant(v)] == [
+    assert [v for v in ("base", "fp-0.1", "hashed-1_8", "hashed-0.015625", "inq") if fgsm.attacks_unit("m", v)] == [
         "base", "hashed-1_8", "hashed-0.015625"]
     from edgebench.runner.graph import sources_for
     from edgebench.runner.pipeline import Pipeline
@@ -208,6 +208,29 @@ def test_attack_victims_select_variants(tmp_path: Path) -> None:
     assert not [s.name for s in pipe.stages() if s.name.startswith("craft/m/fp")]
     with pytest.raises(ConfigError, match=r"attacks\[0\]\.victims: 'hashd-\*' matches no variant"):
         load_plan(write(tmp_path, COMPRESS.replace('eps = [0.1]', 'eps = [0.1]\nvictims = "hashd-*"')))
+
+
+def test_attack_victims_qualified_by_model(tmp_path: Path) -> None:
+    """``model/variant`` victims pick one model's variants: a surrogate in the plan is not attacked as a victim
+    too (seed 003's plan attacks the base of every model with ``victims = ["base", ...]``, its substitutes
+    included)."""
+    two = COMPRESS.replace("[[attacks]]", '[[models]]\nname = "sub"\narch = "digits_cnn"\n[[attacks]]', 1)
+    plan = load_plan(write(tmp_path, two.replace('eps = [0.1]', 'eps = [0.1]\nvictims = ["m/base", "m/hashed-*"]')))
+    fgsm = plan.attacks[0]
+    assert [u for u in ("m/base", "m/fp-0.1", "m/hashed-1_8", "sub/base") if fgsm.attacks_unit(*u.split("/"))] == [
+        "m/base", "m/hashed-1_8"]
+    from edgebench.runner.pipeline import Pipeline
+
+    crafted = {s.name for s in Pipeline(plan, out_dir=tmp_path).stages() if s.name.startswith("craft/")}
+    assert crafted == {"craft/m/fgsm", "craft/m/hashed-1_8/fgsm", "craft/m/hashed-0.015625/fgsm"}
+    # unqualified, the same names match every model's variant of that name: the substitute's base too
+    plan = load_plan(write(tmp_path, two.replace('eps = [0.1]', 'eps = [0.1]\nvictims = ["base"]')))
+    assert {s.name for s in Pipeline(plan, out_dir=tmp_path).stages() if s.name.startswith("craft/")} == {
+        "craft/m/fgsm", "craft/sub/fgsm"}
+    with pytest.raises(ConfigError, match=r"attacks\[0\]\.victims: 'subs/\*' matches no model/variant of this "
+                                          r"plan; variants are \['base', .*model/variant names such as "
+                                          r"\['m/base', "):
+        load_plan(write(tmp_path, two.replace('eps = [0.1]', 'eps = [0.1]\nvictims = ["base", "subs/*"]')))
 
 
 @pytest.mark.parametrize("plan", sorted((Path(__file__).resolve().parents[2] / "plans").glob("*.toml")),
