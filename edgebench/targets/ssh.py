@@ -10,6 +10,10 @@
   already finished and waits for a still-running first attempt), so nothing received is lost or measured
   twice. Authentication and host-key failures are not retried: they need the user.
 - **Clean-up.** The remote work folder of the run is removed on :meth:`close` (``keep_workdir`` keeps it).
+  An agent outlives its ssh connection (no terminal, so no SIGHUP: that is what lets a retry after a drop find
+  the passes done), so each records its pid in its job folder, and :meth:`close` stops (TERM, then KILL) the
+  agents of the jobs still in flight: a run stopped by Ctrl-C or ``kill`` leaves nothing measuring on the device
+  beside the run that resumes it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,24 @@ from edgebench.targets import TRANSPORTS
 from edgebench.targets.base import Transport, read_result
 
 log = logging.getLogger(__name__)
+
+#: runs the agent's argv after appending its pid to the file ``$1`` (``exec`` keeps the shell's pid)
+_RECORD_PID = 'echo $$ >> "$1"; shift; exec "$@"'
+#: stops the agents whose pids the files ``$2...`` hold, if their command line names the bundle ``$1`` (where
+#: /proc tells: a pid reused since is left alone): TERM, up to 5 s to exit, then KILL
+_STOP_AGENTS = """b=$1; shift; pids=
+for f do
+  [ -f "$f" ] || continue
+  for p in $(cat "$f"); do
+    if [ -r "/proc/$p/cmdline" ]; then tr '\\0' ' ' < "/proc/$p/cmdline" | grep -qF -- "$b" || continue; fi
+    kill -TERM "$p" 2>/dev/null && pids="$pids $p"
+  done
+done
+for i in 1 2 3 4 5; do
+  alive=; for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+  [ -z "$alive" ] && exit 0; sleep 1
+done
+for p in $pids; do kill -KILL "$p" 2>/dev/null; done; exit 0"""
 
 #: ssh's stderr for failures worth a retry (the network), and for ones that need the user
 _TRANSIENT = ("Connection refused", "Connection timed out", "timed out", "Connection reset", "Broken pipe",
@@ -107,6 +129,7 @@ class SshTransport(Transport):
         self.retries_used = 0
         self.uploaded: list[str] = []  # remote paths copied, in order (each content hash at most once)
         self._closed = False
+        self._inflight: dict[str, str] = {}  # remote job folder -> remote bundle, for the jobs running now
 
     # ---------------------------------------------------------------------------------------- ssh calls
     def _argv(self, remote: list[str]) -> list[str]:
@@ -144,6 +167,8 @@ class SshTransport(Transport):
         o = self.options
         attempts = 1 + (o.retries if retry else 0)
         for attempt in range(attempts):
+            if self._closed and retry:  # stopped while this job ran: no new agent behind the run's back
+                raise DeviceError(f"{self.label}: {what} on {o.host} was stopped (the run is closing)")
             if stdin is not None:
                 stdin.seek(0)
             try:
@@ -255,7 +280,12 @@ class SshTransport(Transport):
         job_file.write_text(remote_job.to_json())
         self._present.discard(out + "/job.json")
         self._upload({out + "/job.json": job_file})
-        proc = self._call([self._python(), bundle, "run", out + "/job.json"], what=f"job {job.job_id[:12]}")
+        self._inflight[out] = bundle
+        try:
+            proc = self._call(["sh", "-c", _RECORD_PID, "sh", out + "/.agents", self._python(), bundle, "run",
+                               out + "/job.json"], what=f"job {job.job_id[:12]}")
+        finally:
+            self._inflight.pop(out, None)
         result = None
         if proc.returncode in (0, 3):  # the agent wrote result.json (ok, or the error the user can fix)
             try:
@@ -293,6 +323,7 @@ class SshTransport(Transport):
             return
         self._closed = True
         try:
+            self._stop_agents()
             if not self.options.keep_workdir and self._present:
                 self._call(["rm", "-rf", "--", self.session], what="removing the work folder", retry=False,
                            timeout=60)
@@ -303,6 +334,17 @@ class SshTransport(Transport):
             argv[argv.index("--"):argv.index("--")] = ["-O", "exit"]
             subprocess.run(argv, capture_output=True, check=False, timeout=10, stdin=subprocess.DEVNULL)
             shutil.rmtree(self._control, ignore_errors=True)
+
+    def _stop_agents(self) -> None:
+        """Stop the agents of the jobs still in flight (the run was interrupted while they measured)."""
+        running = dict(self._inflight)
+        for bundle in set(running.values()):
+            folders = [f"{out}/.agents" for out, b in running.items() if b == bundle]
+            try:
+                self._sh(_STOP_AGENTS, bundle, *folders, what="stopping the running agents", retry=False,
+                         timeout=30 + self.options.connect_timeout_s)
+            except DeviceError as exc:
+                log.warning("%s; stop the agents of %s on the device by hand", exc, self.session)
 
 
 def _last(stderr: bytes) -> str:

@@ -163,6 +163,46 @@ def test_dropped_connection_mid_job_is_retried_and_resumes(device: Device, tmp_p
     assert (tmp_path / "out0" / "result.json").is_file()  # what was received before is still there
 
 
+def test_close_stops_the_agents_still_running(device: Device, tmp_path: Path) -> None:
+    """A run stopped mid-job (Ctrl-C, ``kill``) closes its transport while a job measures: the agent on the
+    device stops with it (it has no terminal, so the ssh session's end alone would not stop it), and the job is
+    not retried behind the closing run's back."""
+    import psutil
+
+    from edgebench.targets import open_transport
+
+    def agents() -> list[psutil.Process]:
+        return [p for p in psutil.process_iter(["cmdline"])
+                if any(str(tmp_path / "remote") in c for c in p.info["cmdline"] or []) and "run" in p.info["cmdline"]]
+
+    failures: list[BaseException] = []
+
+    def run(t) -> None:
+        try:
+            t.run_job(_job(device, "long", seconds=60.0), tmp_path / "out")
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            failures.append(exc)
+
+    with open_transport(load_target(str(_target(device, tmp_path)))) as t:
+        job = threading.Thread(target=run, args=(t,))
+        job.start()
+        deadline = time.monotonic() + 60
+        while not (pids := list((tmp_path / "remote").glob("run-*/jobs/*/.agents"))) or not agents():
+            assert time.monotonic() < deadline, "the agent never started"
+            time.sleep(0.05)
+        (recorded,) = [int(p) for p in pids[0].read_text().split()]
+        assert [p.pid for p in agents()] == [recorded]  # the pid the job folder records is the agent's
+        started = time.monotonic()
+        t.close()
+        job.join(timeout=30)
+        assert not job.is_alive() and time.monotonic() - started < 15
+    assert not psutil.pid_exists(recorded) or psutil.Process(recorded).status() == psutil.STATUS_ZOMBIE
+    assert agents() == []  # and no retry started another
+    (failure,) = failures
+    assert isinstance(failure, DeviceError) and "dev" in str(failure)
+    assert not _remote_runs(tmp_path)
+
+
 def test_targets_check_over_ssh(device: Device, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from edgebench.cli import main
 
