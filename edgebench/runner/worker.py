@@ -10,7 +10,8 @@ it did (the stage's note, whether it only found its outputs cached, the time, th
 
 When the workers do not share the scheduler's cache folder (a Ray cluster over several machines), the task
 carries the cache entries its dependencies made (``inputs``: content-addressed, and checked against their
-manifests on arrival) and the report carries back the entries the stage built (``ship_outputs``).
+manifests on arrival) and the report carries back the entries the stage built, or found in the worker's own
+cache while the sender lacks them (``ship_outputs``).
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ def run_host_task(task: HostTask) -> dict[str, Any]:
     report: dict[str, Any] = {"stage": task.stage, "note": getattr(value, "note", ""),
                               "cached": bool(getattr(value, "cached", False)), "seconds": time.perf_counter() - t0,
                               "pid": os.getpid(), "host": socket.gethostname(), "threads": task.threads}
-    if task.ship_outputs:
-        report["entries"] = [(kind, key, pipe.cache.pack(kind, key)) for kind, key, built in used if built]
+    if task.ship_outputs:  # what the stage made, or found in this worker's cache, and the sender lacks
+        sent = {(kind, key) for kind, key, _ in task.inputs}
+        report["entries"] = [(kind, key, pipe.cache.pack(kind, key)) for kind, key, built in used
+                             if built or (kind, key) not in sent]
     return report

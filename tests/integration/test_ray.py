@@ -30,6 +30,10 @@ pytest.importorskip("ray", reason="Ray is not installed (pip install 'edgebench[
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
 
+#: the cluster's address -> the temporary folder of its nodes (TMPDIR), where they keep their own caches
+NODE_TMP: dict[str, str] = {}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -47,7 +51,7 @@ def _ray(*args: str, env: dict[str, str]) -> None:
 def cluster() -> Iterator[str]:
     """A head and one worker node on loopback, 1 CPU each; yields the address."""
     tmp = tempfile.mkdtemp(prefix="ebray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
-    env = {**os.environ, **RAY_ENV, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, **RAY_ENV, "OMP_NUM_THREADS": "1", "TMPDIR": tmp}  # the nodes' own caches go there too
     port = _free_port()
     address = f"127.0.0.1:{port}"
     try:
@@ -56,6 +60,7 @@ def cluster() -> Iterator[str]:
         # the worker node is the one "in the lab": it offers the resource that lab.toml's jobs ask for
         _ray("start", "--address", address, "--node-ip-address", "127.0.0.1", "--num-cpus", "1",
              "--resources", '{"edgebench-lab": 1}', env=env)
+        NODE_TMP[address] = tmp
         yield address
     finally:
         subprocess.run([shutil.which("ray") or "ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
@@ -116,6 +121,17 @@ def test_cache_shipped_through_the_object_store_gives_the_same_results(cluster: 
     # what the workers built came back into this machine's cache, checked against its manifests
     for kind in ("model", "export", "adv"):
         assert len(list((tmp_path / "cache" / kind).glob("*/manifest.json"))) >= 2, kind
+    # again from an empty cache here: the nodes keep theirs, find every stage's outputs there and ship them back
+    _finish(_run(plan, tmp_path / "out2", tmp_path / "cache2", "--executor", "ray", "--address", cluster,
+                 EDGEBENCH_RAY_CACHE="ship"))
+    run_dir = only_run(tmp_path / "out2")
+    assert results(run_dir) == expected
+    host = [s for n, s in stages(run_dir).items() if n.split("/")[0] in ("model", "craft")]
+    assert len(host) == 4 and not any(s["worker"]["shared_cache"] for s in host)
+    for kind in ("model", "export", "adv"):
+        assert len(list((tmp_path / "cache2" / kind).glob("*/manifest.json"))) >= 2, kind
+    assert sorted(p.name for p in Path(NODE_TMP[cluster]).glob("edgebench-ray-cache-*")) == \
+        [f"edgebench-ray-cache-{os.getuid()}"]  # one folder for both nodes and both runs
 
 
 def _ray_task_processes() -> list[psutil.Process]:

@@ -62,7 +62,6 @@ def ray_host_task(task: Any, token: str, mode: str) -> dict[str, Any]:
     """A worker's side of one host stage on Ray: use the scheduler's cache if this node sees it (``token``
     matches) and ``mode`` allows, else this node's own cache, brought up to date from ``task.inputs``."""
     import dataclasses
-    import tempfile
 
     import ray
 
@@ -74,19 +73,30 @@ def ray_host_task(task: Any, token: str, mode: str) -> dict[str, Any]:
     if shared:
         task = dataclasses.replace(task, inputs=())
     else:
-        root = Path(tempfile.gettempdir()) / f"edgebench-ray-cache-{node[:12]}"
         from edgebench.runner.cache import Cache
 
-        local = Cache(root)
+        local = Cache(node_cache_root())
         # a manifest signed with this node's key is enough to skip the fetch: the stage's own lookup checks the
         # files' hashes (and rebuilds a damaged entry), so the data set is not hashed again for every task
         wanted = [(kind, key, ref) for kind, key, ref in task.inputs if not local.signed(kind, key)]
-        blobs = ray.get([ref for _, _, ref in wanted]) if wanted else []
-        task = dataclasses.replace(task, cache_root=str(root), ship_outputs=True,
-                                   inputs=tuple((kind, key, blob) for (kind, key, _), blob in zip(wanted, blobs)))
+        fetched = ray.get([ref for _, _, ref in wanted]) if wanted else []
+        blobs = dict(zip([(kind, key) for kind, key, _ in wanted], fetched))
+        # every input stays listed (None: this node holds it), so the worker ships back all else the stage used
+        task = dataclasses.replace(task, cache_root=str(local.root), ship_outputs=True,
+                                   inputs=tuple((kind, key, blobs.get((kind, key))) for kind, key, _ in task.inputs))
     report = run_host_task(task)
     report.update(node=node, shared_cache=shared)
     return report
+
+
+def node_cache_root() -> Path:
+    """A node's own cache (where it does not see the scheduler's): one folder per user under the temporary
+    folder, kept from run to run and cluster to cluster (entries are addressed by content and signed with this
+    machine's key), rather than one per Ray node id, which piled up a folder per ``ray start``."""
+    import tempfile
+
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return Path(tempfile.gettempdir()) / f"edgebench-ray-cache-{user}"
 
 
 def ray_device_task(target: Any, job_json: str, files: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes],
