@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgebench.config import load_plan
-from edgebench.runner.executors.base import HostTask
 from edgebench.runner import worker
+from edgebench.runner.executors.base import HostTask
 from edgebench.runner.worker import run_host_task
 from tests.integration.test_executors import sweep
 
