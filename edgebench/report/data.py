@@ -114,6 +114,19 @@ def unit_label(model: str, variant: str) -> str:
     return model if variant == BASE else f"{model}/{variant}"
 
 
+def row_unit(r: dict[str, Any]) -> str:
+    """:func:`unit_label` of a result row."""
+    return unit_label(r["model"], r["variant"])
+
+
+def by_pair(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Result rows grouped by (target, backend), in first-seen order."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault((r["target"], r["backend"]), []).append(r)
+    return out
+
+
 def middle_eps(rows: Iterable[dict[str, Any]]) -> dict[str, float]:
     """Per attack: the middle of its finite ε grid among ``rows`` (the lower of the two middles of an even grid)."""
     grids: dict[str, set[float]] = {}

@@ -22,6 +22,7 @@ from edgebench.report.emulation import emulation_section
 from edgebench.report.family import family_section
 from edgebench.report.gates import gates_section
 from edgebench.report.queries import query_section
+from edgebench.report.robustness import robustness_sections
 from edgebench.report.rounds import rounds_section
 from edgebench.report.search import search_section
 from edgebench.report.sections import (
@@ -31,7 +32,6 @@ from edgebench.report.sections import (
     incomplete_section,
     latency_section,
     reference_section,
-    robustness_sections,
     summary_section,
     tradeoff_section,
     variants_sections,

@@ -1,21 +1,20 @@
 """The sections of a run's report, built from :class:`RunData` alone (no format, no live objects).
 
 Order: summary (best variant per target and what makes a number untrustworthy), what did not finish, the
-paper's numbers beside ours, latency per target and backend, robustness (attack × variant with Wilson
-intervals, the poster's "max δ" with McNemar's test, transfer, minimal ε), trade-offs, variants (size,
-DEFLATE, ΔW, weights), artifacts and parity, environment (devices, runtimes, temperatures, the plan).
+paper's numbers beside ours, latency per target and backend, robustness (:mod:`edgebench.report.robustness`),
+trade-offs, variants (size, DEFLATE, ΔW, weights), artifacts and parity, environment (devices, runtimes,
+temperatures, the plan).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from typing import Any
 
 from edgebench.metrics.pareto import pareto_front
 from edgebench.report.costs import MEMORY_COLUMNS, memory_cells
-from edgebench.report.data import BASE, HEADLINE_ROBUST, RunData, headline_robust, unit_label
+from edgebench.report.data import BASE, HEADLINE_ROBUST, RunData, by_pair, headline_robust, row_unit, unit_label
 from edgebench.report.references import mean_reference_row, reference_hit
 from edgebench.report.seeds import seed_stat
 from edgebench.report.tables import Bullets, Cell, Code, Mark, Num, Para, Prop, Section, Table, fmt_num, fmt_prop
@@ -46,17 +45,6 @@ def human_bytes(n: float | None) -> str:
     return str(n)
 
 
-def _unit(r: dict[str, Any]) -> str:
-    return unit_label(r["model"], r["variant"])
-
-
-def _by_pair(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in rows:
-        out.setdefault((r["target"], r["backend"]), []).append(r)
-    return out
-
-
 # -- summary ----------------------------------------------------------------------------------------------
 def trust_issues(d: RunData) -> dict[str, list[str]]:
     """Everything that makes a number untrustworthy, by kind (the keys of :data:`FLAG_TITLES`)."""
@@ -79,7 +67,7 @@ def trust_issues(d: RunData) -> dict[str, list[str]]:
         smallest = min(wide, key=lambda r: r.get("asr_n") or r.get("n") or 0)
         out["too-few-samples"] = [
             f"{len(wide)} of {len(d.results)} rows have a 95 % interval wider than {WIDE_INTERVAL * 100:.0f} points "
-            f"(smallest: {_unit(smallest)}, {smallest['attack']}, n={smallest.get('asr_n') or smallest.get('n')}); "
+            f"(smallest: {row_unit(smallest)}, {smallest['attack']}, n={smallest.get('asr_n') or smallest.get('n')}); "
             "raise the attack's `n` or the test set size"]
     gaps = missing_measurements(d)
     if gaps:
@@ -115,7 +103,7 @@ def _best(rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], float | No
     if not scored:
         return "–"
     _, r = (min if low else max)(scored, key=lambda pair: pair[0])
-    return f"{_unit(r)} on {r['backend']}: {text(r)}"
+    return f"{row_unit(r)} on {r['backend']}: {text(r)}"
 
 
 def summary_section(d: RunData) -> Section:
@@ -139,14 +127,14 @@ def summary_section(d: RunData) -> Section:
         rob_text = "–"
         if robust:
             w, c = max(robust, key=lambda t: t[0]["robust_acc"])
-            rob_text = (f"{_unit(w)} on {w['backend']}: {w['robust_acc']:.3f} against the strongest of {c} "
+            rob_text = (f"{row_unit(w)} on {w['backend']}: {w['robust_acc']:.3f} against the strongest of {c} "
                         f"attacks at mid ε ({w['attack']} ε={w['eps']:g})")
         seen_units = {(r["model"], r["variant"]): r for r in clean}
         size_rows = [(sizes[k], r) for k, r in seen_units.items() if k in sizes]
         size_text = "–"
         if size_rows:
             s, r = min(size_rows, key=lambda t: t[0])
-            size_text = f"{_unit(r)}: {human_bytes(s)} (ONNX)"
+            size_text = f"{row_unit(r)}: {human_bytes(s)} (ONNX)"
         rows.append([target,
                      best(clean, lambda r: r.get("clean_acc"), lambda r: f"{r['clean_acc']:.3f} (n={r['n']})", False),
                      rob_text,
@@ -154,11 +142,11 @@ def summary_section(d: RunData) -> Section:
                      best(clean, lambda r: r["energy_j"] if r.get("energy_j") is not None and r.get("energy_valid")
                           else None, lambda r: f"{r['energy_j'] * 1e3:.3g} mJ", True),
                      size_text])
-        for (t, b), pr in _by_pair(clean).items():
+        for (t, b), pr in by_pair(clean).items():
             pts = [r for r in pr if r.get("clean_acc") is not None and r.get("p50_ms") is not None]
             if len(pts) > 1:
                 front = pareto_front([r["p50_ms"] for r in pts], [r["clean_acc"] for r in pts])
-                fronts.append(f"{t}/{b}: " + ", ".join(f"`{_unit(pts[i])}`" for i in front))
+                fronts.append(f"{t}/{b}: " + ", ".join(f"`{row_unit(pts[i])}`" for i in front))
     if rows:
         blocks.append(Table("summary", "Best variant per target", ["target", "most accurate", "most robust",
                                                                     "fastest", "least energy", "smallest"], rows,
@@ -269,7 +257,7 @@ def latency_section(d: RunData) -> Section:
                               "MiB over the agent's baseline: what loading the model added, and the peak during the "
                               "latency pass.")]
     gaps = missing_measurements(d)
-    for (target, backend), rows in _by_pair(d.clean).items():
+    for (target, backend), rows in by_pair(d.clean).items():
         table_rows: list[list[Cell]] = [
             [r["model"], r["variant"], r["n"], Prop.of(r, "clean_acc"),
              Mark(f"{fmt_num(r['mean_ms'])} ± {fmt_num(r['std_ms'])}", "plain", r["mean_ms"]), Num(r["p50_ms"]),
@@ -284,142 +272,6 @@ def latency_section(d: RunData) -> Section:
                             ["model", "variant", "n", "clean_acc [95 % CI]", "mean ± std", "p50", "p90", "p99", "first",
                              "runs", "throughput/s", "mJ/inference", *MEMORY_COLUMNS], table_rows))
     return Section("latency", "Clean accuracy and latency", blocks)
-
-
-# -- robustness ---------------------------------------------------------------------------------------------
-def robustness_sections(d: RunData) -> list[Section]:
-    adv = d.adversarial
-    if not adv:
-        return []
-    blocks: list[Any] = [Para(
-        "`asr`: among samples classified correctly when clean, the fraction misclassified once perturbed. "
-        "`host asr`: the same examples on the host torch twin; `gap` = device asr − host asr. `δ`: robust accuracy "
-        "minus the base's under the same attack, in points, with McNemar's paired p on the same samples "
-        "(`n.s.`: p ≥ 0.05, inside the noise).")]
-    for (target, backend), rows in _by_pair(adv).items():
-        blocks.append(Table(
-            f"robustness_{target}_{backend}", f"{target} / {backend}",
-            ["model", "variant", "attack", "threat", "source", "ε", "n", "clean_acc", "robust_acc [95 % CI]",
-             "asr n", "asr [95 % CI]", "δ vs base", "host asr", "gap", "mean L∞", "mean L2"],
-            [[r["model"], r["variant"], r["attack"], r["threat"] or "", r["source"] or "", Num(r["eps"], None), r["n"],
-              Num(r["clean_acc"]), Prop.of(r, "robust_acc"), r["asr_n"], Prop.of(r, "asr"), _delta_cell(r),
-              Num(r["host_asr"]),
-              Num(r["deployment_gap"]), Num(r["mean_linf"]), Num(r["mean_l2"])] for r in rows]))
-    out = [Section("robustness", "Robustness", blocks)]
-    for extra in (_delta_section(d), _transfer_section(d), _min_eps_section(d),
-                  _deployment_section(d)):
-        if extra is not None:
-            out.append(extra)
-    return out
-
-
-def _delta_cell(r: dict[str, Any]) -> Cell:
-    if r.get("robust_delta") is None:
-        return None
-    text = f"{r['robust_delta'] * 100:+.1f} (p={r['robust_delta_p']:.2g})"
-    return Mark(text, "plain", r["robust_delta"]) if r["robust_delta_p"] < 0.05 else \
-        Mark(text + " n.s.", "muted", r["robust_delta"])
-
-
-def _delta_section(d: RunData) -> Section | None:
-    """Robust accuracy of every variant beside its base's, per attack, ε and threat (poster 004's table), with
-    "max δ": the variant whose robust accuracy moved most from the base's, and McNemar's paired p on the same
-    samples (a δ with p ≥ 0.05 is inside the noise and shown as such). First target and backend only."""
-    adv = d.adversarial
-    with_delta = [r for r in adv if r.get("robust_delta") is not None]
-    if not with_delta:
-        return None
-    pair = (with_delta[0]["target"], with_delta[0]["backend"])
-    rows_in = [r for r in adv if (r["target"], r["backend"]) == pair]
-    base_rows = {(r["model"], r["attack"], r["eps"], r["source"]): r for r in rows_in if r["variant"] == BASE}
-    groups: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
-    for r in rows_in:
-        if r["variant"] == BASE or r.get("robust_delta") is None:
-            continue
-        own = r["threat"] == "white-box"
-        examples = "each its own (white-box)" if own else f"crafted on {r['source']}"
-        cells = groups.setdefault((r["model"], r["attack"], r["eps"], examples), {})
-        cells[r["variant"]] = r
-        base = base_rows.get((r["model"], r["attack"], r["eps"], r["model"] if own else r["source"]))
-        if base is not None:
-            cells.setdefault(BASE, base)
-    variants = list(dict.fromkeys(r["variant"] for g in groups.values() for r in g.values()))
-    variants = [BASE] + [v for v in variants if v != BASE]
-    table: list[list[Cell]] = []
-    for (model, attack, eps, threat), cells in groups.items():
-        deltas = [c for v, c in cells.items() if v != BASE and c.get("robust_delta") is not None]
-        top = max(deltas, key=lambda c: abs(c["robust_delta"]))
-        text = f"{top['robust_delta'] * 100:+.1f} ({top['variant']}, p={top['robust_delta_p']:.2g})"
-        max_delta = Mark(text, "plain", top["robust_delta"]) if top["robust_delta_p"] < 0.05 else \
-            Mark(text + " (n.s.)", "muted", top["robust_delta"])
-        table.append([model, attack, Num(eps, None), threat,
-                      *(Num(cells[v]["robust_acc"]) if v in cells else None for v in variants), max_delta])
-    return Section("delta", "Robustness against the base", [
-        Para(f"Robust accuracy per variant on {pair[0]}/{pair[1]}; `max δ`: the largest change from the base in "
-             "points, with McNemar's paired p on the same samples — `(n.s.)` marks a change inside the noise "
-             "(poster 004's table, with the significance test it lacked)."),
-        Table("robustness_vs_base", "Robust accuracy against the base", ["model", "attack", "ε", "examples",
-                                                                         *variants, "max δ"], table)])
-
-
-def _transfer_section(d: RunData) -> Section | None:
-    """Transferability tables (seed 002, Table III): asr on each victim (column) of the examples crafted on
-    each source (row), per attack and ε, for every target and backend that ran them."""
-    groups: dict[tuple[str, str, str, float], dict[tuple[str, str], float]] = {}
-    for r in d.adversarial:
-        groups.setdefault((r["target"], r["backend"], r["attack"], r["eps"]), {})[(r["source"], _unit(r))] = r["asr"]
-    blocks: list[Any] = []
-    for (target, backend, attack, eps), cells in groups.items():
-        sources = sorted({s for s, _ in cells})
-        if len(sources) < 2:
-            continue
-        victims = sorted({v for _, v in cells})
-        blocks.append(Table(f"transfer_{target}_{backend}_{attack}_{eps:g}", f"**{attack} at ε={eps:g}** ({target} / "
-                            f"{backend})", ["source \\ victim", *victims],
-                            [[s, *(Num(cells.get((s, v))) for v in victims)] for s in sources]))
-    if not blocks:
-        return None
-    return Section("transfer", "Transferability", [
-        Para("asr on the victim (column) of the examples crafted on the source (row); the diagonal is white-box."),
-        *blocks])
-
-
-def _min_eps_section(d: RunData) -> Section | None:
-    """Distribution of the per-sample minimal ε (seed 000, Algorithm 1) among clean-correct samples."""
-    if not d.min_eps:
-        return None
-
-    def q(v: Any) -> Cell:
-        return Mark("> max", "plain", math.inf) if isinstance(v, float) and math.isinf(v) else Num(v)
-
-    return Section("min_eps", "Minimal ε", [
-        Para("Per sample, the smallest ε of the grid at which the attack succeeds on the device (Algorithm 1 of "
-             "Liu et al. 2018), among samples classified correctly when clean; `> max`: not reached within the grid."),
-        Table("min_eps", "Minimal ε", ["model", "variant", "target", "backend", "attack", "source", "n", "found",
-                                       "p10", "p25", "median", "p75", "p90", "host median"],
-              [[r["model"], r["variant"], r["target"], r["backend"], r["attack"], r["source"], r["n"],
-                Mark(f"{r['found']} ({fmt_num(r.get('found_share'))})", "plain", r["found"]), q(r.get("p10")),
-                q(r.get("p25")), q(r.get("p50")), q(r.get("p75")), q(r.get("p90")), q((r.get("host") or {}).get("p50"))]
-               for r in d.min_eps])])
-
-
-def _deployment_section(d: RunData) -> Section | None:
-    """The deployment gap (DESIGN.md): asr on the device artifact minus asr of the same examples on the torch
-    twin, summarised per target and backend."""
-    rows = [r for r in d.adversarial if r.get("deployment_gap") is not None]
-    if not rows:
-        return None
-    table = []
-    for (t, b), pr in _by_pair(rows).items():
-        gaps = [r["deployment_gap"] for r in pr]
-        top = max(pr, key=lambda r: abs(r["deployment_gap"]))
-        table.append([t, b, len(pr), Num(sum(gaps) / len(gaps), 4), Num(top["deployment_gap"], 4),
-                      f"{_unit(top)}, {top['attack']} ε={top['eps']:g}"])
-    return Section("deployment", "Host vs device (deployment gap)", [
-        Para("The same adversarial examples on the device artifact and on the host torch twin: a gap far from 0 "
-             "means the deployed model (quantized, converted, fused) does not behave like the one attacked."),
-        Table("deployment_gap", "Deployment gap", ["target", "backend", "rows", "mean gap", "largest gap",
-                                                   "where"], table)])
 
 
 # -- variants, artifacts, environment -----------------------------------------------------------------------

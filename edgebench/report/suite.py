@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgebench.report.data import RunData, unit_label
-from edgebench.report.sections import _delta_cell
+from edgebench.report.robustness import delta_cell
 from edgebench.report.tables import Cell, Num, Para, Prop, Section, Table
 
 
@@ -31,7 +31,7 @@ def suite_section(d: RunData) -> Section | None:
                           if x is not None and x.get("robust_acc") is not None)
         tables.setdefault((r["target"], r["backend"]), []).append([
             r["model"], r["variant"], Num(r["eps"], None), r["source"].partition(":")[2], r["n"], Num(r["clean_acc"]),
-            each or "–", Prop.of(r, "robust_acc"), _delta_cell(r), _counts(b.get("first", {})),
+            each or "–", Prop.of(r, "robust_acc"), delta_cell(r), _counts(b.get("first", {})),
             _counts(b.get("only", {}))])
     if tables:
         blocks.append(Para(
