@@ -32,6 +32,7 @@ from edgebench.specs import (
     ModelSpec,
     Plan,
     TargetSpec,
+    victim_matches,
 )
 from edgebench.toml_table import Table, read_toml
 
@@ -303,16 +304,14 @@ def _check_surrogates(attacks: tuple[AttackSpec, ...], models: tuple[ModelSpec, 
     torch_models = {m.name for m in models if not m.onnx}
     units = sorted(torch_models | {f"{c.model}/{c.variant}" for c in compress if c.model in torch_models})
     variants = ["base", *dict.fromkeys(c.variant for c in compress)]
-    qualified = [f"{m.name}/{v}" for m in models for v in ["base", *(c.variant for c in compress if c.model == m.name)]]
+    pairs = [(m.name, v) for m in models for v in ["base", *(c.variant for c in compress if c.model == m.name)]]
+    qualified = [f"{m}/{v}" for m, v in pairs]
     for i, a in enumerate(attacks):
         if a.surrogate is not None and a.surrogate not in units:
             raise ConfigError(f"{source}: attacks[{i}].surrogate: {a.surrogate!r} is not a torch model or variant "
                               f"of this plan; choose one of {units}")
-        import fnmatch
-
         for v in a.victims:
-            names = qualified if "/" in v else variants
-            if not any(fnmatch.fnmatchcase(name, v) for name in names):
+            if not any(victim_matches(v, m, var) for m, var in pairs):
                 raise ConfigError(f"{source}: attacks[{i}].victims: {v!r} matches no "
                                   f"{'model/variant' if '/' in v else 'variant'} of this plan; variants are "
                                   f"{variants}, and model/variant names such as {qualified[:3]}")

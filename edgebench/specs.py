@@ -107,9 +107,15 @@ class AttackSpec:
         """Whether this attack is evaluated on ``model``'s ``variant``. ``victims`` holds variant names or shell
         globs, with ``base`` for the uncompressed model, each matching that variant of every model, or qualified
         by the model (``orig/base``, ``orig/*``) to match that model's alone; by default every variant."""
-        import fnmatch
+        return any(victim_matches(v, model, variant) for v in self.victims)
 
-        return any(fnmatch.fnmatchcase(f"{model}/{variant}" if "/" in v else variant, v) for v in self.victims)
+
+def victim_matches(pattern: str, model: str, variant: str) -> bool:
+    """Whether one ``victims`` entry names ``model``'s ``variant``: a variant name or glob, or one qualified by
+    the model (``orig/base``, ``orig/*``)."""
+    import fnmatch
+
+    return fnmatch.fnmatchcase(f"{model}/{variant}" if "/" in pattern else variant, pattern)
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ class SshTransport(Transport):
         self.retries_used = 0
         self.uploaded: list[str] = []  # remote paths copied, in order (each content hash at most once)
         self._closed = False
-        self._inflight: dict[str, str] = {}  # remote job folder -> remote bundle, for the jobs running now
+        self._inflight: set[str] = set()  # the remote job folders of the jobs running now
 
     # ---------------------------------------------------------------------------------------- ssh calls
     def _argv(self, remote: list[str]) -> list[str]:
@@ -280,12 +280,12 @@ class SshTransport(Transport):
         job_file.write_text(remote_job.to_json())
         self._present.discard(out + "/job.json")
         self._upload({out + "/job.json": job_file})
-        self._inflight[out] = bundle
+        self._inflight.add(out)
         try:
             proc = self._call(["sh", "-c", _RECORD_PID, "sh", out + "/.agents", self._python(), bundle, "run",
                                out + "/job.json"], what=f"job {job.job_id[:12]}")
         finally:
-            self._inflight.pop(out, None)
+            self._inflight.discard(out)
         result = None
         if proc.returncode in (0, 3):  # the agent wrote result.json (ok, or the error the user can fix)
             try:
@@ -337,14 +337,14 @@ class SshTransport(Transport):
 
     def _stop_agents(self) -> None:
         """Stop the agents of the jobs still in flight (the run was interrupted while they measured)."""
-        running = dict(self._inflight)
-        for bundle in set(running.values()):
-            folders = [f"{out}/.agents" for out, b in running.items() if b == bundle]
-            try:
-                self._sh(_STOP_AGENTS, bundle, *folders, what="stopping the running agents", retry=False,
-                         timeout=30 + self.options.connect_timeout_s)
-            except DeviceError as exc:
-                log.warning("%s; stop the agents of %s on the device by hand", exc, self.session)
+        if not self._inflight:
+            return
+        bundle = str(PurePosixPath(self.session) / self.bundle().name)  # where _remote_bundle put it
+        try:
+            self._sh(_STOP_AGENTS, bundle, *(f"{out}/.agents" for out in list(self._inflight)),
+                     what="stopping the running agents", retry=False, timeout=30 + self.options.connect_timeout_s)
+        except DeviceError as exc:
+            log.warning("%s; stop the agents of %s on the device by hand", exc, self.session)
 
 
 def _last(stderr: bytes) -> str:
