@@ -5,7 +5,8 @@ can do as JSON (``--backends`` and ``--power`` take the target's tables as JSON,
 whose free disk to report).
 
 Exit codes: 0 done; 3 the job failed for a reason the user can fix (``result.json`` says which);
-4 an internal error. One line on stderr either way.
+4 an internal error; 130 interrupted (SIGINT: no ``result.json``, the host asks again). One line on stderr
+either way.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
-    from edgebench.agent.job import run_job, write_error
+    from edgebench.agent.job import run_job
     from edgebench.agent.protocol import Job
     from edgebench.errors import EdgebenchError
 
@@ -54,20 +56,50 @@ def main(argv: list[str] | None = None) -> int:
             run_latency_job(job)
         else:
             run_job(job)
-    except EdgebenchError as exc:
-        write_error(job.output_dir, job.job_id, exc)
+    except KeyboardInterrupt:
+        return _interrupted()
+    except Exception as exc:
+        if _from_interrupt(exc):
+            return _interrupted()
+        return _failed(job, exc)
+    return 0
+
+
+def _failed(job: Any, exc: Exception) -> int:
+    """Record why ``job`` failed in its ``result.json``, say it in one line, and return the exit code."""
+    from edgebench.agent.job import write_error
+    from edgebench.errors import EdgebenchError
+
+    write_error(job.output_dir, job.job_id, exc)
+    if isinstance(exc, EdgebenchError):
         print(f"edgebench-agent: {exc}", file=sys.stderr)
         return 3
-    except OSError as exc:  # a full disk, a permission: the user can fix it
-        write_error(job.output_dir, job.job_id, exc)
+    if isinstance(exc, OSError):  # a full disk, a permission: the user can fix it
         print(f"edgebench-agent: {exc.strerror or exc} ({exc.filename or job.output_dir}); free space or fix "
               "permissions on the device", file=sys.stderr)
         return 3
-    except Exception as exc:  # report, never hang the host
-        write_error(job.output_dir, job.job_id, exc)
-        print(f"edgebench-agent: internal error {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 4
-    return 0
+    print(f"edgebench-agent: internal error {type(exc).__name__}: {exc}", file=sys.stderr)  # never hang the host
+    return 4
+
+
+def _from_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Ctrl-C in disguise: a SIGINT that lands while a C extension initialises comes out of
+    the import as ``ImportError('initialization failed')`` caused by the KeyboardInterrupt (measured: 2 of 60
+    SIGINTs sent during ``import numpy, onnxruntime``), and a backend may turn that into a clear line of its
+    own. Recording it as the job's failure would give the host, and the run that resumes, a wrong answer."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _interrupted() -> int:
+    print("edgebench-agent: interrupted; nothing recorded for this job", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ class LocalTransport(Transport):
     def __init__(self, target: Any, *, cache_dir: Path | None = None) -> None:
         super().__init__(target, cache_dir=cache_dir)
         self._agents: set[subprocess.Popen[str]] = set()  # running agent processes (jobs run on device threads)
+        self._closed = False
+        self._lock = threading.Lock()  # a job starting its agent and close() stopping them: one at a time
 
     def _python(self) -> str:
         return self.target.python or sys.executable
@@ -40,13 +43,16 @@ class LocalTransport(Transport):
 
     def _call(self, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
         argv = [*self._command(), str(self.bundle()), *args]
-        try:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                    stdin=subprocess.DEVNULL, env=self._env())
-        except FileNotFoundError:
-            raise DeviceError(f"{self.label}: Python {self._python()!r} not found; fix 'python' in "
-                              f"{self.target.source}") from None
-        self._agents.add(proc)
+        with self._lock:
+            if self._closed:  # the run stopped while this job got ready (building the bundle, say): no agent
+                raise DeviceError(f"{self.label}: {args[0]} was not started (the run is closing)")
+            try:
+                proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        stdin=subprocess.DEVNULL, env=self._env())
+            except FileNotFoundError:
+                raise DeviceError(f"{self.label}: Python {self._python()!r} not found; fix 'python' in "
+                                  f"{self.target.source}") from None
+            self._agents.add(proc)
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -60,8 +66,13 @@ class LocalTransport(Transport):
 
     def close(self) -> None:
         """Stop the agents still running: a run stopped by ``kill PID`` (rather than Ctrl-C, which reaches the
-        whole process group) must not leave one measuring for nobody, beside the run that resumes it."""
-        for proc in list(self._agents):
+        whole process group) must not leave one measuring for nobody, beside the run that resumes it; nor may a
+        job still getting ready start one afterwards (it would measure for nobody while the stopped run waits
+        for its thread)."""
+        with self._lock:
+            self._closed = True
+            running = list(self._agents)
+        for proc in running:
             _stop(proc)
         super().close()
 

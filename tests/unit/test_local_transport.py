@@ -81,6 +81,20 @@ def test_closing_the_transport_stops_a_running_agent(tmp_path: Path) -> None:
     assert len(failed) == 1 and isinstance(failed[0], DeviceError) and "killed by SIGTERM" in str(failed[0])
 
 
+def test_a_job_after_close_starts_no_agent(tmp_path: Path) -> None:
+    """A run stopped while a device thread was still getting a job ready (building the agent bundle, say)
+    closes its transports first; the thread then went on to start the agent, which measured to the end of its
+    job for nobody while the stopped run waited for its thread. Once closed, a job fails in one line and no
+    agent starts."""
+    python, pid_file = hanging_python(tmp_path)
+    t = open_transport(target(tmp_path, python, 5), cache_dir=tmp_path / "bundle")
+    t.close()
+    with pytest.raises(DeviceError, match=r"^target 'board': run was not started \(the run is closing\)$"):
+        t.run_job(_job(), tmp_path / "out")
+    time.sleep(0.2)
+    assert not pid_file.exists(), "an agent started after the transport was closed"
+
+
 def _job():  # noqa: ANN202 - a protocol Job; its content never reaches the hanging "agent"
     from edgebench.agent.protocol import Job
 
