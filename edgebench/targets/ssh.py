@@ -39,12 +39,16 @@ from edgebench.targets.base import Transport, read_result
 
 log = logging.getLogger(__name__)
 
-#: runs the agent's argv after appending its pid to the file ``$1`` (``exec`` keeps the shell's pid)
-_RECORD_PID = 'echo $$ >> "$1"; shift; exec "$@"'
+#: runs the agent's argv after appending its pid to the file ``$1`` (``exec`` keeps the shell's pid), unless the
+#: run already stopped the agents of that folder (its ``.stop`` marker): pid first, marker second, while
+#: :data:`_STOP_AGENTS` writes the marker first and reads the pids second, so an agent starting as the run closes
+#: is either among the pids stopped or sees the marker, never neither
+_RECORD_PID = 'echo $$ >> "$1"; [ -e "${1%/*}/.stop" ] && exit 130; shift; exec "$@"'
 #: stops the agents whose pids the files ``$2...`` hold, if their command line names the bundle ``$1`` (where
 #: /proc tells: a pid reused since is left alone): TERM, up to 5 s to exit, then KILL
 _STOP_AGENTS = """b=$1; shift; pids=
 for f do
+  : > "${f%/*}/.stop" 2>/dev/null
   [ -f "$f" ] || continue
   for p in $(cat "$f"); do
     if [ -r "/proc/$p/cmdline" ]; then tr '\\0' ' ' < "/proc/$p/cmdline" | grep -qF -- "$b" || continue; fi
