@@ -376,6 +376,20 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def _run(args: argparse.Namespace) -> int:
+    """The command, with a Ctrl-C in disguise (an error it caused: an interrupted import of a C extension, say,
+    see :func:`~edgebench.agent.protocol.interrupt_behind`) raised as the interrupt it was."""
+    try:
+        return int(args.func(args))
+    except Exception as exc:
+        from edgebench.agent.protocol import interrupt_behind
+
+        interrupt = interrupt_behind(exc)
+        if interrupt is None:
+            raise
+        raise interrupt from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -383,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     try:
         with _sigterm_as_interrupt():
-            return int(args.func(args))
+            return _run(args)
     except EdgebenchError as exc:
         print(f"edgebench: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -20,7 +20,7 @@ from typing import Any
 
 def main(argv: list[str] | None = None) -> int:
     from edgebench.agent.job import run_job
-    from edgebench.agent.protocol import Job
+    from edgebench.agent.protocol import Job, interrupt_behind
     from edgebench.errors import EdgebenchError
 
     parser = argparse.ArgumentParser(prog="python -m edgebench.agent")
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _interrupted()
     except Exception as exc:
-        if _from_interrupt(exc):
+        if interrupt_behind(exc) is not None:  # a Ctrl-C in disguise: nothing to record
             return _interrupted()
         return _failed(job, exc)
     return 0
@@ -80,21 +80,6 @@ def _failed(job: Any, exc: Exception) -> int:
         return 3
     print(f"edgebench-agent: internal error {type(exc).__name__}: {exc}", file=sys.stderr)  # never hang the host
     return 4
-
-
-def _from_interrupt(exc: BaseException) -> bool:
-    """Whether ``exc`` is a Ctrl-C in disguise: a SIGINT that lands while a C extension initialises comes out of
-    the import as ``ImportError('initialization failed')`` caused by the KeyboardInterrupt (measured: 2 of 60
-    SIGINTs sent during ``import numpy, onnxruntime``), and a backend may turn that into a clear line of its
-    own. Recording it as the job's failure would give the host, and the run that resumes, a wrong answer."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, KeyboardInterrupt):
-            return True
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return False
 
 
 def _interrupted() -> int:

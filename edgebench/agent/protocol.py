@@ -190,6 +190,22 @@ class Job:
         return job
 
 
+def interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C (or the host's SIGTERM, :class:`KeyboardInterrupt` too) that ``exc`` stands for, else None. A
+    SIGINT that lands while a C extension initialises comes out of the import as ``ImportError('initialization
+    failed')`` caused by the KeyboardInterrupt (measured: 2 of 60 SIGINTs sent during ``import numpy,
+    onnxruntime``), and the code around it may turn that into a clear line of its own. Both sides end such a
+    command as interrupted, never as a failure of the job or the stage."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     """The file's SHA-256 (hex), read in chunks: how the host names an artifact and the agent checks its copy."""
     h = hashlib.sha256()

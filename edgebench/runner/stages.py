@@ -235,6 +235,7 @@ class _Scheduler:
         try:
             value = stage.fn()
         except EdgebenchError as exc:
+            _raise_interrupt_behind(exc)
             self._fail(stage, str(exc), time.perf_counter() - t0)
             return
         if not isinstance(value, Deferred):
@@ -275,6 +276,7 @@ class _Scheduler:
         try:
             value = fn()
         except EdgebenchError as exc:
+            _raise_interrupt_behind(exc)
             self._fail(stage, str(exc), time.perf_counter() - t0)
             return
         if report is not None and hasattr(value, "cached"):  # computed by a worker: say what it did, and who
@@ -308,3 +310,13 @@ class _Scheduler:
         log.warning("[%d/%d] %s: skipped (%s)", self.k, self.n, stage.name, why)
         if self.on_status:
             self.on_status(stage.name, "skipped", why, 0.0)
+
+
+def _raise_interrupt_behind(exc: EdgebenchError) -> None:
+    """A stage that ran here (on the scheduler's thread, where Ctrl-C lands) and failed with a clear line caused by
+    a Ctrl-C was interrupted, not failed: recording it would keep the failure and lose the Ctrl-C."""
+    from edgebench.agent.protocol import interrupt_behind
+
+    interrupt = interrupt_behind(exc)
+    if interrupt is not None:
+        raise interrupt from None
