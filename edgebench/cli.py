@@ -382,12 +382,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except Exception as exc:
-        from edgebench.agent.protocol import interrupt_behind
+        from edgebench.agent.protocol import raise_interrupt_behind
 
-        interrupt = interrupt_behind(exc)
-        if interrupt is None:
-            raise
-        raise interrupt from None
+        raise_interrupt_behind(exc)
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:

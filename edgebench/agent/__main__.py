@@ -15,7 +15,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgebench.agent.protocol import Job
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _failed(job: Any, exc: Exception) -> int:
+def _failed(job: Job, exc: Exception) -> int:
     """Record why ``job`` failed in its ``result.json``, say it in one line, and return the exit code."""
     from edgebench.agent.job import write_error
     from edgebench.errors import EdgebenchError

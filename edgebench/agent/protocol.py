@@ -206,6 +206,14 @@ def interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
     return None
 
 
+def raise_interrupt_behind(exc: BaseException) -> None:
+    """Raise the Ctrl-C behind ``exc`` (:func:`interrupt_behind`), if there is one: how the host's CLI and
+    scheduler stop on it instead of reporting ``exc``."""
+    interrupt = interrupt_behind(exc)
+    if interrupt is not None:
+        raise interrupt from None
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     """The file's SHA-256 (hex), read in chunks: how the host names an artifact and the agent checks its copy."""
     h = hashlib.sha256()

@@ -33,6 +33,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgebench.agent.protocol import raise_interrupt_behind
 from edgebench.errors import EdgebenchError
 from edgebench.runner.executors.base import Executor, InlineExecutor, Needs
 from edgebench.runner.progress import Progress, is_cached
@@ -235,7 +236,7 @@ class _Scheduler:
         try:
             value = stage.fn()
         except EdgebenchError as exc:
-            _raise_interrupt_behind(exc)
+            raise_interrupt_behind(exc)  # a Ctrl-C in disguise stops the run, not the stage
             self._fail(stage, str(exc), time.perf_counter() - t0)
             return
         if not isinstance(value, Deferred):
@@ -276,7 +277,7 @@ class _Scheduler:
         try:
             value = fn()
         except EdgebenchError as exc:
-            _raise_interrupt_behind(exc)
+            raise_interrupt_behind(exc)  # a Ctrl-C in disguise stops the run, not the stage
             self._fail(stage, str(exc), time.perf_counter() - t0)
             return
         if report is not None and hasattr(value, "cached"):  # computed by a worker: say what it did, and who
@@ -311,12 +312,3 @@ class _Scheduler:
         if self.on_status:
             self.on_status(stage.name, "skipped", why, 0.0)
 
-
-def _raise_interrupt_behind(exc: EdgebenchError) -> None:
-    """A stage that ran here (on the scheduler's thread, where Ctrl-C lands) and failed with a clear line caused by
-    a Ctrl-C was interrupted, not failed: recording it would keep the failure and lose the Ctrl-C."""
-    from edgebench.agent.protocol import interrupt_behind
-
-    interrupt = interrupt_behind(exc)
-    if interrupt is not None:
-        raise interrupt from None
