@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from edgebench.cli import main
+from tests.fixtures.signals import sigint_as_a_terminal_leaves_it
 
 pytestmark = pytest.mark.slow
 
@@ -74,17 +75,7 @@ def start_cli(plan: Path, out: Path) -> subprocess.Popen[str]:
     """``edgebench run`` in its own process group, as a terminal would start it (Ctrl-C reaches the group)."""
     return subprocess.Popen([sys.executable, "-m", "edgebench.cli", "run", str(plan), "--out", str(out)],
                             env=cli_env(), stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=_sigint_as_a_shell_leaves_it)
-
-
-def _sigint_as_a_shell_leaves_it() -> None:
-    """A child inherits its parent's blocked signals and ignored handlers across exec. pytest started in the
-    background of a non-interactive shell (``pytest &``, ``nohup``, a CI step that backgrounds it) has SIGINT
-    ignored from its start, as POSIX has such a shell do for asynchronous commands (measured: SIG_IGN there,
-    default in the foreground; no test changes it), so the CLI would never see the Ctrl-C. A terminal starts
-    commands with SIGINT unblocked and default: so does this."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+                            preexec_fn=sigint_as_a_terminal_leaves_it)
 
 
 def wait_for(proc: subprocess.Popen[str], ready: Callable[[], bool], what: str, timeout: float = 120) -> None:

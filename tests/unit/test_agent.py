@@ -20,6 +20,7 @@ from edgebench.agent.protocol import sha256_file
 from edgebench.errors import ArtifactError, ConfigError, DataError, DeviceError, UnknownNameError
 from edgebench.export.card import ModelCard, card_path
 from tests.fixtures.imports import assert_fresh_imports_clean
+from tests.fixtures.signals import sigint_as_a_terminal_leaves_it
 
 SMALL = LatencyProtocol(warmup=5, min_runs=50, min_duration_s=0.05)
 ORT = {"intra_op_num_threads": 1, "inter_op_num_threads": 1}
@@ -330,7 +331,7 @@ def test_ctrl_c_during_a_job_records_nothing(exported: Exported, tmp_path: Path)
     job_file = tmp_path / "job.json"
     job_file.write_text(job.to_json())
     proc = subprocess.Popen([sys.executable, "-m", "edgebench.agent", "run", str(job_file)],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint_as_a_terminal_leaves_it)
     deadline = time.monotonic() + 60
     while "onnxruntime" not in Path(f"/proc/{proc.pid}/maps").read_text():  # the runtime is in: loading
         assert proc.poll() is None and time.monotonic() < deadline, "the agent never loaded onnxruntime"
