@@ -15,6 +15,7 @@ accuracies match the pipeline's (``clean.csv`` of the run), the collapse is the 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 
@@ -58,9 +59,10 @@ def main() -> None:
     data = load_dataset("mnist")
     x, y = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)
     for path in args.models:
-        row = [f"fp32 {accuracy(load(path), x, y):.4f}"]
+        trained = load(path)
+        row = [f"fp32 {accuracy(trained, x, y):.4f}"]
         for bits in args.bits:
-            model = load(path)
+            model = copy.deepcopy(trained)
             quantize_(model, bits)
             row.append(f"{bits}-bit {accuracy(model, x, y):.4f}")
         print(path, "  ".join(row))

@@ -311,4 +311,3 @@ class _Scheduler:
         log.warning("[%d/%d] %s: skipped (%s)", self.k, self.n, stage.name, why)
         if self.on_status:
             self.on_status(stage.name, "skipped", why, 0.0)
-
